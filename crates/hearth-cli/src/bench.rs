@@ -1,0 +1,215 @@
+//! `hearth bench`: the reference job, Hearth beside PyTorch + PEFT, in one invocation.
+//!
+//! The machine is shared and noisy, so only figures from the same run are compared, as ratios.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use hearth_data::Dataset;
+use hearth_models::lora::LoraSettings;
+use hearth_train::{DataSpec, Examples, JobSpec, ModelSpec, TrainSettings};
+use serde_json::Value;
+
+use crate::args::BenchArgs;
+use crate::commands::{self, EventPrinter};
+use crate::device;
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// The job `peft_reference.py` runs with its defaults.
+fn reference_job(args: &BenchArgs) -> JobSpec {
+    JobSpec {
+        model: ModelSpec {
+            path: args.model.clone(),
+            pooling: Default::default(),
+        },
+        data: DataSpec {
+            path: args.data.clone(),
+            format: None,
+            text_column: "text".into(),
+            label_column: "sentiment".into(),
+            eval_rows: Some(2000),
+            eval_fraction: 0.1,
+        },
+        lora: LoraSettings::default(),
+        train: TrainSettings {
+            steps: Some(args.steps),
+            batch_size: 16,
+            max_length: 128,
+            learning_rate: 5e-4,
+            warmup_steps: 20,
+            weight_decay: 0.0,
+            seed: 0,
+            ..TrainSettings::default()
+        },
+    }
+}
+
+fn run_peer(args: &BenchArgs) -> Result<Option<Value>> {
+    let python = expand_home(&args.peer_python);
+    if args.no_peer || !python.exists() {
+        eprintln!(
+            "peer: skipped ({})",
+            if args.no_peer {
+                "--no-peer".to_string()
+            } else {
+                format!(
+                    "{} not found; run ../shared/reference/setup.sh",
+                    python.display()
+                )
+            }
+        );
+        return Ok(None);
+    }
+    let out_dir = std::env::temp_dir().join(format!("hearth-bench-peer-{}", std::process::id()));
+    eprintln!("peer: running {} ...", args.peer_script);
+    let output = Command::new(&python)
+        .arg(&args.peer_script)
+        .args(["--model", &args.model, "--data", &args.data])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    let _ = std::fs::remove_dir_all(&out_dir);
+    if !output.status.success() {
+        anyhow::bail!(
+            "the peer failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The peer prints one JSON object last; libraries may print warnings before it.
+    let start = stdout.find("{\n").or_else(|| stdout.find('{')).unwrap_or(0);
+    let value: Value = serde_json::from_str(&stdout[start..]).context("parsing the peer's JSON")?;
+    Ok(Some(value))
+}
+
+/// `hearth bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let job = reference_job(args);
+    device::set_threads(args.threads)?;
+    let device = device::device(args.device)?.autodiff();
+    let data = commands::load_split(&job)?;
+    let Dataset { label_names, .. } = &data.dataset;
+    let (model, tokenizer) = commands::build_model(&job, label_names.len(), &device)?;
+    let mut printer = EventPrinter::new(false);
+    eprintln!(
+        "hearth: training {} steps on {:?} with {} threads ...",
+        args.steps, args.device, args.threads
+    );
+    let (_model, ours) = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &data.train.0,
+            labels: &data.train.1,
+        },
+        Examples {
+            texts: &data.eval.0,
+            labels: &data.eval.1,
+        },
+        &job.train,
+        &device,
+        &mut |e| printer.on_event(e),
+    ))?;
+    let our_rss = peak_rss_mib();
+    let peer = run_peer(args)?;
+
+    let get = |v: &Option<Value>, path: &[&str]| -> Option<f64> {
+        let mut cur = v.as_ref()?;
+        for key in path {
+            cur = cur.get(key)?;
+        }
+        cur.as_f64()
+    };
+    let our_eval = ours.eval.as_ref();
+    let rows: Vec<(&str, Option<f64>, Option<f64>, bool)> = vec![
+        (
+            "examples/s",
+            Some(ours.examples_per_s),
+            get(&peer, &["examples_per_s"]),
+            true,
+        ),
+        (
+            "padded tokens/s",
+            Some(ours.padded_tokens_per_s),
+            get(&peer, &["padded_tokens_per_s"]),
+            true,
+        ),
+        (
+            "real tokens/s",
+            Some(ours.real_tokens_per_s),
+            get(&peer, &["real_tokens_per_s"]),
+            true,
+        ),
+        (
+            "train wall s",
+            Some(ours.train_seconds),
+            get(&peer, &["train_wall_s"]),
+            false,
+        ),
+        (
+            "peak RSS MiB",
+            our_rss,
+            get(&peer, &["peak_rss_mib"]),
+            false,
+        ),
+        (
+            "loss first",
+            Some(f64::from(ours.loss_first)),
+            get(&peer, &["loss_first"]),
+            false,
+        ),
+        (
+            "loss last 20",
+            Some(f64::from(ours.loss_last20)),
+            get(&peer, &["loss_mean_last20"]),
+            false,
+        ),
+        (
+            "eval accuracy",
+            our_eval.map(|m| m.accuracy),
+            get(&peer, &["eval_after", "accuracy"]),
+            true,
+        ),
+        (
+            "eval macro-F1",
+            our_eval.map(|m| m.macro_f1),
+            get(&peer, &["eval_after", "macro_f1"]),
+            true,
+        ),
+    ];
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "reference job: MiniLM, LoRA r=8 q/v, batch 16, max len 128, {} steps, {} threads",
+        args.steps, args.threads
+    );
+    println!(
+        "{:<16} {:>14} {:>14} {:>16}",
+        "", "hearth", "pytorch+peft", "hearth / peer"
+    );
+    for (name, a, b, _) in rows {
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+            _ => "-".into(),
+        };
+        println!("{name:<16} {:>14} {:>14} {ratio:>16}", fmt(a), fmt(b));
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! `hearth train`, `eval` and `predict`.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use hearth_data::Dataset;
+use hearth_models::bert::BertForSequenceClassification;
+use hearth_models::peft::{self, AdapterConfig};
+use hearth_models::tokenizer::TextTokenizer;
+use hearth_train::{Event, Examples, JobSpec, RunRecord, TrainSummary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::args::{EvalArgs, PredictArgs, TrainArgs};
+use crate::{device, files};
+
+/// File names inside an adapter directory.
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+/// The PEFT weights.
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+/// Hearth's record of the run: the job and the label names.
+pub const RUN_RECORD: &str = "hearth_run.json";
+
+/// The rows of a job's dataset, split as the job says.
+pub struct SplitData {
+    pub dataset: Dataset,
+    pub train: (Vec<String>, Vec<usize>),
+    pub eval: (Vec<String>, Vec<usize>),
+}
+
+/// Loads the job's data, reports how it was decoded, and splits it.
+pub fn load_split(job: &JobSpec) -> Result<SplitData> {
+    let dataset = files::read_dataset(job, &job.data.path)?;
+    let n = dataset.texts.len();
+    let n_eval = job.eval_rows(n);
+    let split = hearth_data::holdout_split(n, n_eval, job.train.seed)?;
+    let pick = |idx: &[usize]| {
+        (
+            idx.iter()
+                .map(|&i| dataset.texts[i].clone())
+                .collect::<Vec<_>>(),
+            idx.iter().map(|&i| dataset.labels[i]).collect::<Vec<_>>(),
+        )
+    };
+    let (train, eval) = (pick(&split.train), pick(&split.eval));
+    Ok(SplitData {
+        train,
+        eval,
+        dataset,
+    })
+}
+
+fn describe_data(data: &Dataset) {
+    let r = &data.report;
+    eprintln!(
+        "data: {} rows, labels {:?}, encoding {:?}{}",
+        r.rows,
+        data.label_names,
+        r.encoding,
+        if r.fallback_rows > 0 {
+            format!(
+                " ({} rows hold bytes that are not UTF-8, read as latin-1)",
+                r.fallback_rows
+            )
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// Builds the model of `job` for `labels` on `device` (autodiff when training).
+pub fn build_model(
+    job: &JobSpec,
+    num_labels: usize,
+    device: &Device,
+) -> Result<(BertForSequenceClassification, TextTokenizer)> {
+    let files = files::read_model(&job.model.path)?;
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
+    device.seed(job.train.seed);
+    let model =
+        hearth_models::build_classifier(&files, num_labels, job.model.pooling, &job.lora, device)
+            .with_context(|| format!("loading the model in {}", job.model.path))?;
+    Ok((model, tokenizer))
+}
+
+/// Draws events as a progress bar, or prints them as JSON lines.
+pub struct EventPrinter {
+    bar: Option<ProgressBar>,
+}
+
+impl EventPrinter {
+    pub fn new(jsonl: bool) -> Self {
+        Self {
+            bar: (!jsonl).then(ProgressBar::hidden),
+        }
+    }
+
+    pub fn on_event(&mut self, event: &Event) -> ControlFlow<()> {
+        let Some(bar) = &self.bar else {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return ControlFlow::Continue(());
+        };
+        match event {
+            Event::Started {
+                steps,
+                train_rows,
+                eval_rows,
+                trainable_params,
+                total_params,
+            } => {
+                eprintln!(
+                    "training {trainable_params} of {total_params} parameters \
+                     ({:.2}%) on {train_rows} rows, evaluating on {eval_rows}",
+                    100.0 * *trainable_params as f64 / *total_params as f64
+                );
+                bar.set_length(*steps as u64);
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            Event::Step {
+                step,
+                loss,
+                learning_rate,
+                examples_per_s,
+                ..
+            } => {
+                bar.set_position(*step as u64);
+                bar.set_message(format!(
+                    "loss {loss:.4}  lr {learning_rate:.2e}  {examples_per_s:.1} ex/s"
+                ));
+            }
+            Event::Evaluated { step, metrics } => {
+                bar.println(format!(
+                    "eval at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
+                    metrics.accuracy, metrics.macro_f1, metrics.n
+                ));
+            }
+            Event::Finished(_) => bar.finish_and_clear(),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn print_summary(summary: &TrainSummary, labels: &[String]) {
+    eprintln!(
+        "trained {} steps in {:.1} s: {:.1} examples/s, {:.0} padded tokens/s; loss {:.4} -> {:.4} (mean of last 20)",
+        summary.steps,
+        summary.train_seconds,
+        summary.examples_per_s,
+        summary.padded_tokens_per_s,
+        summary.loss_first,
+        summary.loss_last20
+    );
+    if let Some(m) = &summary.eval {
+        print_metrics(m, labels);
+    }
+}
+
+fn print_metrics(m: &hearth_train::ClassificationMetrics, labels: &[String]) {
+    eprintln!(
+        "eval: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
+        m.accuracy, m.macro_f1, m.n
+    );
+    eprintln!("confusion (rows: gold, columns: predicted):");
+    for (label, row) in labels.iter().zip(&m.confusion) {
+        let cells: Vec<String> = row.iter().map(|c| format!("{c:>7}")).collect();
+        eprintln!("  {label:>12} {}", cells.join(""));
+    }
+}
+
+/// Writes the adapter in PEFT's format plus Hearth's run record.
+pub fn save_adapter(
+    out: &Path,
+    model: &BertForSequenceClassification,
+    job: &JobSpec,
+    labels: &[String],
+) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let weights = pollster::block_on(peft::export_adapter(model))?;
+    let config = AdapterConfig::for_classification(&job.lora, &job.model.path);
+    files::write_atomic(&out.join(ADAPTER_WEIGHTS), &weights)?;
+    files::write_atomic(
+        &out.join(ADAPTER_CONFIG),
+        serde_json::to_string_pretty(&config)?.as_bytes(),
+    )?;
+    let record = RunRecord {
+        job: job.clone(),
+        labels: labels.to_vec(),
+    };
+    files::write_atomic(
+        &out.join(RUN_RECORD),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// `hearth train`.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let job = args.job()?;
+    if args.print_job {
+        println!("{}", job.to_json());
+        return Ok(());
+    }
+    let device = device::from_args(&args.run)?.autodiff();
+    let data = load_split(&job)?;
+    describe_data(&data.dataset);
+    let labels = data.dataset.label_names.clone();
+    let (model, tokenizer) = build_model(&job, labels.len(), &device)?;
+    let mut printer = EventPrinter::new(args.jsonl);
+    let (model, summary) = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &data.train.0,
+            labels: &data.train.1,
+        },
+        Examples {
+            texts: &data.eval.0,
+            labels: &data.eval.1,
+        },
+        &job.train,
+        &device,
+        &mut |e| printer.on_event(e),
+    ))?;
+    if !args.jsonl {
+        print_summary(&summary, &labels);
+    }
+    save_adapter(&args.out, &model, &job, &labels)?;
+    eprintln!("adapter written to {} (PEFT format)", args.out.display());
+    Ok(())
+}
+
+/// Loads a trained adapter directory: its run record, the base model and the adapter weights.
+fn load_adapter(
+    dir: &Path,
+    device: &Device,
+) -> Result<(RunRecord, BertForSequenceClassification, TextTokenizer)> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let record: RunRecord = serde_json::from_slice(&read(RUN_RECORD)?)
+        .with_context(|| format!("{} in {}", RUN_RECORD, dir.display()))?;
+    let config = AdapterConfig::from_json(&read(ADAPTER_CONFIG)?)?;
+    let mut job = record.job.clone();
+    job.lora = config.settings();
+    let (model, tokenizer) = build_model(&job, record.labels.len(), device)?;
+    let model = peft::import_adapter(model, &read(ADAPTER_WEIGHTS)?)
+        .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+    Ok((record, model, tokenizer))
+}
+
+/// `hearth eval`.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    let device = device::from_args(&args.run)?;
+    let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
+    let batch = args.batch_size.unwrap_or(record.job.train.batch_size);
+    let (texts, labels) = match &args.data {
+        None => load_split(&record.job)?.eval,
+        Some(path) => {
+            let data = files::read_dataset(&record.job, path)?;
+            describe_data(&data);
+            // Map the file's label names onto the adapter's.
+            let mut labels = Vec::with_capacity(data.labels.len());
+            for &l in &data.labels {
+                let name = &data.label_names[l];
+                let Some(i) = record.labels.iter().position(|n| n == name) else {
+                    bail!(
+                        "label `{name}` in {path} was not a label when the adapter was trained ({:?})",
+                        record.labels
+                    );
+                };
+                labels.push(i);
+            }
+            (data.texts, labels)
+        }
+    };
+    let metrics = pollster::block_on(hearth_train::evaluate(
+        &model,
+        &tokenizer,
+        Examples {
+            texts: &texts,
+            labels: &labels,
+        },
+        batch,
+        record.labels.len(),
+    ))?;
+    print_metrics(&metrics, &record.labels);
+    println!("{}", serde_json::to_string(&metrics)?);
+    Ok(())
+}
+
+/// `hearth predict`.
+pub fn predict(args: &PredictArgs) -> Result<()> {
+    let mut texts = args.texts.clone();
+    if let Some(path) = &args.file {
+        let content = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        texts.extend(
+            String::from_utf8_lossy(&content)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    if texts.is_empty() {
+        bail!("give texts to classify as arguments or with --file");
+    }
+    let device = device::from_args(&args.run)?;
+    let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
+    let probs = pollster::block_on(hearth_train::predict_probabilities(
+        &model,
+        &tokenizer,
+        &texts,
+        record.job.train.batch_size,
+    ))?;
+    for (text, p) in texts.iter().zip(probs) {
+        let best = p
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+        let scores: serde_json::Map<String, serde_json::Value> = record
+            .labels
+            .iter()
+            .zip(&p)
+            .map(|(l, &v)| (l.clone(), serde_json::json!(v)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"text": text, "label": record.labels[best], "scores": scores})
+        );
+    }
+    Ok(())
+}

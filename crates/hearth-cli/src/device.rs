@@ -1,0 +1,39 @@
+//! The one place the native build chooses a backend.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+
+use crate::args::{DeviceChoice, RunArgs};
+
+/// Sets the CPU thread count once (rayon's global pool, which Flex uses).
+pub fn set_threads(threads: usize) -> Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("setting {threads} threads: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The device a command runs on (without autodiff).
+pub fn device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceChoice::Wgpu => bail!("this hearth was built without the `wgpu` feature"),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        DeviceChoice::Ndarray => Ok(Device::ndarray()),
+        #[cfg(not(feature = "ndarray"))]
+        DeviceChoice::Ndarray => bail!("this hearth was built without the `ndarray` feature"),
+    }
+}
+
+/// Applies `--threads` and returns the device of `--device`.
+pub fn from_args(run: &RunArgs) -> Result<Device> {
+    set_threads(run.threads)?;
+    device(run.device)
+}

@@ -1,0 +1,31 @@
+//! `hearth`: the native front end. Glue only: it parses flags into a job, picks the backend,
+//! reads files, and draws the events the training crate emits. Everything else lives in the
+//! library crates, which the browser build shares.
+
+mod args;
+mod bench;
+mod commands;
+mod device;
+mod files;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Train(a) => commands::train(&a),
+        args::Command::Eval(a) => commands::eval(&a),
+        args::Command::Predict(a) => commands::predict(&a),
+        args::Command::Bench(a) => bench::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The whole chain: "in job file x: job spec: train.batch_size must be ...".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The errors of loading and splitting a dataset.
+//!
+//! Every message says what was found, not only what was wrong, so a user can fix the file
+//! without opening a debugger: the columns that do exist, the row or line that failed, the one
+//! class that was seen.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in the file a record came from.
+///
+/// CSV records are counted as data rows (the header is not a row) together with the line the
+/// record starts on, because a quoted field with a newline makes the two differ. JSONL records
+/// are named by their line, counting blank lines too, so the number matches an editor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowRef {
+    /// A CSV data row, 1-based, and the 1-based line it starts on.
+    CsvRow { row: u64, line: u64 },
+    /// A JSONL line, 1-based.
+    JsonlLine { line: usize },
+}
+
+impl fmt::Display for RowRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CsvRow { row, line } => write!(f, "row {row} (line {line})"),
+            Self::JsonlLine { line } => write!(f, "line {line}"),
+        }
+    }
+}
+
+/// Everything that can go wrong while loading or splitting a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("the file has no data rows ({reason})")]
+    NoDataRows { reason: &'static str },
+
+    #[error("no column named `{column}`; the file has columns: {}", list(.found))]
+    MissingColumn { column: String, found: Vec<String> },
+
+    #[error(
+        "line {line} has no key named `{column}`; that object has keys: {}",
+        list(.found)
+    )]
+    MissingKey {
+        column: String,
+        line: usize,
+        found: Vec<String>,
+    },
+
+    #[error(
+        "the column `{column}` appears {count} times in the header, so it is unclear which \
+         one to read; rename the others"
+    )]
+    DuplicateColumn { column: String, count: usize },
+
+    #[error("{at} has no value in label column `{column}`")]
+    MissingLabel { at: RowRef, column: String },
+
+    #[error(
+        "{at}: label column `{column}` holds {found}; a label must be a string, an integer \
+         or a boolean"
+    )]
+    UnsupportedLabel {
+        at: RowRef,
+        column: String,
+        found: String,
+    },
+
+    #[error("{at}: text column `{column}` holds {found}; the text must be a string")]
+    UnsupportedText {
+        at: RowRef,
+        column: String,
+        found: String,
+    },
+
+    #[error(
+        "the label column `{column}` has only one class (`{class}`) across {rows} rows; \
+         classification needs at least two"
+    )]
+    SingleClass {
+        column: String,
+        class: String,
+        rows: usize,
+    },
+
+    #[error("malformed CSV: {source}")]
+    Csv {
+        #[from]
+        source: csv::Error,
+    },
+
+    #[error("line {line} is not valid JSON: {source}")]
+    Json {
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("line {line} holds {found}, but each line of a JSONL file must be an object")]
+    NotAnObject { line: usize, found: String },
+
+    #[error(
+        "cannot tell the format of `{name}` from its extension; expected .csv, .jsonl or \
+         .ndjson, or name the format explicitly"
+    )]
+    UnknownExtension { name: String },
+
+    #[error("unknown data format `{name}`; expected `csv` or `jsonl`")]
+    UnknownFormatName { name: String },
+
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "an evaluation split of {n_eval} rows leaves nothing to train on: the dataset has \
+         {n_rows} rows"
+    )]
+    NothingToTrain { n_eval: usize, n_rows: usize },
+}
+
+/// Joins names for a message, saying so plainly when there are none.
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "(none)".to_owned()
+    } else {
+        names.join(", ")
+    }
+}

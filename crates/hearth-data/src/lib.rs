@@ -1,0 +1,22 @@
+//! Loading and splitting of text-classification datasets for Hearth.
+//!
+//! A dataset is a CSV or JSONL file with one text column and one label column. This crate
+//! decodes it (UTF-8, or latin-1 as a stated fallback), turns the labels into indices into a
+//! sorted list of class names, and splits the rows into train and evaluation sets with the very
+//! permutation Python's `random.Random(seed).shuffle` produces, so a run here and a run of the
+//! PyTorch reference see the same rows. The core functions take bytes, not paths, so the crate
+//! also works in the browser (wasm32); `load_path` is only a convenience for native callers.
+
+mod decode;
+mod error;
+mod format;
+mod load;
+mod pyrandom;
+mod split;
+
+pub use decode::{TextEncoding, decode_text};
+pub use error::{DataError, RowRef};
+pub use format::DataFormat;
+pub use load::{Dataset, LoadReport, load_classification, load_path};
+pub use pyrandom::{PythonRandom, python_shuffle_indices};
+pub use split::{Split, holdout_split};

@@ -1,0 +1,362 @@
+//! Adapters in HuggingFace PEFT's own format: `adapter_config.json` + `adapter_model.safetensors`.
+//!
+//! PEFT names a factor after the HF module it adapts
+//! (`base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight`) and stores it the
+//! PyTorch way: `lora_A` as `[r, in]`, `lora_B` as `[out, r]`, where burn keeps `A [in, r]` and
+//! `B [r, out]`. Export and import are these plain transforms (rename, transpose) plus the
+//! trained head under `base_model.model.classifier.*`, listed in `modules_to_save`. Reading
+//! tensors back is async so that export also works in a browser.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Tensor;
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+use crate::bert::{BertForSequenceClassification, hf_to_burn};
+use crate::lora::LoraSettings;
+
+/// The prefix PEFT puts before HF module names of a `PeftModelForSequenceClassification`.
+const PREFIX: &str = "base_model.model.";
+/// Where the encoder sits inside HF's `BertForSequenceClassification`.
+const ENCODER: &str = "bert.";
+
+/// `adapter_config.json`, with the fields PEFT writes for a LoRA adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    /// Always `LORA`.
+    pub peft_type: String,
+    /// `SEQ_CLS` for classification adapters.
+    pub task_type: String,
+    /// Rank.
+    pub r: usize,
+    /// Scaling numerator.
+    pub lora_alpha: f64,
+    /// Dropout on the adapter's input during training.
+    pub lora_dropout: f64,
+    /// Adapted HF module names.
+    pub target_modules: Vec<String>,
+    /// Which biases were trained: `none`.
+    pub bias: String,
+    /// Whether the scale is `alpha / sqrt(r)`.
+    pub use_rslora: bool,
+    /// Modules trained in full and saved with the adapter (the head).
+    pub modules_to_save: Vec<String>,
+    /// The base model the adapter belongs to.
+    pub base_model_name_or_path: String,
+    /// Whether the adapter is for inference only.
+    #[serde(default)]
+    pub inference_mode: bool,
+}
+
+impl AdapterConfig {
+    /// The config of a classification adapter trained with `settings`.
+    pub fn for_classification(settings: &LoraSettings, base_model: &str) -> Self {
+        Self {
+            peft_type: "LORA".into(),
+            task_type: "SEQ_CLS".into(),
+            r: settings.r,
+            lora_alpha: settings.lora_alpha,
+            lora_dropout: settings.lora_dropout,
+            target_modules: settings.target_modules.clone(),
+            bias: "none".into(),
+            use_rslora: false,
+            modules_to_save: vec!["classifier".into()],
+            base_model_name_or_path: base_model.into(),
+            inference_mode: true,
+        }
+    }
+
+    /// Parses `adapter_config.json` and checks it describes something Hearth can load.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+        let config: Self = serde_json::from_slice(bytes)
+            .map_err(|e| ModelError::Lora(format!("adapter_config.json: {e}")))?;
+        if config.peft_type != "LORA" {
+            return Err(ModelError::Lora(format!(
+                "adapter_config.json: peft_type is `{}`, only LORA is supported",
+                config.peft_type
+            )));
+        }
+        if config.use_rslora {
+            return Err(ModelError::Lora(
+                "adapter_config.json: use_rslora adapters are not supported yet".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The LoRA settings the adapter was trained with.
+    pub fn settings(&self) -> LoraSettings {
+        LoraSettings {
+            r: self.r,
+            lora_alpha: self.lora_alpha,
+            lora_dropout: self.lora_dropout,
+            target_modules: self.target_modules.clone(),
+        }
+    }
+}
+
+/// The float parameters of a module by burn path (adapter factors included), as live tensors:
+/// on an autodiff device they are the leaves gradients attach to.
+#[derive(Default)]
+pub struct NamedParams {
+    path: Vec<String>,
+    /// Rank-2 parameters.
+    pub matrices: BTreeMap<String, Tensor<2>>,
+    /// Rank-1 parameters.
+    pub vectors: BTreeMap<String, Tensor<1>>,
+    /// The id of every parameter, the key of its gradient in `GradientsParams`.
+    pub ids: BTreeMap<String, ParamId>,
+}
+
+impl ModuleVisitor for NamedParams {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        self.ids.insert(path.clone(), param.id);
+        let value = param.base();
+        let dims = value.dims();
+        match D {
+            2 => {
+                self.matrices
+                    .insert(path, value.reshape([dims[0], dims[D - 1]]));
+            }
+            1 => {
+                self.vectors.insert(path, value.reshape([dims[0]]));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every float parameter of `module` by burn path.
+pub fn named_params<M: Module>(module: &M) -> NamedParams {
+    let mut named = NamedParams::default();
+    module.visit(&mut named);
+    named
+}
+
+/// burn path → PEFT name of everything a classification adapter saves: both factors of every
+/// adapted module and the head. Only factors the model actually carries are listed.
+pub fn peft_names(model: &BertForSequenceClassification) -> Vec<(String, String)> {
+    let named = named_params(model);
+    let mut out = Vec::new();
+    for module in model.bert.linear_modules() {
+        for (factor, peft) in [('a', "lora_A"), ('b', "lora_B")] {
+            let path = factor_path(&format!("bert.{}", module.weight_path), factor);
+            if named.matrices.contains_key(&path) {
+                out.push((
+                    path,
+                    format!("{PREFIX}{ENCODER}{}.{peft}.weight", module.hf_name),
+                ));
+            }
+        }
+    }
+    for p in ["weight", "bias"] {
+        out.push((format!("classifier.{p}"), format!("{PREFIX}classifier.{p}")));
+    }
+    out
+}
+
+/// The burn path of a LoRA factor (`a` or `b`) attached to the weight at `weight_path`.
+pub fn factor_path(weight_path: &str, factor: char) -> String {
+    format!("{weight_path}.lora.{factor}")
+}
+
+/// One tensor on the host, row-major f32.
+struct HostTensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl HostTensor {
+    fn transposed(self) -> Self {
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let mut data = vec![0.0; self.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = self.data[r * cols + c];
+            }
+        }
+        Self {
+            shape: vec![cols, rows],
+            data,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.data.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+}
+
+async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelError> {
+    let shape = tensor.dims().to_vec();
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| ModelError::Lora(format!("reading a tensor back failed: {e:?}")))?;
+    let data = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| ModelError::Lora(format!("reading a tensor back failed: {e:?}")))?;
+    Ok(HostTensor { shape, data })
+}
+
+fn serialize(
+    tensors: &BTreeMap<String, HostTensor>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, ModelError> {
+    let bytes: BTreeMap<&String, Vec<u8>> = tensors.iter().map(|(k, t)| (k, t.bytes())).collect();
+    let views = tensors
+        .iter()
+        .map(|(name, t)| {
+            TensorView::new(Dtype::F32, t.shape.clone(), &bytes[name])
+                .map(|view| (name.clone(), view))
+                .map_err(|e| ModelError::Lora(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, metadata).map_err(|e| ModelError::Lora(e.to_string()))
+}
+
+/// The PEFT tensors of a model's adapters and head, by PEFT name, in PEFT's layout.
+async fn peft_tensors(
+    model: &BertForSequenceClassification,
+) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+    let mut named = named_params(model);
+    let names = peft_names(model);
+    if !names.iter().any(|(path, _)| path.contains(".lora.")) {
+        return Err(ModelError::Lora(
+            "the model has no LoRA adapters to save".into(),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (path, peft) in names {
+        let host = if let Some(t) = named.matrices.remove(&path) {
+            to_host(t).await?.transposed()
+        } else if let Some(t) = named.vectors.remove(&path) {
+            to_host(t).await?
+        } else {
+            return Err(ModelError::Lora(format!(
+                "the model has no parameter `{path}`"
+            )));
+        };
+        out.insert(peft, host);
+    }
+    Ok(out)
+}
+
+/// `adapter_model.safetensors` of a trained classification model, as PEFT writes it
+/// (metadata `{"format": "pt"}`).
+pub async fn export_adapter(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
+    let tensors = peft_tensors(model).await?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    serialize(&tensors, Some(metadata))
+}
+
+/// Loads a PEFT adapter's tensors into a model that already carries adapters of the same
+/// rank on the same targets (see [`BertForSequenceClassification::with_lora`]).
+///
+/// Every tensor of the file must land in the model and every adapter of the model must be
+/// filled: a partial load would silently evaluate a different model.
+pub fn import_adapter(
+    model: BertForSequenceClassification,
+    adapter_safetensors: &[u8],
+) -> Result<BertForSequenceClassification, ModelError> {
+    let file = safetensors::SafeTensors::deserialize(adapter_safetensors)
+        .map_err(|e| ModelError::Lora(format!("adapter_model.safetensors cannot be read: {e}")))?;
+    let mut burn_tensors = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let data = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect::<Vec<f32>>(),
+            other => {
+                return Err(ModelError::Lora(format!(
+                    "adapter tensor `{name}` is {other:?}; only F32 adapters are supported"
+                )));
+            }
+        };
+        let host = HostTensor {
+            shape: view.shape().to_vec(),
+            data,
+        };
+        let Some(hf) = name.strip_prefix(PREFIX) else {
+            return Err(ModelError::Lora(format!(
+                "adapter tensor `{name}` does not start with `{PREFIX}`"
+            )));
+        };
+        let (burn_name, host) = if let Some(rest) = hf.strip_prefix(ENCODER) {
+            let (module, factor) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
+                (m, 'a')
+            } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
+                (m, 'b')
+            } else {
+                return Err(ModelError::Lora(format!(
+                    "adapter tensor `{name}` is neither a lora_A nor a lora_B weight"
+                )));
+            };
+            let weight = hf_to_burn(&format!("{module}.weight"));
+            (format!("bert.{}", factor_path(&weight, factor)), host)
+        } else {
+            (hf.to_string(), host)
+        };
+        let host = if host.shape.len() == 2 {
+            host.transposed()
+        } else {
+            host
+        };
+        burn_tensors.insert(burn_name, host);
+    }
+    let bytes = serialize(&burn_tensors, None)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .validate(false)
+        .allow_partial(true);
+    let mut model = model;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| ModelError::Lora(e.to_string()))?;
+    if !result.errors.is_empty() {
+        let shown: Vec<String> = result
+            .errors
+            .iter()
+            .take(4)
+            .map(|e| e.to_string())
+            .collect();
+        return Err(ModelError::Lora(format!(
+            "the adapter does not fit the model (is r the same as in adapter_config.json?): {}",
+            shown.join("; ")
+        )));
+    }
+    if !result.unused.is_empty() {
+        return Err(ModelError::Lora(format!(
+            "the adapter has tensors for modules this model does not adapt: {}",
+            result.unused.join(", ")
+        )));
+    }
+    let unfilled: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .filter(|p| p.contains(".lora.") || p.starts_with("classifier."))
+        .collect();
+    if !unfilled.is_empty() {
+        return Err(ModelError::Lora(format!(
+            "the adapter file lacks {} tensor(s) its config implies, e.g. {}",
+            unfilled.len(),
+            unfilled[0]
+        )));
+    }
+    Ok(model)
+}

@@ -1,0 +1,247 @@
+//! The job spec: one serde type that the CLI reads from TOML/JSON and flags, and that the web
+//! page builds, exports and imports. Raw input is parsed into it once and validated once.
+
+use hearth_models::bert::Pooling;
+use hearth_models::lora::LoraSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// Everything that defines a fine-tuning run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The base model.
+    pub model: ModelSpec,
+    /// The dataset and its split.
+    pub data: DataSpec,
+    /// The adapters.
+    #[serde(default)]
+    pub lora: LoraSettings,
+    /// The optimization.
+    #[serde(default)]
+    pub train: TrainSettings,
+}
+
+/// Where the base model is and how its head reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// A directory with `config.json`, `model.safetensors` and `tokenizer.json`.
+    pub path: String,
+    /// How a sequence becomes one vector for the classification head.
+    #[serde(default)]
+    pub pooling: Pooling,
+}
+
+/// The dataset file, its columns and the held-out split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// A CSV or JSONL file.
+    pub path: String,
+    /// `csv` or `jsonl`; from the file extension when absent.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Column (CSV) or key (JSONL) holding the text.
+    #[serde(default = "default_text_column")]
+    pub text_column: String,
+    /// Column or key holding the label.
+    #[serde(default = "default_label_column")]
+    pub label_column: String,
+    /// Rows held out for evaluation: the first `eval_rows` after a seeded shuffle.
+    /// When absent, `eval_fraction` of the rows.
+    #[serde(default)]
+    pub eval_rows: Option<usize>,
+    /// Share of rows held out when `eval_rows` is absent.
+    #[serde(default = "default_eval_fraction")]
+    pub eval_fraction: f64,
+}
+
+fn default_text_column() -> String {
+    "text".into()
+}
+fn default_label_column() -> String {
+    "label".into()
+}
+fn default_eval_fraction() -> f64 {
+    0.1
+}
+
+/// The optimization: AdamW with linear warmup then linear decay, dynamic padding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    /// Optimizer steps; when absent, `epochs` passes over the training rows decide.
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// Passes over the training rows, used when `steps` is absent.
+    #[serde(default = "default_epochs")]
+    pub epochs: f64,
+    /// Examples per step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Truncation length in tokens; each batch is padded to its longest row.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Peak learning rate.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// Steps of linear warmup.
+    #[serde(default = "default_warmup")]
+    pub warmup_steps: usize,
+    /// Decoupled (AdamW) weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Seeds the split, the data order, the head's init and dropout.
+    #[serde(default)]
+    pub seed: u64,
+    /// Evaluate every this many steps (and always at the end); 0 = only at the end.
+    #[serde(default)]
+    pub eval_every: usize,
+}
+
+fn default_epochs() -> f64 {
+    1.0
+}
+fn default_batch_size() -> usize {
+    16
+}
+fn default_max_length() -> usize {
+    128
+}
+fn default_lr() -> f64 {
+    5e-4
+}
+fn default_warmup() -> usize {
+    20
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            steps: None,
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+            max_length: default_max_length(),
+            learning_rate: default_lr(),
+            warmup_steps: default_warmup(),
+            weight_decay: 0.0,
+            seed: 0,
+            eval_every: 0,
+        }
+    }
+}
+
+impl TrainSettings {
+    /// Total optimizer steps for `train_rows` training examples.
+    pub fn total_steps(&self, train_rows: usize) -> usize {
+        match self.steps {
+            Some(steps) => steps,
+            None => ((self.epochs * train_rows as f64) / self.batch_size as f64).ceil() as usize,
+        }
+    }
+}
+
+/// What a finished run leaves beside its adapter: the job and the label names in head order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The job that trained the adapter.
+    pub job: JobSpec,
+    /// Label names; index `i` is the head's output `i`.
+    pub labels: Vec<String>,
+}
+
+impl JobSpec {
+    /// Rows held out for evaluation out of `rows`.
+    pub fn eval_rows(&self, rows: usize) -> usize {
+        self.data
+            .eval_rows
+            .unwrap_or_else(|| (rows as f64 * self.data.eval_fraction).round() as usize)
+    }
+
+    /// Parses a job file: JSON when it starts with `{`, TOML otherwise.
+    pub fn parse(text: &str) -> Result<Self, TrainError> {
+        let job: Self = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| TrainError::Job(e.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|e| TrainError::Job(e.to_string()))?
+        };
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// The job as pretty JSON (what the page exports).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every setting once, with a message that names the setting to change.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |msg: &str| Err(TrainError::Job(msg.to_string()));
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return bad("train.batch_size must be at least 1");
+        }
+        if t.max_length < 2 {
+            return bad("train.max_length must be at least 2 (room for [CLS] and [SEP])");
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return bad("train.learning_rate must be a positive number");
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad("train.weight_decay must be zero or positive");
+        }
+        if t.steps == Some(0) {
+            return bad("train.steps must be at least 1");
+        }
+        if t.steps.is_none() && !(t.epochs.is_finite() && t.epochs > 0.0) {
+            return bad("train.epochs must be positive when train.steps is not set");
+        }
+        if self.data.eval_rows.is_none()
+            && !(self.data.eval_fraction > 0.0 && self.data.eval_fraction < 1.0)
+        {
+            return bad("data.eval_fraction must be between 0 and 1 (exclusive)");
+        }
+        self.lora
+            .validate()
+            .map_err(|e| TrainError::Job(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_give_the_same_job() {
+        let toml = r#"
+            [model]
+            path = "assets/all-MiniLM-L6-v2"
+            [data]
+            path = "data.csv"
+            label_column = "sentiment"
+            eval_rows = 2000
+            [train]
+            steps = 200
+        "#;
+        let job = JobSpec::parse(toml).unwrap();
+        assert_eq!(job.lora.r, 8);
+        assert_eq!(job.lora.target_modules, vec!["query", "value"]);
+        assert_eq!(job.train.batch_size, 16);
+        let again = JobSpec::parse(&job.to_json()).unwrap();
+        assert_eq!(job, again);
+    }
+
+    #[test]
+    fn unknown_and_bad_settings_are_named() {
+        let err = JobSpec::parse("[model]\npath='m'\n[data]\npath='d'\n[train]\nbatchsize=3")
+            .unwrap_err();
+        assert!(err.to_string().contains("batchsize"), "{err}");
+        let err = JobSpec::parse("[model]\npath='m'\n[data]\npath='d'\n[train]\nbatch_size=0")
+            .unwrap_err();
+        assert!(err.to_string().contains("train.batch_size"), "{err}");
+        let err = JobSpec::parse("[model]\npath='m'\n[data]\npath='d'\n[lora]\nr=0").unwrap_err();
+        assert!(err.to_string().contains("r must be"), "{err}");
+    }
+}

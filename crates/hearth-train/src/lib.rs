@@ -1,0 +1,45 @@
+//! A Hearth fine-tuning run: the job spec, the training loop, schedules, metrics and events.
+//!
+//! The loop is `async` because the browser can only read tensors back asynchronously; natively
+//! the CLI blocks on it. Progress leaves the loop as [`Event`]s, which the CLI draws as a
+//! progress bar (or JSON lines) and the page as charts. This crate never picks a backend: the
+//! caller hands it a model built on the device it chose.
+
+pub mod job;
+pub mod metrics;
+pub mod schedule;
+mod trainer;
+
+pub use job::{DataSpec, JobSpec, ModelSpec, RunRecord, TrainSettings};
+pub use metrics::ClassificationMetrics;
+pub use trainer::{Event, Examples, TrainSummary, evaluate, predict_probabilities, train};
+
+/// What can end a run early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The job spec is malformed or holds an impossible setting.
+    #[error("job spec: {0}")]
+    Job(String),
+    /// The model could not be built or run.
+    #[error(transparent)]
+    Model(#[from] hearth_models::ModelError),
+    /// The dataset cannot be used as the job asks.
+    #[error(transparent)]
+    Data(#[from] hearth_data::DataError),
+    /// The loss stopped being a number.
+    #[error(
+        "the loss became {loss} at step {step} (learning rate {learning_rate:.2e}); \
+         lower train.learning_rate or check the data"
+    )]
+    NonFiniteLoss {
+        /// 1-based step.
+        step: usize,
+        /// The value read.
+        loss: f32,
+        /// The learning rate of that step.
+        learning_rate: f64,
+    },
+    /// The device failed to run or read back a computation.
+    #[error("device error: {0}")]
+    Device(String),
+}

@@ -1,0 +1,309 @@
+//! The training loop, evaluation and prediction.
+//!
+//! One page long on purpose: forward, loss, `backward`, `GradientsParams::from_grads`,
+//! `optim.step`, with the learning rate a pure function of the step. Every read back to the host
+//! is `into_data_async`, so the same loop runs in a browser tab.
+
+use std::ops::ControlFlow;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use hearth_data::python_shuffle_indices;
+use hearth_models::bert::{BertForSequenceClassification, BertInput};
+use hearth_models::tokenizer::TextTokenizer;
+use serde::Serialize;
+use web_time::Instant;
+
+use crate::metrics::ClassificationMetrics;
+use crate::schedule::linear_warmup_decay;
+use crate::{TrainError, TrainSettings};
+
+/// Texts with their label indices.
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    /// The texts.
+    pub texts: &'a [String],
+    /// Label index of each text.
+    pub labels: &'a [usize],
+}
+
+impl Examples<'_> {
+    fn len(&self) -> usize {
+        self.texts.len().min(self.labels.len())
+    }
+}
+
+/// What the loop reports while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Training is about to start.
+    Started {
+        /// Total steps planned.
+        steps: usize,
+        /// Training rows.
+        train_rows: usize,
+        /// Held-out rows.
+        eval_rows: usize,
+        /// Parameters that receive gradients.
+        trainable_params: usize,
+        /// All parameters, adapters included.
+        total_params: usize,
+    },
+    /// One optimizer step finished.
+    Step {
+        /// 1-based step.
+        step: usize,
+        /// Total steps planned.
+        steps: usize,
+        /// Passes over the training rows so far.
+        epoch: f64,
+        /// Mean cross-entropy of the batch.
+        loss: f32,
+        /// Learning rate used by this step.
+        learning_rate: f64,
+        /// Training throughput since the start.
+        examples_per_s: f64,
+    },
+    /// An evaluation on the held-out rows finished.
+    Evaluated {
+        /// Steps done when it ran.
+        step: usize,
+        /// Its metrics.
+        metrics: ClassificationMetrics,
+    },
+    /// Training ended.
+    Finished(TrainSummary),
+}
+
+/// Figures of a finished run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSummary {
+    /// Steps run.
+    pub steps: usize,
+    /// Whether the caller stopped the run before `steps`.
+    pub stopped: bool,
+    /// Wall time of the training steps, evaluation excluded.
+    pub train_seconds: f64,
+    /// Training examples per second.
+    pub examples_per_s: f64,
+    /// Real (non-padding) tokens per second.
+    pub real_tokens_per_s: f64,
+    /// Padded tokens per second (what the device computed).
+    pub padded_tokens_per_s: f64,
+    /// Loss of the first step.
+    pub loss_first: f32,
+    /// Mean loss of the last 20 steps.
+    pub loss_last20: f32,
+    /// Metrics on the held-out rows at the end, if there were any.
+    pub eval: Option<ClassificationMetrics>,
+}
+
+/// The order in which training rows are visited: the split's order first, then a fresh
+/// seeded shuffle for every further epoch.
+fn epoch_order(n: usize, epoch: usize, seed: u64) -> Vec<usize> {
+    if epoch == 0 {
+        (0..n).collect()
+    } else {
+        python_shuffle_indices(n, seed.wrapping_add(epoch as u64))
+    }
+}
+
+async fn read_f32(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
+}
+
+/// Fine-tunes `model` (built on an autodiff device) on `train` and evaluates on `eval`.
+///
+/// `on_event` sees every [`Event`]; returning `ControlFlow::Break` stops after the current step
+/// with the model trained so far. A non-finite loss ends the run with [`TrainError::NonFiniteLoss`].
+pub async fn train(
+    mut model: BertForSequenceClassification,
+    tokenizer: &TextTokenizer,
+    train: Examples<'_>,
+    eval: Examples<'_>,
+    settings: &TrainSettings,
+    device: &Device,
+    on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+) -> Result<(BertForSequenceClassification, TrainSummary), TrainError> {
+    let n_train = train.len();
+    if n_train == 0 {
+        return Err(TrainError::Job("there are no training rows".into()));
+    }
+    let steps = settings.total_steps(n_train);
+    let num_labels = model.num_labels();
+    let mut optim = AdamWConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(settings.weight_decay as f32)
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+
+    let mut stop = on_event(&Event::Started {
+        steps,
+        train_rows: n_train,
+        eval_rows: eval.len(),
+        trainable_params: hearth_models::lora::trainable_params(&model),
+        total_params: model.num_params(),
+    })
+    .is_break();
+
+    let mut order = epoch_order(n_train, 0, settings.seed);
+    let (mut epoch, mut cursor) = (0usize, 0usize);
+    let (mut real_tokens, mut padded_tokens) = (0usize, 0usize);
+    let mut losses = Vec::with_capacity(steps);
+    let mut train_seconds = 0.0;
+    let mut last_eval = None;
+    let mut step = 0;
+    while step < steps && !stop {
+        let started = Instant::now();
+        // Fill the batch, wrapping into a new epoch when the rows run out.
+        let mut rows = Vec::with_capacity(settings.batch_size);
+        while rows.len() < settings.batch_size {
+            if cursor == n_train {
+                epoch += 1;
+                cursor = 0;
+                order = epoch_order(n_train, epoch, settings.seed);
+            }
+            rows.push(order[cursor]);
+            cursor += 1;
+        }
+        let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
+        let labels: Vec<i64> = rows.iter().map(|&i| train.labels[i] as i64).collect();
+        let encoded = tokenizer.encode_batch(&texts)?;
+        real_tokens += encoded.real_tokens();
+        padded_tokens += encoded.batch_size * encoded.seq_len;
+        let input = BertInput::new(&encoded, device);
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), device);
+
+        let logits = model.forward(&input);
+        let loss = loss_fn.forward(logits, targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let learning_rate =
+            linear_warmup_decay(settings.learning_rate, step, settings.warmup_steps, steps);
+        let loss_value = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
+        step += 1;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step,
+                loss: loss_value,
+                learning_rate,
+            });
+        }
+        model = optim.step(learning_rate, model, grads);
+        train_seconds += started.elapsed().as_secs_f64();
+        losses.push(loss_value);
+
+        stop = on_event(&Event::Step {
+            step,
+            steps,
+            epoch: (epoch * n_train + cursor) as f64 / n_train as f64,
+            loss: loss_value,
+            learning_rate,
+            examples_per_s: (step * settings.batch_size) as f64 / train_seconds.max(1e-9),
+        })
+        .is_break();
+
+        let due = settings.eval_every > 0 && step % settings.eval_every == 0 && step < steps;
+        if due && eval.len() > 0 {
+            let metrics =
+                evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
+            stop |= on_event(&Event::Evaluated {
+                step,
+                metrics: metrics.clone(),
+            })
+            .is_break();
+            last_eval = Some((step, metrics));
+        }
+    }
+
+    let eval_metrics = match last_eval {
+        Some((at, metrics)) if at == step => Some(metrics),
+        _ if eval.len() > 0 => {
+            let metrics =
+                evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
+            // The run is over either way; a stop request here changes nothing.
+            let _ = on_event(&Event::Evaluated {
+                step,
+                metrics: metrics.clone(),
+            });
+            Some(metrics)
+        }
+        _ => None,
+    };
+    let seconds = train_seconds.max(1e-9);
+    let tail = &losses[losses.len().saturating_sub(20)..];
+    let summary = TrainSummary {
+        steps: step,
+        stopped: step < steps,
+        train_seconds,
+        examples_per_s: (step * settings.batch_size) as f64 / seconds,
+        real_tokens_per_s: real_tokens as f64 / seconds,
+        padded_tokens_per_s: padded_tokens as f64 / seconds,
+        loss_first: losses.first().copied().unwrap_or(f32::NAN),
+        loss_last20: if tail.is_empty() {
+            f32::NAN
+        } else {
+            tail.iter().sum::<f32>() / tail.len() as f32
+        },
+        eval: eval_metrics,
+    };
+    let _ = on_event(&Event::Finished(summary.clone()));
+    Ok((model, summary))
+}
+
+/// Class probabilities `[rows][num_labels]` for `texts`, in batches, without dropout.
+pub async fn predict_probabilities(
+    model: &BertForSequenceClassification,
+    tokenizer: &TextTokenizer,
+    texts: &[String],
+    batch_size: usize,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    let model = model.valid();
+    let num_labels = model.num_labels();
+    let device = model.classifier.weight.device();
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(batch_size.max(1)) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let encoded = tokenizer.encode_batch(&refs)?;
+        let input = BertInput::new(&encoded, &device);
+        let probs = burn::tensor::activation::softmax(model.forward(&input), 1);
+        let flat = read_f32(probs.reshape([chunk.len() * num_labels])).await?;
+        out.extend(flat.chunks(num_labels).map(<[f32]>::to_vec));
+    }
+    Ok(out)
+}
+
+/// Accuracy, macro-F1 and the confusion matrix of `model` on `examples`.
+pub async fn evaluate(
+    model: &BertForSequenceClassification,
+    tokenizer: &TextTokenizer,
+    examples: Examples<'_>,
+    batch_size: usize,
+    num_labels: usize,
+) -> Result<ClassificationMetrics, TrainError> {
+    let probs = predict_probabilities(model, tokenizer, examples.texts, batch_size).await?;
+    let predicted: Vec<usize> = probs
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &p)| {
+                    if p > best.1 { (i, p) } else { best }
+                })
+                .0
+        })
+        .collect();
+    Ok(ClassificationMetrics::compute(
+        examples.labels,
+        &predicted,
+        num_labels,
+    ))
+}
