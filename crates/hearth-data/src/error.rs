@@ -109,7 +109,7 @@ pub enum DataError {
     #[error("unknown data format `{name}`; expected `csv` or `jsonl`")]
     UnknownFormatName { name: String },
 
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}", .path.display())]
     Io {
         path: PathBuf,
         #[source]

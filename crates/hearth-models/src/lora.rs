@@ -143,17 +143,25 @@ pub fn target_group(
 
 /// A linear layer that honours an attached LoRA adapter: `x·W + b + s·(dropout(x)·A)·B`.
 ///
-/// Without an adapter this is the plain layer and `dropout` is not used.
+/// Without an adapter this is the plain layer and `dropout` is not used. Leading dimensions are
+/// folded into rows first, so each projection is one large matrix product rather than a batch of
+/// small ones (several times faster on CPU backends).
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    let mut dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = x.shape().num_elements() / d_in.max(1);
+    let x = x.reshape([rows, d_in]);
     let bias = layer.bias.as_ref().map(Param::val);
-    match layer.weight.adapter() {
+    let y = match layer.weight.adapter() {
         None => linear_op(x, layer.weight.val(), bias),
         Some(adapter) => {
-            let low = linear_op(dropout.forward(x.clone()), adapter.a.val(), None);
-            let update = linear_op(low, adapter.b.val(), None).mul_scalar(adapter.scale);
+            let low = dropout.forward(x.clone()).matmul(adapter.a.val());
+            let update = low.matmul(adapter.b.val()).mul_scalar(adapter.scale);
             linear_op(x, layer.weight.base(), bias) + update
         }
-    }
+    };
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
 }
 
 /// Number of parameters that will receive gradients (counted on an autodiff device).

