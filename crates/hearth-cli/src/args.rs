@@ -25,7 +25,7 @@ pub enum Command {
     /// and/or flags; a flag overrides the file. Example:
     ///
     ///   hearth train --model assets/all-MiniLM-L6-v2 --data tweets.csv --label-column sentiment --steps 200 --out my-adapter
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a trained adapter: accuracy, macro-F1 and the confusion matrix.
     ///
     /// Without --data it scores the held-out split of the job the adapter was trained with

@@ -139,60 +139,47 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         cur.as_f64()
     };
     let our_eval = ours.eval.as_ref();
-    let rows: Vec<(&str, Option<f64>, Option<f64>, bool)> = vec![
+    let rows: Vec<(&str, Option<f64>, Option<f64>)> = vec![
         (
             "examples/s",
             Some(ours.examples_per_s),
             get(&peer, &["examples_per_s"]),
-            true,
         ),
         (
             "padded tokens/s",
             Some(ours.padded_tokens_per_s),
             get(&peer, &["padded_tokens_per_s"]),
-            true,
         ),
         (
             "real tokens/s",
             Some(ours.real_tokens_per_s),
             get(&peer, &["real_tokens_per_s"]),
-            true,
         ),
         (
             "train wall s",
             Some(ours.train_seconds),
             get(&peer, &["train_wall_s"]),
-            false,
         ),
-        (
-            "peak RSS MiB",
-            our_rss,
-            get(&peer, &["peak_rss_mib"]),
-            false,
-        ),
+        ("peak RSS MiB", our_rss, get(&peer, &["peak_rss_mib"])),
         (
             "loss first",
             Some(f64::from(ours.loss_first)),
             get(&peer, &["loss_first"]),
-            false,
         ),
         (
             "loss last 20",
             Some(f64::from(ours.loss_last20)),
             get(&peer, &["loss_mean_last20"]),
-            false,
         ),
         (
             "eval accuracy",
             our_eval.map(|m| m.accuracy),
             get(&peer, &["eval_after", "accuracy"]),
-            true,
         ),
         (
             "eval macro-F1",
             our_eval.map(|m| m.macro_f1),
             get(&peer, &["eval_after", "macro_f1"]),
-            true,
         ),
     ];
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -204,7 +191,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "{:<16} {:>14} {:>14} {:>16}",
         "", "hearth", "pytorch+peft", "hearth / peer"
     );
-    for (name, a, b, _) in rows {
+    for (name, a, b) in rows {
         let ratio = match (a, b) {
             (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
             _ => "-".into(),

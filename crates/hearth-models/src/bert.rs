@@ -145,7 +145,9 @@ impl BertConfig {
 
     fn validate(&self) -> Result<(), ModelError> {
         let bad = |msg: String| Err(ModelError::UnsupportedConfig(msg));
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads

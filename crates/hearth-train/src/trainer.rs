@@ -211,7 +211,8 @@ pub async fn train(
         })
         .is_break();
 
-        let due = settings.eval_every > 0 && step % settings.eval_every == 0 && step < steps;
+        let due =
+            settings.eval_every > 0 && step.is_multiple_of(settings.eval_every) && step < steps;
         if due && eval.len() > 0 {
             let metrics =
                 evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
