@@ -106,31 +106,26 @@ fn thirty_steps_on_500_rows_learn() {
     assert_eq!(eval.n, 100);
 }
 
-#[test]
-fn stopping_from_the_event_sink_ends_the_run_early() {
+/// Trains MiniLM on four two-class toy texts, evaluating on them too when `eval` is set.
+fn toy_run(
+    pooling: Pooling,
+    settings: &TrainSettings,
+    eval: bool,
+    on_event: &mut dyn FnMut(&Event) -> std::ops::ControlFlow<()>,
+) -> Result<hearth_train::TrainSummary, hearth_train::TrainError> {
     let files = minilm();
     let device = Device::flex().autodiff();
-    let model = hearth_models::build_classifier(
-        &files,
-        2,
-        Pooling::Mean,
-        &LoraSettings::default(),
-        &device,
-    )
-    .expect("model builds");
+    let model =
+        hearth_models::build_classifier(&files, 2, pooling, &LoraSettings::default(), &device)
+            .expect("model builds");
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
     let texts: Vec<String> = ["good", "bad", "great", "awful"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     let labels = vec![1, 0, 1, 0];
-    let settings = TrainSettings {
-        steps: Some(50),
-        batch_size: 2,
-        warmup_steps: 0,
-        ..TrainSettings::default()
-    };
-    let (_, summary) = pollster::block_on(hearth_train::train(
+    let held_out = if eval { texts.len() } else { 0 };
+    pollster::block_on(hearth_train::train(
         model,
         &tokenizer,
         Examples {
@@ -138,16 +133,28 @@ fn stopping_from_the_event_sink_ends_the_run_early() {
             labels: &labels,
         },
         Examples {
-            texts: &texts[..0],
-            labels: &labels[..0],
+            texts: &texts[..held_out],
+            labels: &labels[..held_out],
         },
-        &settings,
+        settings,
         &device,
-        &mut |e| match e {
-            Event::Step { step: 3, .. } => std::ops::ControlFlow::Break(()),
-            _ => std::ops::ControlFlow::Continue(()),
-        },
+        on_event,
     ))
+    .map(|(_, summary)| summary)
+}
+
+#[test]
+fn stopping_from_the_event_sink_ends_the_run_early() {
+    let settings = TrainSettings {
+        steps: Some(50),
+        batch_size: 2,
+        warmup_steps: 0,
+        ..TrainSettings::default()
+    };
+    let summary = toy_run(Pooling::Mean, &settings, false, &mut |e| match e {
+        Event::Step { step: 3, .. } => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    })
     .expect("training runs");
     assert_eq!(summary.steps, 3);
     assert!(summary.stopped);
@@ -156,17 +163,6 @@ fn stopping_from_the_event_sink_ends_the_run_early() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_error() {
-    let files = minilm();
-    let device = Device::flex().autodiff();
-    let model =
-        hearth_models::build_classifier(&files, 2, Pooling::Cls, &LoraSettings::default(), &device)
-            .expect("model builds");
-    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
-    let texts: Vec<String> = ["good", "bad", "great", "awful"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let labels = vec![1, 0, 1, 0];
     let settings = TrainSettings {
         steps: Some(10),
         batch_size: 4,
@@ -174,21 +170,9 @@ fn a_diverging_run_stops_with_a_clear_error() {
         warmup_steps: 0,
         ..TrainSettings::default()
     };
-    let err = pollster::block_on(hearth_train::train(
-        model,
-        &tokenizer,
-        Examples {
-            texts: &texts,
-            labels: &labels,
-        },
-        Examples {
-            texts: &texts,
-            labels: &labels,
-        },
-        &settings,
-        &device,
-        &mut |_| std::ops::ControlFlow::Continue(()),
-    ))
+    let err = toy_run(Pooling::Cls, &settings, true, &mut |_| {
+        std::ops::ControlFlow::Continue(())
+    })
     .expect_err("a learning rate of 1e38 must overflow to NaN");
     let msg = err.to_string();
     assert!(msg.contains("the loss became"), "{msg}");
