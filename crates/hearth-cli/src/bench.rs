@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use hearth_data::Dataset;
 use hearth_models::lora::LoraSettings;
-use hearth_train::{DataSpec, Examples, JobSpec, ModelSpec, TrainSettings};
+use hearth_train::{DataSpec, JobSpec, ModelSpec, TrainSettings};
 use serde_json::Value;
 
 use crate::args::BenchArgs;
-use crate::commands::{self, EventPrinter};
+use crate::commands;
 use crate::device;
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`).
@@ -105,29 +104,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let job = reference_job(args);
     device::set_threads(args.threads)?;
     let device = device::device(args.device)?.autodiff();
-    let data = commands::load_split(&job)?;
-    let Dataset { label_names, .. } = &data.dataset;
-    let (model, tokenizer) = commands::build_model(&job, label_names.len(), &device)?;
-    let mut printer = EventPrinter::new(false);
     eprintln!(
         "hearth: training {} steps on {:?} with {} threads ...",
         args.steps, args.device, args.threads
     );
-    let (_model, ours) = pollster::block_on(hearth_train::train(
-        model,
-        &tokenizer,
-        Examples {
-            texts: &data.train.0,
-            labels: &data.train.1,
-        },
-        Examples {
-            texts: &data.eval.0,
-            labels: &data.eval.1,
-        },
-        &job.train,
-        &device,
-        &mut |e| printer.on_event(e),
-    ))?;
+    let (_model, ours, _labels) = commands::run_job(&job, &device, false)?;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args)?;
 

@@ -202,19 +202,18 @@ pub fn save_adapter(
     Ok(())
 }
 
-/// `hearth train`.
-pub fn train(args: &TrainArgs) -> Result<()> {
-    let job = args.job()?;
-    if args.print_job {
-        println!("{}", job.to_json());
-        return Ok(());
-    }
-    let device = device::from_args(&args.run)?.autodiff();
-    let data = load_split(&job)?;
+/// Loads the job's data and model on `device` (with autodiff), trains, and returns the trained
+/// model, the run's summary and the label names; events go to the progress bar or stdout.
+pub fn run_job(
+    job: &JobSpec,
+    device: &Device,
+    jsonl: bool,
+) -> Result<(BertForSequenceClassification, TrainSummary, Vec<String>)> {
+    let data = load_split(job)?;
     describe_data(&data.dataset);
     let labels = data.dataset.label_names.clone();
-    let (model, tokenizer) = build_model(&job, labels.len(), &device)?;
-    let mut printer = EventPrinter::new(args.jsonl);
+    let (model, tokenizer) = build_model(job, labels.len(), device)?;
+    let mut printer = EventPrinter::new(jsonl);
     let (model, summary) = pollster::block_on(hearth_train::train(
         model,
         &tokenizer,
@@ -227,9 +226,21 @@ pub fn train(args: &TrainArgs) -> Result<()> {
             labels: &data.eval.1,
         },
         &job.train,
-        &device,
+        device,
         &mut |e| printer.on_event(e),
     ))?;
+    Ok((model, summary, labels))
+}
+
+/// `hearth train`.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let job = args.job()?;
+    if args.print_job {
+        println!("{}", job.to_json());
+        return Ok(());
+    }
+    let device = device::from_args(&args.run)?.autodiff();
+    let (model, summary, labels) = run_job(&job, &device, args.jsonl)?;
     if !args.jsonl {
         print_summary(&summary, &labels);
     }
@@ -322,10 +333,7 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         record.job.train.batch_size,
     ))?;
     for (text, p) in texts.iter().zip(probs) {
-        let best = p
-            .iter()
-            .enumerate()
-            .fold(0, |b, (i, &v)| if v > p[b] { i } else { b });
+        let best = hearth_train::metrics::argmax(&p);
         let scores: serde_json::Map<String, serde_json::Value> = record
             .labels
             .iter()

@@ -56,6 +56,14 @@ impl ClassificationMetrics {
     }
 }
 
+/// Index of the largest score (the first one on ties): the predicted class.
+pub fn argmax(scores: &[f32]) -> usize {
+    scores
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > scores[best] { i } else { best })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 use web_time::Instant;
 
-use crate::metrics::ClassificationMetrics;
+use crate::metrics::{ClassificationMetrics, argmax};
 use crate::schedule::linear_warmup_decay;
 use crate::{TrainError, TrainSettings};
 
@@ -291,17 +291,7 @@ pub async fn evaluate(
     num_labels: usize,
 ) -> Result<ClassificationMetrics, TrainError> {
     let probs = predict_probabilities(model, tokenizer, examples.texts, batch_size).await?;
-    let predicted: Vec<usize> = probs
-        .iter()
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (i, &p)| {
-                    if p > best.1 { (i, p) } else { best }
-                })
-                .0
-        })
-        .collect();
+    let predicted: Vec<usize> = probs.iter().map(|row| argmax(row)).collect();
     Ok(ClassificationMetrics::compute(
         examples.labels,
         &predicted,
