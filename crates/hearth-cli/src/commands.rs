@@ -9,46 +9,18 @@ use hearth_data::Dataset;
 use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::peft::{self, AdapterConfig};
 use hearth_models::tokenizer::TextTokenizer;
-use hearth_train::{Event, Examples, JobSpec, RunRecord, TrainSummary};
+use hearth_train::{
+    AdapterFiles, Event, Examples, JobSpec, RunOutput, RunRecord, SplitData, TrainSummary,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{EvalArgs, PredictArgs, TrainArgs};
 use crate::{device, files};
 
-/// File names inside an adapter directory.
-pub const ADAPTER_CONFIG: &str = "adapter_config.json";
-/// The PEFT weights.
-pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
-/// Hearth's record of the run: the job and the label names.
-pub const RUN_RECORD: &str = "hearth_run.json";
-
-/// The rows of a job's dataset, split as the job says.
-pub struct SplitData {
-    pub dataset: Dataset,
-    pub train: (Vec<String>, Vec<usize>),
-    pub eval: (Vec<String>, Vec<usize>),
-}
-
-/// Loads the job's data, reports how it was decoded, and splits it.
+/// Loads the job's data from disk and splits it.
 pub fn load_split(job: &JobSpec) -> Result<SplitData> {
     let dataset = files::read_dataset(job, &job.data.path)?;
-    let n = dataset.texts.len();
-    let n_eval = job.eval_rows(n);
-    let split = hearth_data::holdout_split(n, n_eval, job.train.seed)?;
-    let pick = |idx: &[usize]| {
-        (
-            idx.iter()
-                .map(|&i| dataset.texts[i].clone())
-                .collect::<Vec<_>>(),
-            idx.iter().map(|&i| dataset.labels[i]).collect::<Vec<_>>(),
-        )
-    };
-    let (train, eval) = (pick(&split.train), pick(&split.eval));
-    Ok(SplitData {
-        train,
-        eval,
-        dataset,
-    })
+    Ok(hearth_train::run::split(job, dataset)?)
 }
 
 fn describe_data(data: &Dataset) {
@@ -76,12 +48,8 @@ pub fn build_model(
     device: &Device,
 ) -> Result<(BertForSequenceClassification, TextTokenizer)> {
     let files = files::read_model(&job.model.path)?;
-    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
-    device.seed(job.train.seed);
-    let model =
-        hearth_models::build_classifier(&files, num_labels, job.model.pooling, &job.lora, device)
-            .with_context(|| format!("loading the model in {}", job.model.path))?;
-    Ok((model, tokenizer))
+    hearth_train::run::build_model(job, &files, num_labels, device)
+        .with_context(|| format!("loading the model in {}", job.model.path))
 }
 
 /// Draws events as a progress bar, or prints them as JSON lines.
@@ -176,7 +144,7 @@ fn print_metrics(m: &hearth_train::ClassificationMetrics, labels: &[String]) {
     }
 }
 
-/// Writes the adapter in PEFT's format plus Hearth's run record.
+/// Writes the adapter in PEFT's format plus Hearth's run record, each file atomically.
 pub fn save_adapter(
     out: &Path,
     model: &BertForSequenceClassification,
@@ -184,52 +152,29 @@ pub fn save_adapter(
     labels: &[String],
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let weights = pollster::block_on(peft::export_adapter(model))?;
-    let config = AdapterConfig::for_classification(&job.lora, &job.model.path);
-    files::write_atomic(&out.join(ADAPTER_WEIGHTS), &weights)?;
-    files::write_atomic(
-        &out.join(ADAPTER_CONFIG),
-        serde_json::to_string_pretty(&config)?.as_bytes(),
-    )?;
-    let record = RunRecord {
-        job: job.clone(),
-        labels: labels.to_vec(),
-    };
-    files::write_atomic(
-        &out.join(RUN_RECORD),
-        serde_json::to_string_pretty(&record)?.as_bytes(),
-    )?;
+    let adapter = pollster::block_on(AdapterFiles::export(job, model, labels))?;
+    files::write_atomic(&out.join(AdapterFiles::WEIGHTS), &adapter.weights)?;
+    files::write_atomic(&out.join(AdapterFiles::CONFIG), adapter.config.as_bytes())?;
+    files::write_atomic(&out.join(AdapterFiles::RECORD), adapter.record.as_bytes())?;
     Ok(())
 }
 
 /// Loads the job's data and model on `device` (with autodiff), trains, and returns the trained
 /// model, the run's summary and the label names; events go to the progress bar or stdout.
-pub fn run_job(
-    job: &JobSpec,
-    device: &Device,
-    jsonl: bool,
-) -> Result<(BertForSequenceClassification, TrainSummary, Vec<String>)> {
+pub fn run_job(job: &JobSpec, device: &Device, jsonl: bool) -> Result<RunOutput> {
     let data = load_split(job)?;
     describe_data(&data.dataset);
-    let labels = data.dataset.label_names.clone();
-    let (model, tokenizer) = build_model(job, labels.len(), device)?;
+    let files = files::read_model(&job.model.path)?;
     let mut printer = EventPrinter::new(jsonl);
-    let (model, summary) = pollster::block_on(hearth_train::train(
-        model,
-        &tokenizer,
-        Examples {
-            texts: &data.train.0,
-            labels: &data.train.1,
-        },
-        Examples {
-            texts: &data.eval.0,
-            labels: &data.eval.1,
-        },
-        &job.train,
+    let output = pollster::block_on(hearth_train::run::run(
+        job,
+        &files,
+        &data,
         device,
         &mut |e| printer.on_event(e),
-    ))?;
-    Ok((model, summary, labels))
+    ))
+    .with_context(|| format!("training with the model in {}", job.model.path))?;
+    Ok(output)
 }
 
 /// `hearth train`.
@@ -240,7 +185,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         return Ok(());
     }
     let device = device::from_args(&args.run)?.autodiff();
-    let (model, summary, labels) = run_job(&job, &device, args.jsonl)?;
+    let RunOutput {
+        model,
+        summary,
+        labels,
+    } = run_job(&job, &device, args.jsonl)?;
     if !args.jsonl {
         print_summary(&summary, &labels);
     }
@@ -258,13 +207,13 @@ fn load_adapter(
         let path = dir.join(name);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let record: RunRecord = serde_json::from_slice(&read(RUN_RECORD)?)
-        .with_context(|| format!("{} in {}", RUN_RECORD, dir.display()))?;
-    let config = AdapterConfig::from_json(&read(ADAPTER_CONFIG)?)?;
+    let record: RunRecord = serde_json::from_slice(&read(AdapterFiles::RECORD)?)
+        .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?;
+    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
     let mut job = record.job.clone();
     job.lora = config.settings();
     let (model, tokenizer) = build_model(&job, record.labels.len(), device)?;
-    let model = peft::import_adapter(model, &read(ADAPTER_WEIGHTS)?)
+    let model = peft::import_adapter(model, &read(AdapterFiles::WEIGHTS)?)
         .with_context(|| format!("loading the adapter in {}", dir.display()))?;
     Ok((record, model, tokenizer))
 }
@@ -275,7 +224,10 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
     let batch = args.batch_size.unwrap_or(record.job.train.batch_size);
     let (texts, labels) = match &args.data {
-        None => load_split(&record.job)?.eval,
+        None => {
+            let eval = load_split(&record.job)?.eval;
+            (eval.texts, eval.labels)
+        }
         Some(path) => {
             let data = files::read_dataset(&record.job, path)?;
             describe_data(&data);

@@ -7,6 +7,7 @@
 //! PyTorch reference see the same rows. The core functions take bytes, not paths, so the crate
 //! also works in the browser (wasm32); `load_path` is only a convenience for native callers.
 
+mod columns;
 mod decode;
 mod error;
 mod format;
@@ -14,6 +15,7 @@ mod load;
 mod pyrandom;
 mod split;
 
+pub use columns::{Columns, detect_columns};
 pub use decode::{TextEncoding, decode_text};
 pub use error::{DataError, RowRef};
 pub use format::DataFormat;

@@ -42,18 +42,23 @@ impl std::fmt::Debug for ModelFiles {
 
 /// A BERT classifier with LoRA adapters attached, ready to train on `device`.
 ///
-/// The head is initialized from the device's RNG: seed the device first for a repeatable run.
+/// The head and the adapters start from values drawn on the host from `seed`
+/// ([`peft::seeded_init`]), so every backend starts a run from the same numbers; dropout draws
+/// from the device's RNG, which the caller seeds.
 pub fn build_classifier(
     files: &ModelFiles,
     num_labels: usize,
     pooling: bert::Pooling,
     lora: &lora::LoraSettings,
+    seed: u64,
     device: &Device,
 ) -> Result<bert::BertForSequenceClassification, ModelError> {
     lora.validate()?;
     let config = bert::BertConfig::from_json(&files.config)?;
     let encoder = bert::BertModel::init(&config, lora.lora_dropout, device)?
         .load_safetensors(files.weights.clone())?;
-    bert::BertForSequenceClassification::new(encoder, &config, num_labels, pooling, device)?
-        .with_lora(lora)
+    let model =
+        bert::BertForSequenceClassification::new(encoder, &config, num_labels, pooling, device)?
+            .with_lora(lora)?;
+    peft::seeded_init(model, seed, config.initializer_range)
 }

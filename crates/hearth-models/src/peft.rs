@@ -255,6 +255,53 @@ async fn peft_tensors(
     Ok(out)
 }
 
+/// Initial values of every trainable tensor, drawn on the host from `seed` so that a run
+/// starts from the same numbers on every backend (the browser's WebGPU and the CLI's CPU):
+/// `lora_A` uniform in ±1/√in as PEFT's Kaiming-uniform init (a = √5) gives, `lora_B` zero,
+/// the head normal with standard deviation `head_std` (transformers' `initializer_range`) and a
+/// zero bias.
+pub fn seeded_init(
+    model: BertForSequenceClassification,
+    seed: u64,
+    head_std: f64,
+) -> Result<BertForSequenceClassification, ModelError> {
+    use rand::{RngExt, SeedableRng};
+    use rand_distr::{Distribution, Normal};
+
+    let named = named_params(&model);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let normal = Normal::new(0.0, head_std)
+        .map_err(|e| ModelError::UnsupportedConfig(format!("initializer_range: {e}")))?;
+    let mut tensors = BTreeMap::new();
+    for (path, peft) in peft_names(&model) {
+        // PEFT layout: burn's [in, out] matrices transposed.
+        let shape: Vec<usize> = if let Some(t) = named.matrices.get(&path) {
+            let [rows, cols] = t.dims();
+            vec![cols, rows]
+        } else if let Some(t) = named.vectors.get(&path) {
+            t.dims().to_vec()
+        } else {
+            return Err(ModelError::Lora(format!(
+                "the model has no parameter `{path}`"
+            )));
+        };
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = if peft.ends_with(".lora_A.weight") {
+            let bound = 1.0 / (shape[1] as f64).sqrt();
+            (0..n)
+                .map(|_| rng.random_range(-bound..bound) as f32)
+                .collect()
+        } else if peft.ends_with("classifier.weight") {
+            (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
+        } else {
+            vec![0.0; n]
+        };
+        tensors.insert(peft, HostTensor { shape, data });
+    }
+    let bytes = serialize(&tensors, None)?;
+    import_adapter(model, &bytes)
+}
+
 /// `adapter_model.safetensors` of a trained classification model, as PEFT writes it
 /// (metadata `{"format": "pt"}`).
 pub async fn export_adapter(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {

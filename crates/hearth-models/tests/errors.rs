@@ -10,7 +10,7 @@ use hearth_models::tokenizer::TextTokenizer;
 use hearth_models::{ModelFiles, build_classifier};
 
 fn build(files: &ModelFiles, lora: &LoraSettings) -> String {
-    match build_classifier(files, 3, Pooling::Cls, lora, &Device::flex()) {
+    match build_classifier(files, 3, Pooling::Cls, lora, 0, &Device::flex()) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
     }
@@ -109,7 +109,8 @@ fn selected_targets_adapt_exactly_those_layers() {
         ..LoraSettings::default()
     };
     let device = Device::flex().autodiff();
-    let model = build_classifier(&minilm_files(), 3, Pooling::Cls, &lora, &device).expect("builds");
+    let model =
+        build_classifier(&minilm_files(), 3, Pooling::Cls, &lora, 0, &device).expect("builds");
     let per_layer = 2 * 384 * 8 + 2 * 384 * 8 + (384 + 1536) * 8 + (1536 + 384) * 8;
     assert_eq!(
         hearth_models::lora::trainable_params(&model),

@@ -183,6 +183,7 @@ fn trainable_count_is_peft_s() {
         3,
         Pooling::Cls,
         &lora_settings(),
+        0,
         &device,
     )
     .expect("builds");
@@ -214,6 +215,7 @@ fn lora_logits_and_gradients_match_peft() {
         3,
         Pooling::Cls,
         &lora_settings(),
+        0,
         &device,
     )
     .expect("builds");

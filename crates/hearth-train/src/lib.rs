@@ -7,11 +7,13 @@
 
 pub mod job;
 pub mod metrics;
+pub mod run;
 pub mod schedule;
 mod trainer;
 
 pub use job::{DataSpec, JobSpec, ModelSpec, RunRecord, TrainSettings};
 pub use metrics::ClassificationMetrics;
+pub use run::{AdapterFiles, Rows, RunOutput, SplitData};
 pub use trainer::{Event, Examples, TrainSummary, evaluate, predict_probabilities, train};
 
 /// What can end a run early.

@@ -43,9 +43,15 @@ fn thirty_steps_on_500_rows_learn() {
     let device = Device::flex().autodiff();
     device.seed(0);
     let files = minilm();
-    let model =
-        hearth_models::build_classifier(&files, 3, Pooling::Cls, &LoraSettings::default(), &device)
-            .expect("model builds");
+    let model = hearth_models::build_classifier(
+        &files,
+        3,
+        Pooling::Cls,
+        &LoraSettings::default(),
+        0,
+        &device,
+    )
+    .expect("model builds");
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 64).expect("tokenizer");
     let settings = TrainSettings {
         steps: Some(30),
@@ -116,7 +122,7 @@ fn toy_run(
     let files = minilm();
     let device = Device::flex().autodiff();
     let model =
-        hearth_models::build_classifier(&files, 2, pooling, &LoraSettings::default(), &device)
+        hearth_models::build_classifier(&files, 2, pooling, &LoraSettings::default(), 0, &device)
             .expect("model builds");
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
     let texts: Vec<String> = ["good", "bad", "great", "awful"]

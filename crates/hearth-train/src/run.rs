@@ -1,0 +1,188 @@
+//! A whole run from bytes: dataset and model files in, trained adapter files out. The CLI and
+//! the page both go through here, so a job gives the same run wherever it is started.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use burn::tensor::Device;
+use hearth_data::{DataFormat, Dataset};
+use hearth_models::ModelFiles;
+use hearth_models::bert::BertForSequenceClassification;
+use hearth_models::peft::{self, AdapterConfig};
+use hearth_models::tokenizer::TextTokenizer;
+use serde::Serialize;
+
+use crate::{Event, Examples, JobSpec, RunRecord, TrainError, TrainSummary};
+
+/// Texts with their label indices, owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rows {
+    /// The texts.
+    pub texts: Vec<String>,
+    /// Label index of each text.
+    pub labels: Vec<usize>,
+}
+
+impl Rows {
+    /// A borrowed view for the training loop.
+    pub fn examples(&self) -> Examples<'_> {
+        Examples {
+            texts: &self.texts,
+            labels: &self.labels,
+        }
+    }
+
+    fn pick(dataset: &Dataset, indices: &[usize]) -> Self {
+        Self {
+            texts: indices.iter().map(|&i| dataset.texts[i].clone()).collect(),
+            labels: indices.iter().map(|&i| dataset.labels[i]).collect(),
+        }
+    }
+}
+
+/// A job's dataset split into training and held-out rows.
+#[derive(Debug, Clone)]
+pub struct SplitData {
+    /// The whole dataset, with its label names and load report.
+    pub dataset: Dataset,
+    /// Training rows, in the order of the seeded split.
+    pub train: Rows,
+    /// Held-out rows.
+    pub eval: Rows,
+}
+
+/// The format of the job's data: `data.format` if set, else the extension of `data.path`.
+pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
+    let explicit = job
+        .data
+        .format
+        .as_deref()
+        .map(str::parse::<DataFormat>)
+        .transpose()?;
+    Ok(DataFormat::resolve(explicit, Path::new(&job.data.path))?)
+}
+
+/// Reads the job's dataset from the file's bytes.
+pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<Dataset, TrainError> {
+    Ok(hearth_data::load_classification(
+        bytes,
+        data_format(job)?,
+        &job.data.text_column,
+        &job.data.label_column,
+    )?)
+}
+
+/// Splits a dataset into training and held-out rows as the job says.
+pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
+    let n = dataset.texts.len();
+    let n_eval = job.eval_rows(n);
+    let split = hearth_data::holdout_split(n, n_eval, job.train.seed)?;
+    Ok(SplitData {
+        train: Rows::pick(&dataset, &split.train),
+        eval: Rows::pick(&dataset, &split.eval),
+        dataset,
+    })
+}
+
+/// Builds the job's classifier for `num_labels` labels on `device` (autodiff when training),
+/// with its tokenizer. Seeds the device (dropout) and the host draw of the initial adapters.
+pub fn build_model(
+    job: &JobSpec,
+    files: &ModelFiles,
+    num_labels: usize,
+    device: &Device,
+) -> Result<(BertForSequenceClassification, TextTokenizer), TrainError> {
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
+    device.seed(job.train.seed);
+    let model = hearth_models::build_classifier(
+        files,
+        num_labels,
+        job.model.pooling,
+        &job.lora,
+        job.train.seed,
+        device,
+    )?;
+    Ok((model, tokenizer))
+}
+
+/// A finished run: the trained model, its figures and the label names in head order.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The model with its trained adapters and head.
+    pub model: BertForSequenceClassification,
+    /// Figures of the run.
+    pub summary: TrainSummary,
+    /// Label names; index `i` is the head's output `i`.
+    pub labels: Vec<String>,
+}
+
+/// Builds the model, trains it on the split data and evaluates it, reporting every [`Event`].
+pub async fn run(
+    job: &JobSpec,
+    files: &ModelFiles,
+    data: &SplitData,
+    device: &Device,
+    on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+) -> Result<RunOutput, TrainError> {
+    job.validate()?;
+    let labels = data.dataset.label_names.clone();
+    let (model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    let (model, summary) = crate::train(
+        model,
+        &tokenizer,
+        data.train.examples(),
+        data.eval.examples(),
+        &job.train,
+        device,
+        on_event,
+    )
+    .await?;
+    Ok(RunOutput {
+        model,
+        summary,
+        labels,
+    })
+}
+
+/// The files of an adapter directory, as bytes.
+#[derive(Debug, Clone)]
+pub struct AdapterFiles {
+    /// `adapter_config.json`.
+    pub config: String,
+    /// `adapter_model.safetensors`.
+    pub weights: Vec<u8>,
+    /// `hearth_run.json`: the job and the label names.
+    pub record: String,
+}
+
+impl AdapterFiles {
+    /// PEFT's config file name.
+    pub const CONFIG: &str = "adapter_config.json";
+    /// PEFT's weights file name.
+    pub const WEIGHTS: &str = "adapter_model.safetensors";
+    /// Hearth's run record file name.
+    pub const RECORD: &str = "hearth_run.json";
+
+    /// The adapter of a trained model in PEFT's format, plus the run record.
+    pub async fn export(
+        job: &JobSpec,
+        model: &BertForSequenceClassification,
+        labels: &[String],
+    ) -> Result<Self, TrainError> {
+        let weights = peft::export_adapter(model).await?;
+        let config = AdapterConfig::for_classification(&job.lora, &job.model.path);
+        let record = RunRecord {
+            job: job.clone(),
+            labels: labels.to_vec(),
+        };
+        Ok(Self {
+            config: pretty(&config)?,
+            weights,
+            record: pretty(&record)?,
+        })
+    }
+}
+
+fn pretty<T: Serialize>(value: &T) -> Result<String, TrainError> {
+    serde_json::to_string_pretty(value).map_err(|e| TrainError::Job(e.to_string()))
+}

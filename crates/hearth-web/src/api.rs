@@ -1,0 +1,204 @@
+//! The functions the worker calls. Arguments and results are bytes and JSON strings; the worker
+//! turns them into the page's messages.
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+
+use burn::tensor::Device;
+use hearth_data::DataFormat;
+use hearth_models::ModelFiles;
+use hearth_train::{AdapterFiles, JobSpec};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+thread_local! {
+    /// The WebGPU device, set once by [`init_gpu`].
+    static DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// Installs a panic hook that sends the panic's message to the page before the module dies.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("Hearth crashed: {info}");
+        web_sys::console::error_1(&message.as_str().into());
+        let report = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&report, &"type".into(), &"error".into());
+        let _ = js_sys::Reflect::set(&report, &"fatal".into(), &true.into());
+        let _ = js_sys::Reflect::set(&report, &"message".into(), &message.as_str().into());
+        if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
+            let _ = scope.post_message(&report);
+        }
+    }));
+}
+
+fn js_error(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, JsError> {
+    serde_json::to_string(value).map_err(js_error)
+}
+
+/// What the page shows about the GPU the run uses.
+#[derive(Serialize)]
+struct GpuInfo {
+    name: String,
+    vendor: u32,
+    device: u32,
+    device_type: String,
+    driver: String,
+    driver_info: String,
+    backend: String,
+    max_buffer_size: u64,
+    max_storage_buffer_binding_size: u64,
+}
+
+/// Acquires the WebGPU adapter and device through burn and returns the adapter's description
+/// as JSON. Must run once before [`train`].
+#[wasm_bindgen(js_name = initGpu)]
+pub async fn init_gpu() -> Result<String, JsError> {
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|e| js_error(format!("WebGPU could not be initialized: {e}")))?;
+    let info = setup.adapter.get_info();
+    let limits = setup.device.limits();
+    DEVICE.with(|d| *d.borrow_mut() = Some(device));
+    to_json(&GpuInfo {
+        name: info.name,
+        vendor: info.vendor,
+        device: info.device,
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver,
+        driver_info: info.driver_info,
+        backend: format!("{:?}", info.backend),
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+    })
+}
+
+fn format_of(file_name: &str) -> Result<DataFormat, JsError> {
+    DataFormat::resolve(None, std::path::Path::new(file_name)).map_err(js_error)
+}
+
+/// The columns of a dataset file and guesses for the text and label columns, as JSON
+/// `{names, text, label}`.
+#[wasm_bindgen(js_name = detectColumns)]
+pub fn detect_columns(bytes: &[u8], file_name: &str) -> Result<String, JsError> {
+    let columns = hearth_data::detect_columns(bytes, format_of(file_name)?).map_err(js_error)?;
+    to_json(&columns)
+}
+
+/// A job with every setting at its default, as JSON, for the form to start from.
+#[wasm_bindgen(js_name = defaultJob)]
+pub fn default_job() -> Result<String, JsError> {
+    let job =
+        JobSpec::parse(r#"{"model": {"path": "all-MiniLM-L6-v2"}, "data": {"path": "data.csv"}}"#)
+            .map_err(js_error)?;
+    to_json(&job)
+}
+
+/// Parses and validates a job built by the page; returns it as the pretty JSON that
+/// `hearth train --job` reads, or the message naming the setting to change.
+#[wasm_bindgen(js_name = checkJob)]
+pub fn check_job(json: &str) -> Result<String, JsError> {
+    Ok(JobSpec::parse(json).map_err(js_error)?.to_json())
+}
+
+/// A trained adapter's files and the run's summary.
+#[wasm_bindgen]
+pub struct TrainedAdapter {
+    files: AdapterFiles,
+    summary: String,
+}
+
+#[wasm_bindgen]
+impl TrainedAdapter {
+    /// `adapter_config.json`.
+    #[wasm_bindgen(getter)]
+    pub fn config(&self) -> String {
+        self.files.config.clone()
+    }
+
+    /// `adapter_model.safetensors`.
+    #[wasm_bindgen(getter)]
+    pub fn weights(&self) -> Vec<u8> {
+        self.files.weights.clone()
+    }
+
+    /// `hearth_run.json`.
+    #[wasm_bindgen(getter)]
+    pub fn record(&self) -> String {
+        self.files.record.clone()
+    }
+
+    /// The run's summary as JSON.
+    #[wasm_bindgen(getter)]
+    pub fn summary(&self) -> String {
+        self.summary.clone()
+    }
+}
+
+/// Trains the job on WebGPU. `on_event` receives every training event as a JSON string; when it
+/// returns `false` the run stops after the current step and still returns its adapter.
+#[wasm_bindgen]
+pub async fn train(
+    job_json: String,
+    config: Vec<u8>,
+    weights: Vec<u8>,
+    tokenizer: Vec<u8>,
+    data: Vec<u8>,
+    on_event: js_sys::Function,
+) -> Result<TrainedAdapter, JsError> {
+    let device = DEVICE
+        .with(|d| d.borrow().clone())
+        .ok_or_else(|| js_error("WebGPU is not initialized yet"))?
+        .autodiff();
+    let job = JobSpec::parse(&job_json).map_err(js_error)?;
+    let dataset = hearth_train::run::load_dataset(&job, &data).map_err(js_error)?;
+    drop(data);
+    let split = hearth_train::run::split(&job, dataset).map_err(js_error)?;
+    // The page learns the label names and how the file was decoded before the first step.
+    let data_event = serde_json::json!({
+        "event": "data",
+        "labels": split.dataset.label_names,
+        "class_counts": split.dataset.class_counts(),
+        "report": split.dataset.report,
+    });
+    on_event
+        .call1(&JsValue::NULL, &data_event.to_string().into())
+        .map_err(|e| js_error(format!("the page's event handler failed: {e:?}")))?;
+    let files = ModelFiles {
+        config,
+        weights,
+        tokenizer,
+    };
+    let mut callback_error = None;
+    let mut on_event = |event: &hearth_train::Event| {
+        let Ok(json) = serde_json::to_string(event) else {
+            return ControlFlow::Continue(());
+        };
+        match on_event.call1(&JsValue::NULL, &json.into()) {
+            Ok(keep_going) if keep_going == JsValue::FALSE => ControlFlow::Break(()),
+            Ok(_) => ControlFlow::Continue(()),
+            Err(e) => {
+                callback_error = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    };
+    let output = hearth_train::run::run(&job, &files, &split, &device, &mut on_event)
+        .await
+        .map_err(js_error)?;
+    if let Some(e) = callback_error {
+        return Err(js_error(format!("the page's event handler failed: {e:?}")));
+    }
+    let files = AdapterFiles::export(&job, &output.model, &output.labels)
+        .await
+        .map_err(js_error)?;
+    Ok(TrainedAdapter {
+        files,
+        summary: to_json(&output.summary)?,
+    })
+}

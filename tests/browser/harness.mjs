@@ -1,0 +1,52 @@
+// Shared pieces of the browser tests: the repo's paths, the page server (`xtask serve`), and
+// Debian's Chromium started with real WebGPU (SwiftShader on a GPU-less machine).
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+export const bin = (name) => join(target, "debug", name);
+
+/** Starts `xtask serve --no-build` on a free port; resolves to {origin, stop}. */
+export function serve() {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(bin("xtask"), ["serve", "--no-build", "--port", "0"], {
+      cwd: root,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`the server exited (${code})`)));
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/serving Hearth on (http:\/\/127\.0\.0\.1:\d+)\//);
+      if (m) resolvePromise({ origin: m[1], stop: () => child.kill() });
+    });
+  });
+}
+
+/** Chromium with WebGPU on, background networking off, a fresh profile. */
+export async function launch() {
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "hearth-chromium-")), {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    acceptDownloads: true,
+    viewport: { width: 1100, height: 1600 },
+    args: [
+      "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--no-first-run", "--disable-quic",
+    ],
+  });
+}
+
+/** Reads a safetensors file's header: {name: {dtype, shape, data_offsets}}. */
+export function safetensorsHeader(bytes) {
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
+  return { header, dataStart: 8 + n };
+}

