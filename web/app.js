@@ -14,7 +14,7 @@ const state = {
   startedAt: 0,
   firstStep: null,
   downloads: [],
-  pendingJob: null,
+  restarts: 0,           // worker restarts since the last successful start
 };
 
 function setStatus(el, text, kind = "note") {
@@ -38,6 +38,11 @@ function startWorker() {
 
 function restartWorker() {
   state.worker?.terminate();
+  // A worker that cannot even start (a missing module, say) would fail again: stop trying.
+  if (++state.restarts > 2) {
+    setStatus($("gpu"), "The GPU worker keeps failing; reload the page to try again.", "error");
+    return;
+  }
   startWorker();
 }
 
@@ -55,13 +60,15 @@ function onWorkerMessage(msg) {
   switch (msg.type) {
     case "ready": {
       state.ready = true;
+      state.restarts = 0;
       const g = msg.gpu;
       const b = g.browser;
       const name = g.name || [b.vendor, b.architecture, b.device, b.description]
         .filter(Boolean).join(" ") || "unnamed adapter";
       setStatus($("gpu"),
         `WebGPU adapter: ${name} (${g.backend}, ${g.device_type}${g.driver ? `, ${g.driver}` : ""}` +
-        `${g.driver_info ? ` ${g.driver_info}` : ""}); largest buffer ${(g.max_buffer_size / 2 ** 20).toFixed(0)} MiB`,
+        `${g.driver_info ? ` ${g.driver_info}` : ""}); largest buffer ${(g.max_buffer_size / 2 ** 20).toFixed(0)} MiB; ` +
+        `ready ${(performance.now() / 1000).toFixed(1)} s after the page opened`,
         "ok");
       $("gpu").dataset.adapter = name;
       updateButtons();

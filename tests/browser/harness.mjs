@@ -29,15 +29,15 @@ export function serve() {
   });
 }
 
-/** Chromium with WebGPU on, background networking off, a fresh profile. */
-export async function launch() {
+/** Chromium with WebGPU on (unless `webgpu` is false), background networking off, a fresh profile. */
+export async function launch({ webgpu = true } = {}) {
   return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "hearth-chromium-")), {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     acceptDownloads: true,
     viewport: { width: 1100, height: 1600 },
     args: [
-      "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu",
+      "--headless=new", "--no-sandbox", ...(webgpu ? ["--enable-unsafe-webgpu"] : []),
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--no-first-run", "--disable-quic",
     ],

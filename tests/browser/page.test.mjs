@@ -130,6 +130,22 @@ test("bad data gets a clear message and the page stays usable", { timeout: 120_0
   assert.equal(await page.locator("#start").isDisabled(), false, "Start is available again");
 });
 
+test("Stop ends a run after the current step and still offers its adapter", { timeout: 300_000 }, async () => {
+  assert.ok(run.losses, "the training run must have finished");
+  await page.setInputFiles("#data-file", csvPath);
+  await page.waitForFunction(() => document.getElementById("data-status").textContent.includes("columns"));
+  await page.fill("#steps", "500");
+  await page.click("#start");
+  await waitFor(() => document.querySelectorAll("#step-log tbody tr").length >= 2, 240_000, "the first steps");
+  await page.click("#stop");
+  await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 120_000, "stopping");
+  const status = await page.locator("#run-status").textContent();
+  const m = status.match(/^Stopped after (\d+) steps/);
+  assert.ok(m, status);
+  assert.ok(Number(m[1]) < 500);
+  assert.equal(await page.locator("#step-log tbody tr").count(), Number(m[1]));
+});
+
 test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {
   const response = await context.request.get(`${server.origin}/`);
   const csp = response.headers()["content-security-policy"];
@@ -138,6 +154,19 @@ test("the server sends a Content-Security-Policy that keeps fetches same-origin"
   assert.doesNotMatch(csp, /https?:/);
   const meta = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
   assert.match(meta, /connect-src 'self'/);
+});
+
+test("without WebGPU the page says so and what to do", { timeout: 120_000 }, async () => {
+  const plain = await launch({ webgpu: false });
+  try {
+    const p = plain.pages()[0] ?? await plain.newPage();
+    await p.goto(`${server.origin}/`);
+    await p.waitForSelector("#gpu.error", { timeout: 60_000 });
+    assert.match(await p.locator("#gpu").textContent(), /WebGPU.*(Chrome|Edge).*reload/);
+    assert.equal(await p.locator("#start").isDisabled(), true);
+  } finally {
+    await plain.close();
+  }
 });
 
 test("no request leaves the origin or carries the dataset", () => {

@@ -55,16 +55,31 @@ pub fn fetch_assets(root: &Path) -> Result<()> {
 /// Builds `static/` from `web/` and the wasm module.
 pub fn build(root: &Path) -> Result<()> {
     let version = locked_wasm_bindgen(root)?;
-    let found = Command::new("wasm-bindgen")
-        .arg("--version")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if !found.ends_with(&version) {
-        bail!(
-            "wasm-bindgen {version} is needed (found `{found}`): \
-             cargo install wasm-bindgen-cli --version {version}"
-        );
+    // The wasm target and the pinned wasm-bindgen CLI: installed here when missing, so one
+    // command works on a fresh machine.
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    let found = || {
+        Command::new("wasm-bindgen")
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    if found() != format!("wasm-bindgen {version}") {
+        eprintln!("installing wasm-bindgen-cli {version} (it must match Cargo.lock)");
+        run(Command::new(env!("CARGO")).args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &version,
+        ]))?;
+        if found() != format!("wasm-bindgen {version}") {
+            bail!(
+                "wasm-bindgen {version} is needed but `wasm-bindgen --version` says `{}`; \
+                 is ~/.cargo/bin on PATH?",
+                found()
+            );
+        }
     }
     run(Command::new(env!("CARGO")).current_dir(root).args([
         "build",
