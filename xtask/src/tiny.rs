@@ -20,6 +20,11 @@ const POSITIONS: usize = 128;
 const SEED: u64 = 20_261_128;
 /// Larger than BERT's 0.02 so that a random model's sentence vectors differ visibly.
 const STD: f64 = 0.1;
+/// The feed-forward input weights are larger still, so GELU sees pre-activations beyond ±13 as
+/// real checkpoints do (MiniLM's first layers reach ±24): where a driver's `tanh` overflows
+/// (SwiftShader), a GELU backward through `tanh` turns those into NaN, and the browser test
+/// would see it.
+const FFN_STD: f64 = 0.8;
 
 /// The tokenizer restricted to ids below `vocab` (BERT vocabularies put special tokens, single
 /// characters and the most frequent words first).
@@ -120,6 +125,7 @@ fn shapes(vocab: usize) -> Vec<(String, Vec<usize>)> {
 fn weights(vocab: usize) -> Result<Vec<u8>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);
     let normal = Normal::new(0.0, STD)?;
+    let ffn = Normal::new(0.0, FFN_STD)?;
     let mut bytes: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, shape) in shapes(vocab) {
         let n: usize = shape.iter().product();
@@ -127,6 +133,8 @@ fn weights(vocab: usize) -> Result<Vec<u8>> {
             vec![1.0; n]
         } else if name.ends_with(".bias") {
             vec![0.0; n]
+        } else if name.ends_with("intermediate.dense.weight") {
+            (0..n).map(|_| ffn.sample(&mut rng) as f32).collect()
         } else {
             (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
         };

@@ -21,11 +21,12 @@ use burn::store::{
     FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
     SafetensorsStore,
 };
-use burn::tensor::activation::{gelu, relu, softmax, tanh};
+use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use crate::ModelError;
+use crate::activation::{gelu_erf, gelu_tanh, safe_tanh};
 use crate::lora::{self, LoraSettings};
 
 /// HuggingFace weight names → burn module paths, for every BERT-family checkpoint.
@@ -346,8 +347,8 @@ impl BertIntermediate {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = lora::linear(&self.dense, x, &self.lora_dropout);
         match self.act {
-            Activation::Gelu => gelu(x),
-            Activation::GeluApprox => burn::tensor::activation::gelu_approximate(x),
+            Activation::Gelu => gelu_erf(x),
+            Activation::GeluApprox => gelu_tanh(x),
             Activation::Relu => relu(x),
         }
     }
@@ -410,7 +411,7 @@ impl BertPooler {
         let first = hidden
             .slice([0..batch, 0..1, 0..width])
             .reshape([batch, width]);
-        tanh(lora::linear(&self.dense, first, &self.lora_dropout))
+        safe_tanh(lora::linear(&self.dense, first, &self.lora_dropout))
     }
 }
 

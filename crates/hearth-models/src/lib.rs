@@ -7,6 +7,7 @@
 //! constructor takes the [`burn::tensor::Device`] the caller chose, and every loader takes bytes,
 //! so the same code runs natively and in the browser.
 
+pub mod activation;
 pub mod bert;
 pub mod lora;
 pub mod peft;
