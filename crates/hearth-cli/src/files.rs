@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hearth_data::{DataFormat, Dataset};
+use hearth_data::Dataset;
 use hearth_models::ModelFiles;
 use hearth_train::JobSpec;
 
@@ -23,22 +23,13 @@ pub fn read_model(dir: &str) -> Result<ModelFiles> {
     })
 }
 
-/// Loads the job's dataset and says how it was decoded.
+/// Loads the dataset at `path` with the job's columns and format (the format from `path`'s
+/// extension unless the job names one).
 pub fn read_dataset(job: &JobSpec, path: &str) -> Result<Dataset> {
-    let format = job
-        .data
-        .format
-        .as_deref()
-        .map(str::parse::<DataFormat>)
-        .transpose()?;
-    let data = hearth_data::load_path(
-        Path::new(path),
-        format,
-        &job.data.text_column,
-        &job.data.label_column,
-    )
-    .with_context(|| format!("loading {path}"))?;
-    Ok(data)
+    let bytes = fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    let mut job = job.clone();
+    job.data.path = path.to_string();
+    hearth_train::run::load_dataset(&job, &bytes).with_context(|| format!("loading {path}"))
 }
 
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one:
