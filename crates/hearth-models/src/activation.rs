@@ -40,7 +40,10 @@ mod tests {
     }
 
     fn values(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
     }
 
     /// Forward values and gradients, on autodiff Flex.
