@@ -37,7 +37,10 @@ export async function launch({ webgpu = true } = {}) {
     acceptDownloads: true,
     viewport: { width: 1100, height: 1600 },
     args: [
-      "--headless=new", "--no-sandbox", ...(webgpu ? ["--enable-unsafe-webgpu"] : []),
+      "--headless=new", "--no-sandbox",
+      // Without WebGPU: no hardware GPU and no SwiftShader, so no adapter whatever the
+      // browser's defaults are.
+      ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-gpu", "--disable-software-rasterizer"]),
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--no-first-run", "--disable-quic",
     ],
