@@ -1,6 +1,6 @@
 //! Repository tasks, run as `cargo xtask <task>`:
 //!
-//! - `web`: builds the wasm module (release), binds it with the pinned `wasm-bindgen` CLI,
+//! - `web`: builds the wasm module (profile `wasm-size`), binds it with the pinned `wasm-bindgen` CLI,
 //!   shrinks it with `wasm-opt` where installed, and assembles `static/` from `web/`.
 //! - `serve`: `web`, then serves `static/` on 127.0.0.1 with the demo model and data.
 //! - `tiny-bert`: writes a small random BERT model directory for browser tests.

@@ -87,12 +87,14 @@ pub fn build(root: &Path) -> Result<()> {
         "hearth-web",
         "--target",
         "wasm32-unknown-unknown",
-        "--release",
+        "--profile",
+        "wasm-size",
+        "--locked",
     ]))?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let wasm = target_dir.join("wasm32-unknown-unknown/release/hearth_web.wasm");
+    let wasm = target_dir.join("wasm32-unknown-unknown/wasm-size/hearth_web.wasm");
     let out = root.join("static");
     if out.exists() {
         fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
