@@ -6,7 +6,7 @@
 mod common;
 
 use burn::tensor::Device;
-use common::{fixture, floats, json, minilm_files};
+use common::{fixture, floats, json, minilm_files, read_vec, strings};
 use hearth_models::bert::{BertInput, Pooling};
 use hearth_models::peft::{AdapterConfig, import_adapter};
 use hearth_models::tokenizer::TextTokenizer;
@@ -25,25 +25,11 @@ fn logits_match_peft(dir: &str, logits_fixture: &str) {
             .expect("builds");
     let model = import_adapter(model, &read("adapter_model.safetensors")).expect("imports");
 
-    let sentences: Vec<&str> = fx["sentences"]
-        .as_array()
-        .expect("sentences")
-        .iter()
-        .map(|s| s.as_str().expect("str"))
-        .collect();
+    let sentences = strings(&fx["sentences"]);
     let tok = TextTokenizer::from_bytes(&files.tokenizer, 128).expect("tokenizer");
     let enc = tok.encode_batch(&sentences).expect("encodes");
-    let logits = model.forward(&BertInput::new(&enc, &device));
-    let ours = pollster::block_on(logits.reshape([sentences.len() * 3]).into_data_async())
-        .expect("read")
-        .try_into_vec::<f32>()
-        .expect("f32");
-    let theirs: Vec<f64> = fx["logits"]
-        .as_array()
-        .expect("logits")
-        .iter()
-        .flat_map(floats)
-        .collect();
+    let ours = read_vec(model.forward(&BertInput::new(&enc, &device)));
+    let theirs = floats(&fx["logits"]);
     assert_eq!(ours.len(), theirs.len());
     let worst = ours
         .iter()

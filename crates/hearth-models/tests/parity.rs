@@ -10,7 +10,7 @@ use burn::module::{Module, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use common::{floats, ints, json, minilm_files};
+use common::{floats, ints, json, minilm_files, read_vec, strings};
 use hearth_models::bert::{BertConfig, BertInput, BertModel, Pooling};
 use hearth_models::lora::{LoraSettings, trainable_params};
 use hearth_models::peft::{import_adapter, named_params, peft_names};
@@ -19,14 +19,6 @@ use safetensors::tensor::{Dtype, TensorView};
 
 fn tokenizer(max_length: usize) -> TextTokenizer {
     TextTokenizer::from_bytes(&minilm_files().tokenizer, max_length).expect("tokenizer loads")
-}
-
-fn read_vec(t: Tensor<2>) -> Vec<f32> {
-    let n: usize = t.dims().iter().product();
-    pollster::block_on(t.reshape([n]).into_data_async())
-        .expect("read")
-        .try_into_vec::<f32>()
-        .expect("f32")
 }
 
 #[test]
@@ -45,12 +37,7 @@ fn token_ids_equal_hf() {
         assert_eq!(enc.attention_mask, ints(&s["attention_mask"]), "{text:?}");
     }
     let batch = &fx["batch"];
-    let texts: Vec<&str> = batch["texts"]
-        .as_array()
-        .expect("texts")
-        .iter()
-        .map(|t| t.as_str().expect("str"))
-        .collect();
+    let texts = strings(&batch["texts"]);
     let enc = tok.encode_batch(&texts).expect("encodes");
     assert_eq!(enc.input_ids, ints(&batch["input_ids"]), "dynamic padding");
     assert_eq!(enc.attention_mask, ints(&batch["attention_mask"]));
@@ -68,12 +55,7 @@ fn mean_pooled_embeddings_match_transformers() {
         .load_safetensors(files.weights.clone())
         .expect("weights load")
         .valid();
-    let texts: Vec<&str> = fx["sentences"]
-        .as_array()
-        .expect("sentences")
-        .iter()
-        .map(|t| t.as_str().expect("str"))
-        .collect();
+    let texts = strings(&fx["sentences"]);
     let enc = tokenizer(128).encode_batch(&texts).expect("encodes");
     assert_eq!(enc.input_ids, ints(&fx["input_ids"]));
     let ours = read_vec(model.mean_pooled(&BertInput::new(&enc, &device)));
@@ -222,14 +204,7 @@ fn lora_logits_and_gradients_match_peft() {
     let model = import_adapter(model, &formula_adapter(6, 384, 8, 3)).expect("adapter imports");
     let batch = fixture_batch(&fx);
     let enc = tokenizer(128)
-        .encode_batch(
-            &fx["sentences"]
-                .as_array()
-                .expect("sentences")
-                .iter()
-                .map(|s| s.as_str().expect("str"))
-                .collect::<Vec<_>>(),
-        )
+        .encode_batch(&strings(&fx["sentences"]))
         .expect("encodes");
     assert_eq!(enc, batch, "the tokenizer gives the fixture's batch");
 

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use burn::tensor::Tensor;
 use hearth_models::ModelFiles;
 
 /// The repository root.
@@ -59,4 +60,22 @@ pub fn floats(v: &serde_json::Value) -> Vec<f64> {
 /// A JSON array (of arrays) of integers as i64, flattened.
 pub fn ints(v: &serde_json::Value) -> Vec<i64> {
     floats(v).into_iter().map(|x| x as i64).collect()
+}
+
+/// A JSON array of strings.
+pub fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string"))
+        .collect()
+}
+
+/// A tensor's values, row-major, read back as the library does (asynchronously).
+pub fn read_vec(t: Tensor<2>) -> Vec<f32> {
+    let n: usize = t.dims().iter().product();
+    pollster::block_on(t.reshape([n]).into_data_async())
+        .expect("read")
+        .try_into_vec::<f32>()
+        .expect("f32")
 }
