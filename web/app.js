@@ -13,7 +13,7 @@ const state = {
   totalSteps: 0,
   startedAt: 0,
   firstStep: null,
-  downloads: [],
+  downloads: [],         // object URLs of the offered adapter files, revoked by the next run
   restarts: 0,           // worker restarts since the last successful start
 };
 
@@ -187,6 +187,8 @@ function start() {
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
   $("downloads").replaceChildren();
+  state.downloads.forEach((url) => URL.revokeObjectURL(url));
+  state.downloads = [];
   setStatus($("result-status"), "Training…");
   drawChart();
   // Copies, so the page keeps its own files for the next run.
@@ -284,15 +286,17 @@ function onDone({ adapter, summary }) {
 
 function download(name, blob, where = "downloads") {
   const url = URL.createObjectURL(blob);
-  state.downloads.push(url);
   const a = document.createElement("a");
   a.href = url;
   a.download = name;
   a.textContent = `${name} (${(blob.size / 1024).toFixed(1)} KiB)`;
   if (where === "job") {
     a.click();
+    // A one-off download: the browser has the bytes once it starts.
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
     return;
   }
+  state.downloads.push(url);
   const li = document.createElement("li");
   li.appendChild(a);
   $("downloads").appendChild(li);
