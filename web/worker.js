@@ -6,16 +6,33 @@
 //   {type: "columns", name, bytes: ArrayBuffer}
 //   {type: "job", job}                           validate a job for export
 //   {type: "train", job, model: {demo: true} | {config, weights, tokenizer}, data: ArrayBuffer}
+//   {type: "resume"}                             continue the unfinished run kept in OPFS
+//   {type: "discard"}                            forget it
+//   {type: "classify", texts: [string]}          with the model the last run trained
 //   {type: "stop"}
 // Worker → page:
 //   {type: "ready", gpu, defaults} | {type: "no-webgpu", message}
+//   {type: "pending", run: null | {step, steps, status, data_name, started}}  after ready/discard
 //   {type: "columns", columns: {names, text, label}}
 //   {type: "job", json}
 //   {type: "loading", what}
 //   {type: "event", event}                       started / step / evaluated / finished
+//   {type: "resuming", step, job}                continuing from that checkpoint
+//   {type: "checkpoint", step}                   a checkpoint is safely in OPFS
+//   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
 //   {type: "done", adapter: {config, weights: ArrayBuffer, record}, summary}
+//   {type: "predictions", results: [{text, label, scores}]}
 //   {type: "error", message, fatal}              fatal: the module must be restarted
-import init, { initGpu, detectColumns, defaultJob, checkJob, train } from "./pkg/hearth_web.js";
+//
+// Checkpoints live in the origin-private file system (OPFS), on this device only, under
+// hearth-run/: job.json, meta.json ({status: running | stopped | finished, ...}), data.bin, the
+// model files (model/, unless it is the demo model) and checkpoints/step-NNNNNN/ with the files
+// the wasm module hands over. Each file is written through createWritable (committed on close),
+// trainer_state.json last; it carries the checksums of the others, so a checkpoint torn by a
+// closed tab is recognised and an older one used.
+import init, {
+  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify,
+} from "./pkg/hearth_web.js";
 
 let stopRequested = false;
 let busy = false;
@@ -27,6 +44,118 @@ async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+// ---------- OPFS ----------
+
+const RUN_DIR = "hearth-run";
+const MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json"];
+const text = (bytes) => new TextDecoder().decode(bytes);
+
+async function runDir(create) {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(RUN_DIR, { create });
+}
+
+async function writeFile(dir, name, bytes) {
+  const handle = await dir.getFileHandle(name, { create: true });
+  const writable = await handle.createWritable();
+  await writable.write(bytes);
+  await writable.close();
+}
+
+async function readFile(dir, name) {
+  const handle = await dir.getFileHandle(name);
+  return new Uint8Array(await (await handle.getFile()).arrayBuffer());
+}
+
+async function readMeta(run) {
+  return JSON.parse(text(await readFile(run, "meta.json")));
+}
+
+async function setStatus(statusValue) {
+  const run = await runDir(false);
+  const meta = await readMeta(run);
+  meta.status = statusValue;
+  await writeFile(run, "meta.json", JSON.stringify(meta));
+}
+
+/** Replaces the stored run with a new one: job, data and (unless demo) model files. */
+async function storeRun(msg, files) {
+  const root = await navigator.storage.getDirectory();
+  await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
+  const run = await root.getDirectoryHandle(RUN_DIR, { create: true });
+  await writeFile(run, "job.json", JSON.stringify(msg.job));
+  await writeFile(run, "data.bin", new Uint8Array(msg.data));
+  if (!msg.model.demo) {
+    const dir = await run.getDirectoryHandle("model", { create: true });
+    for (const [name, key] of [["config.json", "config"], ["model.safetensors", "weights"], ["tokenizer.json", "tokenizer"]]) {
+      await writeFile(dir, name, files[key]);
+    }
+  }
+  await writeFile(run, "meta.json", JSON.stringify({
+    status: "running", demo: !!msg.model.demo, data_name: msg.job.data.path, started: new Date().toISOString(),
+  }));
+}
+
+async function checkpointNames(run) {
+  const dir = await run.getDirectoryHandle("checkpoints", { create: true });
+  const names = [];
+  for await (const [name] of dir.entries()) if (/^step-\d{6}$/.test(name)) names.push(name);
+  return { dir, names: names.sort() };
+}
+
+/** Writes one checkpoint (manifest last), then keeps only the newest `keep`. */
+async function storeCheckpoint(step, files, keep) {
+  const run = await runDir(false);
+  const { dir } = await checkpointNames(run);
+  const name = `step-${String(step).padStart(6, "0")}`;
+  await dir.removeEntry(name, { recursive: true }).catch(() => {});
+  const target = await dir.getDirectoryHandle(name, { create: true });
+  const order = Object.keys(files).sort((a, b) => (a === "trainer_state.json") - (b === "trainer_state.json"));
+  for (const file of order) await writeFile(target, file, files[file]);
+  const { names } = await checkpointNames(run);
+  for (const old of names.slice(0, Math.max(0, names.length - keep))) {
+    await dir.removeEntry(old, { recursive: true }).catch(() => {});
+  }
+}
+
+/** The newest checkpoint the module accepts, skipping (and reporting) damaged ones. */
+async function newestCheckpoint(run, report) {
+  const { dir, names } = await checkpointNames(run);
+  for (const name of names.reverse()) {
+    const files = {};
+    const handle = await dir.getDirectoryHandle(name);
+    for await (const [file, h] of handle.entries()) {
+      if (h.kind === "file") files[file] = new Uint8Array(await (await h.getFile()).arrayBuffer());
+    }
+    try {
+      return { name, files, info: JSON.parse(checkCheckpoint(files)) };
+    } catch (e) {
+      report(`Checkpoint ${name} cannot be used (${errorText(e)}); trying an older one.`);
+    }
+  }
+  return null;
+}
+
+/** The stored run the page can offer to continue, if any. */
+async function pendingRun() {
+  let run;
+  try {
+    run = await runDir(false);
+  } catch {
+    return null;
+  }
+  try {
+    const meta = await readMeta(run);
+    if (meta.status === "finished") return null;
+    const found = await newestCheckpoint(run, () => {});
+    if (!found) return null;
+    return { step: found.info.step, steps: found.info.steps, status: meta.status,
+             data_name: meta.data_name, started: meta.started };
+  } catch {
+    return null;
+  }
 }
 
 async function boot() {
@@ -46,39 +175,94 @@ async function boot() {
   gpu.browser = { vendor: info.vendor ?? "", architecture: info.architecture ?? "",
                   device: info.device ?? "", description: info.description ?? "" };
   post({ type: "ready", gpu, defaults: JSON.parse(defaultJob()) });
+  post({ type: "pending", run: await pendingRun() });
+}
+
+async function demoModel() {
+  post({ type: "loading", what: "the demo model" });
+  const [config, weights, tokenizer] = await Promise.all(
+    MODEL_FILES.map((f) => fetchBytes(`models/demo/${f}`)));
+  return { config, weights, tokenizer };
+}
+
+/** Trains `job` on `files` and `data`, from scratch or from `resume`, checkpointing to OPFS. */
+async function trainStored(job, files, data, resume) {
+  post({ type: "loading", what: "the model onto the GPU" });
+  const onEvent = (json) => {
+    post({ type: "event", event: JSON.parse(json) });
+    return !stopRequested;
+  };
+  // Writes are queued so the training loop never waits on the disk; the run ends only after the
+  // last one landed. A failed write is reported and stops the run.
+  let writes = Promise.resolve();
+  let writeError = null;
+  const keep = job.train.keep_checkpoints ?? 3;
+  const onCheckpoint = (step, ckpt) => {
+    writes = writes.then(() => storeCheckpoint(step, ckpt, keep))
+      .then(() => post({ type: "checkpoint", step }))
+      .catch((e) => { writeError = e; stopRequested = true; });
+  };
+  let trained;
+  try {
+    trained = await train(JSON.stringify(job), files.config, files.weights, files.tokenizer, data,
+      onEvent, onCheckpoint, resume ?? undefined);
+  } finally {
+    await writes;
+  }
+  if (writeError) throw new Error(`a checkpoint could not be saved in this browser's storage: ${errorText(writeError)}`);
+  const summary = JSON.parse(trained.summary);
+  await setStatus(summary.stopped ? "stopped" : "finished");
+  const weights = trained.weights;
+  const adapter = { config: trained.config, record: trained.record, weights: weights.buffer };
+  post({ type: "done", adapter, summary }, [weights.buffer]);
+  trained.free();
 }
 
 async function runTraining(msg) {
   busy = true;
   stopRequested = false;
   try {
-    let files;
-    if (msg.model.demo) {
-      post({ type: "loading", what: "the demo model" });
-      const [config, weights, tokenizer] = await Promise.all(
-        ["config.json", "model.safetensors", "tokenizer.json"].map((f) => fetchBytes(`models/demo/${f}`)));
-      files = { config, weights, tokenizer };
-    } else {
-      files = {
-        config: new Uint8Array(msg.model.config),
-        weights: new Uint8Array(msg.model.weights),
-        tokenizer: new Uint8Array(msg.model.tokenizer),
-      };
-    }
-    post({ type: "loading", what: "the model onto the GPU" });
-    const onEvent = (json) => {
-      post({ type: "event", event: JSON.parse(json) });
-      return !stopRequested;
+    const files = msg.model.demo ? await demoModel() : {
+      config: new Uint8Array(msg.model.config),
+      weights: new Uint8Array(msg.model.weights),
+      tokenizer: new Uint8Array(msg.model.tokenizer),
     };
-    const trained = await train(JSON.stringify(msg.job), files.config, files.weights, files.tokenizer,
-      new Uint8Array(msg.data), onEvent);
-    const weights = trained.weights;
-    const adapter = { config: trained.config, record: trained.record, weights: weights.buffer };
-    post({ type: "done", adapter, summary: JSON.parse(trained.summary) }, [weights.buffer]);
-    trained.free();
+    await storeRun(msg, files);
+    await trainStored(msg.job, files, new Uint8Array(msg.data), null);
   } finally {
     busy = false;
   }
+}
+
+async function resumeTraining() {
+  busy = true;
+  stopRequested = false;
+  try {
+    const run = await runDir(false);
+    const meta = await readMeta(run);
+    const job = JSON.parse(text(await readFile(run, "job.json")));
+    const found = await newestCheckpoint(run, (message) => post({ type: "warning", message }));
+    if (!found) throw new Error("no intact checkpoint of the unfinished run is left");
+    let files;
+    if (meta.demo) {
+      files = await demoModel();
+    } else {
+      const dir = await run.getDirectoryHandle("model");
+      const [config, weights, tokenizer] = await Promise.all(MODEL_FILES.map((f) => readFile(dir, f)));
+      files = { config, weights, tokenizer };
+    }
+    await setStatus("running");
+    post({ type: "resuming", step: found.info.step, job });
+    await trainStored(job, files, await readFile(run, "data.bin"), found.files);
+  } finally {
+    busy = false;
+  }
+}
+
+async function discardRun() {
+  const root = await navigator.storage.getDirectory();
+  await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
+  post({ type: "pending", run: null });
 }
 
 self.onmessage = async ({ data: msg }) => {
@@ -93,6 +277,14 @@ self.onmessage = async ({ data: msg }) => {
       case "train":
         if (busy) throw new Error("a run is already going");
         await runTraining(msg);
+        break;
+      case "resume":
+        if (busy) throw new Error("a run is already going");
+        await resumeTraining();
+        break;
+      case "discard": await discardRun(); break;
+      case "classify":
+        post({ type: "predictions", results: JSON.parse(await classify(JSON.stringify(msg.texts))) });
         break;
       case "stop": stopRequested = true; break;
       default: throw new Error(`unknown message ${msg.type}`);

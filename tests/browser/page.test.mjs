@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bin, launch, root, safetensorsHeader, serve } from "./harness.mjs";
@@ -18,6 +18,7 @@ let server, context, page;
 const requests = [];
 const consoleLines = [];
 const run = {};
+const tryTexts = ["what a wonderful sunny day, love it", "the worst service ever, I am furious"];
 
 before(async () => {
   server = await serve();
@@ -35,10 +36,10 @@ after(async () => {
 });
 
 /** Waits for `predicate` in the page, failing early with the page's own error message. */
-async function waitFor(predicate, timeout, what) {
+async function waitFor(predicate, timeout, what, arg = undefined) {
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
-    if (await page.evaluate(predicate)) return;
+    if (await page.evaluate(predicate, arg)) return;
     const error = await page.locator(".error").allTextContents();
     if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${consoleLines.join("\n")}`);
     await new Promise((r) => setTimeout(r, 250));
@@ -114,6 +115,28 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
     end = Math.max(end, t.data_offsets[1]);
   }
   assert.equal(bytes.length, dataStart + end);
+
+  // Keep the three files, to check them against the CLI below.
+  run.adapterDir = join(work, "page-adapter");
+  mkdirSync(run.adapterDir, { recursive: true });
+  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
+    const [d] = await Promise.all([page.waitForEvent("download"),
+      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
+    await d.saveAs(join(run.adapterDir, name));
+  }
+
+  // "Try it": base model + the trained adapter classify new texts in the tab.
+  await page.fill("#try-text", tryTexts.join("\n"));
+  await page.click("#try-button");
+  await waitFor(() => document.querySelectorAll("#try-result tbody tr").length === 2, 60_000, "try it");
+  run.tryIt = await page.locator("#try-result tbody tr").evaluateAll((rows) =>
+    rows.map((r) => ({ label: r.dataset.label, scores: JSON.parse(r.dataset.scores) })));
+  for (const { label, scores } of run.tryIt) {
+    assert.ok(["negative", "neutral", "positive"].includes(label), label);
+    const total = Object.values(scores).reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(total - 1) < 1e-4, `probabilities sum to ${total}`);
+    assert.equal(Math.max(...Object.values(scores)), scores[label]);
+  }
 });
 
 test("bad data gets a clear message and the page stays usable", { timeout: 120_000 }, async () => {
@@ -144,6 +167,40 @@ test("Stop ends a run after the current step and still offers its adapter", { ti
   assert.ok(m, status);
   assert.ok(Number(m[1]) < 500);
   assert.equal(await page.locator("#step-log tbody tr").count(), Number(m[1]));
+});
+
+test("a run survives closing the tab: reopened, the page resumes it from OPFS and finishes", { timeout: 900_000 }, async () => {
+  assert.ok(run.losses, "the training run must have finished");
+  // tiny.csv is still the chosen file, from the Stop test.
+  await page.fill("#steps", "24");
+  await page.fill("#checkpoint-every", "4");
+  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
+  run.resumeJobPath = join(work, "resume-job.json");
+  await jobDownload.saveAs(run.resumeJobPath);
+  await page.click("#start");
+  await waitFor(() => Number(document.getElementById("checkpoint-status").dataset.step ?? 0) >= 8,
+    600_000, "the second checkpoint");
+  const before = await page.locator("#step-log tbody tr").count();
+  assert.ok(before < 24, `still running (${before} steps)`);
+  await page.close();
+
+  page = await context.newPage();
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(`${server.origin}/`);
+  await waitFor(() => !document.getElementById("resume-banner").hidden, 120_000, "the resume offer");
+  const step = Number(await page.locator("#resume-banner").getAttribute("data-step"));
+  assert.ok(step >= 8 && step % 4 === 0 && step < 24, `resumes at step ${step}`);
+  assert.match(await page.locator("#resume-text").textContent(), new RegExp(`step ${step} of 24`));
+  await waitFor(() => !document.getElementById("resume").disabled, 60_000, "Resume enabled");
+  await page.click("#resume");
+  await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 600_000, "the resumed run");
+  assert.match(await page.locator("#run-status").textContent(), /^Finished after 24 steps/);
+  const rows = await page.locator("#step-log tbody tr").evaluateAll((trs) =>
+    trs.map((r) => ({ step: Number(r.cells[0].textContent), loss: Number(r.dataset.loss) })));
+  assert.deepEqual(rows.map((r) => r.step), Array.from({ length: 24 - step }, (_, i) => step + 1 + i));
+  run.resumed = { step, losses: rows.map((r) => r.loss) };
+  console.log(`# closed after ${before} steps; resumed from the checkpoint at step ${step}`);
 });
 
 test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {
@@ -194,4 +251,36 @@ test("the CLI on the CPU gives the browser's losses for the exported job", () =>
   const worst = Math.max(...cli.map((l, i) => Math.abs(l - run.losses[i])));
   console.log(`# browser vs CLI: largest per-step loss difference ${worst.toExponential(2)}`);
   assert.ok(worst <= 1e-3, `browser ${run.losses.join(", ")}\ncli ${cli.join(", ")}`);
+});
+
+test("the page's adapter and its try-it answers match `hearth predict` on the CPU", () => {
+  assert.ok(run.tryIt && run.adapterDir, "the browser run must have finished");
+  // The record names the model by the folder typed on the page; point it at the files here.
+  const recordPath = join(run.adapterDir, "hearth_run.json");
+  const record = JSON.parse(readFileSync(recordPath, "utf8"));
+  record.job.model.path = tiny;
+  writeFileSync(recordPath, JSON.stringify(record));
+  const out = execFileSync(bin("hearth"), ["predict", "--adapter", run.adapterDir, "--device", "cpu", ...tryTexts],
+    { cwd: root, encoding: "utf8" });
+  const cli = out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  assert.equal(cli.length, tryTexts.length);
+  let worst = 0;
+  cli.forEach((c, i) => {
+    assert.equal(c.label, run.tryIt[i].label, c.text);
+    for (const [label, p] of Object.entries(c.scores)) worst = Math.max(worst, Math.abs(p - run.tryIt[i].scores[label]));
+  });
+  console.log(`# try it vs hearth predict: largest probability difference ${worst.toExponential(2)}`);
+  assert.ok(worst <= 1e-3, JSON.stringify({ cli, page: run.tryIt }));
+});
+
+test("the resumed run's losses are those of the CLI's uninterrupted run", () => {
+  assert.ok(run.resumed, "the resumed run must have finished");
+  const out = execFileSync(bin("hearth"), ["train", "--job", run.resumeJobPath, "--model", tiny, "--data", csvPath,
+    "--device", "cpu", "--jsonl", "--out", join(work, "cli-resume-adapter")], { cwd: root, encoding: "utf8" });
+  const cli = out.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === "step").map((e) => e.loss);
+  assert.equal(cli.length, 24);
+  const tail = cli.slice(run.resumed.step);
+  const worst = Math.max(...tail.map((l, i) => Math.abs(l - run.resumed.losses[i])));
+  console.log(`# resumed page run vs uninterrupted CLI run: largest loss difference ${worst.toExponential(2)}`);
+  assert.ok(worst <= 1e-3, `page ${run.resumed.losses.join(", ")}\ncli ${tail.join(", ")}`);
 });

@@ -33,6 +33,11 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classify texts with a trained adapter; prints one JSON object per text.
     Predict(PredictArgs),
+    /// Merge a trained adapter into its base model: a complete HuggingFace model directory
+    /// (config.json, model.safetensors, tokenizer.json) that transformers loads without PEFT.
+    ///
+    ///   hearth merge --adapter my-adapter --out my-model
+    Merge(MergeArgs),
     /// Benchmark the reference job against PyTorch + PEFT on this machine, side by side.
     ///
     /// Runs Hearth's trainer on the job of ../shared/reference/peft_reference.py (its defaults),
@@ -124,9 +129,21 @@ pub struct TrainArgs {
     /// Sequence pooling for the head [default: cls, HF's pooler over [CLS]].
     #[arg(long, value_enum)]
     pub pooling: Option<PoolingArg>,
-    /// Where to write the adapter (PEFT format) and the job.
-    #[arg(long, default_value = "hearth-adapter")]
-    pub out: PathBuf,
+    /// Save a checkpoint every N steps (and at the end) under OUT/checkpoints [default: 50].
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Checkpoints to keep; older ones are deleted [default: 3].
+    #[arg(long)]
+    pub keep_checkpoints: Option<usize>,
+    /// Continue an interrupted run from its newest intact checkpoint: a run's --out directory
+    /// (or one checkpoint directory in it). The run's own job is used; damaged checkpoints are
+    /// reported and skipped.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Where to write the adapter (PEFT format), the job and the checkpoints
+    /// [default: hearth-adapter; with --resume, the resumed run's directory].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print events as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub jsonl: bool,
@@ -180,6 +197,27 @@ pub struct PredictArgs {
     pub run: RunArgs,
 }
 
+/// `hearth merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Adapter directory: written by `hearth train` (its run record names the base model and
+    /// labels), or by PEFT (then give --model, and --labels if not LABEL_0, LABEL_1, …).
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Base model directory, for an adapter without Hearth's run record.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Label names in head order, comma-separated, for an adapter without Hearth's run record.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    /// Where to write the merged model.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Device and threads.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 /// `hearth bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -213,6 +251,35 @@ pub struct BenchArgs {
 }
 
 impl TrainArgs {
+    /// Flags that define the job, by name, when given: `--resume` takes the job from the
+    /// checkpoint, so none of these may accompany it.
+    pub fn job_flags(&self) -> Vec<&'static str> {
+        [
+            ("--job", self.job.is_some()),
+            ("--model", self.model.is_some()),
+            ("--data", self.data.is_some()),
+            ("--text-column", self.text_column.is_some()),
+            ("--label-column", self.label_column.is_some()),
+            ("--eval-rows", self.eval_rows.is_some()),
+            ("--steps", self.steps.is_some()),
+            ("--epochs", self.epochs.is_some()),
+            ("--batch-size", self.batch_size.is_some()),
+            ("--max-length", self.max_length.is_some()),
+            ("--lr", self.lr.is_some()),
+            ("--warmup", self.warmup.is_some()),
+            ("--seed", self.seed.is_some()),
+            ("--eval-every", self.eval_every.is_some()),
+            ("--r", self.r.is_some()),
+            ("--alpha", self.alpha.is_some()),
+            ("--lora-dropout", self.lora_dropout.is_some()),
+            ("--targets", self.targets.is_some()),
+            ("--pooling", self.pooling.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
     /// The job: the file's (if any) with every given flag applied, validated.
     pub fn job(&self) -> Result<JobSpec> {
         let mut job = match &self.job {
@@ -270,6 +337,8 @@ impl TrainArgs {
         t.warmup_steps = self.warmup.unwrap_or(t.warmup_steps);
         t.seed = self.seed.unwrap_or(t.seed);
         t.eval_every = self.eval_every.unwrap_or(t.eval_every);
+        t.checkpoint_every = self.checkpoint_every.unwrap_or(t.checkpoint_every);
+        t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
         let l = &mut job.lora;
         l.r = self.r.unwrap_or(l.r);
         l.lora_alpha = self.alpha.unwrap_or(l.lora_alpha);

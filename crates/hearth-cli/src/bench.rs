@@ -108,7 +108,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "hearth: training {} steps on {:?} with {} threads ...",
         args.steps, args.device, args.threads
     );
-    let ours = commands::run_job(&job, &device, false)?.summary;
+    let ours = commands::run_job(&job, &device, false, None, None)?.summary;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args)?;
 

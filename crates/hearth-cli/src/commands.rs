@@ -10,11 +10,12 @@ use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::peft::{self, AdapterConfig};
 use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::{
-    AdapterFiles, Event, Examples, JobSpec, RunOutput, RunRecord, SplitData, TrainSummary,
+    AdapterFiles, Checkpoint, Event, Examples, JobSpec, RunOutput, RunRecord, SplitData,
+    TrainSummary,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{EvalArgs, PredictArgs, TrainArgs};
+use crate::args::{EvalArgs, MergeArgs, PredictArgs, TrainArgs};
 use crate::{device, files};
 
 /// Loads the job's data from disk and splits it.
@@ -74,6 +75,7 @@ impl EventPrinter {
         match event {
             Event::Started {
                 steps,
+                resumed_at,
                 train_rows,
                 eval_rows,
                 trainable_params,
@@ -84,7 +86,11 @@ impl EventPrinter {
                      ({:.2}%) on {train_rows} rows, evaluating on {eval_rows}",
                     100.0 * *trainable_params as f64 / *total_params as f64
                 );
+                if *resumed_at > 0 {
+                    eprintln!("resuming at step {resumed_at} of {steps}");
+                }
                 bar.set_length(*steps as u64);
+                bar.set_position(*resumed_at as u64);
                 bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
@@ -159,19 +165,34 @@ pub fn save_adapter(
     Ok(())
 }
 
-/// Loads the job's data and model on `device` (with autodiff), trains, and returns the trained
-/// model, the run's summary and the label names; events go to the progress bar or stdout.
-pub fn run_job(job: &JobSpec, device: &Device, jsonl: bool) -> Result<RunOutput> {
+/// Loads the job's data and model on `device` (with autodiff) and trains, from the start or
+/// from `resume`. Checkpoints go to `out`/checkpoints when `out` is given; events to the
+/// progress bar or stdout. Returns the trained model, the run's summary and the label names.
+pub fn run_job(
+    job: &JobSpec,
+    device: &Device,
+    jsonl: bool,
+    out: Option<&Path>,
+    resume: Option<&Checkpoint>,
+) -> Result<RunOutput> {
     let data = load_split(job)?;
     describe_data(&data.dataset);
     let files = files::read_model(&job.model.path)?;
     let mut printer = EventPrinter::new(jsonl);
+    let keep = job.train.keep_checkpoints;
+    let mut on_checkpoint = |checkpoint: Checkpoint| {
+        let Some(out) = out else { return Ok(()) };
+        files::write_checkpoint(out, &checkpoint, keep)
+            .map_err(|e| hearth_train::TrainError::Checkpoint(format!("{e:#}")))
+    };
     let output = pollster::block_on(hearth_train::run::run(
         job,
         &files,
         &data,
         device,
+        resume,
         &mut |e| printer.on_event(e),
+        &mut on_checkpoint,
     ))
     .with_context(|| format!("training with the model in {}", job.model.path))?;
     Ok(output)
@@ -179,7 +200,42 @@ pub fn run_job(job: &JobSpec, device: &Device, jsonl: bool) -> Result<RunOutput>
 
 /// `hearth train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let job = args.job()?;
+    let (job, resume, out) = match &args.resume {
+        None => (
+            args.job()?,
+            None,
+            args.out.clone().unwrap_or_else(|| "hearth-adapter".into()),
+        ),
+        Some(dir) => {
+            let given = args.job_flags();
+            if !given.is_empty() {
+                bail!(
+                    "--resume continues the run with its own job; drop {}",
+                    given.join(", ")
+                );
+            }
+            let (path, checkpoint) = files::latest_checkpoint(dir)?;
+            eprintln!(
+                "resuming from {} (step {})",
+                path.display(),
+                checkpoint.step()
+            );
+            let mut job = checkpoint.record()?.job;
+            if let Some(v) = args.checkpoint_every {
+                job.train.checkpoint_every = v;
+            }
+            if let Some(v) = args.keep_checkpoints {
+                job.train.keep_checkpoints = v;
+            }
+            // The run directory is the one holding `checkpoints/step-N`.
+            let run_dir = path
+                .parent()
+                .and_then(Path::parent)
+                .map_or_else(|| dir.clone(), Path::to_path_buf);
+            let out = args.out.clone().unwrap_or(run_dir);
+            (job, Some(checkpoint), out)
+        }
+    };
     if args.print_job {
         println!("{}", job.to_json());
         return Ok(());
@@ -189,12 +245,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         model,
         summary,
         labels,
-    } = run_job(&job, &device, args.jsonl)?;
+    } = run_job(&job, &device, args.jsonl, Some(&out), resume.as_ref())?;
     if !args.jsonl {
         print_summary(&summary, &labels);
     }
-    save_adapter(&args.out, &model, &job, &labels)?;
-    eprintln!("adapter written to {} (PEFT format)", args.out.display());
+    save_adapter(&out, &model, &job, &labels)?;
+    eprintln!("adapter written to {} (PEFT format)", out.display());
     Ok(())
 }
 
@@ -298,4 +354,79 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `hearth merge`.
+pub fn merge(args: &MergeArgs) -> Result<()> {
+    let device = device::from_args(&args.run)?;
+    let record_path = args.adapter.join(AdapterFiles::RECORD);
+    let (record, model) = if record_path.exists() {
+        let (record, model, _) = load_adapter(&args.adapter, &device)?;
+        (record, model)
+    } else {
+        peft_adapter(args, &device)?
+    };
+    let base = files::read_model(&record.job.model.path)?;
+    let merged = pollster::block_on(hearth_models::merge::merge_classifier(
+        model,
+        &base.config,
+        &record.labels,
+    ))
+    .with_context(|| format!("merging {}", args.adapter.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    files::write_atomic(&args.out.join("model.safetensors"), &merged.weights)?;
+    files::write_atomic(&args.out.join("config.json"), &merged.config)?;
+    files::write_atomic(&args.out.join("tokenizer.json"), &base.tokenizer)?;
+    eprintln!(
+        "merged model written to {} (transformers' BertForSequenceClassification, labels {:?})",
+        args.out.display(),
+        record.labels
+    );
+    Ok(())
+}
+
+/// A PEFT adapter directory without Hearth's run record, on the base model `--model`, with the
+/// labels `--labels` or transformers' default names.
+fn peft_adapter(
+    args: &MergeArgs,
+    device: &Device,
+) -> Result<(RunRecord, BertForSequenceClassification)> {
+    let Some(model_path) = &args.model else {
+        bail!(
+            "{} has no {}: give the base model with --model",
+            args.adapter.display(),
+            AdapterFiles::RECORD
+        );
+    };
+    let read = |name: &str| {
+        let path = args.adapter.join(name);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
+    let weights = read(AdapterFiles::WEIGHTS)?;
+    let file = safetensors::SafeTensors::deserialize(&weights)
+        .with_context(|| format!("reading {}", AdapterFiles::WEIGHTS))?;
+    let head = file
+        .tensor("base_model.model.classifier.bias")
+        .context("the adapter has no classifier head (base_model.model.classifier.bias)")?;
+    let num_labels = head.shape().first().copied().unwrap_or(0);
+    let labels = match &args.labels {
+        Some(labels) if labels.len() == num_labels => labels.clone(),
+        Some(labels) => bail!(
+            "--labels names {} labels; the adapter's head has {num_labels}",
+            labels.len()
+        ),
+        None => (0..num_labels).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    let job = JobSpec::parse(&format!(
+        "{{\"model\": {{\"path\": {}}}, \"data\": {{\"path\": \"-\"}}}}",
+        serde_json::Value::from(model_path.as_str())
+    ))?;
+    let mut job = job;
+    job.lora = config.settings();
+    let (model, _) = build_model(&job, num_labels, device)?;
+    let model = peft::import_adapter(model, &weights)
+        .with_context(|| format!("loading the adapter in {}", args.adapter.display()))?;
+    Ok((RunRecord { job, labels }, model))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use hearth_data::Dataset;
 use hearth_models::ModelFiles;
-use hearth_train::JobSpec;
+use hearth_train::{Checkpoint, JobSpec};
 
 /// Reads `config.json`, `model.safetensors` and `tokenizer.json` from a model directory.
 pub fn read_model(dir: &str) -> Result<ModelFiles> {
@@ -32,6 +32,118 @@ pub fn read_dataset(job: &JobSpec, path: &str) -> Result<Dataset> {
     hearth_train::run::load_dataset(&job, &bytes).with_context(|| format!("loading {path}"))
 }
 
+/// The directory holding a run's checkpoints.
+pub fn checkpoints_dir(run_dir: &Path) -> std::path::PathBuf {
+    run_dir.join("checkpoints")
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        // Persist renames and new entries; not every platform can fsync a directory.
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes a checkpoint as `RUN/checkpoints/step-NNNNNN/` so that a crash at any moment leaves
+/// only complete checkpoints under that name: every file is written and fsynced in a temporary
+/// directory, which is then renamed. Afterwards only the newest `keep` checkpoints remain.
+pub fn write_checkpoint(run_dir: &Path, checkpoint: &Checkpoint, keep: usize) -> Result<()> {
+    let dir = checkpoints_dir(run_dir);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = Checkpoint::dir_name(checkpoint.step());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    for (file, bytes) in checkpoint.to_files()? {
+        let path = tmp.join(file);
+        let mut f =
+            fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    sync_dir(&tmp);
+    let target = dir.join(&name);
+    if target.exists() {
+        // The same step again (a run resumed at its last step): replace it.
+        fs::remove_dir_all(&target).with_context(|| format!("replacing {}", target.display()))?;
+    }
+    fs::rename(&tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
+    sync_dir(&dir);
+
+    // Prune: the newest `keep` checkpoints stay, and temporary directories of dead runs go.
+    let mut steps = Vec::new();
+    for entry in fs::read_dir(&dir)?.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(step) = Checkpoint::step_of_dir(&file_name) {
+            steps.push((step, entry.path()));
+        } else if file_name.starts_with(".step-") && entry.path() != tmp {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    steps.sort();
+    let excess = steps.len().saturating_sub(keep.max(1));
+    for (_, path) in &steps[..excess] {
+        let _ = fs::remove_dir_all(path);
+    }
+    Ok(())
+}
+
+/// Reads one checkpoint directory, verifying every file.
+pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint, hearth_train::TrainError> {
+    Checkpoint::from_files(|name| fs::read(dir.join(name)).ok())
+}
+
+/// The newest intact checkpoint under `path`: a run directory, its `checkpoints` directory, or
+/// one checkpoint directory. Damaged checkpoints are reported on stderr and skipped.
+pub fn latest_checkpoint(path: &Path) -> Result<(std::path::PathBuf, Checkpoint)> {
+    if path.join(Checkpoint::STATE).exists() {
+        let checkpoint = read_checkpoint(path)
+            .with_context(|| format!("checkpoint {} cannot be used", path.display()))?;
+        return Ok((path.to_path_buf(), checkpoint));
+    }
+    let dir = if checkpoints_dir(path).is_dir() {
+        checkpoints_dir(path)
+    } else {
+        path.to_path_buf()
+    };
+    let entries = fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut steps: Vec<(usize, std::path::PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                Checkpoint::step_of_dir(&e.file_name().to_string_lossy())?,
+                e.path(),
+            ))
+        })
+        .collect();
+    if steps.is_empty() {
+        anyhow::bail!(
+            "{} holds no checkpoints (step-NNNNNN directories written by `hearth train --out`)",
+            dir.display()
+        );
+    }
+    steps.sort();
+    let mut problems = Vec::new();
+    for (_, path) in steps.iter().rev() {
+        match read_checkpoint(path) {
+            Ok(checkpoint) => return Ok((path.clone(), checkpoint)),
+            Err(err) => {
+                eprintln!(
+                    "warning: checkpoint {} is unusable ({err}); trying an older one",
+                    path.display()
+                );
+                problems.push(format!("{}: {err}", path.display()));
+            }
+        }
+    }
+    anyhow::bail!(
+        "no intact checkpoint in {}: {}",
+        dir.display(),
+        problems.join("; ")
+    )
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one:
 /// a temporary file in the same directory, fsynced, then renamed over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -43,9 +155,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    if let Ok(d) = fs::File::open(dir) {
-        // Persist the rename itself; not every platform can fsync a directory.
-        let _ = d.sync_all();
-    }
+    sync_dir(dir);
     Ok(())
 }

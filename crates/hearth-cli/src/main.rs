@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         args::Command::Train(a) => commands::train(&a),
         args::Command::Eval(a) => commands::eval(&a),
         args::Command::Predict(a) => commands::predict(&a),
+        args::Command::Merge(a) => commands::merge(&a),
         args::Command::Bench(a) => bench::run(&a),
     };
     match result {

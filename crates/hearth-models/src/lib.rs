@@ -10,6 +10,7 @@
 pub mod activation;
 pub mod bert;
 pub mod lora;
+pub mod merge;
 pub mod peft;
 pub mod tokenizer;
 

@@ -174,13 +174,13 @@ pub fn factor_path(weight_path: &str, factor: char) -> String {
 }
 
 /// One tensor on the host, row-major f32.
-struct HostTensor {
-    shape: Vec<usize>,
-    data: Vec<f32>,
+pub(crate) struct HostTensor {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<f32>,
 }
 
 impl HostTensor {
-    fn transposed(self) -> Self {
+    pub(crate) fn transposed(self) -> Self {
         let (rows, cols) = (self.shape[0], self.shape[1]);
         let mut data = vec![0.0; self.data.len()];
         for r in 0..rows {
@@ -199,7 +199,7 @@ impl HostTensor {
     }
 }
 
-async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelError> {
+pub(crate) async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelError> {
     let shape = tensor.dims().to_vec();
     let data = tensor
         .into_data_async()
@@ -212,7 +212,7 @@ async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelE
     Ok(HostTensor { shape, data })
 }
 
-fn serialize(
+pub(crate) fn serialize(
     tensors: &BTreeMap<String, HostTensor>,
     metadata: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>, ModelError> {

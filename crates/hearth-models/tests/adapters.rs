@@ -11,19 +11,40 @@ use hearth_models::bert::{BertInput, Pooling};
 use hearth_models::peft::{AdapterConfig, import_adapter};
 use hearth_models::tokenizer::TextTokenizer;
 
-/// Hearth's logits for the fixture's sentences with the adapter directory `dir` on MiniLM,
-/// checked against the logits PEFT computed.
-fn logits_match_peft(dir: &str, logits_fixture: &str) {
-    let fx = json(logits_fixture);
+/// MiniLM with the committed adapter directory `dir` (fixtures) imported, on the CPU, with the
+/// model files and the adapter's weights file.
+fn adapted(
+    dir: &str,
+) -> (
+    hearth_models::bert::BertForSequenceClassification,
+    hearth_models::ModelFiles,
+    AdapterConfig,
+    Vec<u8>,
+) {
     let dir = fixture(dir);
     let read = |name: &str| std::fs::read(dir.join(name)).expect("adapter file is committed");
     let config = AdapterConfig::from_json(&read("adapter_config.json")).expect("PEFT config");
     let files = minilm_files();
+    let model = hearth_models::build_classifier(
+        &files,
+        3,
+        Pooling::Cls,
+        &config.settings(),
+        0,
+        &Device::flex(),
+    )
+    .expect("builds");
+    let weights = read("adapter_model.safetensors");
+    let model = import_adapter(model, &weights).expect("imports");
+    (model, files, config, weights)
+}
+
+/// Hearth's logits for the fixture's sentences with the adapter directory `dir` on MiniLM,
+/// checked against the logits PEFT computed.
+fn logits_match_peft(dir: &str, logits_fixture: &str) {
+    let fx = json(logits_fixture);
     let device = Device::flex();
-    let model =
-        hearth_models::build_classifier(&files, 3, Pooling::Cls, &config.settings(), 0, &device)
-            .expect("builds");
-    let model = import_adapter(model, &read("adapter_model.safetensors")).expect("imports");
+    let (model, files, _, _) = adapted(dir);
 
     let sentences = strings(&fx["sentences"]);
     let tok = TextTokenizer::from_bytes(&files.tokenizer, 128).expect("tokenizer");
@@ -53,4 +74,90 @@ fn an_adapter_trained_by_peft_gives_peft_s_logits() {
 #[test]
 fn an_adapter_exported_by_hearth_gives_in_peft_the_logits_hearth_computes() {
     logits_match_peft("hearth-adapter", "hearth_adapter_logits.json");
+}
+
+/// The PEFT fixture adapter merged into MiniLM: the merged model, loaded as a plain
+/// `BertForSequenceClassification`, gives the logits of base + adapter, and the logits
+/// transformers computed with the merged directory (`merged_logits.json`).
+#[test]
+fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
+    let device = Device::flex();
+    let (model, files, config, weights) = adapted("peft-adapter");
+    let fx = json("merged_logits.json");
+    let sentences = strings(&fx["sentences"]);
+    let tok = TextTokenizer::from_bytes(&files.tokenizer, 128).expect("tokenizer");
+    let enc = tok.encode_batch(&sentences).expect("encodes");
+    let adapted = read_vec(model.forward(&BertInput::new(&enc, &device)));
+
+    let labels: Vec<String> = strings(&fx["labels"])
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let merged = pollster::block_on(hearth_models::merge::merge_classifier(
+        model,
+        &files.config,
+        &labels,
+    ))
+    .expect("merges");
+    let merged_files = hearth_models::ModelFiles {
+        config: merged.config,
+        weights: merged.weights,
+        tokenizer: files.tokenizer.clone(),
+    };
+    let (plain, names) =
+        hearth_models::merge::load_classifier(&merged_files, &device).expect("loads merged");
+    assert_eq!(names, labels);
+    let ours = read_vec(plain.forward(&BertInput::new(&enc, &device)));
+    let transformers = floats(&fx["logits"]);
+    let worst = |a: &[f32], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - y).abs())
+            .fold(0.0, f64::max)
+    };
+    let adapted64: Vec<f64> = adapted.iter().map(|&v| v as f64).collect();
+    assert_eq!(ours.len(), adapted.len());
+    let vs_adapter = worst(&ours, &adapted64);
+    assert!(
+        vs_adapter < 1e-4,
+        "merged vs base + adapter: {vs_adapter:e}"
+    );
+    let vs_transformers = worst(&ours, &transformers);
+    assert!(
+        vs_transformers < 1e-4,
+        "merged in Hearth vs merged in transformers: {vs_transformers:e}"
+    );
+    // Merging changed the base weights: the base model alone gives other logits.
+    let base =
+        hearth_models::build_classifier(&files, 3, Pooling::Cls, &config.settings(), 0, &device)
+            .expect("builds");
+    let base = import_adapter(base, &zeroed_lora_b(&weights)).expect("imports");
+    let without = read_vec(base.forward(&BertInput::new(&enc, &device)));
+    let moved: Vec<f64> = without.iter().map(|&v| v as f64).collect();
+    assert!(worst(&ours, &moved) > 1e-3, "the adapter changed nothing");
+}
+
+/// The adapter with every `lora_B` zeroed: the base model with the same head.
+fn zeroed_lora_b(bytes: &[u8]) -> Vec<u8> {
+    let file = safetensors::SafeTensors::deserialize(bytes).expect("parses");
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in file.tensors() {
+        let data = if name.contains("lora_B") {
+            vec![0u8; view.data().len()]
+        } else {
+            view.data().to_vec()
+        };
+        owned.push((name, view.shape().to_vec(), data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .expect("view"),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).expect("serializes")
 }

@@ -99,6 +99,12 @@ pub struct TrainSettings {
     /// Evaluate every this many steps (and always at the end); 0 = only at the end.
     #[serde(default)]
     pub eval_every: usize,
+    /// Save a checkpoint every this many steps (and always at the end); 0 = only at the end.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+    /// Checkpoints kept; older ones are deleted once a newer one is safely written.
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
 }
 
 fn default_epochs() -> f64 {
@@ -116,6 +122,12 @@ fn default_lr() -> f64 {
 fn default_warmup() -> usize {
     20
 }
+fn default_checkpoint_every() -> usize {
+    50
+}
+fn default_keep_checkpoints() -> usize {
+    3
+}
 
 impl Default for TrainSettings {
     fn default() -> Self {
@@ -129,6 +141,8 @@ impl Default for TrainSettings {
             weight_decay: 0.0,
             seed: 0,
             eval_every: 0,
+            checkpoint_every: default_checkpoint_every(),
+            keep_checkpoints: default_keep_checkpoints(),
         }
     }
 }
@@ -191,6 +205,9 @@ impl JobSpec {
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return bad("train.weight_decay must be zero or positive");
+        }
+        if t.keep_checkpoints == 0 {
+            return bad("train.keep_checkpoints must be at least 1");
         }
         if t.steps == Some(0) {
             return bad("train.steps must be at least 1");

@@ -5,16 +5,22 @@
 //! progress bar (or JSON lines) and the page as charts. This crate never picks a backend: the
 //! caller hands it a model built on the device it chose.
 
+pub mod checkpoint;
 pub mod job;
 pub mod metrics;
+pub mod optim;
 pub mod run;
 pub mod schedule;
 mod trainer;
 
+pub use checkpoint::Checkpoint;
 pub use job::{DataSpec, JobSpec, ModelSpec, RunRecord, TrainSettings};
 pub use metrics::ClassificationMetrics;
 pub use run::{AdapterFiles, Rows, RunOutput, SplitData};
-pub use trainer::{Event, Examples, TrainSummary, evaluate, predict_probabilities, train};
+pub use trainer::{
+    Event, Examples, Hooks, Progress, Resume, Snapshot, TrainSummary, evaluate,
+    predict_probabilities, train,
+};
 
 /// What can end a run early.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,9 @@ pub enum TrainError {
         /// The learning rate of that step.
         learning_rate: f64,
     },
+    /// A checkpoint cannot be written, read or used.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The device failed to run or read back a computation.
     #[error("device error: {0}")]
     Device(String),

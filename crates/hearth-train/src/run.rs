@@ -12,7 +12,9 @@ use hearth_models::peft::{self, AdapterConfig};
 use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 
-use crate::{Event, Examples, JobSpec, RunRecord, TrainError, TrainSummary};
+use crate::optim::AdamW;
+use crate::trainer::{Hooks, Resume, Snapshot};
+use crate::{Checkpoint, Event, Examples, JobSpec, RunRecord, TrainError, TrainSummary};
 
 /// Texts with their label indices, owned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -49,6 +51,31 @@ pub struct SplitData {
     pub train: Rows,
     /// Held-out rows.
     pub eval: Rows,
+}
+
+impl SplitData {
+    /// SHA-256 (hex) of the training and held-out rows with their labels, in order: equal
+    /// exactly when a run would see the same data.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for (part, rows) in [("train", &self.train), ("eval", &self.eval)] {
+            hash.update(part.as_bytes());
+            hash.update((rows.texts.len() as u64).to_le_bytes());
+            for (text, label) in rows.texts.iter().zip(&rows.labels) {
+                hash.update((text.len() as u64).to_le_bytes());
+                hash.update(text.as_bytes());
+                let name = self
+                    .dataset
+                    .label_names
+                    .get(*label)
+                    .map_or("", String::as_str);
+                hash.update((name.len() as u64).to_le_bytes());
+                hash.update(name.as_bytes());
+            }
+        }
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// The format of the job's data: `data.format` if set, else the extension of `data.path`.
@@ -116,25 +143,70 @@ pub struct RunOutput {
     pub labels: Vec<String>,
 }
 
-/// Builds the model, trains it on the split data and evaluates it, reporting every [`Event`].
+/// The settings that decide a run's computation: the job without its file locations
+/// (a resumed run may find the same files elsewhere).
+fn without_paths(job: &JobSpec) -> JobSpec {
+    let mut job = job.clone();
+    job.model.path.clear();
+    job.data.path.clear();
+    job
+}
+
+/// Builds the model, trains it on the split data and evaluates it, reporting every [`Event`]
+/// and handing every checkpoint to `on_checkpoint`. With `resume`, the run continues from that
+/// checkpoint, which must belong to this job and this data.
 pub async fn run(
     job: &JobSpec,
     files: &ModelFiles,
     data: &SplitData,
     device: &Device,
+    resume: Option<&Checkpoint>,
     on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+    on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<(), TrainError>,
 ) -> Result<RunOutput, TrainError> {
     job.validate()?;
     let labels = data.dataset.label_names.clone();
     let (model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    let (model, resume) = match resume {
+        None => (model, None),
+        Some(checkpoint) => {
+            let record = checkpoint.record()?;
+            if without_paths(&record.job) != without_paths(job) {
+                return Err(TrainError::Checkpoint(
+                    "the checkpoint was written by a different job (settings differ)".into(),
+                ));
+            }
+            if record.labels != labels || checkpoint.data_fingerprint != data.fingerprint() {
+                return Err(TrainError::Checkpoint(
+                    "the data differs from the data the checkpoint was trained on".into(),
+                ));
+            }
+            let model = peft::import_adapter(model, &checkpoint.adapter.weights)?;
+            let mut optimizer = AdamW::new(job.train.weight_decay);
+            optimizer.load_safetensors(&checkpoint.optimizer, &device.clone().inner())?;
+            let progress = checkpoint.progress.clone();
+            (
+                model,
+                Some(Resume {
+                    progress,
+                    optimizer,
+                }),
+            )
+        }
+    };
+    let mut wrap =
+        |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, &labels, data, snapshot)?);
     let (model, summary) = crate::train(
         model,
         &tokenizer,
         data.train.examples(),
         data.eval.examples(),
         &job.train,
-        device,
-        on_event,
+        resume,
+        Hooks {
+            on_event,
+            on_checkpoint: &mut wrap,
+        },
     )
     .await?;
     Ok(RunOutput {
@@ -169,7 +241,15 @@ impl AdapterFiles {
         model: &BertForSequenceClassification,
         labels: &[String],
     ) -> Result<Self, TrainError> {
-        let weights = peft::export_adapter(model).await?;
+        Self::with_weights(job, labels, peft::export_adapter(model).await?)
+    }
+
+    /// The adapter files around already exported `adapter_model.safetensors` bytes.
+    pub fn with_weights(
+        job: &JobSpec,
+        labels: &[String],
+        weights: Vec<u8>,
+    ) -> Result<Self, TrainError> {
         let config = AdapterConfig::for_classification(&job.lora, &job.model.path);
         let record = RunRecord {
             job: job.clone(),

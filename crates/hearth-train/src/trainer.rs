@@ -8,15 +8,16 @@ use std::ops::ControlFlow;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor, TensorData};
 use hearth_data::python_shuffle_indices;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
 use hearth_models::tokenizer::TextTokenizer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::metrics::{ClassificationMetrics, argmax};
+use crate::optim::AdamW;
 use crate::schedule::linear_warmup_decay;
 use crate::{TrainError, TrainSettings};
 
@@ -43,6 +44,8 @@ pub enum Event {
     Started {
         /// Total steps planned.
         steps: usize,
+        /// Steps already done by the checkpoint this run resumed from (0 for a fresh run).
+        resumed_at: usize,
         /// Training rows.
         train_rows: usize,
         /// Held-out rows.
@@ -121,33 +124,130 @@ async fn read_f32(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
         .map_err(|e| TrainError::Device(format!("{e:?}")))
 }
 
-/// Fine-tunes `model` (built on an autodiff device) on `train` and evaluates on `eval`.
+/// Where a run stands after some steps: everything besides the model and the optimizer that
+/// the next step depends on, and the figures the final summary needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Passes over the training rows started so far (0-based).
+    pub epoch: usize,
+    /// Position in this epoch's order of the next training row.
+    pub cursor: usize,
+    /// Loss of every step so far.
+    pub losses: Vec<f32>,
+    /// Real (non-padding) tokens trained on.
+    pub real_tokens: usize,
+    /// Padded tokens computed.
+    pub padded_tokens: usize,
+    /// Wall time of the training steps so far.
+    pub train_seconds: f64,
+    /// The latest evaluation and the step it ran at.
+    pub last_eval: Option<(usize, ClassificationMetrics)>,
+}
+
+/// A model-level checkpoint, taken by the loop: the adapter (PEFT's safetensors), the
+/// optimizer state and the progress. [`crate::Checkpoint`] adds the job around it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Where the run stands.
+    pub progress: Progress,
+    /// `adapter_model.safetensors` at this step.
+    pub adapter: Vec<u8>,
+    /// The optimizer state ([`AdamW::to_safetensors`]).
+    pub optimizer: Vec<u8>,
+}
+
+/// The state a resumed run continues from; its model already carries the checkpoint's adapter.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// Where the run stood.
+    pub progress: Progress,
+    /// The optimizer, state restored.
+    pub optimizer: AdamW,
+}
+
+/// Where the loop reports: progress events, and checkpoints to keep.
+pub struct Hooks<'a> {
+    /// Sees every [`Event`]; `ControlFlow::Break` stops after the current step.
+    pub on_event: &'a mut dyn FnMut(&Event) -> ControlFlow<()>,
+    /// Stores a checkpoint, every `checkpoint_every` steps and at the end. An error ends the
+    /// run: training on without the checkpoints the user asked for would risk their work.
+    pub on_checkpoint: &'a mut dyn FnMut(Snapshot) -> Result<(), TrainError>,
+}
+
+impl std::fmt::Debug for Hooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks")
+    }
+}
+
+/// The seed of the device RNG (dropout) for a step: a pure function of the job's seed and the
+/// step, so a run resumed from a checkpoint draws the same masks as one never interrupted.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step as u64)
+}
+
+async fn snapshot(
+    model: &BertForSequenceClassification,
+    optim: &AdamW,
+    progress: &Progress,
+) -> Result<Snapshot, TrainError> {
+    Ok(Snapshot {
+        progress: progress.clone(),
+        adapter: hearth_models::peft::export_adapter(model).await?,
+        optimizer: optim.to_safetensors().await?,
+    })
+}
+
+/// Fine-tunes `model` (built on an autodiff device) on `train` and evaluates on `eval`, from
+/// the start or from `resume`.
 ///
-/// `on_event` sees every [`Event`]; returning `ControlFlow::Break` stops after the current step
-/// with the model trained so far. A non-finite loss ends the run with [`TrainError::NonFiniteLoss`].
+/// A non-finite loss ends the run with [`TrainError::NonFiniteLoss`]; the last checkpoint
+/// stays the last good state.
 pub async fn train(
     mut model: BertForSequenceClassification,
     tokenizer: &TextTokenizer,
     train: Examples<'_>,
     eval: Examples<'_>,
     settings: &TrainSettings,
-    device: &Device,
-    on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+    resume: Option<Resume>,
+    hooks: Hooks<'_>,
 ) -> Result<(BertForSequenceClassification, TrainSummary), TrainError> {
+    let Hooks {
+        on_event,
+        on_checkpoint,
+    } = hooks;
     let n_train = train.len();
     if n_train == 0 {
         return Err(TrainError::Job("there are no training rows".into()));
     }
+    let device = model.classifier.weight.device();
     let steps = settings.total_steps(n_train);
     let num_labels = model.num_labels();
-    let mut optim = AdamWConfig::new()
-        .with_epsilon(1e-8)
-        .with_weight_decay(settings.weight_decay as f32)
-        .init();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let (mut optim, mut progress) = match resume {
+        Some(Resume {
+            progress,
+            optimizer,
+        }) => {
+            optimizer.check_matches(&model)?;
+            if progress.step > steps || progress.cursor > n_train {
+                return Err(TrainError::Checkpoint(format!(
+                    "the checkpoint is at step {} (row {} of {}), beyond this job's {steps} steps \
+                     over {n_train} rows",
+                    progress.step, progress.cursor, n_train
+                )));
+            }
+            (optimizer, progress)
+        }
+        None => (AdamW::new(settings.weight_decay), Progress::default()),
+    };
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
 
     let mut stop = on_event(&Event::Started {
         steps,
+        resumed_at: progress.step,
         train_rows: n_train,
         eval_rows: eval.len(),
         trainable_params: hearth_models::lora::trainable_params(&model),
@@ -155,41 +255,42 @@ pub async fn train(
     })
     .is_break();
 
-    let mut order = epoch_order(n_train, 0, settings.seed);
-    let (mut epoch, mut cursor) = (0usize, 0usize);
-    let (mut real_tokens, mut padded_tokens) = (0usize, 0usize);
-    let mut losses = Vec::with_capacity(steps);
-    let mut train_seconds = 0.0;
-    let mut last_eval = None;
-    let mut step = 0;
-    while step < steps && !stop {
+    let mut order = epoch_order(n_train, progress.epoch, settings.seed);
+    // Examples per second count only the steps this session ran.
+    let (first_step, seconds_before) = (progress.step, progress.train_seconds);
+    while progress.step < steps && !stop {
         let started = Instant::now();
+        device.seed(step_seed(settings.seed, progress.step));
         // Fill the batch, wrapping into a new epoch when the rows run out.
         let mut rows = Vec::with_capacity(settings.batch_size);
         while rows.len() < settings.batch_size {
-            if cursor == n_train {
-                epoch += 1;
-                cursor = 0;
-                order = epoch_order(n_train, epoch, settings.seed);
+            if progress.cursor == n_train {
+                progress.epoch += 1;
+                progress.cursor = 0;
+                order = epoch_order(n_train, progress.epoch, settings.seed);
             }
-            rows.push(order[cursor]);
-            cursor += 1;
+            rows.push(order[progress.cursor]);
+            progress.cursor += 1;
         }
         let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
         let labels: Vec<i64> = rows.iter().map(|&i| train.labels[i] as i64).collect();
         let encoded = tokenizer.encode_batch(&texts)?;
-        real_tokens += encoded.real_tokens();
-        padded_tokens += encoded.batch_size * encoded.seq_len;
-        let input = BertInput::new(&encoded, device);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), device);
+        progress.real_tokens += encoded.real_tokens();
+        progress.padded_tokens += encoded.batch_size * encoded.seq_len;
+        let input = BertInput::new(&encoded, &device);
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), &device);
 
         let logits = model.forward(&input);
         let loss = loss_fn.forward(logits, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let learning_rate =
-            linear_warmup_decay(settings.learning_rate, step, settings.warmup_steps, steps);
+        let learning_rate = linear_warmup_decay(
+            settings.learning_rate,
+            progress.step,
+            settings.warmup_steps,
+            steps,
+        );
         let loss_value = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
-        step += 1;
+        let step = progress.step + 1;
         if !loss_value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 step,
@@ -198,16 +299,18 @@ pub async fn train(
             });
         }
         model = optim.step(learning_rate, model, grads);
-        train_seconds += started.elapsed().as_secs_f64();
-        losses.push(loss_value);
+        progress.step = step;
+        progress.train_seconds += started.elapsed().as_secs_f64();
+        progress.losses.push(loss_value);
 
+        let session_seconds = (progress.train_seconds - seconds_before).max(1e-9);
         stop = on_event(&Event::Step {
             step,
             steps,
-            epoch: (epoch * n_train + cursor) as f64 / n_train as f64,
+            epoch: (progress.epoch * n_train + progress.cursor) as f64 / n_train as f64,
             loss: loss_value,
             learning_rate,
-            examples_per_s: (step * settings.batch_size) as f64 / train_seconds.max(1e-9),
+            examples_per_s: ((step - first_step) * settings.batch_size) as f64 / session_seconds,
         })
         .is_break();
 
@@ -221,12 +324,19 @@ pub async fn train(
                 metrics: metrics.clone(),
             })
             .is_break();
-            last_eval = Some((step, metrics));
+            progress.last_eval = Some((step, metrics));
+        }
+        let checkpoint_due = settings.checkpoint_every > 0
+            && step.is_multiple_of(settings.checkpoint_every)
+            && step < steps;
+        if checkpoint_due && !stop {
+            on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
         }
     }
 
-    let eval_metrics = match last_eval {
-        Some((at, metrics)) if at == step => Some(metrics),
+    let step = progress.step;
+    let eval_metrics = match &progress.last_eval {
+        Some((at, metrics)) if *at == step => Some(metrics.clone()),
         _ if eval.len() > 0 => {
             let metrics =
                 evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
@@ -235,19 +345,23 @@ pub async fn train(
                 step,
                 metrics: metrics.clone(),
             });
+            progress.last_eval = Some((step, metrics.clone()));
             Some(metrics)
         }
         _ => None,
     };
-    let seconds = train_seconds.max(1e-9);
+    // The final state, also when stopped early, so the run can be continued later.
+    on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
+    let seconds = progress.train_seconds.max(1e-9);
+    let losses = &progress.losses;
     let tail = &losses[losses.len().saturating_sub(20)..];
     let summary = TrainSummary {
         steps: step,
         stopped: step < steps,
-        train_seconds,
+        train_seconds: progress.train_seconds,
         examples_per_s: (step * settings.batch_size) as f64 / seconds,
-        real_tokens_per_s: real_tokens as f64 / seconds,
-        padded_tokens_per_s: padded_tokens as f64 / seconds,
+        real_tokens_per_s: progress.real_tokens as f64 / seconds,
+        padded_tokens_per_s: progress.padded_tokens as f64 / seconds,
         loss_first: losses.first().copied().unwrap_or(f32::NAN),
         loss_last20: if tail.is_empty() {
             f32::NAN

@@ -7,7 +7,7 @@ use hearth_models::ModelFiles;
 use hearth_models::bert::Pooling;
 use hearth_models::lora::LoraSettings;
 use hearth_models::tokenizer::TextTokenizer;
-use hearth_train::{Event, Examples, TrainSettings};
+use hearth_train::{Event, Examples, Hooks, TrainSettings};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -75,16 +75,19 @@ fn thirty_steps_on_500_rows_learn() {
             labels: &eval_labels,
         },
         &settings,
-        &device,
-        &mut |e| {
-            match e {
-                Event::Step { loss, .. } => losses.push(*loss),
-                Event::Started {
-                    trainable_params, ..
-                } => started = Some(*trainable_params),
-                _ => {}
-            }
-            std::ops::ControlFlow::Continue(())
+        None,
+        Hooks {
+            on_event: &mut |e| {
+                match e {
+                    Event::Step { loss, .. } => losses.push(*loss),
+                    Event::Started {
+                        trainable_params, ..
+                    } => started = Some(*trainable_params),
+                    _ => {}
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+            on_checkpoint: &mut |_| Ok(()),
         },
     ))
     .expect("training runs");
@@ -143,8 +146,11 @@ fn toy_run(
             labels: &labels[..held_out],
         },
         settings,
-        &device,
-        on_event,
+        None,
+        Hooks {
+            on_event,
+            on_checkpoint: &mut |_| Ok(()),
+        },
     ))
     .map(|(_, summary)| summary)
 }

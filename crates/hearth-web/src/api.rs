@@ -7,7 +7,9 @@ use std::ops::ControlFlow;
 use burn::tensor::Device;
 use hearth_data::DataFormat;
 use hearth_models::ModelFiles;
-use hearth_train::{AdapterFiles, JobSpec};
+use hearth_models::bert::BertForSequenceClassification;
+use hearth_models::tokenizer::TextTokenizer;
+use hearth_train::{AdapterFiles, Checkpoint, JobSpec, TrainError};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -140,9 +142,60 @@ impl TrainedAdapter {
     }
 }
 
+/// The trained model of the last run and what `classify` needs with it.
+struct Trained {
+    model: BertForSequenceClassification,
+    tokenizer: TextTokenizer,
+    labels: Vec<String>,
+    batch_size: usize,
+}
+
+thread_local! {
+    /// The model the last run trained, for the page's "try it" box.
+    static TRAINED: RefCell<Option<Trained>> = const { RefCell::new(None) };
+}
+
+/// A checkpoint as a JS object `{file name: Uint8Array}`.
+fn checkpoint_to_js(checkpoint: &Checkpoint) -> Result<js_sys::Object, TrainError> {
+    let object = js_sys::Object::new();
+    for (name, bytes) in checkpoint.to_files()? {
+        let array = js_sys::Uint8Array::from(bytes.as_slice());
+        js_sys::Reflect::set(&object, &name.into(), &array)
+            .map_err(|e| TrainError::Checkpoint(format!("{e:?}")))?;
+    }
+    Ok(object)
+}
+
+/// Reads a checkpoint from a JS object `{file name: Uint8Array}`, checking every file.
+fn checkpoint_from_js(files: &js_sys::Object) -> Result<Checkpoint, TrainError> {
+    Checkpoint::from_files(|name| {
+        let value = js_sys::Reflect::get(files, &name.into()).ok()?;
+        value
+            .dyn_into::<js_sys::Uint8Array>()
+            .ok()
+            .map(|a| a.to_vec())
+    })
+}
+
+/// Checks a stored checkpoint without training: its step as JSON `{step}`, or the reason it
+/// cannot be used (the page then tries an older one).
+#[wasm_bindgen(js_name = checkCheckpoint)]
+pub fn check_checkpoint(files: js_sys::Object) -> Result<String, JsError> {
+    let checkpoint = checkpoint_from_js(&files).map_err(js_error)?;
+    let record = checkpoint.record().map_err(js_error)?;
+    to_json(&serde_json::json!({
+        "step": checkpoint.step(),
+        "steps": record.job.train.steps,
+        "job": record.job,
+    }))
+}
+
 /// Trains the job on WebGPU. `on_event` receives every training event as a JSON string; when it
 /// returns `false` the run stops after the current step and still returns its adapter.
+/// `on_checkpoint(step, files)` receives every checkpoint as `{file name: Uint8Array}` to store;
+/// `resume`, such an object read back, continues the run from that checkpoint.
 #[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
 pub async fn train(
     job_json: String,
     config: Vec<u8>,
@@ -150,12 +203,18 @@ pub async fn train(
     tokenizer: Vec<u8>,
     data: Vec<u8>,
     on_event: js_sys::Function,
+    on_checkpoint: js_sys::Function,
+    resume: Option<js_sys::Object>,
 ) -> Result<TrainedAdapter, JsError> {
     let device = DEVICE
         .with(|d| d.borrow().clone())
         .ok_or_else(|| js_error("WebGPU is not initialized yet"))?
         .autodiff();
     let job = JobSpec::parse(&job_json).map_err(js_error)?;
+    let resume = resume
+        .map(|files| checkpoint_from_js(&files))
+        .transpose()
+        .map_err(js_error)?;
     let dataset = hearth_train::run::load_dataset(&job, &data).map_err(js_error)?;
     drop(data);
     let split = hearth_train::run::split(&job, dataset).map_err(js_error)?;
@@ -188,17 +247,78 @@ pub async fn train(
             }
         }
     };
-    let output = hearth_train::run::run(&job, &files, &split, &device, &mut on_event)
-        .await
-        .map_err(js_error)?;
+    let mut on_checkpoint = |checkpoint: Checkpoint| {
+        let files = checkpoint_to_js(&checkpoint)?;
+        on_checkpoint
+            .call2(&JsValue::NULL, &(checkpoint.step() as u32).into(), &files)
+            .map_err(|e| TrainError::Checkpoint(format!("the page could not store it: {e:?}")))?;
+        Ok(())
+    };
+    let output = hearth_train::run::run(
+        &job,
+        &files,
+        &split,
+        &device,
+        resume.as_ref(),
+        &mut on_event,
+        &mut on_checkpoint,
+    )
+    .await
+    .map_err(js_error)?;
     if let Some(e) = callback_error {
         return Err(js_error(format!("the page's event handler failed: {e:?}")));
     }
-    let files = AdapterFiles::export(&job, &output.model, &output.labels)
+    let adapter = AdapterFiles::export(&job, &output.model, &output.labels)
         .await
         .map_err(js_error)?;
+    let tokenizer =
+        TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length).map_err(js_error)?;
+    TRAINED.with(|t| {
+        *t.borrow_mut() = Some(Trained {
+            model: output.model,
+            tokenizer,
+            labels: output.labels.clone(),
+            batch_size: job.train.batch_size,
+        })
+    });
     Ok(TrainedAdapter {
-        files,
+        files: adapter,
         summary: to_json(&output.summary)?,
     })
+}
+
+/// Classifies texts (a JSON array of strings) with the model the last run trained: base model
+/// plus adapter. Returns JSON `[{text, label, scores: {label: probability}}]`.
+#[wasm_bindgen]
+pub async fn classify(texts_json: String) -> Result<String, JsError> {
+    let texts: Vec<String> = serde_json::from_str(&texts_json).map_err(js_error)?;
+    let (model, tokenizer, labels, batch_size) = TRAINED
+        .with(|t| {
+            t.borrow().as_ref().map(|t| {
+                (
+                    t.model.clone(),
+                    t.tokenizer.clone(),
+                    t.labels.clone(),
+                    t.batch_size,
+                )
+            })
+        })
+        .ok_or_else(|| js_error("train a model first"))?;
+    let probs = hearth_train::predict_probabilities(&model, &tokenizer, &texts, batch_size)
+        .await
+        .map_err(js_error)?;
+    let out: Vec<serde_json::Value> = texts
+        .iter()
+        .zip(probs)
+        .map(|(text, p)| {
+            let best = hearth_train::metrics::argmax(&p);
+            let scores: serde_json::Map<String, serde_json::Value> = labels
+                .iter()
+                .zip(&p)
+                .map(|(l, &v)| (l.clone(), serde_json::json!(v)))
+                .collect();
+            serde_json::json!({"text": text, "label": labels[best], "scores": scores})
+        })
+        .collect();
+    to_json(&out)
 }

@@ -1,0 +1,206 @@
+//! Merging an adapter into its base model: a complete HF `BertForSequenceClassification`
+//! directory that transformers loads without PEFT.
+//!
+//! Every adapted weight becomes `W + s·A·B` (burn's `materialize`), and every parameter is
+//! written under its HF name in PyTorch's layout: `bert.` before the encoder, `LayerNorm` and
+//! `self` spelled as HF does, LayerNorm's `gamma`/`beta` as `weight`/`bias`, linear weights
+//! transposed to `[out, in]`. `config.json` is the base's with the head's labels added.
+//! Reading back is async, so the page can merge too.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::{Map, Value};
+
+use crate::bert::{BertConfig, BertForSequenceClassification, BertModel, Pooling};
+use crate::peft::{HostTensor, named_params, serialize, to_host};
+use crate::{ModelError, ModelFiles};
+
+/// The HF name of a burn parameter path of [`BertForSequenceClassification`].
+pub fn burn_to_hf(path: &str) -> String {
+    let mut name = path
+        .replace(".layer_norm.", ".LayerNorm.")
+        .replace(".attention.self_attention.", ".attention.self.");
+    if name.contains(".LayerNorm.") {
+        name = name
+            .replace(".LayerNorm.gamma", ".LayerNorm.weight")
+            .replace(".LayerNorm.beta", ".LayerNorm.bias");
+    }
+    name
+}
+
+/// Whether a rank-2 parameter is an embedding table (stored as is) rather than a linear
+/// weight (stored transposed).
+fn is_embedding(path: &str) -> bool {
+    path.contains("_embeddings.")
+}
+
+/// `config.json` and `model.safetensors` of a merged model.
+#[derive(Debug, Clone)]
+pub struct MergedModel {
+    /// `config.json`.
+    pub config: Vec<u8>,
+    /// `model.safetensors`.
+    pub weights: Vec<u8>,
+}
+
+/// Merges the model's adapters into its weights and writes it as HF's
+/// `BertForSequenceClassification` with `labels` as `id2label`.
+///
+/// Only CLS pooling exists in transformers' class; a mean-pooling head is refused.
+pub async fn merge_classifier(
+    model: BertForSequenceClassification,
+    base_config: &[u8],
+    labels: &[String],
+) -> Result<MergedModel, ModelError> {
+    if model.pooling() != Pooling::Cls {
+        return Err(ModelError::UnsupportedConfig(
+            "this adapter's head uses mean pooling, which transformers' \
+             BertForSequenceClassification cannot express (it pools [CLS] through the pooler); \
+             train with CLS pooling to merge, or use the adapter as is"
+                .into(),
+        ));
+    }
+    if labels.len() != model.num_labels() {
+        return Err(ModelError::UnsupportedConfig(format!(
+            "{} label names for a head with {} outputs",
+            labels.len(),
+            model.num_labels()
+        )));
+    }
+    let merged = model.materialize();
+    let named = named_params(&merged);
+    let mut tensors = BTreeMap::new();
+    for (path, t) in named.matrices {
+        let host = to_host(t).await?;
+        let host = if is_embedding(&path) {
+            host
+        } else {
+            host.transposed()
+        };
+        tensors.insert(burn_to_hf(&path), host);
+    }
+    for (path, t) in named.vectors {
+        tensors.insert(burn_to_hf(&path), to_host(t).await?);
+    }
+    if tensors.keys().any(|k| k.contains(".lora.")) {
+        return Err(ModelError::Lora(
+            "an adapter survived merging; nothing was written".into(),
+        ));
+    }
+    let weights = serialize(
+        &tensors,
+        Some(std::collections::HashMap::from([(
+            "format".to_string(),
+            "pt".to_string(),
+        )])),
+    )?;
+    Ok(MergedModel {
+        config: classifier_config(base_config, labels)?,
+        weights,
+    })
+}
+
+/// The base `config.json` turned into a sequence-classification config with `labels`.
+fn classifier_config(base: &[u8], labels: &[String]) -> Result<Vec<u8>, ModelError> {
+    let mut config: Map<String, Value> =
+        serde_json::from_slice(base).map_err(|source| ModelError::Config {
+            family: "BERT",
+            source,
+        })?;
+    let id2label: Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), Value::from(l.as_str())))
+        .collect();
+    let label2id: Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), Value::from(i)))
+        .collect();
+    config.insert(
+        "architectures".into(),
+        Value::from(vec!["BertForSequenceClassification"]),
+    );
+    config.insert("id2label".into(), Value::Object(id2label));
+    config.insert("label2id".into(), Value::Object(label2id));
+    config.insert(
+        "problem_type".into(),
+        Value::from("single_label_classification"),
+    );
+    serde_json::to_vec_pretty(&Value::Object(config)).map_err(|source| ModelError::Config {
+        family: "BERT",
+        source,
+    })
+}
+
+/// Loads a complete HF `BertForSequenceClassification` directory (a merged model, say): the
+/// encoder and pooler, and the head with as many outputs as `config.json` has labels.
+pub fn load_classifier(
+    files: &ModelFiles,
+    device: &Device,
+) -> Result<(BertForSequenceClassification, Vec<String>), ModelError> {
+    let config = BertConfig::from_json(&files.config)?;
+    let raw: Value =
+        serde_json::from_slice(&files.config).map_err(|source| ModelError::Config {
+            family: "BERT",
+            source,
+        })?;
+    let id2label = raw
+        .get("id2label")
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            ModelError::UnsupportedConfig(
+                "config.json has no id2label: this is not a sequence-classification model".into(),
+            )
+        })?;
+    let mut labels = Vec::with_capacity(id2label.len());
+    for i in 0..id2label.len() {
+        let name = id2label
+            .get(&i.to_string())
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ModelError::UnsupportedConfig(format!("config.json id2label lacks id {i}"))
+            })?;
+        labels.push(name.to_string());
+    }
+    let encoder = BertModel::init(&config, 0.0, device)?.load_safetensors(files.weights.clone())?;
+    let model =
+        BertForSequenceClassification::new(encoder, &config, labels.len(), Pooling::Cls, device)?;
+    let file = safetensors::SafeTensors::deserialize(&files.weights)
+        .map_err(|e| ModelError::Weights(e.to_string()))?;
+    let read = |name: &str, shape: &[usize]| -> Result<HostTensor, ModelError> {
+        let view = file.tensor(name).map_err(|_| {
+            ModelError::WeightsMismatch(format!("model.safetensors has no `{name}`"))
+        })?;
+        if view.shape() != shape || view.dtype() != safetensors::Dtype::F32 {
+            return Err(ModelError::WeightsMismatch(format!(
+                "`{name}` is {:?} {:?}, expected F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(HostTensor {
+            shape: shape.to_vec(),
+            data: view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        })
+    };
+    let n = labels.len();
+    let weight = read("classifier.weight", &[n, config.hidden_size])?.transposed();
+    let bias = read("classifier.bias", &[n])?;
+    let mut model = model;
+    model.classifier.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weight.data, [config.hidden_size, n]),
+        device,
+    ));
+    model.classifier.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias.data, [n]),
+        device,
+    )));
+    Ok((model, labels))
+}
