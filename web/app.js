@@ -92,12 +92,17 @@ function onWorkerMessage(msg) {
       break;
     case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
     case "predictions": showPredictions(msg.results); break;
+    case "report": showReport(msg.settings, msg.report); break;
     case "columns": fillColumns(msg.columns); break;
     case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
     case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
     case "event": onTrainEvent(msg.event); break;
     case "done": onDone(msg); break;
     case "error":
+      if (msg.during === "inspect") {
+        setStatus($("report-status"), `The data report failed: ${msg.message}`, "error");
+        break;
+      }
       fail(msg.during === "init" ? `WebGPU could not start: ${msg.message}` : msg.message, msg.fatal);
       break;
   }
@@ -120,6 +125,7 @@ async function addModelFiles(files) {
   const missing = ["config.json", "model.safetensors", "tokenizer.json"].filter((n) => !have.includes(n));
   document.querySelector('input[name="model-source"][value="files"]').checked = true;
   if ($("model-path").value === "assets/all-MiniLM-L6-v2") $("model-path").value = "my-model";
+  requestReport();
   setStatus($("model-status"), missing.length
     ? `Have ${have.join(", ") || "nothing yet"}; still need ${missing.join(", ")}.`
     : "All three model files are loaded.", missing.length ? "error" : "ok");
@@ -140,6 +146,72 @@ function fillColumns({ names, text, label }) {
   }
   setStatus($("data-status"), `${state.data.name}: columns ${names.join(", ")}. ` +
     `Guessed text “${text ?? "?"}” and label “${label ?? "?"}”; change them if wrong.`, "ok");
+  requestReport();
+}
+
+// ---------- the data report ----------
+
+let reportTimer = null;
+function requestReport() {
+  clearTimeout(reportTimer);
+  reportTimer = setTimeout(() => {
+    if (!state.data || !state.ready || !$("text-column").value) return;
+    const model = modelSource() === "demo" ? { demo: true }
+      : state.modelFiles["tokenizer.json"] ? { tokenizer: state.modelFiles["tokenizer.json"].slice(0) } : {};
+    const settings = {
+      text_column: $("text-column").value,
+      label_column: $("label-column").value || null,
+      max_length: numberOr("max-length", 128),
+      eval_fraction: numberOr("eval-fraction", 0.1),
+      seed: numberOr("seed", 0),
+    };
+    setStatus($("report-status"), "Checking the data…");
+    state.worker.postMessage({ type: "inspect", name: state.data.name, bytes: state.data.bytes.slice(0), settings, model });
+  }, 200);
+}
+
+function showReport(settings, r) {
+  const box = $("report");
+  box.dataset.json = JSON.stringify(r);
+  box.dataset.settings = JSON.stringify(settings);
+  const rows = [
+    ["Rows", `${r.rows} (${r.encoding}${r.fallback_rows ? `, ${r.fallback_rows} read as latin-1` : ""})`],
+    ["Labels", r.labels ? r.labels.names.map((n, i) => `${n} ${r.labels.counts[i]}`).join(", ") +
+      ` (imbalance ${r.labels.imbalance_ratio.toFixed(2)}×)` : "none"],
+    ["Characters", `median ${r.chars.p50}, p90 ${r.chars.p90}, max ${r.chars.max}`],
+    ["Tokens", r.tokens ? `median ${r.tokens.lengths.p50}, max ${r.tokens.lengths.max}; ` +
+      `${r.tokens.truncated.count} over ${r.tokens.max_length}; unknown ${(100 * r.tokens.unknown_rate).toFixed(2)}%` : "—"],
+    ["Empty texts", r.empty_texts.count],
+    ["Exact duplicates", `${r.exact_duplicates.groups} groups, ${r.exact_duplicates.redundant} repeats`],
+    ["Folded duplicates", `${r.folded_duplicates.groups} groups`],
+    [`Near-duplicates (≥ ${r.near_settings.threshold})`, `${r.near_duplicates.groups} clusters`],
+    ["Conflicting labels", r.conflicting_labels ? `${r.conflicting_labels.texts} texts` : "—"],
+    ["Encoding damage", r.mojibake.count],
+    ["Personal data", `${r.pii.rows.count} rows`],
+    ["Held-out rows also in training", r.leakage ? `${r.leakage.exact.count} exact, ${r.leakage.near.count} incl. near` : "—"],
+  ];
+  const table = $("report-table").tBodies[0];
+  table.replaceChildren();
+  for (const [k, v] of rows) {
+    const tr = table.insertRow();
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = k;
+    tr.appendChild(th);
+    tr.insertCell().textContent = String(v);
+  }
+  const list = $("findings");
+  list.replaceChildren();
+  for (const f of r.findings) {
+    const li = document.createElement("li");
+    li.className = `finding-${f.severity}`;
+    li.dataset.check = f.check;
+    li.textContent = `${f.severity}: ${f.message}. ${f.suggestion}.` + (f.rows.length ? ` Rows ${f.rows.join(", ")}.` : "");
+    list.appendChild(li);
+  }
+  setStatus($("report-status"), r.findings.length
+    ? `${r.findings.length} findings; choose what to clean below before you start.`
+    : "No findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
 }
 
 function numberOr(id, fallback) {
@@ -156,6 +228,17 @@ function buildJob() {
       text_column: $("text-column").value || "text",
       label_column: $("label-column").value || "label",
       eval_fraction: numberOr("eval-fraction", 0.1),
+      split: $("split-method").value,
+      test_fraction: numberOr("test-fraction", 0),
+      clean: {
+        repair_mojibake: $("clean-mojibake").checked,
+        nfkc: $("clean-nfkc").checked,
+        whitespace: $("clean-whitespace").checked,
+        redact_pii: $("clean-pii").checked,
+        drop_empty: $("clean-empty").checked,
+        conflicts: $("conflicts").value,
+        dedupe: $("dedupe").value,
+      },
     },
     lora: {
       r: numberOr("r", 8),
@@ -435,7 +518,13 @@ function wire() {
       setStatus($("data-status"), `The demo data is not available: ${e.message}`, "error");
     }
   });
-  for (const r of document.querySelectorAll('input[name="model-source"]')) r.addEventListener("change", updateButtons);
+  for (const r of document.querySelectorAll('input[name="model-source"]')) {
+    r.addEventListener("change", () => { updateButtons(); requestReport(); });
+  }
+  for (const id of ["text-column", "label-column", "max-length", "eval-fraction", "seed"]) {
+    $(id).addEventListener("input", requestReport);
+    $(id).addEventListener("change", requestReport);
+  }
   $("start").addEventListener("click", start);
   $("stop").addEventListener("click", () => {
     state.worker.postMessage({ type: "stop" });
@@ -451,7 +540,7 @@ function wire() {
     e.preventDefault();
     document.body.classList.remove("dragging");
     const files = [...e.dataTransfer.files];
-    const data = files.find((f) => /\.(csv|jsonl|ndjson)$/i.test(f.name));
+    const data = files.find((f) => /\.(csv|tsv|tab|jsonl|ndjson|txt)$/i.test(f.name));
     if (data) await setData(data.name, await data.arrayBuffer());
     const model = files.filter((f) => /\.(json|safetensors)$/i.test(f.name));
     if (model.length) await addModelFiles(model);

@@ -9,6 +9,7 @@
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
 //   {type: "discard"}                            forget it
 //   {type: "classify", texts: [string]}          with the model the last run trained
+//   {type: "inspect", name, bytes, settings, model: {demo: true} | {tokenizer} | {}}  data report
 //   {type: "stop"}
 // Worker → page:
 //   {type: "ready", gpu, defaults} | {type: "no-webgpu", message}
@@ -22,6 +23,7 @@
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
 //   {type: "done", adapter: {config, weights: ArrayBuffer, record}, summary}
 //   {type: "predictions", results: [{text, label, scores}]}
+//   {type: "report", settings, report}            the data-quality report (hearth inspect --json)
 //   {type: "error", message, fatal}              fatal: the module must be restarted
 //
 // Checkpoints live in the origin-private file system (OPFS), on this device only, under
@@ -31,7 +33,7 @@
 // trainer_state.json last; it carries the checksums of the others, so a checkpoint torn by a
 // closed tab is recognised and an older one used.
 import init, {
-  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify,
+  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, inspectData,
 } from "./pkg/hearth_web.js";
 
 let stopRequested = false;
@@ -259,6 +261,20 @@ async function resumeTraining() {
   }
 }
 
+let demoTokenizer = null;
+
+async function inspect(msg) {
+  let tokenizer;
+  if (msg.model.demo) {
+    demoTokenizer ??= await fetchBytes("models/demo/tokenizer.json");
+    tokenizer = demoTokenizer;
+  } else if (msg.model.tokenizer) {
+    tokenizer = new Uint8Array(msg.model.tokenizer);
+  }
+  const report = inspectData(new Uint8Array(msg.bytes), msg.name, JSON.stringify(msg.settings), tokenizer);
+  post({ type: "report", settings: msg.settings, report: JSON.parse(report) });
+}
+
 async function discardRun() {
   const root = await navigator.storage.getDirectory();
   await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
@@ -283,6 +299,7 @@ self.onmessage = async ({ data: msg }) => {
         await resumeTraining();
         break;
       case "discard": await discardRun(); break;
+      case "inspect": await inspect(msg); break;
       case "classify":
         post({ type: "predictions", results: JSON.parse(await classify(JSON.stringify(msg.texts))) });
         break;

@@ -11,6 +11,7 @@ import { bin, launch, root, safetensorsHeader, serve } from "./harness.mjs";
 
 const tiny = join(root, "assets/tiny-bert");
 const csvPath = join(root, "tests/browser/tiny.csv");
+const qualityPath = join(root, "crates/hearth-data/tests/fixtures/quality.csv");
 const csv = readFileSync(csvPath, "utf8");
 const work = mkdtempSync(join(tmpdir(), "hearth-browser-"));
 
@@ -153,6 +154,27 @@ test("bad data gets a clear message and the page stays usable", { timeout: 120_0
   assert.equal(await page.locator("#start").isDisabled(), false, "Start is available again");
 });
 
+test("the page shows the data report `hearth inspect` computes, before training", { timeout: 120_000 }, async () => {
+  assert.ok(run.losses, "the training run must have finished");
+  await page.setInputFiles("#data-file", qualityPath);
+  const expected = { text_column: "text", label_column: "label", max_length: 32, eval_fraction: 0.25, seed: 3 };
+  // (The bad-data message of the test before is still on the page: wait without failing on it.)
+  await page.waitForFunction((want) => document.getElementById("report").dataset.settings === want
+    && JSON.parse(document.getElementById("report").dataset.json).rows === 20,
+    JSON.stringify(expected), { timeout: 60_000 });
+  const pageReport = JSON.parse(await page.locator("#report").getAttribute("data-json"));
+  const cli = JSON.parse(execFileSync(bin("hearth"), ["inspect", qualityPath, "--model", tiny, "--max-length", "32",
+    "--eval-fraction", "0.25", "--seed", "3", "--json"], { cwd: root, encoding: "utf8" }));
+  assert.deepEqual(pageReport, cli.report);
+  const checks = await page.locator("#findings li").evaluateAll((lis) => lis.map((li) => li.dataset.check));
+  for (const check of ["personal_data", "mojibake", "empty_texts", "exact_duplicates", "conflicting_labels"]) {
+    assert.ok(checks.includes(check), `${check} in ${checks}`);
+  }
+  const table = await page.locator("#report-table").textContent();
+  assert.match(table, /Personal data5 rows/);
+  console.log(`# data report: ${checks.length} findings, same as hearth inspect --json`);
+});
+
 test("Stop ends a run after the current step and still offers its adapter", { timeout: 300_000 }, async () => {
   assert.ok(run.losses, "the training run must have finished");
   await page.setInputFiles("#data-file", csvPath);
@@ -213,12 +235,12 @@ test("the server sends a Content-Security-Policy that keeps fetches same-origin"
   assert.match(meta, /connect-src 'self'/);
 });
 
-test("without WebGPU the page says so and what to do", { timeout: 120_000 }, async () => {
+test("without WebGPU the page says so and what to do", { timeout: 150_000 }, async () => {
   const plain = await launch({ webgpu: false });
   try {
     const p = plain.pages()[0] ?? await plain.newPage();
     await p.goto(`${server.origin}/`);
-    await p.waitForSelector("#gpu.error", { timeout: 60_000 });
+    await p.waitForSelector("#gpu.error", { timeout: 100_000 });
     assert.match(await p.locator("#gpu").textContent(), /WebGPU.*(Chrome|Edge).*reload/);
     assert.equal(await p.locator("#start").isDisabled(), true);
   } finally {

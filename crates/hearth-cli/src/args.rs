@@ -38,6 +38,17 @@ pub enum Command {
     ///
     ///   hearth merge --adapter my-adapter --out my-model
     Merge(MergeArgs),
+    /// Inspect a dataset before training: a data-quality report, optional cleaning, and a
+    /// stratified duplicate-aware split.
+    ///
+    /// Reads CSV/TSV (delimiter sniffed), JSONL, JSON arrays or plain text (one example a line);
+    /// the text and label columns are detected unless given. Reports empty texts, exact,
+    /// folded and near duplicates, conflicting labels, label balance, lengths (in tokens with
+    /// --model), encoding damage, personal data and train/held-out leakage, each finding with
+    /// a suggestion. Example:
+    ///
+    ///   hearth inspect tweets.csv --model assets/all-MiniLM-L6-v2 --clean repair-mojibake,whitespace --dedupe exact --out clean.csv
+    Inspect(InspectArgs),
     /// Benchmark the reference job against PyTorch + PEFT on this machine, side by side.
     ///
     /// Runs Hearth's trainer on the job of ../shared/reference/peft_reference.py (its defaults),
@@ -126,6 +137,10 @@ pub struct TrainArgs {
     /// Also: key, attention.output.dense, intermediate.dense, output.dense, dense.
     #[arg(long, value_delimiter = ',')]
     pub targets: Option<Vec<String>>,
+    /// Start from this PEFT adapter directory (Hearth's or PEFT's) instead of fresh adapters,
+    /// to train it further; the job's r, alpha and target modules must be the adapter's.
+    #[arg(long, value_name = "DIR")]
+    pub init_adapter: Option<String>,
     /// Sequence pooling for the head [default: cls, HF's pooler over [CLS]].
     #[arg(long, value_enum)]
     pub pooling: Option<PoolingArg>,
@@ -164,12 +179,28 @@ pub enum PoolingArg {
     Mean,
 }
 
+/// Which adapter to load, and for an adapter PEFT wrote (without Hearth's run record) its base
+/// model and labels.
+#[derive(Debug, Clone, Args)]
+pub struct AdapterArgs {
+    /// Adapter directory: written by `hearth train` (its run record names the base model and
+    /// labels), or by PEFT (then give --model, and --labels if not LABEL_0, LABEL_1, …).
+    #[arg(long)]
+    pub adapter: PathBuf,
+    /// Base model directory, for an adapter without Hearth's run record.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Label names in head order, comma-separated, for an adapter without Hearth's run record.
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+}
+
 /// `hearth eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Adapter directory written by `hearth train`.
-    #[arg(long)]
-    pub adapter: PathBuf,
+    /// The adapter.
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
     /// Score every row of this file instead of the job's held-out split.
     #[arg(long)]
     pub data: Option<String>,
@@ -184,9 +215,9 @@ pub struct EvalArgs {
 /// `hearth predict`.
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// Adapter directory written by `hearth train`.
-    #[arg(long)]
-    pub adapter: PathBuf,
+    /// The adapter.
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
     /// A file with one text per line (instead of TEXT arguments).
     #[arg(long)]
     pub file: Option<PathBuf>,
@@ -200,22 +231,127 @@ pub struct PredictArgs {
 /// `hearth merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Adapter directory: written by `hearth train` (its run record names the base model and
-    /// labels), or by PEFT (then give --model, and --labels if not LABEL_0, LABEL_1, …).
-    #[arg(long)]
-    pub adapter: PathBuf,
-    /// Base model directory, for an adapter without Hearth's run record.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Label names in head order, comma-separated, for an adapter without Hearth's run record.
-    #[arg(long, value_delimiter = ',')]
-    pub labels: Option<Vec<String>>,
+    /// The adapter.
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
     /// Where to write the merged model.
     #[arg(long)]
     pub out: PathBuf,
     /// Device and threads.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// Cleaning steps `hearth inspect --clean` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CleanStep {
+    /// Undo UTF-8 read as latin-1/cp1252 ("Ã©" → "é").
+    RepairMojibake,
+    /// Unicode NFKC normalization.
+    Nfkc,
+    /// Trim and collapse whitespace.
+    Whitespace,
+    /// Replace personal data with [EMAIL], [PHONE], [CARD], [IBAN], [IP].
+    RedactPii,
+    /// Drop empty texts.
+    DropEmpty,
+}
+
+/// `hearth inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The dataset: CSV, TSV, JSONL, JSON or plain text.
+    pub file: String,
+    /// Format (csv, tsv, jsonl, json, text) [default: from the extension].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Text column or key [default: detected].
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// Label column or key [default: detected].
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// Read no labels.
+    #[arg(long)]
+    pub no_labels: bool,
+    /// Model directory whose tokenizer gives the token figures.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Max length in tokens, for the share of texts it cuts.
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    /// Near-duplicate threshold: Jaccard similarity of word 3-gram sets.
+    #[arg(long, default_value_t = 0.8)]
+    pub similarity: f64,
+    /// Held-out rows of the planned run, for the leakage check [default: --eval-fraction].
+    #[arg(long)]
+    pub eval_rows: Option<usize>,
+    /// Held-out share of the planned run, for the leakage check.
+    #[arg(long, default_value_t = 0.1)]
+    pub eval_fraction: f64,
+    /// Seed of the planned run's split (and of --split).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Cleaning steps, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub clean: Vec<CleanStep>,
+    /// Drop duplicates: exact, folded (case, spaces, punctuation) or near.
+    #[arg(long, value_enum)]
+    pub dedupe: Option<DedupeArg>,
+    /// Texts with conflicting labels: drop them, or keep each text's majority label.
+    #[arg(long, value_enum)]
+    pub conflicts: Option<ConflictArg>,
+    /// Write the cleaned rows to this CSV file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A stratified, duplicate-aware split: validation and test shares, e.g. 0.1,0.1.
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub split: Option<Vec<f64>>,
+    /// Where to save that split (JSON row indices, seed and shares).
+    #[arg(long)]
+    pub split_out: Option<PathBuf>,
+}
+
+/// `--dedupe` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DedupeArg {
+    /// Byte-identical texts.
+    Exact,
+    /// Equal after folding case, spaces and punctuation.
+    Folded,
+    /// Near-duplicates at --similarity (and folded ones).
+    Near,
+}
+
+impl From<DedupeArg> for hearth_data::clean::Dedupe {
+    fn from(d: DedupeArg) -> Self {
+        match d {
+            DedupeArg::Exact => Self::Exact,
+            DedupeArg::Folded => Self::Folded,
+            DedupeArg::Near => Self::Near,
+        }
+    }
+}
+
+/// `--conflicts` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConflictArg {
+    /// Drop every row of such a text.
+    Drop,
+    /// Give every row of such a text its most frequent label (drop it on a tie).
+    Majority,
+}
+
+impl From<ConflictArg> for hearth_data::clean::ConflictPolicy {
+    fn from(c: ConflictArg) -> Self {
+        match c {
+            ConflictArg::Drop => Self::Drop,
+            ConflictArg::Majority => Self::Majority,
+        }
+    }
 }
 
 /// `hearth bench`.
@@ -274,6 +410,7 @@ impl TrainArgs {
             ("--lora-dropout", self.lora_dropout.is_some()),
             ("--targets", self.targets.is_some()),
             ("--pooling", self.pooling.is_some()),
+            ("--init-adapter", self.init_adapter.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -295,6 +432,7 @@ impl TrainArgs {
                         .clone()
                         .context("give --model DIR (or a --job file)")?,
                     pooling: Pooling::default(),
+                    init_adapter: None,
                 },
                 data: DataSpec {
                     path: self
@@ -306,6 +444,10 @@ impl TrainArgs {
                     label_column: "label".into(),
                     eval_rows: None,
                     eval_fraction: 0.1,
+                    split: Default::default(),
+                    test_fraction: 0.0,
+                    clean: Default::default(),
+                    augment: None,
                 },
                 lora: Default::default(),
                 train: TrainSettings::default(),
@@ -320,6 +462,9 @@ impl TrainArgs {
         set(&mut job.data.path, &self.data);
         set(&mut job.data.text_column, &self.text_column);
         set(&mut job.data.label_column, &self.label_column);
+        if let Some(dir) = &self.init_adapter {
+            job.model.init_adapter = Some(dir.clone());
+        }
         if let Some(v) = self.eval_rows {
             job.data.eval_rows = Some(v);
         }

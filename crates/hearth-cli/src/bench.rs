@@ -35,6 +35,7 @@ fn reference_job(args: &BenchArgs) -> JobSpec {
         model: ModelSpec {
             path: args.model.clone(),
             pooling: Default::default(),
+            init_adapter: None,
         },
         data: DataSpec {
             path: args.data.clone(),
@@ -43,6 +44,10 @@ fn reference_job(args: &BenchArgs) -> JobSpec {
             label_column: "sentiment".into(),
             eval_rows: Some(2000),
             eval_fraction: 0.1,
+            split: Default::default(),
+            test_fraction: 0.0,
+            clean: Default::default(),
+            augment: None,
         },
         lora: LoraSettings::default(),
         train: TrainSettings {

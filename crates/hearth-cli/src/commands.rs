@@ -15,7 +15,7 @@ use hearth_train::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::args::{EvalArgs, MergeArgs, PredictArgs, TrainArgs};
+use crate::args::{AdapterArgs, EvalArgs, MergeArgs, PredictArgs, TrainArgs};
 use crate::{device, files};
 
 /// Loads the job's data from disk and splits it.
@@ -111,6 +111,12 @@ impl EventPrinter {
                     "loss {loss:.4}  lr {learning_rate:.2e}  {examples_per_s:.1} ex/s"
                 ));
             }
+            Event::Tested { step, metrics } => {
+                bar.println(format!(
+                    "test at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
+                    metrics.accuracy, metrics.macro_f1, metrics.n
+                ));
+            }
             Event::Evaluated { step, metrics } => {
                 bar.println(format!(
                     "eval at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
@@ -177,7 +183,20 @@ pub fn run_job(
 ) -> Result<RunOutput> {
     let data = load_split(job)?;
     describe_data(&data.dataset);
-    let files = files::read_model(&job.model.path)?;
+    let mut files = files::read_model(&job.model.path)?;
+    if let Some(dir) = &job.model.init_adapter {
+        files.adapter = Some(initial_adapter(
+            Path::new(dir),
+            job,
+            &data.dataset.label_names,
+        )?);
+    }
+    if let Some(out) = out {
+        // The split, saved so the run can be reproduced or audited.
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let split = serde_json::to_string_pretty(&data.assignment)?;
+        files::write_atomic(&out.join("split.json"), split.as_bytes())?;
+    }
     let mut printer = EventPrinter::new(jsonl);
     let keep = job.train.keep_checkpoints;
     let mut on_checkpoint = |checkpoint: Checkpoint| {
@@ -196,6 +215,48 @@ pub fn run_job(
     ))
     .with_context(|| format!("training with the model in {}", job.model.path))?;
     Ok(output)
+}
+
+/// The weights of the adapter a job starts from, after checking that it fits the job: the same
+/// LoRA rank and targets, and (for Hearth's adapters) the same labels in the same order.
+fn initial_adapter(dir: &Path, job: &JobSpec, labels: &[String]) -> Result<Vec<u8>> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
+    let theirs = config.settings();
+    // PEFT stores target_modules as a set: compare them as one.
+    let set = |t: &[String]| t.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    if (theirs.r, theirs.lora_alpha, set(&theirs.target_modules))
+        != (
+            job.lora.r,
+            job.lora.lora_alpha,
+            set(&job.lora.target_modules),
+        )
+    {
+        bail!(
+            "the adapter in {} has r = {}, alpha = {} on {:?}; set lora.r, lora.lora_alpha and \
+             lora.target_modules (--r, --alpha, --targets) to match it",
+            dir.display(),
+            theirs.r,
+            theirs.lora_alpha,
+            theirs.target_modules
+        );
+    }
+    if let Ok(bytes) = std::fs::read(dir.join(AdapterFiles::RECORD)) {
+        let record: RunRecord = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?;
+        if record.labels != labels {
+            bail!(
+                "the adapter in {} was trained on labels {:?}; this data has {:?}",
+                dir.display(),
+                record.labels,
+                labels
+            );
+        }
+    }
+    read(AdapterFiles::WEIGHTS)
 }
 
 /// `hearth train`.
@@ -245,6 +306,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         model,
         summary,
         labels,
+        ..
     } = run_job(&job, &device, args.jsonl, Some(&out), resume.as_ref())?;
     if !args.jsonl {
         print_summary(&summary, &labels);
@@ -254,24 +316,60 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads a trained adapter directory: its run record, the base model and the adapter weights.
+/// Loads an adapter directory onto its base model: the run record (Hearth's, or one made from
+/// `--model` and `--labels` for an adapter PEFT wrote), the model and its tokenizer.
 fn load_adapter(
-    dir: &Path,
+    args: &AdapterArgs,
     device: &Device,
 ) -> Result<(RunRecord, BertForSequenceClassification, TextTokenizer)> {
+    let dir = &args.adapter;
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let record: RunRecord = serde_json::from_slice(&read(AdapterFiles::RECORD)?)
-        .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?;
     let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
+    let weights = read(AdapterFiles::WEIGHTS)?;
+    let record = if dir.join(AdapterFiles::RECORD).exists() {
+        serde_json::from_slice(&read(AdapterFiles::RECORD)?)
+            .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?
+    } else {
+        peft_record(args, &weights)?
+    };
     let mut job = record.job.clone();
     job.lora = config.settings();
     let (model, tokenizer) = build_model(&job, record.labels.len(), device)?;
-    let model = peft::import_adapter(model, &read(AdapterFiles::WEIGHTS)?)
+    let model = peft::import_adapter(model, &weights)
         .with_context(|| format!("loading the adapter in {}", dir.display()))?;
     Ok((record, model, tokenizer))
+}
+
+/// The run record of an adapter PEFT wrote: the base model `--model`, the labels `--labels` or
+/// transformers' default names, as many as the adapter's head has outputs.
+fn peft_record(args: &AdapterArgs, weights: &[u8]) -> Result<RunRecord> {
+    let Some(model_path) = &args.model else {
+        bail!(
+            "{} has no {} (it was not written by Hearth): give its base model with --model",
+            args.adapter.display(),
+            AdapterFiles::RECORD
+        );
+    };
+    let file = safetensors::SafeTensors::deserialize(weights)
+        .with_context(|| format!("reading {}", AdapterFiles::WEIGHTS))?;
+    let head = file
+        .tensor("base_model.model.classifier.bias")
+        .context("the adapter has no classifier head (base_model.model.classifier.bias)")?;
+    let num_labels = head.shape().first().copied().unwrap_or(0);
+    let labels = match &args.labels {
+        Some(labels) if labels.len() == num_labels => labels.clone(),
+        Some(labels) => bail!(
+            "--labels names {} labels; the adapter's head has {num_labels}",
+            labels.len()
+        ),
+        None => (0..num_labels).map(|i| format!("LABEL_{i}")).collect(),
+    };
+    let job = serde_json::json!({"model": {"path": model_path}, "data": {"path": "-"}});
+    let job = JobSpec::parse(&job.to_string())?;
+    Ok(RunRecord { job, labels })
 }
 
 /// `hearth eval`.
@@ -280,6 +378,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
     let batch = args.batch_size.unwrap_or(record.job.train.batch_size);
     let (texts, labels) = match &args.data {
+        None if record.job.data.path == "-" => {
+            bail!("this adapter carries no job to take held-out rows from: give --data FILE")
+        }
         None => {
             let eval = load_split(&record.job)?.eval;
             (eval.texts, eval.labels)
@@ -359,20 +460,14 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
 /// `hearth merge`.
 pub fn merge(args: &MergeArgs) -> Result<()> {
     let device = device::from_args(&args.run)?;
-    let record_path = args.adapter.join(AdapterFiles::RECORD);
-    let (record, model) = if record_path.exists() {
-        let (record, model, _) = load_adapter(&args.adapter, &device)?;
-        (record, model)
-    } else {
-        peft_adapter(args, &device)?
-    };
+    let (record, model, _) = load_adapter(&args.adapter, &device)?;
     let base = files::read_model(&record.job.model.path)?;
     let merged = pollster::block_on(hearth_models::merge::merge_classifier(
         model,
         &base.config,
         &record.labels,
     ))
-    .with_context(|| format!("merging {}", args.adapter.display()))?;
+    .with_context(|| format!("merging {}", args.adapter.adapter.display()))?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     files::write_atomic(&args.out.join("model.safetensors"), &merged.weights)?;
@@ -384,49 +479,4 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         record.labels
     );
     Ok(())
-}
-
-/// A PEFT adapter directory without Hearth's run record, on the base model `--model`, with the
-/// labels `--labels` or transformers' default names.
-fn peft_adapter(
-    args: &MergeArgs,
-    device: &Device,
-) -> Result<(RunRecord, BertForSequenceClassification)> {
-    let Some(model_path) = &args.model else {
-        bail!(
-            "{} has no {}: give the base model with --model",
-            args.adapter.display(),
-            AdapterFiles::RECORD
-        );
-    };
-    let read = |name: &str| {
-        let path = args.adapter.join(name);
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
-    let weights = read(AdapterFiles::WEIGHTS)?;
-    let file = safetensors::SafeTensors::deserialize(&weights)
-        .with_context(|| format!("reading {}", AdapterFiles::WEIGHTS))?;
-    let head = file
-        .tensor("base_model.model.classifier.bias")
-        .context("the adapter has no classifier head (base_model.model.classifier.bias)")?;
-    let num_labels = head.shape().first().copied().unwrap_or(0);
-    let labels = match &args.labels {
-        Some(labels) if labels.len() == num_labels => labels.clone(),
-        Some(labels) => bail!(
-            "--labels names {} labels; the adapter's head has {num_labels}",
-            labels.len()
-        ),
-        None => (0..num_labels).map(|i| format!("LABEL_{i}")).collect(),
-    };
-    let job = JobSpec::parse(&format!(
-        "{{\"model\": {{\"path\": {}}}, \"data\": {{\"path\": \"-\"}}}}",
-        serde_json::Value::from(model_path.as_str())
-    ))?;
-    let mut job = job;
-    job.lora = config.settings();
-    let (model, _) = build_model(&job, num_labels, device)?;
-    let model = peft::import_adapter(model, &weights)
-        .with_context(|| format!("loading the adapter in {}", args.adapter.display()))?;
-    Ok((RunRecord { job, labels }, model))
 }

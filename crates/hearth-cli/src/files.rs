@@ -20,6 +20,7 @@ pub fn read_model(dir: &str) -> Result<ModelFiles> {
         config: read("config.json")?,
         weights: read("model.safetensors")?,
         tokenizer: read("tokenizer.json")?,
+        adapter: None,
     })
 }
 

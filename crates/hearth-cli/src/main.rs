@@ -7,6 +7,7 @@ mod bench;
 mod commands;
 mod device;
 mod files;
+mod inspect;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         args::Command::Eval(a) => commands::eval(&a),
         args::Command::Predict(a) => commands::predict(&a),
         args::Command::Merge(a) => commands::merge(&a),
+        args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Bench(a) => bench::run(&a),
     };
     match result {

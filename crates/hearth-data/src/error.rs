@@ -16,8 +16,10 @@ use std::path::PathBuf;
 pub enum RowRef {
     /// A CSV data row, 1-based, and the 1-based line it starts on.
     CsvRow { row: u64, line: u64 },
-    /// A JSONL line, 1-based.
+    /// A JSONL line, 1-based (or a plain-text line).
     JsonlLine { line: usize },
+    /// An element of a JSON array, 0-based.
+    JsonElement { index: usize },
 }
 
 impl fmt::Display for RowRef {
@@ -25,6 +27,7 @@ impl fmt::Display for RowRef {
         match self {
             Self::CsvRow { row, line } => write!(f, "row {row} (line {line})"),
             Self::JsonlLine { line } => write!(f, "line {line}"),
+            Self::JsonElement { index } => write!(f, "array element {index}"),
         }
     }
 }
@@ -100,13 +103,25 @@ pub enum DataError {
     #[error("line {line} holds {found}, but each line of a JSONL file must be an object")]
     NotAnObject { line: usize, found: String },
 
+    #[error("the JSON file holds {found}; expected an array of objects, one per example")]
+    NotAnArray { found: String },
+
+    #[error("element {index} of the JSON array holds {found}; each element must be an object")]
+    ElementNotAnObject { index: usize, found: String },
+
     #[error(
-        "cannot tell the format of `{name}` from its extension; expected .csv, .jsonl or \
-         .ndjson, or name the format explicitly"
+        "a plain-text file has no labels (one example per line); training needs a CSV, TSV, \
+         JSONL or JSON file with a label column"
+    )]
+    NoLabels,
+
+    #[error(
+        "cannot tell the format of `{name}` from its extension; expected .csv, .tsv, .jsonl, \
+         .ndjson, .json or .txt, or name the format explicitly"
     )]
     UnknownExtension { name: String },
 
-    #[error("unknown data format `{name}`; expected `csv` or `jsonl`")]
+    #[error("unknown data format `{name}`; expected csv, tsv, jsonl, json or text")]
     UnknownFormatName { name: String },
 
     #[error("cannot read {}", .path.display())]
@@ -121,6 +136,12 @@ pub enum DataError {
          {n_rows} rows"
     )]
     NothingToTrain { n_eval: usize, n_rows: usize },
+
+    #[error(
+        "validation ({validation}) and test ({test}) shares must each be in [0, 1) and leave \
+         rows to train on"
+    )]
+    BadFractions { validation: f64, test: f64 },
 }
 
 /// Joins names for a message, saying so plainly when there are none.

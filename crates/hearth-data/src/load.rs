@@ -72,8 +72,133 @@ impl Dataset {
 /// One record as read from the file, before labels become indices.
 struct RawRecord {
     text: String,
-    label: String,
+    label: Option<String>,
     non_ascii: bool,
+}
+
+/// A file's texts and (when a label column was named) label strings, in file order, before
+/// labels become indices: what the quality report reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawRows {
+    /// The texts.
+    pub texts: Vec<String>,
+    /// The label of each text, if a label column was read.
+    pub labels: Option<Vec<String>>,
+    /// What loading found out.
+    pub report: LoadReport,
+}
+
+/// Reads the texts and, with `label_column`, the labels of a file in any [`DataFormat`].
+///
+/// A plain-text file has one text per non-blank line and no labels. Errors are those of
+/// [`load_classification`], except that one class or no labels at all are fine here.
+pub fn load_rows(
+    bytes: &[u8],
+    format: DataFormat,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<RawRows, DataError> {
+    let (text, encoding) = decode_text(bytes);
+    let records = read_records(&text, format, text_column, label_column)?;
+    if records.is_empty() {
+        return Err(DataError::NoDataRows {
+            reason: if text.is_empty() {
+                "it is empty"
+            } else if text.trim().is_empty() {
+                "it holds only blank lines"
+            } else if matches!(format, DataFormat::Json) {
+                "the array is empty"
+            } else {
+                "there is a header but no rows below it"
+            },
+        });
+    }
+    let rows = records.len();
+    let fallback_rows = match encoding {
+        TextEncoding::Latin1Fallback => records.iter().filter(|r| r.non_ascii).count(),
+        _ => 0,
+    };
+    let has_labels = label_column.is_some() && format.has_columns();
+    let mut texts = Vec::with_capacity(rows);
+    let mut labels = Vec::with_capacity(if has_labels { rows } else { 0 });
+    for record in records {
+        texts.push(record.text);
+        if has_labels {
+            labels.push(record.label.unwrap_or_default());
+        }
+    }
+    Ok(RawRows {
+        texts,
+        labels: has_labels.then_some(labels),
+        report: LoadReport {
+            rows,
+            encoding,
+            fallback_rows,
+        },
+    })
+}
+
+fn read_records(
+    text: &str,
+    format: DataFormat,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<Vec<RawRecord>, DataError> {
+    match format {
+        DataFormat::Csv => read_csv(text, sniff_delimiter(text), text_column, label_column),
+        DataFormat::Tsv => read_csv(text, b'\t', text_column, label_column),
+        DataFormat::Jsonl => read_jsonl(text, text_column, label_column),
+        DataFormat::Json => read_json(text, text_column, label_column),
+        DataFormat::Text => Ok(read_lines(text)),
+    }
+}
+
+/// The delimiter of a CSV-like file: of `,` `;` `|` and tab, the one that appears (outside
+/// quotes) the same non-zero number of times on the most of the first 20 lines, preferring
+/// the comma on ties. A file with one column has none of them and reads the same either way.
+pub fn sniff_delimiter(text: &str) -> u8 {
+    const CANDIDATES: [u8; 4] = [b',', b'\t', b';', b'|'];
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(20)
+        .collect();
+    let count = |line: &str, d: u8| {
+        let mut quoted = false;
+        line.bytes()
+            .filter(|&b| {
+                if b == b'"' {
+                    quoted = !quoted;
+                }
+                !quoted && b == d
+            })
+            .count()
+    };
+    let mut best = (0usize, b',');
+    for d in CANDIDATES {
+        let Some(first) = lines.first().map(|l| count(l, d)) else {
+            continue;
+        };
+        if first == 0 {
+            continue;
+        }
+        let agreeing = lines.iter().filter(|l| count(l, d) == first).count();
+        if agreeing > best.0 {
+            best = (agreeing, d);
+        }
+    }
+    best.1
+}
+
+fn read_lines(text: &str) -> Vec<RawRecord> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| RawRecord {
+            text: l.to_owned(),
+            label: None,
+            non_ascii: !l.is_ascii(),
+        })
+        .collect()
 }
 
 /// Loads a classification dataset from the bytes of a CSV or JSONL file.
@@ -87,25 +212,11 @@ pub fn load_classification(
     text_column: &str,
     label_column: &str,
 ) -> Result<Dataset, DataError> {
-    let (text, encoding) = decode_text(bytes);
-    let records = match format {
-        DataFormat::Csv => read_csv(&text, text_column, label_column)?,
-        DataFormat::Jsonl => read_jsonl(&text, text_column, label_column)?,
-    };
-    if records.is_empty() {
-        return Err(DataError::NoDataRows {
-            // A JSONL file with a non-blank line always yields a record or an error, so only a
-            // CSV file can get as far as a header with nothing below it.
-            reason: if text.is_empty() {
-                "it is empty"
-            } else if text.trim().is_empty() {
-                "it holds only blank lines"
-            } else {
-                "there is a header but no rows below it"
-            },
-        });
+    if !format.has_columns() {
+        return Err(DataError::NoLabels);
     }
-    finish(records, label_column, encoding)
+    let rows = load_rows(bytes, format, text_column, Some(label_column))?;
+    finish(rows, label_column)
 }
 
 /// Reads a dataset file from disk, taking the format from its extension unless one is given.
@@ -124,25 +235,34 @@ pub fn load_path(
     load_classification(&bytes, format, text_column, label_column)
 }
 
-/// Turns label strings into indices of the sorted distinct labels and builds the report.
-fn finish(
-    records: Vec<RawRecord>,
-    label_column: &str,
-    encoding: TextEncoding,
-) -> Result<Dataset, DataError> {
-    let rows = records.len();
-    let fallback_rows = match encoding {
-        TextEncoding::Utf8 => 0,
-        TextEncoding::Latin1Fallback => records.iter().filter(|r| r.non_ascii).count(),
-    };
+/// Turns rows read with a label column (and perhaps cleaned) into a classification dataset:
+/// label strings become indices of the sorted distinct labels. Fewer than two classes, or rows
+/// without labels, are errors that name `label_column`.
+pub fn into_classification(raw: RawRows, label_column: &str) -> Result<Dataset, DataError> {
+    if raw.labels.is_none() {
+        return Err(DataError::NoLabels);
+    }
+    if raw.texts.is_empty() {
+        return Err(DataError::NoDataRows {
+            reason: "no rows are left",
+        });
+    }
+    finish(raw, label_column)
+}
 
+/// Turns label strings into indices of the sorted distinct labels.
+fn finish(raw: RawRows, label_column: &str) -> Result<Dataset, DataError> {
+    let RawRows {
+        texts,
+        labels,
+        report,
+    } = raw;
+    let rows = texts.len();
     // Grouping row numbers by label in a BTreeMap visits the labels in sorted order, which
     // hands out the class indices without any lookup that could fail.
     let mut rows_by_label: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut texts = Vec::with_capacity(rows);
-    for (row, record) in records.into_iter().enumerate() {
-        rows_by_label.entry(record.label).or_default().push(row);
-        texts.push(record.text);
+    for (row, label) in labels.unwrap_or_default().into_iter().enumerate() {
+        rows_by_label.entry(label).or_default().push(row);
     }
     if rows_by_label.len() < 2 {
         return Err(DataError::SingleClass {
@@ -163,11 +283,7 @@ fn finish(
         texts,
         labels,
         label_names,
-        report: LoadReport {
-            rows,
-            encoding,
-            fallback_rows,
-        },
+        report,
     })
 }
 
@@ -200,8 +316,9 @@ fn is_blank(label: &str) -> bool {
 
 fn read_csv(
     text: &str,
+    delimiter: u8,
     text_column: &str,
-    label_column: &str,
+    label_column: Option<&str>,
 ) -> Result<Vec<RawRecord>, DataError> {
     // The defaults match Python's `csv` module: comma, double quotes, doubled quotes as an
     // escape, quoted newlines kept verbatim, blank lines skipped. Ragged rows are errors
@@ -209,13 +326,16 @@ fn read_csv(
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
+        .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let headers = reader.headers()?.clone();
     if headers.is_empty() {
         return Ok(Vec::new());
     }
     let text_index = column_index(&headers, text_column)?;
-    let label_index = column_index(&headers, label_column)?;
+    let label_index = label_column
+        .map(|c| column_index(&headers, c).map(|i| (i, c)))
+        .transpose()?;
 
     let mut records = Vec::new();
     for (row, result) in (1_u64..).zip(reader.records()) {
@@ -224,16 +344,22 @@ fn read_csv(
             row,
             line: record.position().map_or(0, csv::Position::line),
         };
-        let label = record.get(label_index).unwrap_or_default();
-        if is_blank(label) {
-            return Err(DataError::MissingLabel {
-                at,
-                column: label_column.to_owned(),
-            });
-        }
+        let label = match label_index {
+            None => None,
+            Some((index, column)) => {
+                let label = record.get(index).unwrap_or_default();
+                if is_blank(label) {
+                    return Err(DataError::MissingLabel {
+                        at,
+                        column: column.to_owned(),
+                    });
+                }
+                Some(label.to_owned())
+            }
+        };
         records.push(RawRecord {
             text: record.get(text_index).unwrap_or_default().to_owned(),
-            label: label.to_owned(),
+            label,
             non_ascii: record.iter().any(|field| !field.is_ascii()),
         });
     }
@@ -243,7 +369,7 @@ fn read_csv(
 fn read_jsonl(
     text: &str,
     text_column: &str,
-    label_column: &str,
+    label_column: Option<&str>,
 ) -> Result<Vec<RawRecord>, DataError> {
     let mut records = Vec::new();
     for (line_no, line) in (1_usize..).zip(text.split('\n')) {
@@ -261,25 +387,82 @@ fn read_jsonl(
                 found: describe(&value),
             });
         };
-        let at = RowRef::JsonlLine { line: line_no };
-        let missing = |column: &str| DataError::MissingKey {
-            column: column.to_owned(),
-            line: line_no,
-            found: object.keys().cloned().collect(),
-        };
+        let mut record = object_record(
+            &object,
+            RowRef::JsonlLine { line: line_no },
+            text_column,
+            label_column,
+        )?;
+        record.non_ascii = !line.is_ascii();
+        records.push(record);
+    }
+    Ok(records)
+}
 
-        let text = match object.get(text_column) {
-            None => return Err(missing(text_column)),
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => {
-                return Err(DataError::UnsupportedText {
-                    at,
-                    column: text_column.to_owned(),
-                    found: describe(other),
-                });
-            }
+fn read_json(
+    text: &str,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<Vec<RawRecord>, DataError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|source| DataError::Json { line: 1, source })?;
+    let Value::Array(items) = value else {
+        return Err(DataError::NotAnArray {
+            found: describe(&value),
+        });
+    };
+    let mut records = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let Value::Object(object) = item else {
+            return Err(DataError::ElementNotAnObject {
+                index,
+                found: describe(item),
+            });
         };
-        let label = match object.get(label_column) {
+        let mut record = object_record(
+            object,
+            RowRef::JsonElement { index },
+            text_column,
+            label_column,
+        )?;
+        record.non_ascii =
+            !record.text.is_ascii() || record.label.as_deref().is_some_and(|l| !l.is_ascii());
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// The text and label of one JSON object.
+fn object_record(
+    object: &serde_json::Map<String, Value>,
+    at: RowRef,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<RawRecord, DataError> {
+    let line = match at {
+        RowRef::JsonlLine { line } => line,
+        RowRef::JsonElement { index } => index,
+        RowRef::CsvRow { line, .. } => line as usize,
+    };
+    let missing = |column: &str| DataError::MissingKey {
+        column: column.to_owned(),
+        line,
+        found: object.keys().cloned().collect(),
+    };
+    let text = match object.get(text_column) {
+        None => return Err(missing(text_column)),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => {
+            return Err(DataError::UnsupportedText {
+                at,
+                column: text_column.to_owned(),
+                found: describe(other),
+            });
+        }
+    };
+    let label = match label_column {
+        None => None,
+        Some(label_column) => Some(match object.get(label_column) {
             None => return Err(missing(label_column)),
             Some(Value::String(label)) if !is_blank(label) => label.clone(),
             Some(Value::String(_) | Value::Null) => {
@@ -297,14 +480,13 @@ fn read_jsonl(
                     found: describe(other),
                 });
             }
-        };
-        records.push(RawRecord {
-            text,
-            label,
-            non_ascii: !line.is_ascii(),
-        });
-    }
-    Ok(records)
+        }),
+    };
+    Ok(RawRecord {
+        text,
+        label,
+        non_ascii: false,
+    })
 }
 
 /// Names a JSON value's kind (and small values themselves) for error messages.

@@ -21,8 +21,8 @@ pub use error::ModelError;
 use burn::tensor::Device;
 
 /// The three files of a model directory, as bytes (read from disk natively, from `fetch` or the
-/// File API in the browser).
-#[derive(Clone)]
+/// File API in the browser), and optionally an adapter to start from.
+#[derive(Clone, Default)]
 pub struct ModelFiles {
     /// `config.json`.
     pub config: Vec<u8>,
@@ -30,6 +30,9 @@ pub struct ModelFiles {
     pub weights: Vec<u8>,
     /// `tokenizer.json`.
     pub tokenizer: Vec<u8>,
+    /// `adapter_model.safetensors` of a PEFT adapter whose factors and head replace the fresh
+    /// ones (to continue training it); `None` starts from PEFT's initialization.
+    pub adapter: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ModelFiles {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for ModelFiles {
             .field("config", &self.config.len())
             .field("weights", &self.weights.len())
             .field("tokenizer", &self.tokenizer.len())
+            .field("adapter", &self.adapter.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -45,8 +49,8 @@ impl std::fmt::Debug for ModelFiles {
 /// A BERT classifier with LoRA adapters attached, ready to train on `device`.
 ///
 /// The head and the adapters start from values drawn on the host from `seed`
-/// ([`peft::seeded_init`]), so every backend starts a run from the same numbers; dropout draws
-/// from the device's RNG, which the caller seeds.
+/// ([`peft::seeded_init`]), so every backend starts a run from the same numbers, or from
+/// `files.adapter` when given; dropout draws from the device's RNG, which the caller seeds.
 pub fn build_classifier(
     files: &ModelFiles,
     num_labels: usize,
@@ -62,5 +66,9 @@ pub fn build_classifier(
     let model =
         bert::BertForSequenceClassification::new(encoder, &config, num_labels, pooling, device)?
             .with_lora(lora)?;
-    peft::seeded_init(model, seed, config.initializer_range)
+    let model = peft::seeded_init(model, seed, config.initializer_range)?;
+    match &files.adapter {
+        None => Ok(model),
+        Some(adapter) => peft::import_adapter(model, adapter),
+    }
 }

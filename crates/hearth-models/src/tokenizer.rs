@@ -126,3 +126,50 @@ impl TextTokenizer {
         Ok(out)
     }
 }
+
+/// Counts a text's tokens as the model sees them (special tokens included) before truncation,
+/// and how many are the unknown token: the figures of the data report.
+#[derive(Clone)]
+pub struct TokenCounter {
+    inner: Tokenizer,
+    unknown: Option<u32>,
+}
+
+impl std::fmt::Debug for TokenCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCounter")
+            .field("unknown", &self.unknown)
+            .finish()
+    }
+}
+
+impl TokenCounter {
+    /// Loads `tokenizer.json` without its truncation and padding.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let mut inner =
+            Tokenizer::from_bytes(bytes).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let unknown = ["[UNK]", "<unk>", "<UNK>", "<|unk|>"]
+            .iter()
+            .find_map(|t| inner.token_to_id(t));
+        Ok(Self { inner, unknown })
+    }
+
+    /// Tokens of `text` (special tokens included) and how many are unknown; `(0, 0)` for a
+    /// text the tokenizer rejects.
+    pub fn count(&self, text: &str) -> (usize, usize) {
+        match self.inner.encode(text, true) {
+            Ok(e) => {
+                let ids = e.get_ids();
+                let unknown = self
+                    .unknown
+                    .map_or(0, |u| ids.iter().filter(|&&id| id == u).count());
+                (ids.len(), unknown)
+            }
+            Err(_) => (0, 0),
+        }
+    }
+}

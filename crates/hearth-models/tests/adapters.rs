@@ -103,6 +103,7 @@ fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
         config: merged.config,
         weights: merged.weights,
         tokenizer: files.tokenizer.clone(),
+        adapter: None,
     };
     let (plain, names) =
         hearth_models::merge::load_classifier(&merged_files, &device).expect("loads merged");

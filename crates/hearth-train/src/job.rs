@@ -32,6 +32,10 @@ pub struct ModelSpec {
     /// How a sequence becomes one vector for the classification head.
     #[serde(default)]
     pub pooling: Pooling,
+    /// A PEFT adapter directory whose LoRA factors and head the run starts from, to train an
+    /// existing adapter further; fresh adapters when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_adapter: Option<String>,
 }
 
 /// The dataset file, its columns and the held-out split.
@@ -56,6 +60,35 @@ pub struct DataSpec {
     /// Share of rows held out when `eval_rows` is absent.
     #[serde(default = "default_eval_fraction")]
     pub eval_fraction: f64,
+    /// How rows are split: `holdout` (the reference's seeded shuffle, the first rows held
+    /// out) or `stratified` (each label's share kept in every part, duplicates never straddling
+    /// parts).
+    #[serde(default)]
+    pub split: SplitMethod,
+    /// Share of rows kept aside as a test set, scored once at the end (stratified split only).
+    #[serde(default)]
+    pub test_fraction: f64,
+    /// Cleaning applied after loading, before the split.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub clean: hearth_data::clean::CleanOptions,
+    /// Augmented copies of the training rows (never of held-out rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<hearth_data::augment::AugmentSettings>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// How a dataset is split into training and held-out rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitMethod {
+    /// The reference's: a seeded Python shuffle, the first rows held out.
+    #[default]
+    Holdout,
+    /// Stratified by label, duplicate-aware, with an optional test part.
+    Stratified,
 }
 
 fn default_text_column() -> String {
@@ -219,6 +252,24 @@ impl JobSpec {
             && !(self.data.eval_fraction > 0.0 && self.data.eval_fraction < 1.0)
         {
             return bad("data.eval_fraction must be between 0 and 1 (exclusive)");
+        }
+        let d = &self.data;
+        if !(0.0..1.0).contains(&d.test_fraction) {
+            return bad("data.test_fraction must be in [0, 1)");
+        }
+        if d.test_fraction > 0.0 && d.split != SplitMethod::Stratified {
+            return bad("data.test_fraction needs data.split = \"stratified\"");
+        }
+        if d.split == SplitMethod::Stratified && d.eval_rows.is_some() {
+            return bad("a stratified split takes data.eval_fraction, not data.eval_rows");
+        }
+        if d.split == SplitMethod::Stratified && d.eval_fraction + d.test_fraction >= 1.0 {
+            return bad("data.eval_fraction + data.test_fraction must leave rows to train on");
+        }
+        if let Some(a) = &d.augment
+            && !(a.p.is_finite() && (0.0..=1.0).contains(&a.p))
+        {
+            return bad("data.augment.p must be between 0 and 1");
         }
         self.lora
             .validate()

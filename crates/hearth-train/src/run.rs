@@ -45,12 +45,33 @@ impl Rows {
 /// A job's dataset split into training and held-out rows.
 #[derive(Debug, Clone)]
 pub struct SplitData {
-    /// The whole dataset, with its label names and load report.
+    /// The whole dataset (after cleaning), with its label names and load report.
     pub dataset: Dataset,
-    /// Training rows, in the order of the seeded split.
+    /// Training rows, in the order of the seeded split, augmented copies after them.
     pub train: Rows,
-    /// Held-out rows.
+    /// Held-out (validation) rows.
     pub eval: Rows,
+    /// Test rows, scored once at the end (empty unless the job asks for a test share).
+    pub test: Rows,
+    /// Which dataset rows went where, to save beside the run.
+    pub assignment: Assignment,
+}
+
+/// The row indices (into the cleaned dataset) of each part of a split, and how it was drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Assignment {
+    /// `holdout` or `stratified`.
+    pub method: crate::SplitMethod,
+    /// The seed.
+    pub seed: u64,
+    /// Training rows, before augmentation.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub validation: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+    /// Augmented training rows added.
+    pub augmented: usize,
 }
 
 impl SplitData {
@@ -59,7 +80,11 @@ impl SplitData {
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut hash = Sha256::new();
-        for (part, rows) in [("train", &self.train), ("eval", &self.eval)] {
+        for (part, rows) in [
+            ("train", &self.train),
+            ("eval", &self.eval),
+            ("test", &self.test),
+        ] {
             hash.update(part.as_bytes());
             hash.update((rows.texts.len() as u64).to_le_bytes());
             for (text, label) in rows.texts.iter().zip(&rows.labels) {
@@ -89,24 +114,86 @@ pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
     Ok(DataFormat::resolve(explicit, Path::new(&job.data.path))?)
 }
 
-/// Reads the job's dataset from the file's bytes.
+/// Reads the job's dataset from the file's bytes and applies the job's cleaning.
 pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<Dataset, TrainError> {
-    Ok(hearth_data::load_classification(
+    let format = data_format(job)?;
+    if !format.has_columns() {
+        return Err(hearth_data::DataError::NoLabels.into());
+    }
+    let rows = hearth_data::load_rows(
         bytes,
-        data_format(job)?,
+        format,
         &job.data.text_column,
+        Some(&job.data.label_column),
+    )?;
+    let rows = if job.data.clean == hearth_data::clean::CleanOptions::default() {
+        rows
+    } else {
+        let cleaned = hearth_data::clean::clean(
+            rows.texts,
+            rows.labels,
+            &job.data.clean,
+            &hearth_data::neardup::NearDupSettings::default(),
+        );
+        hearth_data::RawRows {
+            texts: cleaned.texts,
+            labels: cleaned.labels,
+            report: rows.report,
+        }
+    };
+    Ok(hearth_data::into_classification(
+        rows,
         &job.data.label_column,
     )?)
 }
 
-/// Splits a dataset into training and held-out rows as the job says.
+/// Splits a dataset into training, held-out and test rows as the job says, and augments the
+/// training rows if asked.
 pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
     let n = dataset.texts.len();
-    let n_eval = job.eval_rows(n);
-    let split = hearth_data::holdout_split(n, n_eval, job.train.seed)?;
+    let seed = job.train.seed;
+    let (train, validation, test) = match job.data.split {
+        crate::SplitMethod::Holdout => {
+            let split = hearth_data::holdout_split(n, job.eval_rows(n), seed)?;
+            (split.train, split.eval, Vec::new())
+        }
+        crate::SplitMethod::Stratified => {
+            let refs: Vec<&str> = dataset.texts.iter().map(String::as_str).collect();
+            let groups = hearth_data::duplicate_groups(
+                &refs,
+                Some(&hearth_data::neardup::NearDupSettings::default()),
+            );
+            let s = hearth_data::stratified_split(
+                &dataset.labels,
+                &groups,
+                job.data.eval_fraction,
+                job.data.test_fraction,
+                seed,
+            )?;
+            (s.train, s.validation, s.test)
+        }
+    };
+    let mut train_rows = Rows::pick(&dataset, &train);
+    let mut augmented = 0;
+    if let Some(settings) = &job.data.augment {
+        let (texts, labels) =
+            hearth_data::augment::augment(&train_rows.texts, &train_rows.labels, settings);
+        augmented = texts.len();
+        train_rows.texts.extend(texts);
+        train_rows.labels.extend(labels);
+    }
     Ok(SplitData {
-        train: Rows::pick(&dataset, &split.train),
-        eval: Rows::pick(&dataset, &split.eval),
+        train: train_rows,
+        eval: Rows::pick(&dataset, &validation),
+        test: Rows::pick(&dataset, &test),
+        assignment: Assignment {
+            method: job.data.split,
+            seed,
+            train,
+            validation,
+            test,
+            augmented,
+        },
         dataset,
     })
 }
@@ -139,6 +226,8 @@ pub struct RunOutput {
     pub model: BertForSequenceClassification,
     /// Figures of the run.
     pub summary: TrainSummary,
+    /// Metrics on the test rows, when the split has any.
+    pub test: Option<crate::ClassificationMetrics>,
     /// Label names; index `i` is the head's output `i`.
     pub labels: Vec<String>,
 }
@@ -209,9 +298,27 @@ pub async fn run(
         },
     )
     .await?;
+    let test = if data.test.texts.is_empty() {
+        None
+    } else {
+        let metrics = crate::evaluate(
+            &model,
+            &tokenizer,
+            data.test.examples(),
+            job.train.batch_size,
+            labels.len(),
+        )
+        .await?;
+        let _ = on_event(&Event::Tested {
+            step: summary.steps,
+            metrics: metrics.clone(),
+        });
+        Some(metrics)
+    };
     Ok(RunOutput {
         model,
         summary,
+        test,
         labels,
     })
 }

@@ -77,6 +77,13 @@ pub enum Event {
         /// Its metrics.
         metrics: ClassificationMetrics,
     },
+    /// The test rows were scored once, after training.
+    Tested {
+        /// Steps done.
+        step: usize,
+        /// Its metrics.
+        metrics: ClassificationMetrics,
+    },
     /// Training ended.
     Finished(TrainSummary),
 }

@@ -20,6 +20,7 @@ fn minilm() -> ModelFiles {
         config: read("config.json"),
         weights: read("model.safetensors"),
         tokenizer: read("tokenizer.json"),
+        adapter: None,
     }
 }
 

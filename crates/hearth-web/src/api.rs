@@ -92,6 +92,63 @@ pub fn detect_columns(bytes: &[u8], file_name: &str) -> Result<String, JsError> 
     to_json(&columns)
 }
 
+/// Settings of the page's data report: the planned run's split (for the leakage check) and
+/// max length (for truncation).
+#[derive(serde::Deserialize)]
+struct InspectSettings {
+    text_column: String,
+    label_column: Option<String>,
+    max_length: usize,
+    eval_fraction: f64,
+    seed: u64,
+}
+
+/// The data-quality report of a dataset file, as JSON (the same report as `hearth inspect
+/// --json`). `tokenizer` (bytes of `tokenizer.json`, or `undefined`) adds the token figures.
+#[wasm_bindgen(js_name = inspectData)]
+pub fn inspect_data(
+    bytes: &[u8],
+    file_name: &str,
+    settings_json: &str,
+    tokenizer: Option<Vec<u8>>,
+) -> Result<String, JsError> {
+    let settings: InspectSettings = serde_json::from_str(settings_json).map_err(js_error)?;
+    let rows = hearth_data::load_rows(
+        bytes,
+        format_of(file_name)?,
+        &settings.text_column,
+        settings.label_column.as_deref(),
+    )
+    .map_err(js_error)?;
+    let counter = tokenizer
+        .map(|t| hearth_models::tokenizer::TokenCounter::from_bytes(&t))
+        .transpose()
+        .map_err(js_error)?;
+    let count = |t: &str| counter.as_ref().map_or((0, 0), |c| c.count(t));
+    let holdout = hearth_data::quality::planned_holdout(
+        rows.texts.len(),
+        None,
+        settings.eval_fraction,
+        settings.seed,
+    );
+    let report = hearth_data::quality::inspect(
+        &rows.texts,
+        rows.labels.as_deref(),
+        &rows.report,
+        holdout
+            .as_ref()
+            .map(|s| (s.train.as_slice(), s.eval.as_slice())),
+        &hearth_data::quality::InspectOptions {
+            max_length: settings.max_length,
+            ..Default::default()
+        },
+        counter
+            .as_ref()
+            .map(|_| &count as hearth_data::quality::TokenCounter<'_>),
+    );
+    to_json(&report)
+}
+
 /// A job with every setting at its default, as JSON, for the form to start from.
 #[wasm_bindgen(js_name = defaultJob)]
 pub fn default_job() -> Result<String, JsError> {
@@ -232,6 +289,7 @@ pub async fn train(
         config,
         weights,
         tokenizer,
+        adapter: None,
     };
     let mut callback_error = None;
     let mut on_event = |event: &hearth_train::Event| {

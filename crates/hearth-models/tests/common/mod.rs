@@ -42,6 +42,7 @@ pub fn minilm_files() -> ModelFiles {
         config: read("config.json"),
         weights: read("model.safetensors"),
         tokenizer: read("tokenizer.json"),
+        adapter: None,
     }
 }
 
