@@ -7,7 +7,7 @@ const state = {
   ready: false,
   running: false,
   modelFiles: {},        // name → ArrayBuffer, for "my model"
-  data: null,            // {name, bytes: ArrayBuffer, demo}
+  data: null,            // {name, file: Blob, demo}; read whole only when a run starts
   steps: [],             // {step, loss, learning_rate}
   labels: [],
   totalSteps: 0,
@@ -92,7 +92,14 @@ function onWorkerMessage(msg) {
       break;
     case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
     case "predictions": showPredictions(msg.results); break;
-    case "report": showReport(msg.settings, msg.report); break;
+    case "report":
+      $("report").dataset.wasmBefore = String(msg.wasm_before);
+      showReport(msg.settings, msg.report, msg.wasm_bytes, msg.file_bytes);
+      break;
+    case "report-progress":
+      setStatus($("report-status"), `Checking the data: ${msg.pass === "encoding" ? "encoding" : "rows"} ` +
+        `${(100 * msg.bytes / Math.max(1, msg.total)).toFixed(0)}%…`);
+      break;
     case "columns": fillColumns(msg.columns); break;
     case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
     case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
@@ -132,10 +139,12 @@ async function addModelFiles(files) {
   updateButtons();
 }
 
-async function setData(name, bytes, demo = false) {
-  state.data = { name, bytes, demo };
-  setStatus($("data-status"), `${name}: ${(bytes.byteLength / 1024).toFixed(1)} KiB, read locally.`);
-  state.worker.postMessage({ type: "columns", name, bytes });
+async function setData(name, file, demo = false) {
+  state.data = { name, file, demo };
+  setStatus($("data-status"), `${name}: ${(file.size / 1024).toFixed(1)} KiB, read locally.`);
+  // The columns show in the first MiB (a JSON array must be read whole).
+  const head = /\.json$/i.test(name) ? file : file.slice(0, 1 << 20);
+  state.worker.postMessage({ type: "columns", name, bytes: await head.arrayBuffer() });
   updateButtons();
 }
 
@@ -166,12 +175,14 @@ function requestReport() {
       seed: numberOr("seed", 0),
     };
     setStatus($("report-status"), "Checking the data…");
-    state.worker.postMessage({ type: "inspect", name: state.data.name, bytes: state.data.bytes.slice(0), settings, model });
+    state.worker.postMessage({ type: "inspect", name: state.data.name, file: state.data.file, settings, model });
   }, 200);
 }
 
-function showReport(settings, r) {
+function showReport(settings, r, wasmBytes, fileBytes) {
   const box = $("report");
+  box.dataset.wasmBytes = String(wasmBytes);
+  box.dataset.fileBytes = String(fileBytes);
   box.dataset.json = JSON.stringify(r);
   box.dataset.settings = JSON.stringify(settings);
   const rows = [
@@ -339,7 +350,7 @@ function showPredictions(results) {
 
 // ---------- a run ----------
 
-function start() {
+async function start() {
   const job = buildJob();
   $("resume-banner").hidden = true;
   resetRunView();
@@ -349,9 +360,16 @@ function start() {
     weights: state.modelFiles["model.safetensors"].slice(0),
     tokenizer: state.modelFiles["tokenizer.json"].slice(0),
   };
-  state.worker.postMessage({ type: "train", job, model, data: state.data.bytes.slice(0) });
   setStatus($("run-status"), "Starting…");
   updateButtons();
+  let data;
+  try {
+    data = await state.data.file.arrayBuffer();
+  } catch (e) {
+    fail(`The dataset could not be read: ${e.message}`, false);
+    return;
+  }
+  state.worker.postMessage({ type: "train", job, model, data });
 }
 
 function onTrainEvent(e) {
@@ -507,13 +525,13 @@ function wire() {
   $("model-files").addEventListener("change", (e) => addModelFiles(e.target.files));
   $("data-file").addEventListener("change", async (e) => {
     const f = e.target.files[0];
-    if (f) setData(f.name, await f.arrayBuffer());
+    if (f) setData(f.name, f);
   });
   $("demo-data").addEventListener("click", async () => {
     try {
       const response = await fetch("data/demo.csv");
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      await setData("demo.csv", await response.arrayBuffer(), true);
+      await setData("demo.csv", await response.blob(), true);
     } catch (e) {
       setStatus($("data-status"), `The demo data is not available: ${e.message}`, "error");
     }
@@ -541,7 +559,7 @@ function wire() {
     document.body.classList.remove("dragging");
     const files = [...e.dataTransfer.files];
     const data = files.find((f) => /\.(csv|tsv|tab|jsonl|ndjson|txt)$/i.test(f.name));
-    if (data) await setData(data.name, await data.arrayBuffer());
+    if (data) await setData(data.name, data);
     const model = files.filter((f) => /\.(json|safetensors)$/i.test(f.name));
     if (model.length) await addModelFiles(model);
   });

@@ -9,7 +9,8 @@
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
 //   {type: "discard"}                            forget it
 //   {type: "classify", texts: [string]}          with the model the last run trained
-//   {type: "inspect", name, bytes, settings, model: {demo: true} | {tokenizer} | {}}  data report
+//   {type: "inspect", name, file: Blob, settings, model: {demo: true} | {tokenizer} | {}}
+//                                                the data report, read in 8 MiB slices
 //   {type: "stop"}
 // Worker → page:
 //   {type: "ready", gpu, defaults} | {type: "no-webgpu", message}
@@ -23,7 +24,10 @@
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
 //   {type: "done", adapter: {config, weights: ArrayBuffer, record}, summary}
 //   {type: "predictions", results: [{text, label, scores}]}
-//   {type: "report", settings, report}            the data-quality report (hearth inspect --json)
+//   {type: "report-progress", pass, bytes, total} reading the file for the report
+//   {type: "report", settings, report, wasm_before, wasm_bytes, file_bytes}  the data-quality
+//                                                report (the same as hearth inspect --json) and the
+//                                                module's memory before and after
 //   {type: "error", message, fatal}              fatal: the module must be restarted
 //
 // Checkpoints live in the origin-private file system (OPFS), on this device only, under
@@ -33,8 +37,10 @@
 // trainer_state.json last; it carries the checksums of the others, so a checkpoint torn by a
 // closed tab is recognised and an older one used.
 import init, {
-  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, inspectData,
+  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
 } from "./pkg/hearth_web.js";
+
+let wasmMemory = null;
 
 let stopRequested = false;
 let busy = false;
@@ -170,7 +176,7 @@ async function boot() {
     post({ type: "no-webgpu", message: "WebGPU is present but no GPU adapter is available." });
     return;
   }
-  await init();
+  wasmMemory = (await init()).memory;
   const gpu = JSON.parse(await initGpu());
   // The browser's own description of the adapter (wgpu often gets no name from it).
   const info = adapter.info ?? {};
@@ -263,6 +269,8 @@ async function resumeTraining() {
 
 let demoTokenizer = null;
 
+const REPORT_CHUNK = 8 << 20;
+
 async function inspect(msg) {
   let tokenizer;
   if (msg.model.demo) {
@@ -271,8 +279,26 @@ async function inspect(msg) {
   } else if (msg.model.tokenizer) {
     tokenizer = new Uint8Array(msg.model.tokenizer);
   }
-  const report = inspectData(new Uint8Array(msg.bytes), msg.name, JSON.stringify(msg.settings), tokenizer);
-  post({ type: "report", settings: msg.settings, report: JSON.parse(report) });
+  // Two passes over slices of the file (the encoding, then the rows): the module never holds
+  // the file, only a few bytes per row.
+  const file = msg.file;
+  const before = wasmMemory.buffer.byteLength;
+  const stream = new InspectStream(msg.name, JSON.stringify(msg.settings), tokenizer);
+  try {
+    for (const pass of ["encoding", "rows"]) {
+      for (let at = 0; at < file.size; at += REPORT_CHUNK) {
+        const bytes = new Uint8Array(await file.slice(at, at + REPORT_CHUNK).arrayBuffer());
+        if (pass === "encoding") stream.sniff(bytes); else stream.push(bytes);
+        post({ type: "report-progress", pass, bytes: Math.min(at + REPORT_CHUNK, file.size), total: file.size });
+      }
+    }
+  } catch (e) {
+    stream.free();
+    throw e;
+  }
+  const report = JSON.parse(stream.finish());
+  post({ type: "report", settings: msg.settings, report, wasm_bytes: wasmMemory.buffer.byteLength,
+         wasm_before: before, file_bytes: file.size });
 }
 
 async function discardRun() {

@@ -23,6 +23,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = hearth_data::detect_columns(bytes, format);
     let _ = load_classification(bytes, format, "text", "label");
     let label = (selector & 0x80 != 0).then_some("label");
+    // The chunked reader (what `hearth inspect` and the page use) on slices of 1 to 16 bytes.
+    let size = usize::from(selector >> 3 & 0x0F) + 1;
+    let _ = hearth_data::stream::stream_rows(
+        || bytes.chunks(size).map(<[u8]>::to_vec).collect::<Vec<_>>(),
+        format,
+        "text",
+        label,
+        &mut |_, _| {},
+    );
     let Ok(rows) = load_rows(bytes, format, "text", label) else {
         return;
     };

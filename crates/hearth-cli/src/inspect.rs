@@ -1,5 +1,7 @@
 //! `hearth inspect`: the data-quality report, optional cleaning and a stratified split.
 
+use std::fmt::Write as _;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -37,21 +39,77 @@ fn columns(
     Ok((text, label))
 }
 
-/// Loads the file's rows as the flags say.
-pub fn load(args: &InspectArgs) -> Result<(RawRows, String, Option<String>)> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+/// The file's format and columns as the flags say (columns detected from its first MiB).
+fn plan(args: &InspectArgs) -> Result<(DataFormat, String, Option<String>)> {
     let explicit = args.format.as_deref().map(str::parse).transpose()?;
     let format = DataFormat::resolve(explicit, Path::new(&args.file))?;
-    let (text, label) = columns(args, &bytes, format)?;
-    let rows = hearth_data::load_rows(&bytes, format, &text, label.as_deref())
-        .with_context(|| format!("loading {}", args.file))?;
-    Ok((rows, text, label))
+    let mut head = Vec::new();
+    let file =
+        std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+    // A JSON array must be read whole to be parsed; the other formats show their columns early.
+    let limit = if format == DataFormat::Json {
+        u64::MAX
+    } else {
+        1 << 20
+    };
+    file.take(limit)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", args.file))?;
+    let (text, label) = columns(args, &head, format)?;
+    Ok((format, text, label))
+}
+
+/// Loads all rows (for cleaning and splitting, which need them).
+fn load_all(
+    args: &InspectArgs,
+    format: DataFormat,
+    text: &str,
+    label: Option<&str>,
+) -> Result<RawRows> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+    hearth_data::load_rows(&bytes, format, text, label)
+        .with_context(|| format!("loading {}", args.file))
+}
+
+/// The file in 8 MiB chunks; a read error ends the chunks and is kept for the caller.
+struct Chunks {
+    file: Option<std::io::BufReader<std::fs::File>>,
+    error: std::rc::Rc<std::cell::RefCell<Option<std::io::Error>>>,
+}
+
+impl Iterator for Chunks {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        let file = self.file.as_mut()?;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        match file.take(CHUNK as u64).read_to_end(&mut chunk) {
+            Ok(0) => None,
+            Ok(_) => Some(chunk),
+            Err(e) => {
+                *self.error.borrow_mut() = Some(e);
+                None
+            }
+        }
+    }
+}
+
+const CHUNK: usize = 8 << 20;
+
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! outln {
+    ($out:expr) => {
+        writeln!($out).unwrap_or_default()
+    };
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).unwrap_or_default()
+    };
 }
 
 /// `hearth inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let started = std::time::Instant::now();
-    let (rows, text_column, label_column) = load(args)?;
+    let (format, text_column, label_column) = plan(args)?;
     let counter = match &args.model {
         Some(dir) => {
             let path = Path::new(dir).join("tokenizer.json");
@@ -61,43 +119,80 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         }
         None => None,
     };
-    let count = |t: &str| counter.as_ref().map_or((0, 0), |c| c.count(t));
     let options = InspectOptions {
         near: hearth_data::neardup::NearDupSettings {
             threshold: args.similarity,
             ..Default::default()
         },
         max_length: args.max_length,
-        examples: 5,
+        ..InspectOptions::default()
     };
-    let n = rows.texts.len();
+    // The report streams: the file is read twice in chunks and never held whole.
+    let tokens = counter
+        .as_ref()
+        .map(|c| Box::new(move |t: &str| c.count(t)) as quality::BoxedTokenCounter<'_>);
+    let mut builder = quality::ReportBuilder::new(options.clone(), tokens);
+    let error = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let chunks = || -> Chunks {
+        // An unreadable file yields no chunks; the error is reported below.
+        let file = std::fs::File::open(&args.file)
+            .map_err(|e| *error.borrow_mut() = Some(e))
+            .ok();
+        Chunks {
+            file: file.map(std::io::BufReader::new),
+            error: error.clone(),
+        }
+    };
+    let load = hearth_data::stream::stream_rows(
+        chunks,
+        format,
+        &text_column,
+        label_column.as_deref(),
+        &mut |t, l| builder.push(t, l),
+    );
+    if let Some(e) = error.borrow_mut().take() {
+        return Err(e).with_context(|| format!("cannot read {}", args.file));
+    }
+    let load = load.with_context(|| format!("loading {}", args.file))?;
+    let n = builder.rows();
     let holdout = quality::planned_holdout(n, args.eval_rows, args.eval_fraction, args.seed);
-    let report = quality::inspect(
-        &rows.texts,
-        rows.labels.as_deref(),
-        &rows.report,
+    let report = builder.finish(
+        &load,
         holdout
             .as_ref()
             .map(|s| (s.train.as_slice(), s.eval.as_slice())),
-        &options,
-        counter
-            .as_ref()
-            .map(|_| &count as quality::TokenCounter<'_>),
     );
+    let needs_rows = args.out.is_some()
+        || args.split.is_some()
+        || !args.clean.is_empty()
+        || args.dedupe.is_some()
+        || args.conflicts.is_some();
+    let rows = if needs_rows {
+        Some(load_all(
+            args,
+            format,
+            &text_column,
+            label_column.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let seconds = started.elapsed().as_secs_f64();
 
     let clean_options = clean_options(args);
-    let cleaned = (clean_options != CleanOptions::default() || args.out.is_some()).then(|| {
-        clean::clean(
-            rows.texts.clone(),
-            rows.labels.clone(),
-            &clean_options,
-            &options.near,
-        )
-    });
-    let split = match &args.split {
-        None => None,
-        Some(shares) => {
+    let cleaned = match &rows {
+        Some(rows) if clean_options != CleanOptions::default() || args.out.is_some() => {
+            Some(clean::clean(
+                rows.texts.clone(),
+                rows.labels.clone(),
+                &clean_options,
+                &options.near,
+            ))
+        }
+        _ => None,
+    };
+    let split = match (&args.split, &rows) {
+        (Some(shares), Some(rows)) => {
             let (texts, labels) = match &cleaned {
                 Some(c) => (&c.texts, c.labels.as_ref()),
                 None => (&rows.texts, rows.labels.as_ref()),
@@ -117,10 +212,12 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                 &index, &groups, shares[0], shares[1], args.seed,
             )?)
         }
+        _ => None,
     };
 
+    let mut out = String::new();
     if args.json {
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "file": args.file,
             "text_column": text_column,
             "label_column": label_column,
@@ -132,20 +229,30 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             })),
             "seconds": seconds,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print_report(&report, &text_column, label_column.as_deref(), seconds);
+        print_report(
+            &mut out,
+            &report,
+            &text_column,
+            label_column.as_deref(),
+            seconds,
+        );
         if let Some(c) = &cleaned {
-            println!("\ncleaning ({} rows → {}):", n, c.texts.len());
+            outln!(out, "\ncleaning ({} rows → {}):", n, c.texts.len());
             for s in &c.steps {
-                println!(
+                outln!(
+                    out,
                     "  {:<16} changed {:>6}  dropped {:>6}",
-                    s.step, s.changed, s.dropped
+                    s.step,
+                    s.changed,
+                    s.dropped
                 );
             }
         }
         if let Some(s) = &split {
-            println!(
+            outln!(
+                out,
                 "\nsplit (seed {}): train {}, validation {}, test {}; duplicates never straddle parts",
                 s.seed,
                 s.train.len(),
@@ -154,6 +261,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             );
         }
     }
+    crate::files::print_stdout(&out);
     if let (Some(out), Some(c)) = (&args.out, &cleaned) {
         let label = label_column.as_deref().unwrap_or("label");
         let mut writer = csv::Writer::from_writer(Vec::new());
@@ -195,8 +303,15 @@ fn clean_options(args: &InspectArgs) -> CleanOptions {
     }
 }
 
-fn print_report(r: &QualityReport, text: &str, label: Option<&str>, seconds: f64) {
-    println!(
+fn print_report(
+    out: &mut String,
+    r: &QualityReport,
+    text: &str,
+    label: Option<&str>,
+    seconds: f64,
+) {
+    outln!(
+        out,
         "{} rows, text column `{text}`{}, encoding {:?}{}  ({seconds:.2} s)",
         r.rows,
         label.map_or(String::new(), |l| format!(", label column `{l}`")),
@@ -211,26 +326,35 @@ fn print_report(r: &QualityReport, text: &str, label: Option<&str>, seconds: f64
         }
     );
     if let Some(l) = &r.labels {
-        println!(
+        outln!(
+            out,
             "\nlabels (imbalance {:.2}×, majority {:.1}%):",
             l.imbalance_ratio,
             100.0 * l.majority_share
         );
         for (name, count) in l.names.iter().zip(&l.counts) {
-            println!(
+            outln!(
+                out,
                 "  {name:<20} {count:>8}  {:>5.1}%",
                 100.0 * *count as f64 / r.rows.max(1) as f64
             );
         }
     }
     let c = &r.chars;
-    println!(
+    outln!(
+        out,
         "\nlength in characters: min {}  median {}  p90 {}  p99 {}  max {}  mean {:.1}",
-        c.min, c.p50, c.p90, c.p99, c.max, c.mean
+        c.min,
+        c.p50,
+        c.p90,
+        c.p99,
+        c.max,
+        c.mean
     );
     if let Some(t) = &r.tokens {
         let l = &t.lengths;
-        println!(
+        outln!(
+            out,
             "length in tokens:     min {}  median {}  p90 {}  p99 {}  max {}  mean {:.1}; {} ({:.2}%) over {}; unknown tokens {:.3}%",
             l.min,
             l.p50,
@@ -244,8 +368,8 @@ fn print_report(r: &QualityReport, text: &str, label: Option<&str>, seconds: f64
             100.0 * t.unknown_rate
         );
     }
-    println!("\nchecks:");
-    let line = |name: &str, value: String| println!("  {name:<28} {value}");
+    outln!(out, "\nchecks:");
+    let mut line = |name: &str, value: String| outln!(out, "  {name:<28} {value}");
     line("empty texts", r.empty_texts.count.to_string());
     line(
         "exact duplicates",
@@ -303,21 +427,21 @@ fn print_report(r: &QualityReport, text: &str, label: Option<&str>, seconds: f64
         );
     }
     if r.findings.is_empty() {
-        println!("\nno findings.");
+        outln!(out, "\nno findings.");
         return;
     }
-    println!("\nfindings:");
+    outln!(out, "\nfindings:");
     for f in &r.findings {
         let tag = match f.severity {
             Severity::Error => "ERROR  ",
             Severity::Warning => "warning",
             Severity::Info => "info   ",
         };
-        println!("  {tag} {}", f.message);
-        println!("          → {}", f.suggestion);
+        outln!(out, "  {tag} {}", f.message);
+        outln!(out, "          → {}", f.suggestion);
         if !f.rows.is_empty() {
             let rows: Vec<String> = f.rows.iter().map(ToString::to_string).collect();
-            println!("          rows {}", rows.join(", "));
+            outln!(out, "          rows {}", rows.join(", "));
         }
     }
 }

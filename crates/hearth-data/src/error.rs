@@ -93,6 +93,9 @@ pub enum DataError {
         source: csv::Error,
     },
 
+    #[error("malformed CSV at line {line}: {message}")]
+    CsvAt { line: usize, message: String },
+
     #[error("line {line} is not valid JSON: {source}")]
     Json {
         line: usize,

@@ -22,6 +22,7 @@ pub mod pii;
 mod pyrandom;
 pub mod quality;
 mod split;
+pub mod stream;
 
 pub use columns::{Columns, detect_columns};
 pub use decode::{TextEncoding, decode_text};

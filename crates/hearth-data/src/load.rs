@@ -288,7 +288,7 @@ fn finish(raw: RawRows, label_column: &str) -> Result<Dataset, DataError> {
 }
 
 /// Finds the single header position named `column`.
-fn column_index(headers: &csv::StringRecord, column: &str) -> Result<usize, DataError> {
+pub(crate) fn column_index(headers: &csv::StringRecord, column: &str) -> Result<usize, DataError> {
     let matches: Vec<usize> = headers
         .iter()
         .enumerate()

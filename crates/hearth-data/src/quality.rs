@@ -23,6 +23,9 @@ use crate::{LoadReport, TextEncoding, mojibake};
 /// Counts the tokens of a text without truncation, and how many of them are the unknown token.
 pub type TokenCounter<'a> = &'a dyn Fn(&str) -> (usize, usize);
 
+/// An owned [`TokenCounter`], as a [`ReportBuilder`] keeps it.
+pub type BoxedTokenCounter<'a> = Box<dyn Fn(&str) -> (usize, usize) + 'a>;
+
 /// What to check and how.
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectOptions {
@@ -32,6 +35,12 @@ pub struct InspectOptions {
     pub max_length: usize,
     /// Example rows listed per finding.
     pub examples: usize,
+    /// Near-duplicates are searched among this many first rows (all rows of most files): the
+    /// search keeps their texts, everything else keeps a few bytes per row.
+    pub near_sample: usize,
+    /// Rows analyzed at most; further rows are only counted. Bounds the memory a huge file of
+    /// tiny rows can take (about 30–60 bytes per analyzed row).
+    pub max_rows: usize,
 }
 
 impl Default for InspectOptions {
@@ -40,6 +49,8 @@ impl Default for InspectOptions {
             near: NearDupSettings::default(),
             max_length: 128,
             examples: 5,
+            near_sample: 50_000,
+            max_rows: 10_000_000,
         }
     }
 }
@@ -221,6 +232,10 @@ pub struct QualityReport {
     pub near_duplicates: Groups,
     /// The near-duplicate settings used.
     pub near_settings: NearDupSettings,
+    /// Rows the near-duplicate search covered (the first ones).
+    pub near_sample: usize,
+    /// Rows analyzed (the first ones; all unless the file exceeds `max_rows`).
+    pub analyzed_rows: usize,
     /// The same text under different labels.
     pub conflicting_labels: Option<Conflicts>,
     /// The label distribution.
@@ -275,7 +290,8 @@ fn percent(part: usize, whole: usize) -> f64 {
 /// Inspects `texts` (and `labels`, parallel, when the file has them).
 ///
 /// `split` gives the training and held-out row indices of a planned run for the leakage
-/// check; `tokens` counts tokens with the chosen model's tokenizer.
+/// check; `tokens` counts tokens with the chosen model's tokenizer. The same as pushing every
+/// row through a [`ReportBuilder`].
 pub fn inspect(
     texts: &[String],
     labels: Option<&[String]>,
@@ -284,71 +300,255 @@ pub fn inspect(
     options: &InspectOptions,
     tokens: Option<TokenCounter<'_>>,
 ) -> QualityReport {
-    let n = texts.len();
-    let ex = options.examples;
-    let empty: Vec<usize> = (0..n).filter(|&i| texts[i].trim().is_empty()).collect();
+    let tokens = tokens.map(|count| Box::new(count) as BoxedTokenCounter<'_>);
+    let mut builder = ReportBuilder::new(options.clone(), tokens);
+    for (i, text) in texts.iter().enumerate() {
+        builder.push(text, labels.and_then(|l| l.get(i)).map(String::as_str));
+    }
+    builder.finish(load, split)
+}
 
-    // Exact duplicates among non-empty texts.
-    let mut by_text: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, t) in texts.iter().enumerate() {
-        if !t.trim().is_empty() {
-            by_text.entry(t.as_str()).or_default().push(i);
+/// A growable array in blocks of 64 Ki values: growing never copies what is stored (a `Vec`
+/// would briefly need twice its size to double), which matters at millions of rows.
+#[derive(Debug)]
+struct Blocks<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Blocks<T> {
+    fn default() -> Self {
+        Self {
+            blocks: Vec::new(),
+            len: 0,
         }
     }
-    let mut exact: Vec<Vec<usize>> = by_text.values().filter(|g| g.len() > 1).cloned().collect();
-    exact.sort();
+}
 
-    // Folded duplicates with at least two distinct raw texts.
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    // Empty texts fold to the same nothing; they are reported on their own.
-    let folded_all: Vec<Vec<usize>> = neardup::folded_duplicate_groups(&refs)
-        .into_iter()
-        .map(|g| {
-            g.into_iter()
-                .filter(|&i| !refs[i].trim().is_empty())
-                .collect::<Vec<_>>()
-        })
-        .filter(|g| g.len() > 1)
-        .collect();
-    let distinct = |g: &Vec<usize>| {
-        let mut raw: Vec<&str> = g.iter().map(|&i| refs[i]).collect();
-        raw.sort_unstable();
-        raw.dedup();
-        raw.len() > 1
-    };
-    let folded: Vec<Vec<usize>> = folded_all.iter().filter(|g| distinct(g)).cloned().collect();
-    let folded_key: Vec<Option<usize>> = {
-        let mut key = vec![None; n];
-        for (k, g) in folded_all.iter().enumerate() {
-            for &i in g {
-                key[i] = Some(k);
+const BLOCK: usize = 1 << 16;
+
+impl<T: Copy> Blocks<T> {
+    fn push(&mut self, value: T) {
+        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        if let Some(block) = self.blocks.last_mut() {
+            block.push(value);
+        }
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        self.blocks.iter().flatten().copied()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Blocks<T> {
+    type Output = T;
+
+    fn index(&self, i: usize) -> &T {
+        &self.blocks[i / BLOCK][i % BLOCK]
+    }
+}
+
+/// A deterministic 64-bit hash of a text (FNV-1a, then the splitmix64 finalizer).
+fn text_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// No hash: an empty text (exact) or a text that folds to nothing (folded).
+const NONE: u64 = 0;
+
+/// The report, built one row at a time with a few bytes of state per row, so a file can be
+/// inspected as it streams in (see [`crate::stream`]) without holding its texts.
+///
+/// Per row it keeps a 64-bit hash of the text and of its folded form, the character and token
+/// counts and the label index (about 28 bytes); texts themselves only for the first
+/// [`InspectOptions::near_sample`] rows, where near-duplicates are searched (and from which
+/// conflicting-label examples are quoted). Exact and folded
+/// duplicates, conflicts and leakage are found through the hashes (a false match needs a
+/// 64-bit collision: about one in 10^9 for a 10-million-row file).
+pub struct ReportBuilder<'a> {
+    options: InspectOptions,
+    tokens: Option<BoxedTokenCounter<'a>>,
+    exact: Blocks<u64>,
+    folded: Blocks<u64>,
+    chars: Blocks<u32>,
+    token_lengths: Blocks<u32>,
+    unknown: usize,
+    labels: Blocks<u32>,
+    label_names: HashMap<String, u32>,
+    has_labels: bool,
+    sample: Vec<String>,
+    empty: Vec<usize>,
+    mojibake: Vec<usize>,
+    mojibake_count: usize,
+    pii_rows: Vec<usize>,
+    pii_count: usize,
+    pii_kinds: BTreeMap<PiiKind, usize>,
+    empty_total: usize,
+    skipped: usize,
+}
+
+impl std::fmt::Debug for ReportBuilder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportBuilder")
+            .field("rows", &self.exact.len())
+            .finish()
+    }
+}
+
+impl<'a> ReportBuilder<'a> {
+    /// An empty report.
+    pub fn new(options: InspectOptions, tokens: Option<BoxedTokenCounter<'a>>) -> Self {
+        Self {
+            options,
+            tokens,
+            exact: Blocks::default(),
+            folded: Blocks::default(),
+            chars: Blocks::default(),
+            token_lengths: Blocks::default(),
+            unknown: 0,
+            labels: Blocks::default(),
+            label_names: HashMap::new(),
+            has_labels: false,
+            sample: Vec::new(),
+            empty: Vec::new(),
+            mojibake: Vec::new(),
+            mojibake_count: 0,
+            pii_rows: Vec::new(),
+            pii_count: 0,
+            pii_kinds: BTreeMap::new(),
+            empty_total: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Rows pushed so far.
+    pub fn rows(&self) -> usize {
+        self.exact.len() + self.skipped
+    }
+
+    /// Adds the next row.
+    pub fn push(&mut self, text: &str, label: Option<&str>) {
+        let row = self.exact.len();
+        if row >= self.options.max_rows {
+            self.skipped += 1;
+            return;
+        }
+        let ex = self.options.examples;
+        let is_empty = text.trim().is_empty();
+        let exact = if is_empty {
+            NONE
+        } else {
+            text_hash(text).max(1)
+        };
+        let folded_text = neardup::fold(text);
+        let folded = if folded_text.is_empty() {
+            NONE
+        } else {
+            text_hash(&folded_text).max(1)
+        };
+        self.exact.push(exact);
+        self.folded.push(folded);
+        self.chars
+            .push(u32::try_from(text.chars().count()).unwrap_or(u32::MAX));
+        if let Some(count) = &self.tokens {
+            let (len, unknown) = count(text);
+            self.token_lengths
+                .push(u32::try_from(len).unwrap_or(u32::MAX));
+            self.unknown += unknown;
+        }
+        if let Some(label) = label {
+            self.has_labels = true;
+            let next = u32::try_from(self.label_names.len()).unwrap_or(u32::MAX);
+            let id = *self.label_names.entry(label.to_string()).or_insert(next);
+            self.labels.push(id);
+        }
+        if row < self.options.near_sample {
+            self.sample.push(text.to_string());
+        }
+        if is_empty {
+            self.empty_total += 1;
+            if self.empty.len() < ex {
+                self.empty.push(row);
             }
         }
-        key
-    };
-    let near_all = neardup::near_duplicate_groups(&refs, &options.near);
-    let near: Vec<Vec<usize>> = near_all
-        .iter()
-        .filter(|g| {
-            let first = folded_key[g[0]];
-            first.is_none() || g.iter().any(|&i| folded_key[i] != first)
-        })
-        .cloned()
-        .collect();
-
-    // Labels: distribution and conflicts.
-    let (label_stats, conflicts) = match labels {
-        None => (None, None),
-        Some(labels) => {
-            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-            for l in labels {
-                *counts.entry(l.as_str()).or_default() += 1;
+        if mojibake::is_damaged(text) {
+            self.mojibake_count += 1;
+            if self.mojibake.len() < ex {
+                self.mojibake.push(row);
             }
-            let max = counts.values().copied().max().unwrap_or(0);
-            let min = counts.values().copied().min().unwrap_or(0);
+        }
+        let found = pii::find_pii(text);
+        if !found.is_empty() {
+            self.pii_count += 1;
+            if self.pii_rows.len() < ex {
+                self.pii_rows.push(row);
+            }
+            let mut kinds: Vec<PiiKind> = found.iter().map(|m| m.kind).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            for k in kinds {
+                *self.pii_kinds.entry(k).or_default() += 1;
+            }
+        }
+    }
+
+    /// The report of every row pushed. `split` gives the training and held-out rows of a
+    /// planned run for the leakage check.
+    pub fn finish(self, load: &LoadReport, split: Option<(&[usize], &[usize])>) -> QualityReport {
+        let n = self.exact.len();
+        let ex = self.options.examples;
+        let exact_groups = runs(&self.exact);
+        let folded_all = runs(&self.folded);
+        let folded: Vec<Vec<usize>> = folded_all
+            .iter()
+            .filter(|g| g.iter().any(|&i| self.exact[i] != self.exact[g[0]]))
+            .cloned()
+            .collect();
+        let sample: Vec<&str> = self.sample.iter().map(String::as_str).collect();
+        let near_all = neardup::near_duplicate_groups(&sample, &self.options.near);
+        let near: Vec<Vec<usize>> = near_all
+            .iter()
+            .filter(|g| {
+                let first = self.folded[g[0]];
+                first == NONE || g.iter().any(|&i| self.folded[i] != first)
+            })
+            .cloned()
+            .collect();
+
+        let (label_stats, conflicts) = if self.has_labels {
+            let mut names: Vec<(&String, u32)> =
+                self.label_names.iter().map(|(k, &v)| (k, v)).collect();
+            names.sort();
+            let mut counts_by_id = vec![0usize; names.len()];
+            for l in self.labels.iter() {
+                if let Some(c) = counts_by_id.get_mut(l as usize) {
+                    *c += 1;
+                }
+            }
+            let counts: Vec<usize> = names
+                .iter()
+                .map(|(_, id)| counts_by_id[*id as usize])
+                .collect();
+            let name_of: HashMap<u32, &String> = names.iter().map(|(n, id)| (*id, *n)).collect();
+            let max = counts.iter().copied().max().unwrap_or(0);
+            let min = counts.iter().copied().min().unwrap_or(0);
             let stats = LabelStats {
-                names: counts.keys().map(|s| s.to_string()).collect(),
-                counts: counts.values().copied().collect(),
+                names: names.iter().map(|(n, _)| n.to_string()).collect(),
+                counts,
                 imbalance_ratio: if min == 0 {
                     0.0
                 } else {
@@ -357,128 +557,161 @@ pub fn inspect(
                 majority_share: if n == 0 { 0.0 } else { max as f64 / n as f64 },
             };
             let mut conflict = Conflicts::default();
-            let mut groups_sorted: Vec<&Vec<usize>> = by_text.values().collect();
-            groups_sorted.sort();
-            for g in groups_sorted {
+            for g in &exact_groups {
                 let mut per: BTreeMap<String, usize> = BTreeMap::new();
                 for &i in g {
-                    *per.entry(labels[i].clone()).or_default() += 1;
+                    let name = name_of.get(&self.labels[i]).map_or("", |s| s.as_str());
+                    *per.entry(name.to_string()).or_default() += 1;
                 }
                 if per.len() > 1 {
                     conflict.texts += 1;
                     conflict.rows += g.len();
-                    if conflict.examples.len() < ex {
+                    // Texts are kept for the near-duplicate sample only.
+                    if conflict.examples.len() < ex
+                        && let Some(text) = self.sample.get(g[0])
+                    {
                         conflict.examples.push(ConflictExample {
-                            text: texts[g[0]].clone(),
+                            text: text.clone(),
                             labels: per,
                         });
                     }
                 }
             }
             (Some(stats), Some(conflict))
-        }
-    };
+        } else {
+            (None, None)
+        };
 
-    let chars: Vec<usize> = texts.iter().map(|t| t.chars().count()).collect();
-    let token_report = tokens.map(|count| {
-        let (mut lengths, mut unknown) = (Vec::with_capacity(n), 0usize);
-        for t in texts {
-            let (len, unk) = count(t);
-            lengths.push(len);
-            unknown += unk;
-        }
-        let total: usize = lengths.iter().sum();
-        let truncated = row_set((0..n).filter(|&i| lengths[i] > options.max_length), ex);
-        TokenReport {
-            lengths: LengthStats::of(&lengths),
-            max_length: options.max_length,
-            truncated_share: if n == 0 {
-                0.0
-            } else {
-                truncated.count as f64 / n as f64
-            },
-            truncated,
-            unknown_rate: if total == 0 {
-                0.0
-            } else {
-                unknown as f64 / total as f64
-            },
-            unknown_tokens: unknown,
-        }
-    });
-
-    let mojibake_rows = row_set((0..n).filter(|&i| mojibake::is_damaged(&texts[i])), ex);
-    let mut pii_report = PiiReport::default();
-    let mut pii_rows = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        let found = pii::find_pii(t);
-        if found.is_empty() {
-            continue;
-        }
-        pii_rows.push(i);
-        let mut kinds: Vec<PiiKind> = found.iter().map(|m| m.kind).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        for k in kinds {
-            *pii_report.by_kind.entry(k).or_default() += 1;
-        }
-    }
-    pii_report.rows = row_set(pii_rows, ex);
-
-    let leakage = split.map(|(train, eval)| {
-        let in_train: std::collections::HashSet<&str> =
-            train.iter().map(|&i| texts[i].as_str()).collect();
-        let folded_train: std::collections::HashSet<usize> =
-            train.iter().filter_map(|&i| folded_key[i]).collect();
-        let mut near_of = vec![None; n];
-        for (k, g) in near_all.iter().enumerate() {
-            for &i in g {
-                near_of[i] = Some(k);
+        let widen = |v: &Blocks<u32>| v.iter().map(|x| x as usize).collect::<Vec<usize>>();
+        let token_report = self.tokens.map(|_| {
+            let lengths = widen(&self.token_lengths);
+            let total: usize = lengths.iter().sum();
+            let truncated = row_set((0..n).filter(|&i| lengths[i] > self.options.max_length), ex);
+            TokenReport {
+                lengths: LengthStats::of(&lengths),
+                max_length: self.options.max_length,
+                truncated_share: if n == 0 {
+                    0.0
+                } else {
+                    truncated.count as f64 / n as f64
+                },
+                truncated,
+                unknown_rate: if total == 0 {
+                    0.0
+                } else {
+                    self.unknown as f64 / total as f64
+                },
+                unknown_tokens: self.unknown,
             }
-        }
-        let near_train: std::collections::HashSet<usize> =
-            train.iter().filter_map(|&i| near_of[i]).collect();
-        let nonempty = |i: &&usize| !texts[**i].trim().is_empty();
-        let exact_rows = eval
-            .iter()
-            .filter(nonempty)
-            .filter(|&&i| in_train.contains(texts[i].as_str()));
-        let folded_rows = eval.iter().filter(nonempty).filter(|&&i| {
-            in_train.contains(texts[i].as_str())
-                || folded_key[i].is_some_and(|k| folded_train.contains(&k))
         });
-        let near_rows = eval.iter().filter(nonempty).filter(|&&i| {
-            in_train.contains(texts[i].as_str())
-                || folded_key[i].is_some_and(|k| folded_train.contains(&k))
-                || near_of[i].is_some_and(|k| near_train.contains(&k))
-        });
-        Leakage {
-            exact: row_set(exact_rows.copied(), ex),
-            folded: row_set(folded_rows.copied(), ex),
-            near: row_set(near_rows.copied(), ex),
-        }
-    });
 
-    let mut report = QualityReport {
-        rows: n,
-        encoding: load.encoding,
-        fallback_rows: load.fallback_rows,
-        empty_texts: row_set(empty.iter().copied(), ex),
-        exact_duplicates: groups(&exact, ex),
-        folded_duplicates: groups(&folded, ex),
-        near_duplicates: groups(&near, ex),
-        near_settings: options.near,
-        conflicting_labels: conflicts,
-        labels: label_stats,
-        chars: LengthStats::of(&chars),
-        tokens: token_report,
-        mojibake: mojibake_rows,
-        pii: pii_report,
-        leakage,
-        findings: Vec::new(),
-    };
-    report.findings = findings(&report);
-    report
+        let leakage = split.map(|(train, eval)| {
+            let sorted = |hashes: &Blocks<u64>| {
+                let mut v: Vec<u64> = train
+                    .iter()
+                    .filter(|&&i| i < hashes.len())
+                    .map(|&i| hashes[i])
+                    .filter(|&h| h != NONE)
+                    .collect();
+                v.sort_unstable();
+                v
+            };
+            let (train_exact, train_folded) = (sorted(&self.exact), sorted(&self.folded));
+            let mut near_of: HashMap<usize, usize> = HashMap::new();
+            for (k, g) in near_all.iter().enumerate() {
+                for &i in g {
+                    near_of.insert(i, k);
+                }
+            }
+            let near_train: std::collections::HashSet<usize> = train
+                .iter()
+                .filter_map(|i| near_of.get(i).copied())
+                .collect();
+            let valid = |i: &&usize| **i < n && self.exact[**i] != NONE;
+            let exact_hit = |i: usize| train_exact.binary_search(&self.exact[i]).is_ok();
+            let folded_hit = |i: usize| {
+                exact_hit(i)
+                    || (self.folded[i] != NONE
+                        && train_folded.binary_search(&self.folded[i]).is_ok())
+            };
+            let near_hit =
+                |i: usize| folded_hit(i) || near_of.get(&i).is_some_and(|k| near_train.contains(k));
+            Leakage {
+                exact: row_set(
+                    eval.iter().filter(valid).copied().filter(|&i| exact_hit(i)),
+                    ex,
+                ),
+                folded: row_set(
+                    eval.iter()
+                        .filter(valid)
+                        .copied()
+                        .filter(|&i| folded_hit(i)),
+                    ex,
+                ),
+                near: row_set(
+                    eval.iter().filter(valid).copied().filter(|&i| near_hit(i)),
+                    ex,
+                ),
+            }
+        });
+
+        let mut report = QualityReport {
+            rows: n + self.skipped,
+            analyzed_rows: n,
+            encoding: load.encoding,
+            fallback_rows: load.fallback_rows,
+            empty_texts: RowSet {
+                count: self.empty_total,
+                examples: self.empty.iter().map(|r| r + 1).collect(),
+            },
+            exact_duplicates: groups(&exact_groups, ex),
+            folded_duplicates: groups(&folded, ex),
+            near_duplicates: groups(&near, ex),
+            near_settings: self.options.near,
+            near_sample: n.min(self.options.near_sample),
+            conflicting_labels: conflicts,
+            labels: label_stats,
+            chars: LengthStats::of(&widen(&self.chars)),
+            tokens: token_report,
+            mojibake: RowSet {
+                count: self.mojibake_count,
+                examples: self.mojibake.iter().map(|r| r + 1).collect(),
+            },
+            pii: PiiReport {
+                rows: RowSet {
+                    count: self.pii_count,
+                    examples: self.pii_rows.iter().map(|r| r + 1).collect(),
+                },
+                by_kind: self.pii_kinds,
+            },
+            leakage,
+            findings: Vec::new(),
+        };
+        report.findings = findings(&report);
+        report
+    }
+}
+
+/// Groups (two rows or more) of rows sharing a hash other than [`NONE`]: rows ascending,
+/// groups in order of their first row.
+fn runs(hashes: &Blocks<u64>) -> Vec<Vec<usize>> {
+    let mut keyed: Vec<(u64, usize)> =
+        Vec::with_capacity(hashes.iter().filter(|&h| h != NONE).count());
+    keyed.extend(
+        hashes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| *h != NONE)
+            .map(|(i, h)| (h, i)),
+    );
+    keyed.sort_unstable();
+    let mut out: Vec<Vec<usize>> = keyed
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run.len() > 1)
+        .map(|run| run.iter().map(|x| x.1).collect())
+        .collect();
+    out.sort_by_key(|g| g[0]);
+    out
 }
 
 /// The planned run's hold-out, for the leakage check: `eval_fraction` of the rows (or
@@ -515,6 +748,18 @@ fn findings(r: &QualityReport) -> Vec<Finding> {
             Severity::Warning,
             format!("only {n} rows: fine-tuning needs more examples to generalize"),
             "collect more labelled examples (a few hundred per class is a good start)",
+            Vec::new(),
+        );
+    }
+    if r.analyzed_rows < n {
+        add(
+            "analyzed",
+            Severity::Info,
+            format!(
+                "the file has {n} rows; the figures below cover the first {}",
+                r.analyzed_rows
+            ),
+            "inspect a sample or split the file for the rest",
             Vec::new(),
         );
     }
@@ -595,8 +840,15 @@ fn findings(r: &QualityReport) -> Vec<Finding> {
             "near_duplicates",
             Severity::Info,
             format!(
-                "{} clusters of near-duplicate texts ({} rows; word 3-gram Jaccard similarity ≥ {})",
-                r.near_duplicates.groups, r.near_duplicates.rows, r.near_settings.threshold
+                "{} clusters of near-duplicate texts ({} rows; word 3-gram Jaccard similarity ≥ {}{})",
+                r.near_duplicates.groups,
+                r.near_duplicates.rows,
+                r.near_settings.threshold,
+                if r.near_sample < n {
+                    format!(", searched among the first {} rows", r.near_sample)
+                } else {
+                    String::new()
+                }
             ),
             "review them; deduplicate near matches (cleaning: near) if they are copies",
             r.near_duplicates

@@ -338,3 +338,78 @@ fn stratified_split_keeps_shares_and_duplicates_together() {
     );
     assert!(hearth_data::stratified_split(&labels, &groups, 0.5, 0.5, 0).is_err());
 }
+
+#[test]
+fn rows_past_the_limit_are_counted_not_analyzed() {
+    let rows = quality_rows();
+    let options = InspectOptions {
+        max_rows: 5,
+        ..InspectOptions::default()
+    };
+    let r = inspect(
+        &rows.texts,
+        rows.labels.as_deref(),
+        &rows.report,
+        None,
+        &options,
+        None,
+    );
+    assert_eq!((r.rows, r.analyzed_rows), (20, 5));
+    assert_eq!(r.empty_texts.count, 0, "rows 6 and 7 are past the limit");
+    assert_eq!(r.exact_duplicates.examples, [vec![1, 2], vec![4, 5]]);
+    assert!(r.findings.iter().any(|f| f.check == "analyzed"));
+}
+
+#[test]
+fn imbalance_is_flagged_by_its_ratio() {
+    // 30 "a", 3 "b", 1 "c": ratio 30 (error); then 9 "a", 3 "b": ratio 3 (warning).
+    let texts: Vec<String> = (0..34).map(|i| format!("text number {i}")).collect();
+    let labels: Vec<String> = (0..34)
+        .map(|i| {
+            if i < 30 {
+                "a"
+            } else if i < 33 {
+                "b"
+            } else {
+                "c"
+            }
+            .to_string()
+        })
+        .collect();
+    let load = hearth_data::LoadReport {
+        rows: 34,
+        encoding: TextEncoding::Utf8,
+        fallback_rows: 0,
+    };
+    let r = inspect(
+        &texts,
+        Some(&labels),
+        &load,
+        None,
+        &InspectOptions::default(),
+        None,
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.check == "imbalance")
+        .expect("flagged");
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.message.contains("30.0×"), "{}", f.message);
+    assert!(f.message.contains("88.2%"), "{}", f.message);
+    let r = inspect(
+        &texts[..12],
+        Some(&labels[21..33]),
+        &load,
+        None,
+        &InspectOptions::default(),
+        None,
+    );
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.check == "imbalance")
+        .expect("flagged");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.message.contains("3.0×"), "{}", f.message);
+}
