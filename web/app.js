@@ -92,6 +92,12 @@ function onWorkerMessage(msg) {
       break;
     case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
     case "predictions": showPredictions(msg.results); break;
+    case "merged":
+      setStatus($("merge-status"), "The merged model, for transformers' AutoModelForSequenceClassification (no PEFT needed):", "ok");
+      download("model.safetensors", new Blob([msg.weights], { type: "application/octet-stream" }), "merged");
+      download("config.json", new Blob([msg.config], { type: "application/json" }), "merged");
+      download("tokenizer.json", new Blob([msg.tokenizer], { type: "application/json" }), "merged");
+      break;
     case "report":
       $("report").dataset.wasmBefore = String(msg.wasm_before);
       showReport(msg.settings, msg.report, msg.wasm_bytes, msg.file_bytes);
@@ -108,6 +114,10 @@ function onWorkerMessage(msg) {
     case "error":
       if (msg.during === "inspect") {
         setStatus($("report-status"), `The data report failed: ${msg.message}`, "error");
+        break;
+      }
+      if (msg.during === "merge") {
+        setStatus($("merge-status"), `Merging failed: ${msg.message}`, "error");
         break;
       }
       fail(msg.during === "init" ? `WebGPU could not start: ${msg.message}` : msg.message, msg.fatal);
@@ -283,6 +293,7 @@ function updateButtons() {
   $("stop").disabled = !state.running;
   $("resume").disabled = !(state.ready && !state.running);
   $("try-button").disabled = !(state.trained && !state.running);
+  $("merge").disabled = !(state.trained && !state.running);
 }
 
 // ---------- an unfinished run, kept in OPFS ----------
@@ -306,6 +317,8 @@ function resetRunView() {
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
   $("downloads").replaceChildren();
+  $("merged-downloads").replaceChildren();
+  setStatus($("merge-status"), "");
   delete $("checkpoint-status").dataset.step;
   setStatus($("checkpoint-status"), "");
   state.downloads.forEach((url) => URL.revokeObjectURL(url));
@@ -471,7 +484,7 @@ function download(name, blob, where = "downloads") {
   state.downloads.push(url);
   const li = document.createElement("li");
   li.appendChild(a);
-  $("downloads").appendChild(li);
+  $(where === "merged" ? "merged-downloads" : "downloads").appendChild(li);
 }
 
 // ---------- chart ----------
@@ -551,6 +564,11 @@ function wire() {
   $("resume").addEventListener("click", resume);
   $("discard").addEventListener("click", () => state.worker.postMessage({ type: "discard" }));
   $("try-button").addEventListener("click", tryIt);
+  $("merge").addEventListener("click", () => {
+    $("merged-downloads").replaceChildren();
+    setStatus($("merge-status"), "Merging the adapter into the model…");
+    state.worker.postMessage({ type: "merge" });
+  });
   $("export-job").addEventListener("click", () => state.worker.postMessage({ type: "job", job: buildJob() }));
   document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("dragging"); });
   document.addEventListener("dragleave", () => document.body.classList.remove("dragging"));

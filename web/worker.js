@@ -9,6 +9,7 @@
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
 //   {type: "discard"}                            forget it
 //   {type: "classify", texts: [string]}          with the model the last run trained
+//   {type: "merge"}                               merge the last run's adapter into its model
 //   {type: "inspect", name, file: Blob, settings, model: {demo: true} | {tokenizer} | {}}
 //                                                the data report, read in 8 MiB slices
 //   {type: "stop"}
@@ -24,6 +25,7 @@
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
 //   {type: "done", adapter: {config, weights: ArrayBuffer, record}, summary}
 //   {type: "predictions", results: [{text, label, scores}]}
+//   {type: "merged", config, weights, tokenizer} (ArrayBuffers) a transformers model directory
 //   {type: "report-progress", pass, bytes, total} reading the file for the report
 //   {type: "report", settings, report, wasm_before, wasm_bytes, file_bytes}  the data-quality
 //                                                report (the same as hearth inspect --json) and the
@@ -38,6 +40,7 @@
 // closed tab is recognised and an older one used.
 import init, {
   initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
+  mergeTrained,
 } from "./pkg/hearth_web.js";
 
 let wasmMemory = null;
@@ -326,6 +329,13 @@ self.onmessage = async ({ data: msg }) => {
         break;
       case "discard": await discardRun(); break;
       case "inspect": await inspect(msg); break;
+      case "merge": {
+        const merged = await mergeTrained();
+        const files = { config: merged.config.buffer, weights: merged.weights.buffer, tokenizer: merged.tokenizer.buffer };
+        merged.free();
+        post({ type: "merged", ...files }, [files.config, files.weights, files.tokenizer]);
+        break;
+      }
       case "classify":
         post({ type: "predictions", results: JSON.parse(await classify(JSON.stringify(msg.texts))) });
         break;

@@ -138,6 +138,11 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
     assert.ok(Math.abs(total - 1) < 1e-4, `probabilities sum to ${total}`);
     assert.equal(Math.max(...Object.values(scores)), scores[label]);
   }
+  // A mean-pooling head has no place in transformers' BertForSequenceClassification: merging
+  // says so instead of writing a model that would compute something else.
+  await page.click("#merge");
+  await page.waitForSelector("#merge-status.error", { timeout: 60_000 });
+  assert.match(await page.locator("#merge-status").textContent(), /mean pooling/);
 });
 
 test("bad data gets a clear message and the page stays usable", { timeout: 120_000 }, async () => {
@@ -234,6 +239,7 @@ test("Stop ends a run after the current step and still offers its adapter", { ti
   await page.setInputFiles("#data-file", csvPath);
   await page.waitForFunction(() => document.getElementById("data-status").textContent.includes("columns"));
   await page.fill("#steps", "500");
+  await page.selectOption("#pooling", "cls");
   await page.click("#start");
   await waitFor(() => document.querySelectorAll("#step-log tbody tr").length >= 2, 240_000, "the first steps");
   await page.click("#stop");
@@ -243,6 +249,18 @@ test("Stop ends a run after the current step and still offers its adapter", { ti
   assert.ok(m, status);
   assert.ok(Number(m[1]) < 500);
   assert.equal(await page.locator("#step-log tbody tr").count(), Number(m[1]));
+
+  // This run pools [CLS] as transformers does: "Merge" gives a complete model directory.
+  await page.click("#merge");
+  await waitFor(() => document.querySelectorAll("#merged-downloads li").length === 3, 120_000, "merging");
+  const [merged] = await Promise.all([page.waitForEvent("download"),
+    page.locator("#merged-downloads").getByRole("link", { name: /model\.safetensors/ }).click()]);
+  const { header } = safetensorsHeader(readFileSync(await merged.path()));
+  assert.deepEqual(header["bert.encoder.layer.1.attention.self.query.weight"].shape, [32, 32]);
+  assert.deepEqual(header["bert.encoder.layer.0.output.LayerNorm.weight"].shape, [32]);
+  assert.deepEqual(header["bert.pooler.dense.weight"].shape, [32, 32]);
+  assert.deepEqual(header["classifier.weight"].shape, [3, 32]);
+  assert.ok(!Object.keys(header).some((k) => k.includes("lora")), Object.keys(header).join(", "));
 });
 
 test("a run survives closing the tab: reopened, the page resumes it from OPFS and finishes", { timeout: 900_000 }, async () => {

@@ -261,6 +261,9 @@ struct Trained {
     tokenizer: TextTokenizer,
     labels: Vec<String>,
     batch_size: usize,
+    /// The base model's `config.json` and `tokenizer.json`, for a merged download.
+    base_config: Vec<u8>,
+    base_tokenizer: Vec<u8>,
 }
 
 thread_local! {
@@ -393,6 +396,8 @@ pub async fn train(
             tokenizer,
             labels: output.labels.clone(),
             batch_size: job.train.batch_size,
+            base_config: files.config.clone(),
+            base_tokenizer: files.tokenizer.clone(),
         })
     });
     Ok(TrainedAdapter {
@@ -435,4 +440,58 @@ pub async fn classify(texts_json: String) -> Result<String, JsError> {
         })
         .collect();
     to_json(&out)
+}
+
+/// A merged model's files: a complete HF `BertForSequenceClassification` directory.
+#[wasm_bindgen]
+pub struct MergedModelFiles {
+    config: Vec<u8>,
+    weights: Vec<u8>,
+    tokenizer: Vec<u8>,
+}
+
+#[wasm_bindgen]
+impl MergedModelFiles {
+    /// `config.json`.
+    #[wasm_bindgen(getter)]
+    pub fn config(&self) -> Vec<u8> {
+        self.config.clone()
+    }
+
+    /// `model.safetensors`.
+    #[wasm_bindgen(getter)]
+    pub fn weights(&self) -> Vec<u8> {
+        self.weights.clone()
+    }
+
+    /// `tokenizer.json`.
+    #[wasm_bindgen(getter)]
+    pub fn tokenizer(&self) -> Vec<u8> {
+        self.tokenizer.clone()
+    }
+}
+
+/// The last run's adapter merged into its base model (`hearth merge` in the page).
+#[wasm_bindgen(js_name = mergeTrained)]
+pub async fn merge_trained() -> Result<MergedModelFiles, JsError> {
+    let (model, labels, config, tokenizer) = TRAINED
+        .with(|t| {
+            t.borrow().as_ref().map(|t| {
+                (
+                    t.model.clone(),
+                    t.labels.clone(),
+                    t.base_config.clone(),
+                    t.base_tokenizer.clone(),
+                )
+            })
+        })
+        .ok_or_else(|| js_error("train a model first"))?;
+    let merged = hearth_models::merge::merge_classifier(model, &config, &labels)
+        .await
+        .map_err(js_error)?;
+    Ok(MergedModelFiles {
+        config: merged.config,
+        weights: merged.weights,
+        tokenizer,
+    })
 }
