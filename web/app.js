@@ -240,6 +240,14 @@ function numberOr(id, fallback) {
   return v === "" ? fallback : Number(v);
 }
 
+function optimizerSettings() {
+  const name = $("optimizer").value;
+  const momentum = numberOr("momentum", 0);
+  if (name === "sgd") return { name, momentum };
+  if (name === "rmsprop") return { name, momentum };
+  return { name };
+}
+
 function buildJob() {
   const steps = $("steps").value.trim();
   return {
@@ -275,6 +283,9 @@ function buildJob() {
       learning_rate: numberOr("lr", 5e-4),
       warmup_steps: numberOr("warmup", 0),
       weight_decay: numberOr("weight-decay", 0),
+      optimizer: optimizerSettings(),
+      schedule: $("schedule").value,
+      clip: { max_norm: $("clip-norm").value.trim() === "" ? null : Number($("clip-norm").value) },
       seed: numberOr("seed", 0),
       eval_every: numberOr("eval-every", 0),
       checkpoint_every: numberOr("checkpoint-every", 50),

@@ -124,6 +124,27 @@ pub struct TrainArgs {
     /// Evaluate every N steps as well as at the end.
     #[arg(long)]
     pub eval_every: Option<usize>,
+    /// Optimizer [default: adamw].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    /// Momentum for sgd and rmsprop [default: 0].
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum (sgd).
+    #[arg(long)]
+    pub nesterov: bool,
+    /// Weight decay (decoupled for adamw, L2 for the others) [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule after the warmup [default: linear].
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
+    /// Clip gradients to this global L2 norm.
+    #[arg(long)]
+    pub clip_norm: Option<f64>,
+    /// Clip every gradient element to ±this.
+    #[arg(long)]
+    pub clip_value: Option<f64>,
     /// LoRA rank [default: 8].
     #[arg(long)]
     pub r: Option<usize>,
@@ -168,6 +189,30 @@ pub struct TrainArgs {
     /// Device and threads.
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+/// `--optimizer` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerArg {
+    /// AdamW (decoupled weight decay).
+    Adamw,
+    /// Adam (L2 weight decay).
+    Adam,
+    /// SGD, with --momentum and --nesterov.
+    Sgd,
+    /// RMSprop, with --momentum.
+    Rmsprop,
+}
+
+/// `--schedule` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// Linear decay to zero.
+    Linear,
+    /// Half a cosine to zero.
+    Cosine,
+    /// Constant after the warmup.
+    Constant,
 }
 
 /// `--pooling` values.
@@ -405,6 +450,13 @@ impl TrainArgs {
             ("--warmup", self.warmup.is_some()),
             ("--seed", self.seed.is_some()),
             ("--eval-every", self.eval_every.is_some()),
+            ("--optimizer", self.optimizer.is_some()),
+            ("--momentum", self.momentum.is_some()),
+            ("--nesterov", self.nesterov),
+            ("--weight-decay", self.weight_decay.is_some()),
+            ("--schedule", self.schedule.is_some()),
+            ("--clip-norm", self.clip_norm.is_some()),
+            ("--clip-value", self.clip_value.is_some()),
             ("--r", self.r.is_some()),
             ("--alpha", self.alpha.is_some()),
             ("--lora-dropout", self.lora_dropout.is_some()),
@@ -483,6 +535,44 @@ impl TrainArgs {
         t.seed = self.seed.unwrap_or(t.seed);
         t.eval_every = self.eval_every.unwrap_or(t.eval_every);
         t.checkpoint_every = self.checkpoint_every.unwrap_or(t.checkpoint_every);
+        t.weight_decay = self.weight_decay.unwrap_or(t.weight_decay);
+        if let Some(o) = self.optimizer {
+            use hearth_train::optim::OptimizerSettings as O;
+            let momentum = self.momentum.unwrap_or(0.0);
+            t.optimizer = match o {
+                OptimizerArg::Adamw => O::default(),
+                OptimizerArg::Adam => O::Adam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                },
+                OptimizerArg::Sgd => O::Sgd {
+                    momentum,
+                    nesterov: self.nesterov,
+                },
+                OptimizerArg::Rmsprop => O::RmsProp {
+                    alpha: 0.99,
+                    eps: 1e-8,
+                    momentum,
+                },
+            };
+        } else if self.momentum.is_some() || self.nesterov {
+            anyhow::bail!("--momentum and --nesterov go with --optimizer sgd or rmsprop");
+        }
+        if let Some(sch) = self.schedule {
+            use hearth_train::schedule::Schedule;
+            t.schedule = match sch {
+                ScheduleArg::Linear => Schedule::Linear,
+                ScheduleArg::Cosine => Schedule::Cosine,
+                ScheduleArg::Constant => Schedule::Constant,
+            };
+        }
+        if self.clip_norm.is_some() {
+            t.clip.max_norm = self.clip_norm;
+        }
+        if self.clip_value.is_some() {
+            t.clip.max_value = self.clip_value;
+        }
         t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
         let l = &mut job.lora;
         l.r = self.r.unwrap_or(l.r);

@@ -149,6 +149,26 @@ fn print_metrics(m: &hearth_train::ClassificationMetrics, labels: &[String]) {
         "eval: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
         m.accuracy, m.macro_f1, m.n
     );
+    eprintln!(
+        "  {:>12} {:>9} {:>9} {:>9} {:>8}",
+        "", "precision", "recall", "F1", "support"
+    );
+    for (label, c) in labels.iter().zip(&m.per_class) {
+        eprintln!(
+            "  {label:>12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            c.precision, c.recall, c.f1, c.support
+        );
+    }
+    for (name, a) in [
+        ("macro", &m.macro_avg),
+        ("micro", &m.micro_avg),
+        ("weighted", &m.weighted_avg),
+    ] {
+        eprintln!(
+            "  {name:>12} {:>9.4} {:>9.4} {:>9.4}",
+            a.precision, a.recall, a.f1
+        );
+    }
     eprintln!("confusion (rows: gold, columns: predicted):");
     for (label, row) in labels.iter().zip(&m.confusion) {
         let cells: Vec<String> = row.iter().map(|c| format!("{c:>7}")).collect();

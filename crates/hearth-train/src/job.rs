@@ -123,9 +123,19 @@ pub struct TrainSettings {
     /// Steps of linear warmup.
     #[serde(default = "default_warmup")]
     pub warmup_steps: usize,
-    /// Decoupled (AdamW) weight decay.
+    /// Weight decay: decoupled for AdamW, an L2 term in the gradient for the others (as in
+    /// PyTorch).
     #[serde(default)]
     pub weight_decay: f64,
+    /// The optimizer and its own settings (default AdamW, β = (0.9, 0.999), ε = 1e-8).
+    #[serde(default)]
+    pub optimizer: crate::optim::OptimizerSettings,
+    /// Gradient clipping by global norm and/or by value.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub clip: crate::optim::Clipping,
+    /// Learning-rate schedule after the warmup: `linear` decay to zero, `cosine`, `constant`.
+    #[serde(default)]
+    pub schedule: crate::schedule::Schedule,
     /// Seeds the split, the data order, the head's init and dropout.
     #[serde(default)]
     pub seed: u64,
@@ -172,6 +182,9 @@ impl Default for TrainSettings {
             learning_rate: default_lr(),
             warmup_steps: default_warmup(),
             weight_decay: 0.0,
+            optimizer: Default::default(),
+            clip: Default::default(),
+            schedule: Default::default(),
             seed: 0,
             eval_every: 0,
             checkpoint_every: default_checkpoint_every(),
@@ -238,6 +251,19 @@ impl JobSpec {
         }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return bad("train.weight_decay must be zero or positive");
+        }
+        t.optimizer.validate().map_err(TrainError::Job)?;
+        for (name, v) in [
+            ("max_norm", t.clip.max_norm),
+            ("max_value", t.clip.max_value),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                return Err(TrainError::Job(format!(
+                    "train.clip.{name} must be a positive number, found {v}"
+                )));
+            }
         }
         if t.keep_checkpoints == 0 {
             return bad("train.keep_checkpoints must be at least 1");

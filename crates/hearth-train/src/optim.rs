@@ -1,15 +1,26 @@
-//! AdamW exactly as PyTorch's `torch.optim.AdamW` computes it, with its state kept by parameter
-//! path so that a checkpoint can carry it.
+//! The optimizers, exactly as PyTorch's `torch.optim` computes them (SGD with momentum and
+//! Nesterov, Adam, AdamW, RMSprop), with gradient clipping by norm or by value, and their
+//! state kept by parameter path so that a checkpoint can carry it.
 //!
 //! burn's optimizers key their state by `ParamId` (fresh in every process) and serialize it
-//! with blocking reads, which panic in a browser. This one names each moment after the
+//! with blocking reads, which panic in a browser. These name each state tensor after the
 //! parameter's module path (`bert.encoder.layer.0.attention.self_attention.query.weight.lora.a`)
-//! and reads state back with `into_data_async`, so a run saved in one process, or in one tab,
-//! continues in another.
+//! and the slot PyTorch's `state_dict` uses (`exp_avg`, `exp_avg_sq`, `momentum_buffer`,
+//! `square_avg`), and read state back with `into_data_async`, so a run saved in one process, or
+//! in one tab, continues in another.
 //!
-//! Update, per trainable parameter `p` with gradient `g`, step `t`:
-//! `p ← p·(1 − lr·λ)`, `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`,
-//! `p ← p − lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)`.
+//! Updates, per trainable parameter `p` with gradient `g` at step `t` (λ = weight decay):
+//! - SGD: `g ← g + λp`; with momentum μ: `b ← g` (first step) or `b ← μb + g`, then `g ← g + μb`
+//!   (Nesterov) or `g ← b`; `p ← p − lr·g`.
+//! - Adam: `g ← g + λp`; `m ← β₁m + (1 − β₁)g`, `v ← β₂v + (1 − β₂)g²`,
+//!   `p ← p − lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)`.
+//! - AdamW: `p ← p·(1 − lr·λ)`, then Adam's update without the `λp` term.
+//! - RMSprop: `g ← g + λp`; `s ← αs + (1 − α)g²`; `d = g/(√s + ε)`; with momentum μ:
+//!   `b ← μb + d`, `p ← p − lr·b`, else `p ← p − lr·d`.
+//!
+//! Clipping happens first: by value clamps every gradient element to ±c; by norm scales all
+//! gradients by `min(1, c / (‖g‖₂ + 1e-6))` over the global norm of every trainable gradient
+//! (`torch.nn.utils.clip_grad_norm_`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -17,55 +28,214 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
-/// First and second moments of one parameter, flattened, on the inner (non-autodiff) device.
-#[derive(Clone)]
-struct Moments {
-    exp_avg: Tensor<1>,
-    exp_avg_sq: Tensor<1>,
+/// Which optimizer, with its own hyper-parameters (the learning rate and weight decay are the
+/// job's `train.learning_rate` and `train.weight_decay`). Defaults are PyTorch's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerSettings {
+    /// Stochastic gradient descent.
+    Sgd {
+        /// Momentum μ (0: none).
+        #[serde(default)]
+        momentum: f64,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+    },
+    /// Adam, with L2 weight decay added to the gradient.
+    Adam {
+        /// β₁.
+        #[serde(default = "beta1")]
+        beta1: f64,
+        /// β₂.
+        #[serde(default = "beta2")]
+        beta2: f64,
+        /// ε.
+        #[serde(default = "eps")]
+        eps: f64,
+    },
+    /// AdamW: Adam with decoupled weight decay.
+    #[serde(rename = "adamw")]
+    AdamW {
+        /// β₁.
+        #[serde(default = "beta1")]
+        beta1: f64,
+        /// β₂.
+        #[serde(default = "beta2")]
+        beta2: f64,
+        /// ε.
+        #[serde(default = "eps")]
+        eps: f64,
+    },
+    /// RMSprop (not centered).
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        /// Smoothing constant α.
+        #[serde(default = "alpha")]
+        alpha: f64,
+        /// ε.
+        #[serde(default = "eps")]
+        eps: f64,
+        /// Momentum μ (0: none).
+        #[serde(default)]
+        momentum: f64,
+    },
 }
 
-/// AdamW with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8) and a chosen weight decay.
+fn beta1() -> f64 {
+    0.9
+}
+fn beta2() -> f64 {
+    0.999
+}
+fn eps() -> f64 {
+    1e-8
+}
+fn alpha() -> f64 {
+    0.99
+}
+
+impl Default for OptimizerSettings {
+    fn default() -> Self {
+        Self::AdamW {
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+        }
+    }
+}
+
+impl OptimizerSettings {
+    /// Checks the values, naming the setting to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = |name: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "train.optimizer.{name} must be in [0, 1), found {v}"
+                ))
+            }
+        };
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "train.optimizer.{name} must be positive, found {v}"
+                ))
+            }
+        };
+        match *self {
+            Self::Sgd { momentum, nesterov } => {
+                unit("momentum", momentum)?;
+                if nesterov && momentum == 0.0 {
+                    return Err("train.optimizer.nesterov needs a momentum above 0".into());
+                }
+                Ok(())
+            }
+            Self::Adam { beta1, beta2, eps } | Self::AdamW { beta1, beta2, eps } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                positive("eps", eps)
+            }
+            Self::RmsProp {
+                alpha,
+                eps,
+                momentum,
+            } => {
+                unit("alpha", alpha)?;
+                unit("momentum", momentum)?;
+                positive("eps", eps)
+            }
+        }
+    }
+
+    /// The state slots of one parameter, named as in PyTorch's `state_dict`.
+    fn slots(&self) -> &'static [&'static str] {
+        match *self {
+            Self::Sgd { momentum, .. } if momentum > 0.0 => &["momentum_buffer"],
+            Self::Sgd { .. } => &[],
+            Self::Adam { .. } | Self::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Self::RmsProp { momentum, .. } if momentum > 0.0 => &["square_avg", "momentum_buffer"],
+            Self::RmsProp { .. } => &["square_avg"],
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Sgd { .. } => "sgd",
+            Self::Adam { .. } => "adam",
+            Self::AdamW { .. } => "adamw",
+            Self::RmsProp { .. } => "rmsprop",
+        }
+    }
+}
+
+/// Gradient clipping, applied before the update.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clipping {
+    /// Scale all gradients so their global L2 norm is at most this.
+    #[serde(default)]
+    pub max_norm: Option<f64>,
+    /// Clamp every gradient element to ±this.
+    #[serde(default)]
+    pub max_value: Option<f64>,
+}
+
+/// An optimizer with its state.
 #[derive(Clone)]
-pub struct AdamW {
-    beta1: f64,
-    beta2: f64,
-    epsilon: f64,
+pub struct Optimizer {
+    settings: OptimizerSettings,
     weight_decay: f64,
-    /// Optimizer steps taken (PyTorch's per-parameter `step`; every trainable parameter
-    /// receives a gradient every step here, so one counter serves all).
+    clipping: Clipping,
+    /// Steps taken (PyTorch's per-parameter `step`; every trainable parameter receives a
+    /// gradient every step here, so one counter serves all).
     steps: u64,
-    moments: BTreeMap<String, Moments>,
+    /// Parameter path → its state slots, flattened, on the inner (non-autodiff) device.
+    state: BTreeMap<String, Vec<Tensor<1>>>,
 }
 
-impl std::fmt::Debug for AdamW {
+/// The previous name of [`Optimizer`], whose default is AdamW.
+pub type AdamW = Optimizer;
+
+impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdamW")
+        f.debug_struct("Optimizer")
+            .field("settings", &self.settings)
             .field("steps", &self.steps)
-            .field("weight_decay", &self.weight_decay)
-            .field("parameters", &self.moments.len())
+            .field("parameters", &self.state.len())
             .finish()
     }
 }
 
-/// Name suffixes of the state tensors, as PyTorch's `state_dict` names them.
-const EXP_AVG: &str = "exp_avg";
-const EXP_AVG_SQ: &str = "exp_avg_sq";
-/// Safetensors metadata key holding the step count.
+/// Safetensors metadata keys.
 const STEP_KEY: &str = "step";
+const NAME_KEY: &str = "optimizer";
 
-impl AdamW {
-    /// A fresh optimizer.
+impl Optimizer {
+    /// AdamW with PyTorch's defaults and weight decay `weight_decay`.
     pub fn new(weight_decay: f64) -> Self {
-        Self {
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-8,
+        Self::with(
+            OptimizerSettings::default(),
             weight_decay,
+            Clipping::default(),
+        )
+    }
+
+    /// A fresh optimizer.
+    pub fn with(settings: OptimizerSettings, weight_decay: f64, clipping: Clipping) -> Self {
+        Self {
+            settings,
+            weight_decay,
+            clipping,
             steps: 0,
-            moments: BTreeMap::new(),
+            state: BTreeMap::new(),
         }
     }
 
@@ -78,28 +248,31 @@ impl AdamW {
     /// gradient in `grads`; the others are returned untouched.
     pub fn step<M: Module>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
         self.steps += 1;
-        let t = self.steps as i32;
+        let scale = self
+            .clipping
+            .max_norm
+            .and_then(|max| norm_scale(&module, &grads, max));
         let mut mapper = Mapper {
             path: Vec::new(),
             grads: &mut grads,
-            moments: &mut self.moments,
+            state: &mut self.state,
+            settings: self.settings,
+            weight_decay: self.weight_decay,
+            max_value: self.clipping.max_value,
+            scale,
             lr,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            epsilon: self.epsilon,
-            decay: 1.0 - lr * self.weight_decay,
-            bias1: 1.0 - self.beta1.powi(t),
-            bias2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
+            t: i32::try_from(self.steps).unwrap_or(i32::MAX),
         };
         module.map(&mut mapper)
     }
 
-    /// The state as safetensors: `<path>.exp_avg` and `<path>.exp_avg_sq` in the parameter's
-    /// flattened order, the step count in the metadata.
+    /// The state as safetensors: `<path>.<slot>` in the parameter's flattened order, the step
+    /// count and the optimizer's name in the metadata.
     pub async fn to_safetensors(&self) -> Result<Vec<u8>, TrainError> {
         let mut host: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for (path, m) in &self.moments {
-            for (suffix, tensor) in [(EXP_AVG, &m.exp_avg), (EXP_AVG_SQ, &m.exp_avg_sq)] {
+        let slots = self.settings.slots();
+        for (path, tensors) in &self.state {
+            for (suffix, tensor) in slots.iter().zip(tensors) {
                 let data = tensor
                     .clone()
                     .into_data_async()
@@ -120,29 +293,45 @@ impl AdamW {
                     .map_err(|e| TrainError::Checkpoint(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let metadata = HashMap::from([(STEP_KEY.to_string(), self.steps.to_string())]);
+        let metadata = HashMap::from([
+            (STEP_KEY.to_string(), self.steps.to_string()),
+            (NAME_KEY.to_string(), self.settings.name().to_string()),
+        ]);
         safetensors::serialize(views, Some(metadata))
             .map_err(|e| TrainError::Checkpoint(e.to_string()))
     }
 
-    /// Restores the state written by [`AdamW::to_safetensors`] onto `device` (the inner,
+    /// Restores the state written by [`Optimizer::to_safetensors`] onto `device` (the inner,
     /// non-autodiff device the gradients live on).
     pub fn load_safetensors(&mut self, bytes: &[u8], device: &Device) -> Result<(), TrainError> {
         let bad = |msg: String| TrainError::Checkpoint(format!("optimizer state: {msg}"));
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
-        let steps = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(STEP_KEY))
+        let meta = header.metadata().clone().unwrap_or_default();
+        let steps = meta
+            .get(STEP_KEY)
             .and_then(|s| s.parse::<u64>().ok())
             .ok_or_else(|| bad("the step count is missing".into()))?;
+        let name = meta.get(NAME_KEY).map_or("adamw", String::as_str);
+        if name != self.settings.name() {
+            return Err(bad(format!(
+                "it is {name}'s, the job uses {}",
+                self.settings.name()
+            )));
+        }
+        let slots = self.settings.slots();
         let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-        let mut halves: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> = BTreeMap::new();
+        let mut found: BTreeMap<String, Vec<Option<Tensor<1>>>> = BTreeMap::new();
         for (name, view) in file.tensors() {
             if view.dtype() != Dtype::F32 || view.shape().len() != 1 {
                 return Err(bad(format!("`{name}` is not a flat f32 tensor")));
             }
+            let Some((path, slot)) = slots.iter().enumerate().find_map(|(k, slot)| {
+                name.strip_suffix(&format!(".{slot}"))
+                    .map(|p| (p.to_string(), k))
+            }) else {
+                return Err(bad(format!("unexpected tensor `{name}`")));
+            };
             let values: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
@@ -150,37 +339,20 @@ impl AdamW {
                 .collect();
             let n = values.len();
             let tensor = Tensor::<1>::from_data(TensorData::new(values, [n]), device);
-            let (path, slot) = if let Some(p) = name.strip_suffix(&format!(".{EXP_AVG_SQ}")) {
-                (p, 1)
-            } else if let Some(p) = name.strip_suffix(&format!(".{EXP_AVG}")) {
-                (p, 0)
-            } else {
-                return Err(bad(format!("unexpected tensor `{name}`")));
-            };
-            let entry = halves.entry(path.to_string()).or_default();
-            if slot == 0 {
-                entry.0 = Some(tensor);
-            } else {
-                entry.1 = Some(tensor);
-            }
+            found.entry(path).or_insert_with(|| vec![None; slots.len()])[slot] = Some(tensor);
         }
-        let mut moments = BTreeMap::new();
-        for (path, pair) in halves {
-            match pair {
-                (Some(exp_avg), Some(exp_avg_sq)) => {
-                    moments.insert(
-                        path,
-                        Moments {
-                            exp_avg,
-                            exp_avg_sq,
-                        },
-                    );
+        let mut state = BTreeMap::new();
+        for (path, tensors) in found {
+            let tensors: Option<Vec<Tensor<1>>> = tensors.into_iter().collect();
+            match tensors {
+                Some(t) => {
+                    state.insert(path, t);
                 }
-                _ => return Err(bad(format!("`{path}` lacks one of its two moments"))),
+                None => return Err(bad(format!("`{path}` lacks one of its state tensors"))),
             }
         }
         self.steps = steps;
-        self.moments = moments;
+        self.state = state;
         Ok(())
     }
 
@@ -190,16 +362,20 @@ impl AdamW {
         let mut trainable = Trainable::default();
         module.visit(&mut trainable);
         let mut expected = trainable.sizes;
-        if self.steps == 0 && self.moments.is_empty() {
+        if self.steps == 0 && self.state.is_empty() {
             return Ok(());
         }
-        for (path, m) in &self.moments {
+        if self.settings.slots().is_empty() {
+            // Plain SGD keeps no state to check.
+            return Ok(());
+        }
+        for (path, tensors) in &self.state {
+            let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[0]).collect();
             match expected.remove(path) {
-                Some(n) if n == m.exp_avg.dims()[0] && n == m.exp_avg_sq.dims()[0] => {}
+                Some(n) if sizes.iter().all(|&s| s == n) => {}
                 Some(n) => {
                     return Err(TrainError::Checkpoint(format!(
-                        "optimizer state for `{path}` has {} values, the parameter {n}",
-                        m.exp_avg.dims()[0]
+                        "optimizer state for `{path}` has {sizes:?} values, the parameter {n}"
                     )));
                 }
                 None => {
@@ -242,17 +418,43 @@ impl ModuleVisitor for Trainable {
     }
 }
 
+/// The factor `min(1, max / (‖g‖₂ + 1e-6))` over every gradient of `module`, as a
+/// one-element tensor on the gradients' device (no read back).
+fn norm_scale<M: Module>(module: &M, grads: &GradientsParams, max: f64) -> Option<Tensor<1>> {
+    struct Squares<'a> {
+        grads: &'a GradientsParams,
+        total: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Squares<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                let n = g.shape().num_elements();
+                let sq = g.reshape([n]).square().sum();
+                self.total = Some(match self.total.take() {
+                    Some(t) => t + sq,
+                    None => sq,
+                });
+            }
+        }
+    }
+    let mut squares = Squares { grads, total: None };
+    module.visit(&mut squares);
+    squares.total.map(|total| {
+        let norm = total.sqrt().add_scalar(1e-6);
+        norm.recip().mul_scalar(max).clamp_max(1.0)
+    })
+}
+
 struct Mapper<'a> {
     path: Vec<String>,
     grads: &'a mut GradientsParams,
-    moments: &'a mut BTreeMap<String, Moments>,
+    state: &'a mut BTreeMap<String, Vec<Tensor<1>>>,
+    settings: OptimizerSettings,
+    weight_decay: f64,
+    max_value: Option<f64>,
+    scale: Option<Tensor<1>>,
     lr: f64,
-    beta1: f64,
-    beta2: f64,
-    epsilon: f64,
-    decay: f64,
-    bias1: f64,
-    bias2_sqrt: f64,
+    t: i32,
 }
 
 impl ModuleMapper for Mapper<'_> {
@@ -275,29 +477,99 @@ impl ModuleMapper for Mapper<'_> {
         let require_grad = tensor.is_require_grad();
         let checkpointing = tensor.gradient_checkpointing_strategy();
 
-        let g = grad.reshape([n]);
-        let moments = match self.moments.remove(&path) {
-            Some(m) => Moments {
-                exp_avg: m.exp_avg.mul_scalar(self.beta1) + g.clone().mul_scalar(1.0 - self.beta1),
-                exp_avg_sq: m.exp_avg_sq.mul_scalar(self.beta2)
-                    + g.clone().square().mul_scalar(1.0 - self.beta2),
-            },
-            None => Moments {
-                exp_avg: g.clone().mul_scalar(1.0 - self.beta1),
-                exp_avg_sq: g.square().mul_scalar(1.0 - self.beta2),
-            },
+        let mut g = grad.reshape([n]);
+        if let Some(c) = self.max_value {
+            g = g.clamp(-c, c);
+        }
+        if let Some(scale) = &self.scale {
+            g = g * scale.clone();
+        }
+        let mut p = tensor.inner().reshape([n]);
+        let old = self.state.remove(&path);
+        let (lr, wd) = (self.lr, self.weight_decay);
+        let (new_p, state) = match self.settings {
+            OptimizerSettings::Sgd { momentum, nesterov } => {
+                if wd != 0.0 {
+                    g = g + p.clone().mul_scalar(wd);
+                }
+                if momentum > 0.0 {
+                    let buf = match old.and_then(|s| s.into_iter().next()) {
+                        Some(b) => b.mul_scalar(momentum) + g.clone(),
+                        None => g.clone(),
+                    };
+                    let d = if nesterov {
+                        g + buf.clone().mul_scalar(momentum)
+                    } else {
+                        buf.clone()
+                    };
+                    (p - d.mul_scalar(lr), vec![buf])
+                } else {
+                    (p - g.mul_scalar(lr), Vec::new())
+                }
+            }
+            OptimizerSettings::Adam { beta1, beta2, eps }
+            | OptimizerSettings::AdamW { beta1, beta2, eps } => {
+                if matches!(self.settings, OptimizerSettings::AdamW { .. }) {
+                    p = p.mul_scalar(1.0 - lr * wd);
+                } else if wd != 0.0 {
+                    g = g + p.clone().mul_scalar(wd);
+                }
+                let (m, v) = match old {
+                    Some(s) if s.len() == 2 => {
+                        let mut it = s.into_iter();
+                        let (m, v) = (it.next(), it.next());
+                        match (m, v) {
+                            (Some(m), Some(v)) => (
+                                m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1),
+                                v.mul_scalar(beta2) + g.clone().square().mul_scalar(1.0 - beta2),
+                            ),
+                            _ => (
+                                g.clone().mul_scalar(1.0 - beta1),
+                                g.clone().square().mul_scalar(1.0 - beta2),
+                            ),
+                        }
+                    }
+                    _ => (
+                        g.clone().mul_scalar(1.0 - beta1),
+                        g.square().mul_scalar(1.0 - beta2),
+                    ),
+                };
+                let bias1 = 1.0 - beta1.powi(self.t);
+                let bias2_sqrt = (1.0 - beta2.powi(self.t)).sqrt();
+                let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(eps);
+                let delta = (m.clone() / denom).mul_scalar(lr / bias1);
+                (p - delta, vec![m, v])
+            }
+            OptimizerSettings::RmsProp {
+                alpha,
+                eps,
+                momentum,
+            } => {
+                if wd != 0.0 {
+                    g = g + p.clone().mul_scalar(wd);
+                }
+                let mut old = old.unwrap_or_default().into_iter();
+                let sq = match old.next() {
+                    Some(s) => s.mul_scalar(alpha) + g.clone().square().mul_scalar(1.0 - alpha),
+                    None => g.clone().square().mul_scalar(1.0 - alpha),
+                };
+                let d = g / sq.clone().sqrt().add_scalar(eps);
+                if momentum > 0.0 {
+                    let buf = match old.next() {
+                        Some(b) => b.mul_scalar(momentum) + d,
+                        None => d,
+                    };
+                    (p - buf.clone().mul_scalar(lr), vec![sq, buf])
+                } else {
+                    (p - d.mul_scalar(lr), vec![sq])
+                }
+            }
         };
-        let denom = moments
-            .exp_avg_sq
-            .clone()
-            .sqrt()
-            .div_scalar(self.bias2_sqrt)
-            .add_scalar(self.epsilon);
-        let delta = (moments.exp_avg.clone() / denom).mul_scalar(self.lr / self.bias1);
-        let p = tensor.inner().reshape([n]).mul_scalar(self.decay) - delta;
-        self.moments.insert(path, moments);
+        if !state.is_empty() {
+            self.state.insert(path, state);
+        }
 
-        let mut updated = Tensor::from_inner(p.reshape(dims));
+        let mut updated = Tensor::from_inner(new_p.reshape(dims));
         if let Some(strategy) = checkpointing {
             updated = updated.with_gradient_checkpointing_strategy(strategy);
         }

@@ -271,7 +271,8 @@ pub async fn run(
                 ));
             }
             let model = peft::import_adapter(model, &checkpoint.adapter.weights)?;
-            let mut optimizer = AdamW::new(job.train.weight_decay);
+            let mut optimizer =
+                AdamW::with(job.train.optimizer, job.train.weight_decay, job.train.clip);
             optimizer.load_safetensors(&checkpoint.optimizer, &device.clone().inner())?;
             let progress = checkpoint.progress.clone();
             (

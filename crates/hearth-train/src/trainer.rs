@@ -18,7 +18,7 @@ use web_time::Instant;
 
 use crate::metrics::{ClassificationMetrics, argmax};
 use crate::optim::AdamW;
-use crate::schedule::linear_warmup_decay;
+use crate::schedule::learning_rate;
 use crate::{TrainError, TrainSettings};
 
 /// Texts with their label indices.
@@ -248,7 +248,10 @@ pub async fn train(
             }
             (optimizer, progress)
         }
-        None => (AdamW::new(settings.weight_decay), Progress::default()),
+        None => (
+            AdamW::with(settings.optimizer, settings.weight_decay, settings.clip),
+            Progress::default(),
+        ),
     };
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
 
@@ -290,7 +293,8 @@ pub async fn train(
         let logits = model.forward(&input);
         let loss = loss_fn.forward(logits, targets);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let learning_rate = linear_warmup_decay(
+        let learning_rate = learning_rate(
+            settings.schedule,
             settings.learning_rate,
             progress.step,
             settings.warmup_steps,

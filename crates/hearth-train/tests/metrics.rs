@@ -1,0 +1,72 @@
+//! Classification metrics equal scikit-learn's (fixture from `scripts/make_metric_fixtures.py`):
+//! accuracy, per-class precision/recall/F1/support, and macro, micro and weighted averages,
+//! including a class never predicted and a class absent from the gold labels.
+
+use hearth_train::ClassificationMetrics;
+
+fn close(a: f64, b: &serde_json::Value, what: &str) {
+    let b = b.as_f64().expect("number");
+    assert!((a - b).abs() < 1e-12, "{what}: {a} vs scikit-learn's {b}");
+}
+
+#[test]
+fn metrics_match_scikit_learn() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/metrics.json");
+    let fx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    for (i, case) in fx["cases"].as_array().expect("cases").iter().enumerate() {
+        let ints = |k: &str| -> Vec<usize> {
+            case[k]
+                .as_array()
+                .expect(k)
+                .iter()
+                .map(|v| v.as_u64().expect("int") as usize)
+                .collect()
+        };
+        let k = case["num_labels"].as_u64().expect("k") as usize;
+        let m = ClassificationMetrics::compute(&ints("gold"), &ints("pred"), k);
+        close(m.accuracy, &case["accuracy"], &format!("case {i} accuracy"));
+        close(
+            m.macro_f1,
+            &case["macro"]["f1"],
+            &format!("case {i} macro_f1"),
+        );
+        for (avg, ours) in [
+            ("macro", &m.macro_avg),
+            ("micro", &m.micro_avg),
+            ("weighted", &m.weighted_avg),
+        ] {
+            close(
+                ours.precision,
+                &case[avg]["precision"],
+                &format!("case {i} {avg} precision"),
+            );
+            close(
+                ours.recall,
+                &case[avg]["recall"],
+                &format!("case {i} {avg} recall"),
+            );
+            close(ours.f1, &case[avg]["f1"], &format!("case {i} {avg} f1"));
+        }
+        assert_eq!(m.per_class.len(), k);
+        for (c, s) in m.per_class.iter().enumerate() {
+            let pc = &case["per_class"];
+            close(
+                s.precision,
+                &pc["precision"][c],
+                &format!("case {i} class {c} precision"),
+            );
+            close(
+                s.recall,
+                &pc["recall"][c],
+                &format!("case {i} class {c} recall"),
+            );
+            close(s.f1, &pc["f1"][c], &format!("case {i} class {c} f1"));
+            assert_eq!(
+                s.support as u64,
+                pc["support"][c].as_u64().expect("support")
+            );
+        }
+    }
+}
