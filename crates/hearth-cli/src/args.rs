@@ -145,6 +145,10 @@ pub struct TrainArgs {
     /// Clip every gradient element to ±this.
     #[arg(long)]
     pub clip_value: Option<f64>,
+    /// Early stopping: stop after this many evaluations without a better held-out macro-F1
+    /// and keep the best adapter (needs --eval-every).
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
     /// LoRA rank [default: 8].
     #[arg(long)]
     pub r: Option<usize>,
@@ -457,6 +461,7 @@ impl TrainArgs {
             ("--schedule", self.schedule.is_some()),
             ("--clip-norm", self.clip_norm.is_some()),
             ("--clip-value", self.clip_value.is_some()),
+            ("--early-stop", self.early_stop.is_some()),
             ("--r", self.r.is_some()),
             ("--alpha", self.alpha.is_some()),
             ("--lora-dropout", self.lora_dropout.is_some()),
@@ -572,6 +577,14 @@ impl TrainArgs {
         }
         if self.clip_value.is_some() {
             t.clip.max_value = self.clip_value;
+        }
+        if let Some(patience) = self.early_stop {
+            t.early_stopping = Some(hearth_train::EarlyStopping {
+                metric: hearth_train::StopMetric::MacroF1,
+                patience,
+                min_delta: 0.0,
+                restore_best: true,
+            });
         }
         t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
         let l = &mut job.lora;

@@ -111,6 +111,11 @@ impl EventPrinter {
                     "loss {loss:.4}  lr {learning_rate:.2e}  {examples_per_s:.1} ex/s"
                 ));
             }
+            Event::Restored { step, best_step } => {
+                bar.println(format!(
+                    "early stopping at step {step}: restored the adapter of step {best_step}"
+                ));
+            }
             Event::Tested { step, metrics } => {
                 bar.println(format!(
                     "test at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",

@@ -136,6 +136,9 @@ pub struct TrainSettings {
     /// Learning-rate schedule after the warmup: `linear` decay to zero, `cosine`, `constant`.
     #[serde(default)]
     pub schedule: crate::schedule::Schedule,
+    /// Stop when the held-out metric stops improving (needs `eval_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
     /// Seeds the split, the data order, the head's init and dropout.
     #[serde(default)]
     pub seed: u64,
@@ -148,6 +151,52 @@ pub struct TrainSettings {
     /// Checkpoints kept; older ones are deleted once a newer one is safely written.
     #[serde(default = "default_keep_checkpoints")]
     pub keep_checkpoints: usize,
+}
+
+/// Early stopping on a held-out metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// The metric watched (higher is better).
+    #[serde(default)]
+    pub metric: StopMetric,
+    /// Evaluations without an improvement before the run stops.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// The least gain that counts as an improvement.
+    #[serde(default)]
+    pub min_delta: f64,
+    /// End with the adapter of the best evaluation rather than the last step's.
+    #[serde(default = "default_true")]
+    pub restore_best: bool,
+}
+
+/// The metric early stopping watches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    /// Macro-averaged F1.
+    #[default]
+    MacroF1,
+    /// Accuracy.
+    Accuracy,
+}
+
+impl StopMetric {
+    /// The metric's value in `m`.
+    pub fn of(self, m: &crate::ClassificationMetrics) -> f64 {
+        match self {
+            Self::MacroF1 => m.macro_f1,
+            Self::Accuracy => m.accuracy,
+        }
+    }
+}
+
+fn default_patience() -> usize {
+    3
+}
+fn default_true() -> bool {
+    true
 }
 
 fn default_epochs() -> f64 {
@@ -185,6 +234,7 @@ impl Default for TrainSettings {
             optimizer: Default::default(),
             clip: Default::default(),
             schedule: Default::default(),
+            early_stopping: None,
             seed: 0,
             eval_every: 0,
             checkpoint_every: default_checkpoint_every(),
@@ -263,6 +313,17 @@ impl JobSpec {
                 return Err(TrainError::Job(format!(
                     "train.clip.{name} must be a positive number, found {v}"
                 )));
+            }
+        }
+        if let Some(e) = &t.early_stopping {
+            if t.eval_every == 0 {
+                return bad("train.early_stopping needs train.eval_every above 0");
+            }
+            if e.patience == 0 {
+                return bad("train.early_stopping.patience must be at least 1");
+            }
+            if !(e.min_delta.is_finite() && e.min_delta >= 0.0) {
+                return bad("train.early_stopping.min_delta must be zero or positive");
             }
         }
         if t.keep_checkpoints == 0 {

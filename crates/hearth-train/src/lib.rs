@@ -14,7 +14,9 @@ pub mod schedule;
 mod trainer;
 
 pub use checkpoint::Checkpoint;
-pub use job::{DataSpec, JobSpec, ModelSpec, RunRecord, SplitMethod, TrainSettings};
+pub use job::{
+    DataSpec, EarlyStopping, JobSpec, ModelSpec, RunRecord, SplitMethod, StopMetric, TrainSettings,
+};
 pub use metrics::ClassificationMetrics;
 pub use run::{AdapterFiles, Rows, RunOutput, SplitData};
 pub use trainer::{

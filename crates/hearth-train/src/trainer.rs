@@ -77,6 +77,13 @@ pub enum Event {
         /// Its metrics.
         metrics: ClassificationMetrics,
     },
+    /// Early stopping put back the adapter of its best evaluation.
+    Restored {
+        /// Steps run.
+        step: usize,
+        /// The step of the restored adapter.
+        best_step: usize,
+    },
     /// The test rows were scored once, after training.
     Tested {
         /// Steps done.
@@ -107,8 +114,13 @@ pub struct TrainSummary {
     pub loss_first: f32,
     /// Mean loss of the last 20 steps.
     pub loss_last20: f32,
-    /// Metrics on the held-out rows at the end, if there were any.
+    /// Metrics on the held-out rows at the end (of the restored adapter after early
+    /// stopping), if there were any.
     pub eval: Option<ClassificationMetrics>,
+    /// Whether early stopping ended the run.
+    pub early_stopped: bool,
+    /// The step whose adapter early stopping restored, if it restored one.
+    pub best_step: Option<usize>,
 }
 
 /// The order in which training rows are visited: the split's order first, then a fresh
@@ -151,6 +163,12 @@ pub struct Progress {
     pub train_seconds: f64,
     /// The latest evaluation and the step it ran at.
     pub last_eval: Option<(usize, ClassificationMetrics)>,
+    /// Early stopping: the best value so far and its step.
+    #[serde(default)]
+    pub best: Option<(usize, f64)>,
+    /// Early stopping: evaluations since the best.
+    #[serde(default)]
+    pub stale_evals: usize,
 }
 
 /// A model-level checkpoint, taken by the loop: the adapter (PEFT's safetensors), the
@@ -266,6 +284,9 @@ pub async fn train(
     .is_break();
 
     let mut order = epoch_order(n_train, progress.epoch, settings.seed);
+    let mut early_stopped = false;
+    // Held in memory only: a run resumed from a checkpoint restores the best adapter seen since.
+    let mut best_model: Option<BertForSequenceClassification> = None;
     // Examples per second count only the steps this session ran.
     let (first_step, seconds_before) = (progress.step, progress.train_seconds);
     while progress.step < steps && !stop {
@@ -335,6 +356,23 @@ pub async fn train(
                 metrics: metrics.clone(),
             })
             .is_break();
+            if let Some(rule) = &settings.early_stopping {
+                let value = rule.metric.of(&metrics);
+                match progress.best {
+                    Some((_, best)) if value <= best + rule.min_delta => {
+                        progress.stale_evals += 1;
+                        if progress.stale_evals >= rule.patience {
+                            early_stopped = true;
+                            stop = true;
+                        }
+                    }
+                    _ => {
+                        progress.best = Some((step, value));
+                        progress.stale_evals = 0;
+                        best_model = Some(model.clone());
+                    }
+                }
+            }
             progress.last_eval = Some((step, metrics));
         }
         let checkpoint_due = settings.checkpoint_every > 0
@@ -346,6 +384,23 @@ pub async fn train(
     }
 
     let step = progress.step;
+    // The final state, also when stopped early, so the run can be continued later.
+    on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
+    let mut best_step = None;
+    if let (Some(rule), Some((at, _)), Some(best)) =
+        (&settings.early_stopping, progress.best, best_model)
+        && rule.restore_best
+        && at != step
+    {
+        let _ = on_event(&Event::Restored {
+            step,
+            best_step: at,
+        });
+        model = best;
+        // Evaluate the restored adapter below, not the last step's.
+        progress.last_eval = None;
+        best_step = Some(at);
+    }
     let eval_metrics = match &progress.last_eval {
         Some((at, metrics)) if *at == step => Some(metrics.clone()),
         _ if eval.len() > 0 => {
@@ -361,8 +416,6 @@ pub async fn train(
         }
         _ => None,
     };
-    // The final state, also when stopped early, so the run can be continued later.
-    on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
     let seconds = progress.train_seconds.max(1e-9);
     let losses = &progress.losses;
     let tail = &losses[losses.len().saturating_sub(20)..];
@@ -380,6 +433,8 @@ pub async fn train(
             tail.iter().sum::<f32>() / tail.len() as f32
         },
         eval: eval_metrics,
+        early_stopped,
+        best_step,
     };
     let _ = on_event(&Event::Finished(summary.clone()));
     Ok((model, summary))

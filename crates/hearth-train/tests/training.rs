@@ -191,3 +191,98 @@ fn a_diverging_run_stops_with_a_clear_error() {
     assert!(msg.contains("the loss became"), "{msg}");
     assert!(msg.contains("lower train.learning_rate"), "{msg}");
 }
+
+/// A run built to overfit: the held-out texts carry the opposite labels of the training texts,
+/// so learning the training set lowers held-out accuracy. Early stopping ends the run after
+/// `patience` evaluations without a gain and restores the adapter of the best one.
+#[test]
+fn early_stopping_stops_and_restores_the_best_adapter() {
+    let files = minilm();
+    let device = Device::flex().autodiff();
+    let model = hearth_models::build_classifier(
+        &files,
+        2,
+        Pooling::Mean,
+        &LoraSettings {
+            lora_dropout: 0.0,
+            ..LoraSettings::default()
+        },
+        0,
+        &device,
+    )
+    .expect("model builds");
+    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let train_texts = strings(&["good", "bad", "great", "awful", "lovely", "horrible"]);
+    let train_labels = vec![1, 0, 1, 0, 1, 0];
+    let eval_texts = strings(&["good", "bad", "great", "awful"]);
+    let eval_labels = vec![0, 1, 0, 1];
+    let settings = TrainSettings {
+        steps: Some(60),
+        batch_size: 6,
+        learning_rate: 1e-3,
+        warmup_steps: 0,
+        eval_every: 1,
+        early_stopping: Some(hearth_train::EarlyStopping {
+            metric: hearth_train::StopMetric::Accuracy,
+            patience: 3,
+            min_delta: 0.0,
+            restore_best: true,
+        }),
+        ..TrainSettings::default()
+    };
+    let mut evals = Vec::new();
+    let mut restored = None;
+    let (_, summary) = pollster::block_on(hearth_train::train(
+        model,
+        &tokenizer,
+        Examples {
+            texts: &train_texts,
+            labels: &train_labels,
+        },
+        Examples {
+            texts: &eval_texts,
+            labels: &eval_labels,
+        },
+        &settings,
+        None,
+        Hooks {
+            on_event: &mut |e| {
+                match e {
+                    Event::Evaluated { step, metrics } => evals.push((*step, metrics.accuracy)),
+                    Event::Restored { best_step, .. } => restored = Some(*best_step),
+                    _ => {}
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+            on_checkpoint: &mut |_| Ok(()),
+        },
+    ))
+    .expect("training runs");
+
+    assert!(summary.early_stopped, "{evals:?}");
+    assert!(summary.steps < 60, "stopped early: {evals:?}");
+    // The periodic evaluations (the last event is the restored adapter's).
+    let periodic = &evals[..evals.len() - 1];
+    let (best_step, best) = periodic
+        .iter()
+        .copied()
+        .fold((0, f64::MIN), |b, e| if e.1 > b.1 { e } else { b });
+    assert_eq!(summary.best_step, Some(best_step));
+    assert_eq!(restored, Some(best_step));
+    // Patience 3: exactly three evaluations after the best one, none better.
+    let after: Vec<f64> = periodic
+        .iter()
+        .filter(|e| e.0 > best_step)
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(after.len(), 3, "{evals:?}");
+    let last = periodic.last().expect("evaluations").1;
+    assert!(last < best, "the run overfitted: {evals:?}");
+    eprintln!("held-out accuracy by step: {evals:?}");
+    let final_eval = summary.eval.expect("evaluated");
+    assert_eq!(
+        final_eval.accuracy, best,
+        "the restored adapter scores the best: {evals:?}"
+    );
+}
