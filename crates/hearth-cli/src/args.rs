@@ -145,6 +145,12 @@ pub struct TrainArgs {
     /// Clip every gradient element to ±this.
     #[arg(long)]
     pub clip_value: Option<f64>,
+    /// Label smoothing of the cross-entropy [default: 0].
+    #[arg(long)]
+    pub label_smoothing: Option<f64>,
+    /// Weight classes by inverse frequency in the loss ("balanced" class weights).
+    #[arg(long)]
+    pub balanced: bool,
     /// Early stopping: stop after this many evaluations without a better held-out macro-F1
     /// and keep the best adapter (needs --eval-every).
     #[arg(long, value_name = "PATIENCE")]
@@ -462,6 +468,8 @@ impl TrainArgs {
             ("--clip-norm", self.clip_norm.is_some()),
             ("--clip-value", self.clip_value.is_some()),
             ("--early-stop", self.early_stop.is_some()),
+            ("--label-smoothing", self.label_smoothing.is_some()),
+            ("--balanced", self.balanced),
             ("--r", self.r.is_some()),
             ("--alpha", self.alpha.is_some()),
             ("--lora-dropout", self.lora_dropout.is_some()),
@@ -577,6 +585,12 @@ impl TrainArgs {
         }
         if self.clip_value.is_some() {
             t.clip.max_value = self.clip_value;
+        }
+        t.label_smoothing = self.label_smoothing.unwrap_or(t.label_smoothing);
+        if self.balanced {
+            t.class_weights = Some(hearth_train::loss::ClassWeights::Named(
+                hearth_train::loss::BalancedName::Balanced,
+            ));
         }
         if let Some(patience) = self.early_stop {
             t.early_stopping = Some(hearth_train::EarlyStopping {

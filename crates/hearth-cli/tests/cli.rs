@@ -754,6 +754,9 @@ fn training_controls_come_from_flags() {
         "cosine",
         "--clip-norm",
         "1.0",
+        "--label-smoothing",
+        "0.1",
+        "--balanced",
         "--jsonl",
         "--out",
         &out_dir,
@@ -768,6 +771,8 @@ fn training_controls_come_from_flags() {
     );
     assert_eq!(job["train"]["schedule"], "cosine");
     assert_eq!(job["train"]["clip"]["max_norm"], 1.0);
+    assert_eq!(job["train"]["label_smoothing"], 0.1);
+    assert_eq!(job["train"]["class_weights"], "balanced");
     let out = hearth(&run);
     assert!(out.status.success(), "{}", stderr(&out));
     let lrs: Vec<f64> = String::from_utf8_lossy(&out.stdout)

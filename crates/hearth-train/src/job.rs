@@ -136,6 +136,12 @@ pub struct TrainSettings {
     /// Learning-rate schedule after the warmup: `linear` decay to zero, `cosine`, `constant`.
     #[serde(default)]
     pub schedule: crate::schedule::Schedule,
+    /// Label smoothing ε of the cross-entropy (PyTorch's `label_smoothing`).
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// Class weights of the cross-entropy: `"balanced"` or one weight per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_weights: Option<crate::loss::ClassWeights>,
     /// Stop when the held-out metric stops improving (needs `eval_every`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
@@ -235,6 +241,8 @@ impl Default for TrainSettings {
             clip: Default::default(),
             schedule: Default::default(),
             early_stopping: None,
+            label_smoothing: 0.0,
+            class_weights: None,
             seed: 0,
             eval_every: 0,
             checkpoint_every: default_checkpoint_every(),
@@ -314,6 +322,9 @@ impl JobSpec {
                     "train.clip.{name} must be a positive number, found {v}"
                 )));
             }
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return bad("train.label_smoothing must be in [0, 1)");
         }
         if let Some(e) = &t.early_stopping {
             if t.eval_every == 0 {

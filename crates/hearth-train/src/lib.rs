@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod job;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod run;

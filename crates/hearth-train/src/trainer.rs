@@ -7,9 +7,8 @@
 use std::ops::ControlFlow;
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::Tensor;
 use hearth_data::python_shuffle_indices;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
 use hearth_models::tokenizer::TextTokenizer;
@@ -271,7 +270,12 @@ pub async fn train(
             Progress::default(),
         ),
     };
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let class_weights = settings
+        .class_weights
+        .as_ref()
+        .map(|w| w.resolve(&train.labels[..n_train], num_labels))
+        .transpose()
+        .map_err(TrainError::Job)?;
 
     let mut stop = on_event(&Event::Started {
         steps,
@@ -304,15 +308,19 @@ pub async fn train(
             progress.cursor += 1;
         }
         let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
-        let labels: Vec<i64> = rows.iter().map(|&i| train.labels[i] as i64).collect();
+        let labels: Vec<usize> = rows.iter().map(|&i| train.labels[i]).collect();
         let encoded = tokenizer.encode_batch(&texts)?;
         progress.real_tokens += encoded.real_tokens();
         progress.padded_tokens += encoded.batch_size * encoded.seq_len;
         let input = BertInput::new(&encoded, &device);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(labels, [rows.len()]), &device);
 
         let logits = model.forward(&input);
-        let loss = loss_fn.forward(logits, targets);
+        let loss = crate::loss::cross_entropy(
+            logits,
+            &labels,
+            class_weights.as_deref(),
+            settings.label_smoothing,
+        );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let learning_rate = learning_rate(
             settings.schedule,

@@ -1,0 +1,99 @@
+//! Cross-entropy exactly as `torch.nn.functional.cross_entropy` (mean reduction) computes it,
+//! with optional class weights and label smoothing.
+//!
+//! With log-probabilities `lp = log_softmax(logits)`, targets `y`, class weights `w` (all 1 when
+//! absent) and smoothing `ε` over `K` classes:
+//! `nll = −Σᵢ w[yᵢ]·lp[i, yᵢ] / Σᵢ w[yᵢ]`, `smooth = −Σᵢ Σₖ w[k]·lp[i, k] / Σᵢ w[yᵢ]`,
+//! `loss = (1 − ε)·nll + ε/K · smooth`. Targets and weights come from the host, so the one-hot
+//! rows are built there and the same code runs on every backend.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Class weights for the loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassWeights {
+    /// `"balanced"`: `rows / (classes · rows of the class)` over the training rows, as
+    /// scikit-learn's `compute_class_weight("balanced")`.
+    Named(BalancedName),
+    /// One weight per class, in label order.
+    Explicit(Vec<f64>),
+}
+
+/// The one named weighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalancedName {
+    /// Inverse class frequency.
+    Balanced,
+}
+
+impl ClassWeights {
+    /// The weight of each of `num_labels` classes given the training labels.
+    pub fn resolve(&self, labels: &[usize], num_labels: usize) -> Result<Vec<f64>, String> {
+        match self {
+            Self::Explicit(w) if w.len() == num_labels => {
+                if w.iter().all(|x| x.is_finite() && *x > 0.0) {
+                    Ok(w.clone())
+                } else {
+                    Err("train.class_weights must all be positive numbers".into())
+                }
+            }
+            Self::Explicit(w) => Err(format!(
+                "train.class_weights has {} weights for {num_labels} classes",
+                w.len()
+            )),
+            Self::Named(BalancedName::Balanced) => {
+                let mut counts = vec![0usize; num_labels];
+                for &l in labels {
+                    if let Some(c) = counts.get_mut(l) {
+                        *c += 1;
+                    }
+                }
+                Ok(counts
+                    .iter()
+                    .map(|&c| {
+                        if c == 0 {
+                            0.0
+                        } else {
+                            labels.len() as f64 / (num_labels * c) as f64
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// Mean cross-entropy of `logits` `[rows, classes]` against `targets`.
+pub fn cross_entropy(
+    logits: Tensor<2>,
+    targets: &[usize],
+    weights: Option<&[f64]>,
+    smoothing: f64,
+) -> Tensor<1> {
+    let [rows, classes] = logits.dims();
+    let device = logits.device();
+    let weight = |k: usize| weights.and_then(|w| w.get(k)).copied().unwrap_or(1.0);
+    let mut one_hot = vec![0f32; rows * classes];
+    let mut total = 0.0f64;
+    for (i, &y) in targets.iter().enumerate().take(rows) {
+        if y < classes {
+            one_hot[i * classes + y] = weight(y) as f32;
+            total += weight(y);
+        }
+    }
+    let total = if total > 0.0 { total } else { 1.0 };
+    let lp = log_softmax(logits, 1);
+    let picked = Tensor::<2>::from_data(TensorData::new(one_hot, [rows, classes]), &device);
+    let nll = (lp.clone() * picked).sum().neg().div_scalar(total);
+    if smoothing == 0.0 {
+        return nll;
+    }
+    let row: Vec<f32> = (0..classes).map(|k| weight(k) as f32).collect();
+    let w = Tensor::<2>::from_data(TensorData::new(row, [1, classes]), &device);
+    let smooth = (lp * w).sum().neg().div_scalar(total);
+    nll.mul_scalar(1.0 - smoothing) + smooth.mul_scalar(smoothing / classes as f64)
+}
