@@ -1,23 +1,15 @@
 //! Cross-entropy with and without label smoothing and class weights: the loss and its gradient
 //! equal PyTorch's (fixture from `scripts/make_loss_fixtures.py`).
 
-use burn::tensor::{Device, Tensor, TensorData};
-use hearth_train::loss::{ClassWeights, cross_entropy};
+mod common;
 
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
-}
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{fixture, floats};
+use hearth_train::loss::{ClassWeights, cross_entropy};
 
 #[test]
 fn cross_entropy_matches_pytorch() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/losses.json");
-    let fx: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    let fx = fixture("losses.json");
     let targets: Vec<usize> = fx["targets"]
         .as_array()
         .expect("targets")

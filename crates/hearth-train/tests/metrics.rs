@@ -2,6 +2,9 @@
 //! accuracy, per-class precision/recall/F1/support, and macro, micro and weighted averages,
 //! including a class never predicted and a class absent from the gold labels.
 
+mod common;
+
+use common::fixture;
 use hearth_train::ClassificationMetrics;
 
 fn close(a: f64, b: &serde_json::Value, what: &str) {
@@ -11,10 +14,7 @@ fn close(a: f64, b: &serde_json::Value, what: &str) {
 
 #[test]
 fn metrics_match_scikit_learn() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/metrics.json");
-    let fx: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    let fx = fixture("metrics.json");
     for (i, case) in fx["cases"].as_array().expect("cases").iter().enumerate() {
         let ints = |k: &str| -> Vec<usize> {
             case[k]

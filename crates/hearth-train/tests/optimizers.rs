@@ -2,23 +2,18 @@
 //! `scripts/make_optimizer_fixtures.py`): the same initial parameters and gradients, and the
 //! parameters `torch.optim` left after each step, with clipping by norm and by value.
 
+mod common;
+
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
+use common::{fixture, floats};
 use hearth_train::optim::{Clipping, Optimizer, OptimizerSettings};
 
 #[derive(Module, Debug)]
 struct Pair {
     a: Param<Tensor<2>>,
     b: Param<Tensor<1>>,
-}
-
-fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number") as f32)
-        .collect()
 }
 
 fn read(t: Tensor<1>) -> Vec<f32> {
@@ -30,10 +25,7 @@ fn read(t: Tensor<1>) -> Vec<f32> {
 
 #[test]
 fn optimizers_match_pytorch_step_by_step() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/optimizers.json");
-    let fx: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+    let fx = fixture("optimizers.json");
     let device = Device::flex().autodiff();
     let inner = device.clone().inner();
     let cases = fx["cases"].as_array().expect("cases");
