@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::run::{AdapterFiles, SplitData};
+use crate::run::AdapterFiles;
 use crate::trainer::{Progress, Snapshot};
 use crate::{JobSpec, RunRecord, TrainError};
 
@@ -28,7 +28,7 @@ pub struct TrainerState {
     pub format: u32,
     /// Where the run stands.
     pub progress: Progress,
-    /// SHA-256 of the training and held-out rows ([`SplitData::fingerprint`]): a resumed run
+    /// SHA-256 of the training and held-out rows ([`crate::SplitData::fingerprint`]): a resumed run
     /// must see the same data.
     pub data_fingerprint: String,
     /// SHA-256 (hex) of every other file of the checkpoint.
@@ -61,18 +61,19 @@ impl Checkpoint {
     /// The manifest's file name; written last, read first.
     pub const STATE: &str = "trainer_state.json";
 
-    /// Wraps a loop snapshot with the job, label names and data fingerprint.
+    /// Wraps a loop snapshot with the job, label names and the data's fingerprint
+    /// ([`crate::SplitData::fingerprint`]).
     pub fn new(
         job: &JobSpec,
         labels: &[String],
-        data: &SplitData,
+        data_fingerprint: &str,
         snapshot: Snapshot,
     ) -> Result<Self, TrainError> {
         Ok(Self {
             adapter: AdapterFiles::with_weights(job, labels, snapshot.adapter)?,
             optimizer: snapshot.optimizer,
             progress: snapshot.progress,
-            data_fingerprint: data.fingerprint(),
+            data_fingerprint: data_fingerprint.to_string(),
         })
     }
 

@@ -201,9 +201,6 @@ pub struct Optimizer {
     state: BTreeMap<String, Vec<Tensor<1>>>,
 }
 
-/// The previous name of [`Optimizer`], whose default is AdamW.
-pub type AdamW = Optimizer;
-
 impl std::fmt::Debug for Optimizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Optimizer")
@@ -514,25 +511,14 @@ impl ModuleMapper for Mapper<'_> {
                 } else if wd != 0.0 {
                     g = g + p.clone().mul_scalar(wd);
                 }
-                let (m, v) = match old {
-                    Some(s) if s.len() == 2 => {
-                        let mut it = s.into_iter();
-                        let (m, v) = (it.next(), it.next());
-                        match (m, v) {
-                            (Some(m), Some(v)) => (
-                                m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1),
-                                v.mul_scalar(beta2) + g.clone().square().mul_scalar(1.0 - beta2),
-                            ),
-                            _ => (
-                                g.clone().mul_scalar(1.0 - beta1),
-                                g.clone().square().mul_scalar(1.0 - beta2),
-                            ),
-                        }
-                    }
-                    _ => (
-                        g.clone().mul_scalar(1.0 - beta1),
-                        g.square().mul_scalar(1.0 - beta2),
-                    ),
+                let mut old = old.unwrap_or_default().into_iter();
+                let m = match old.next() {
+                    Some(m) => m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1),
+                    None => g.clone().mul_scalar(1.0 - beta1),
+                };
+                let v = match old.next() {
+                    Some(v) => v.mul_scalar(beta2) + g.square().mul_scalar(1.0 - beta2),
+                    None => g.square().mul_scalar(1.0 - beta2),
                 };
                 let bias1 = 1.0 - beta1.powi(self.t);
                 let bias2_sqrt = (1.0 - beta2.powi(self.t)).sqrt();
@@ -587,7 +573,7 @@ mod tests {
     use burn::optim::{AdamWConfig, GradientsParams};
     use burn::tensor::{Device, Distribution, Tensor};
 
-    use super::AdamW;
+    use super::Optimizer;
 
     #[derive(Module, Debug)]
     struct Net {
@@ -621,7 +607,7 @@ mod tests {
         };
         let x = Tensor::<2>::random([8, 6], Distribution::Normal(0.0, 1.0), &device);
         let (mut ours, mut theirs) = (net.clone(), net);
-        let mut opt = AdamW::new(0.01);
+        let mut opt = Optimizer::new(0.01);
         let mut reference = AdamWConfig::new()
             .with_epsilon(1e-8)
             .with_weight_decay(0.01)
@@ -634,7 +620,7 @@ mod tests {
             theirs = reference.step(lr, theirs, g);
             if step == 2 {
                 let bytes = pollster::block_on(opt.to_safetensors()).expect("saves");
-                let mut again = AdamW::new(0.01);
+                let mut again = Optimizer::new(0.01);
                 again
                     .load_safetensors(&bytes, &device.clone().inner())
                     .expect("loads");

@@ -12,7 +12,7 @@ use hearth_models::peft::{self, AdapterConfig};
 use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::trainer::{Hooks, Resume, Snapshot};
 use crate::{Checkpoint, Event, Examples, JobSpec, RunRecord, TrainError, TrainSummary};
 
@@ -256,6 +256,8 @@ pub async fn run(
     job.validate()?;
     let labels = data.dataset.label_names.clone();
     let (model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    // Hashing every row once per run, not once per checkpoint.
+    let fingerprint = data.fingerprint();
     let (model, resume) = match resume {
         None => (model, None),
         Some(checkpoint) => {
@@ -265,14 +267,14 @@ pub async fn run(
                     "the checkpoint was written by a different job (settings differ)".into(),
                 ));
             }
-            if record.labels != labels || checkpoint.data_fingerprint != data.fingerprint() {
+            if record.labels != labels || checkpoint.data_fingerprint != fingerprint {
                 return Err(TrainError::Checkpoint(
                     "the data differs from the data the checkpoint was trained on".into(),
                 ));
             }
             let model = peft::import_adapter(model, &checkpoint.adapter.weights)?;
             let mut optimizer =
-                AdamW::with(job.train.optimizer, job.train.weight_decay, job.train.clip);
+                Optimizer::with(job.train.optimizer, job.train.weight_decay, job.train.clip);
             optimizer.load_safetensors(&checkpoint.optimizer, &device.clone().inner())?;
             let progress = checkpoint.progress.clone();
             (
@@ -285,7 +287,7 @@ pub async fn run(
         }
     };
     let mut wrap =
-        |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, &labels, data, snapshot)?);
+        |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, &labels, &fingerprint, snapshot)?);
     let (model, summary) = crate::train(
         model,
         &tokenizer,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::metrics::{ClassificationMetrics, argmax};
-use crate::optim::AdamW;
+use crate::optim::Optimizer;
 use crate::schedule::learning_rate;
 use crate::{TrainError, TrainSettings};
 
@@ -178,7 +178,7 @@ pub struct Snapshot {
     pub progress: Progress,
     /// `adapter_model.safetensors` at this step.
     pub adapter: Vec<u8>,
-    /// The optimizer state ([`AdamW::to_safetensors`]).
+    /// The optimizer state ([`Optimizer::to_safetensors`]).
     pub optimizer: Vec<u8>,
 }
 
@@ -188,7 +188,7 @@ pub struct Resume {
     /// Where the run stood.
     pub progress: Progress,
     /// The optimizer, state restored.
-    pub optimizer: AdamW,
+    pub optimizer: Optimizer,
 }
 
 /// Where the loop reports: progress events, and checkpoints to keep.
@@ -215,7 +215,7 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 
 async fn snapshot(
     model: &BertForSequenceClassification,
-    optim: &AdamW,
+    optim: &Optimizer,
     progress: &Progress,
 ) -> Result<Snapshot, TrainError> {
     Ok(Snapshot {
@@ -266,7 +266,7 @@ pub async fn train(
             (optimizer, progress)
         }
         None => (
-            AdamW::with(settings.optimizer, settings.weight_decay, settings.clip),
+            Optimizer::with(settings.optimizer, settings.weight_decay, settings.clip),
             Progress::default(),
         ),
     };
