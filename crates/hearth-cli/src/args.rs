@@ -491,6 +491,7 @@ impl TrainArgs {
                 JobSpec::parse(&text).with_context(|| format!("in job file {}", path.display()))?
             }
             None => JobSpec {
+                task: Default::default(),
                 model: ModelSpec {
                     path: self
                         .model

@@ -32,6 +32,7 @@ fn expand_home(path: &str) -> PathBuf {
 /// The job `peft_reference.py` runs with its defaults.
 fn reference_job(args: &BenchArgs) -> JobSpec {
     JobSpec {
+        task: Default::default(),
         model: ModelSpec {
             path: args.model.clone(),
             pooling: Default::default(),

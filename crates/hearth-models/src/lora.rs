@@ -32,6 +32,12 @@ pub struct LoraSettings {
     /// HF module names (or name suffixes) to adapt, e.g. `query`, `value`, `attention.output.dense`.
     #[serde(default = "default_targets")]
     pub target_modules: Vec<String>,
+    /// rsLoRA: scale the update by `alpha / √r` instead of `alpha / r` (PEFT's `use_rslora`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_rslora: bool,
+    /// Only these layer indices get adapters (PEFT's `layers_to_transform`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_to_transform: Option<Vec<usize>>,
 }
 
 fn default_r() -> usize {
@@ -54,6 +60,8 @@ impl Default for LoraSettings {
             lora_alpha: default_alpha(),
             lora_dropout: default_dropout(),
             target_modules: default_targets(),
+            use_rslora: false,
+            layers_to_transform: None,
         }
     }
 }

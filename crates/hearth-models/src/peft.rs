@@ -95,6 +95,8 @@ impl AdapterConfig {
             lora_alpha: self.lora_alpha,
             lora_dropout: self.lora_dropout,
             target_modules: self.target_modules.clone(),
+            use_rslora: false,
+            layers_to_transform: None,
         }
     }
 }

@@ -18,9 +18,77 @@ pub struct JobSpec {
     /// The adapters.
     #[serde(default)]
     pub lora: LoraSettings,
+    /// What the head predicts and the loss it learns with.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub task: Task,
     /// The optimization.
     #[serde(default)]
     pub train: TrainSettings,
+}
+
+/// What the head predicts: one class, any set of labels, or a number.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Task {
+    /// One label per text; cross-entropy (with `train.label_smoothing`, `train.class_weights`).
+    #[default]
+    Classification,
+    /// Any number of labels per text, listed in the label column separated by `separator`
+    /// (JSON: an array of labels); binary cross-entropy with logits per label (HF's
+    /// `multi_label_classification`).
+    MultiLabel {
+        /// Separator between the labels of a row in a CSV/TSV cell or JSON string.
+        #[serde(default = "default_separator")]
+        separator: String,
+        /// A label is predicted when its probability reaches this.
+        #[serde(default = "default_threshold")]
+        threshold: f64,
+    },
+    /// A number per text; a one-output head (HF's `regression`).
+    Regression {
+        /// `mse` (HF's), `mae` or `huber`.
+        #[serde(default)]
+        loss: RegressionLoss,
+        /// Huber's δ: quadratic below it, linear above.
+        #[serde(default = "default_huber_delta")]
+        huber_delta: f64,
+    },
+}
+
+/// The loss of a regression task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionLoss {
+    /// Mean squared error (`torch.nn.MSELoss`).
+    #[default]
+    Mse,
+    /// Mean absolute error (`torch.nn.L1Loss`).
+    Mae,
+    /// Huber (`torch.nn.HuberLoss`, δ = `huber_delta`).
+    Huber,
+}
+
+fn default_separator() -> String {
+    "|".into()
+}
+fn default_threshold() -> f64 {
+    0.5
+}
+fn default_huber_delta() -> f64 {
+    1.0
+}
+
+/// What a run trains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// LoRA adapters on `lora.target_modules` plus the head; the base stays frozen.
+    #[default]
+    Lora,
+    /// The head only, on a frozen encoder (a linear probe).
+    Head,
+    /// Every weight of the encoder and the head (full fine-tuning).
+    Full,
 }
 
 /// Where the base model is and how its head reads it.
@@ -111,9 +179,16 @@ pub struct TrainSettings {
     /// Passes over the training rows, used when `steps` is absent.
     #[serde(default = "default_epochs")]
     pub epochs: f64,
-    /// Examples per step.
+    /// Examples per forward/backward pass (the micro-batch).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Micro-batches whose gradients are averaged before each optimizer step: the effective
+    /// batch is `batch_size × gradient_accumulation`.
+    #[serde(default = "default_accumulation")]
+    pub gradient_accumulation: usize,
+    /// What is trained: `lora` (adapters + head), `head` (linear probe) or `full`.
+    #[serde(default)]
+    pub strategy: Strategy,
     /// Truncation length in tokens; each batch is padded to its longest row.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -139,6 +214,14 @@ pub struct TrainSettings {
     /// Label smoothing ε of the cross-entropy (PyTorch's `label_smoothing`).
     #[serde(default)]
     pub label_smoothing: f64,
+    /// L1 penalty added to the loss: `l1 · Σ|w|` over the trained weight matrices (LoRA
+    /// factors and the head's weight; biases and norms excluded).
+    #[serde(default)]
+    pub l1: f64,
+    /// Dropout on the pooled vector before the head; the model config's `classifier_dropout`
+    /// (or `hidden_dropout_prob`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dropout: Option<f64>,
     /// Class weights of the cross-entropy: `"balanced"` or one weight per class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weights: Option<crate::loss::ClassWeights>,
@@ -205,6 +288,9 @@ fn default_true() -> bool {
     true
 }
 
+fn default_accumulation() -> usize {
+    1
+}
 fn default_epochs() -> f64 {
     1.0
 }
@@ -233,6 +319,8 @@ impl Default for TrainSettings {
             steps: None,
             epochs: default_epochs(),
             batch_size: default_batch_size(),
+            gradient_accumulation: default_accumulation(),
+            strategy: Strategy::default(),
             max_length: default_max_length(),
             learning_rate: default_lr(),
             warmup_steps: default_warmup(),
@@ -242,6 +330,8 @@ impl Default for TrainSettings {
             schedule: Default::default(),
             early_stopping: None,
             label_smoothing: 0.0,
+            l1: 0.0,
+            head_dropout: None,
             class_weights: None,
             seed: 0,
             eval_every: 0,
@@ -256,8 +346,15 @@ impl TrainSettings {
     pub fn total_steps(&self, train_rows: usize) -> usize {
         match self.steps {
             Some(steps) => steps,
-            None => ((self.epochs * train_rows as f64) / self.batch_size as f64).ceil() as usize,
+            None => {
+                ((self.epochs * train_rows as f64) / self.effective_batch() as f64).ceil() as usize
+            }
         }
+    }
+
+    /// Examples per optimizer step: `batch_size × gradient_accumulation`.
+    pub fn effective_batch(&self) -> usize {
+        self.batch_size * self.gradient_accumulation.max(1)
     }
 }
 
@@ -300,6 +397,44 @@ impl JobSpec {
         let t = &self.train;
         if t.batch_size == 0 {
             return bad("train.batch_size must be at least 1");
+        }
+        if t.gradient_accumulation == 0 {
+            return bad("train.gradient_accumulation must be at least 1");
+        }
+        if !(t.l1.is_finite() && t.l1 >= 0.0) {
+            return bad("train.l1 must be zero or positive");
+        }
+        if let Some(p) = t.head_dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            return bad("train.head_dropout must be in [0, 1)");
+        }
+        match &self.task {
+            Task::Classification => {}
+            Task::MultiLabel {
+                separator,
+                threshold,
+            } => {
+                if separator.is_empty() {
+                    return bad("task.separator must not be empty");
+                }
+                if !(threshold.is_finite() && *threshold > 0.0 && *threshold < 1.0) {
+                    return bad("task.threshold must be between 0 and 1 (exclusive)");
+                }
+            }
+            Task::Regression { huber_delta, .. } => {
+                if !(huber_delta.is_finite() && *huber_delta > 0.0) {
+                    return bad("task.huber_delta must be a positive number");
+                }
+            }
+        }
+        if !matches!(self.task, Task::Classification) {
+            if t.label_smoothing != 0.0 {
+                return bad("train.label_smoothing applies to single-label classification only");
+            }
+            if t.class_weights.is_some() {
+                return bad("train.class_weights applies to single-label classification only");
+            }
         }
         if t.max_length < 2 {
             return bad("train.max_length must be at least 2 (room for [CLS] and [SEP])");

@@ -16,7 +16,8 @@ mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use job::{
-    DataSpec, EarlyStopping, JobSpec, ModelSpec, RunRecord, SplitMethod, StopMetric, TrainSettings,
+    DataSpec, EarlyStopping, JobSpec, ModelSpec, RegressionLoss, RunRecord, SplitMethod,
+    StopMetric, Strategy, Task, TrainSettings,
 };
 pub use metrics::ClassificationMetrics;
 pub use run::{AdapterFiles, Rows, RunOutput, SplitData};
