@@ -248,8 +248,17 @@ function optimizerSettings() {
   return { name };
 }
 
+function taskSettings() {
+  const kind = $("task").value;
+  if (kind === "multi_label") return { kind, separator: $("separator").value || "|" };
+  if (kind === "regression") return { kind, loss: $("regression-loss").value };
+  return { kind };
+}
+
 function buildJob() {
   const steps = $("steps").value.trim();
+  const layers = $("layers").value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  const headDropout = $("head-dropout").value.trim();
   return {
     model: { path: $("model-path").value.trim() || "my-model", pooling: $("pooling").value },
     data: {
@@ -259,6 +268,7 @@ function buildJob() {
       eval_fraction: numberOr("eval-fraction", 0.1),
       split: $("split-method").value,
       test_fraction: numberOr("test-fraction", 0),
+      skip_unlabeled: $("skip-unlabeled").value === "true",
       clean: {
         repair_mojibake: $("clean-mojibake").checked,
         nfkc: $("clean-nfkc").checked,
@@ -274,11 +284,18 @@ function buildJob() {
       lora_alpha: numberOr("alpha", 16),
       lora_dropout: numberOr("lora-dropout", 0.1),
       target_modules: $("targets").value.split(",").map((s) => s.trim()).filter(Boolean),
+      use_rslora: $("rslora").checked,
+      ...(layers.length ? { layers_to_transform: layers } : {}),
     },
+    task: taskSettings(),
     train: {
       steps: steps === "" ? null : Number(steps),
       epochs: numberOr("epochs", 1),
       batch_size: numberOr("batch-size", 16),
+      gradient_accumulation: numberOr("accumulation", 1),
+      strategy: $("strategy").value,
+      l1: numberOr("l1", 0),
+      ...(headDropout === "" ? {} : { head_dropout: Number(headDropout) }),
       max_length: numberOr("max-length", 128),
       learning_rate: numberOr("lr", 5e-4),
       warmup_steps: numberOr("warmup", 0),
@@ -363,11 +380,13 @@ function showPredictions(results) {
   for (const r of results) {
     const row = body.insertRow();
     row.insertCell().textContent = r.text;
-    row.insertCell().textContent = r.label;
-    row.insertCell().textContent = Object.entries(r.scores)
-      .map(([label, p]) => `${label} ${(100 * p).toFixed(1)}%`).join(", ");
-    row.dataset.label = r.label;
-    row.dataset.scores = JSON.stringify(r.scores);
+    // Classification: one label; multi-label: every label over the threshold; regression: a number.
+    const answer = r.value !== undefined ? r.value.toFixed(4) : (r.labels ? r.labels.join(", ") || "(none)" : r.label);
+    row.insertCell().textContent = answer;
+    row.insertCell().textContent = r.scores ? Object.entries(r.scores)
+      .map(([label, p]) => `${label} ${(100 * p).toFixed(1)}%`).join(", ") : "";
+    row.dataset.label = r.label ?? answer;
+    row.dataset.scores = JSON.stringify(r.scores ?? {});
   }
   setStatus($("try-status"), "Base model + your adapter, computed in this tab.", "ok");
 }
@@ -433,19 +452,36 @@ function onTrainEvent(e) {
       scheduleChart();
       break;
     }
-    case "evaluated": showMetrics(e.step, e.metrics); break;
+    case "evaluated": showMetrics(e.step, e.metrics, "validation"); break;
+    case "tested": showMetrics(e.step, e.metrics, "test"); break;
     case "finished": break;
   }
 }
 
-function showMetrics(step, m) {
+// The figures of one evaluation, by task (the same ones `hearth` prints).
+function metricFigures(m) {
+  const f = (name, v) => `${name} ${v.toFixed(4)}`;
+  if (m.task === "regression") {
+    return [f("MAE", m.mae), f("RMSE", m.rmse), f("R²", m.r2), f("Pearson", m.pearson)];
+  }
+  if (m.task === "multi_label") {
+    return [f("micro-F1", m.micro_avg.f1), f("macro-F1", m.macro_avg.f1),
+      f("subset accuracy", m.subset_accuracy), f("Hamming loss", m.hamming_loss)];
+  }
+  return [f("accuracy", m.accuracy), f("macro-F1", m.macro_f1)];
+}
+
+function showMetrics(step, m, set) {
   const row = $("eval-table").tBodies[0].insertRow();
-  for (const v of [step, m.accuracy.toFixed(4), m.macro_f1.toFixed(4), m.n]) row.insertCell().textContent = v;
+  row.dataset.set = set;
+  row.dataset.metrics = JSON.stringify(m);
+  for (const v of [step, m.n, set, metricFigures(m).join(" · ")]) row.insertCell().textContent = v;
+  if (!m.confusion) return;
   const labels = state.labels.length === m.confusion.length ? state.labels : m.confusion.map((_, i) => `class ${i}`);
   const table = document.createElement("table");
   table.id = "confusion-matrix";
   const caption = table.createCaption();
-  caption.textContent = `Step ${step}: rows are the true labels, columns the predicted ones`;
+  caption.textContent = `Step ${step} (${set}): rows are the true labels, columns the predicted ones`;
   const head = table.createTHead().insertRow();
   head.appendChild(document.createElement("td"));
   for (const l of labels) {

@@ -19,7 +19,7 @@
 //   {type: "columns", columns: {names, text, label}}
 //   {type: "job", json}
 //   {type: "loading", what}
-//   {type: "event", event}                       started / step / evaluated / finished
+//   {type: "event", event}                       started / step / evaluated / tested / finished
 //   {type: "resuming", step, job}                continuing from that checkpoint
 //   {type: "checkpoint", step}                   a checkpoint is safely in OPFS
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped

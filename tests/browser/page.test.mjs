@@ -297,6 +297,55 @@ test("a run survives closing the tab: reopened, the page resumes it from OPFS an
   console.log(`# closed after ${before} steps; resumed from the checkpoint at step ${step}`);
 });
 
+test("a regression run reports validation and test metrics, equal to the CLI's", { timeout: 600_000 }, async () => {
+  // tiny.csv's sentiment as a number: the head learns a score instead of a class.
+  const score = { negative: 0, neutral: 0.5, positive: 1 };
+  const rows = csv.trim().split(/\r?\n/).slice(1).map((l) => {
+    const at = l.lastIndexOf(",");
+    return `${l.slice(0, at)},${score[l.slice(at + 1)]}`;
+  });
+  const scoresPath = join(work, "scores.csv");
+  writeFileSync(scoresPath, `text,score\n${rows.join("\n")}\n`);
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+  await waitFor(() => document.getElementById("model-status").textContent.includes("All three"), 10_000, "model files");
+  await page.setInputFiles("#data-file", scoresPath);
+  await waitFor(() => document.getElementById("label-column").options.length > 0, 10_000, "columns");
+  await page.selectOption("#label-column", "score");
+  await page.selectOption("#task", "regression");
+  await page.selectOption("#split-method", "stratified");
+  const settings = { "#model-path": "tiny-bert", "#eval-fraction": "0.2", "#test-fraction": "0.2", "#r": "4",
+    "#alpha": "8", "#lora-dropout": "0", "#lr": "0.03", "#steps": "12", "#batch-size": "16", "#max-length": "32",
+    "#warmup": "2", "#eval-every": "0", "#checkpoint-every": "0", "#seed": "3" };
+  for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
+  await page.selectOption("#pooling", "mean");
+  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
+  const jobPath = join(work, "regression-job.json");
+  await jobDownload.saveAs(jobPath);
+  await page.click("#start");
+  await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 600_000, "the regression run");
+  const evals = await page.locator("#eval-table tbody tr").evaluateAll((trs) =>
+    trs.map((r) => ({ set: r.dataset.set, metrics: JSON.parse(r.dataset.metrics), text: r.cells[3].textContent })));
+  assert.deepEqual(evals.map((e) => e.set), ["validation", "test"]);
+  for (const e of evals) {
+    assert.equal(e.metrics.task, "regression");
+    assert.match(e.text, /^MAE \d\.\d{4} · RMSE \d\.\d{4} · R² -?\d\.\d{4} · Pearson/);
+  }
+  const test = evals[1].metrics;
+  assert.ok(test.n > 0 && test.n < 96 / 2, `test rows ${test.n}`);
+
+  // The same job on the CPU scores the same test rows the same.
+  const out = execFileSync(bin("hearth"), ["train", "--job", jobPath, "--model", tiny, "--data", scoresPath,
+    "--device", "cpu", "--jsonl", "--out", join(work, "cli-regression")], { cwd: root, encoding: "utf8" });
+  const tested = out.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === "tested");
+  assert.ok(tested, out.slice(-2000));
+  assert.equal(tested.metrics.n, test.n);
+  for (const k of ["mae", "mse", "r2"]) {
+    assert.ok(Math.abs(tested.metrics[k] - test[k]) < 1e-4, `${k}: CLI ${tested.metrics[k]} vs page ${test[k]}`);
+  }
+  console.log(`# regression test split: page MAE ${test.mae.toFixed(4)} R² ${test.r2.toFixed(4)}, CLI MAE ` +
+    `${tested.metrics.mae.toFixed(4)} R² ${tested.metrics.r2.toFixed(4)}`);
+});
+
 test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {
   const response = await context.request.get(`${server.origin}/`);
   const csp = response.headers()["content-security-policy"];
@@ -311,7 +360,8 @@ test("without WebGPU the page says so and what to do", { timeout: 150_000 }, asy
   const plain = await launch({ webgpu: false });
   try {
     const p = plain.pages()[0] ?? await plain.newPage();
-    await p.goto(`${server.origin}/`);
+    // A fresh browser on a busy 2-core machine can take a while to load the page.
+    await p.goto(`${server.origin}/`, { timeout: 120_000 });
     await p.waitForSelector("#gpu.error", { timeout: 100_000 });
     assert.match(await p.locator("#gpu").textContent(), /WebGPU.*(Chrome|Edge).*reload/);
     assert.equal(await p.locator("#start").isDisabled(), true);

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hearth_models::bert::Pooling;
-use hearth_train::{DataSpec, JobSpec, ModelSpec, TrainSettings};
+use hearth_train::{DataSpec, JobSpec, ModelSpec, RegressionLoss, Task, TrainSettings};
 
 /// Private LoRA fine-tuning: train adapters for a HuggingFace model on your own data.
 #[derive(Debug, Parser)]
@@ -151,10 +151,52 @@ pub struct TrainArgs {
     /// Weight classes by inverse frequency in the loss ("balanced" class weights).
     #[arg(long)]
     pub balanced: bool,
-    /// Early stopping: stop after this many evaluations without a better held-out macro-F1
-    /// and keep the best adapter (needs --eval-every).
+    /// Early stopping: stop after this many evaluations without a better held-out metric
+    /// (--stop-metric) and keep the best adapter (needs --eval-every).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
+    /// The metric early stopping watches: macro_f1, micro_f1, weighted_f1, accuracy,
+    /// subset_accuracy, mae, mse, rmse, r2, pearson [default: macro_f1; r2 for regression].
+    #[arg(long, value_name = "METRIC")]
+    pub stop_metric: Option<String>,
+    /// Leave out rows whose label cell is blank instead of refusing the file.
+    #[arg(long)]
+    pub skip_unlabeled: bool,
+    /// What the head predicts [default: classification].
+    #[arg(long, value_enum)]
+    pub task: Option<TaskArg>,
+    /// Regression loss [default: mse].
+    #[arg(long, value_enum)]
+    pub loss: Option<LossArg>,
+    /// Huber's δ for --loss huber [default: 1].
+    #[arg(long)]
+    pub huber_delta: Option<f64>,
+    /// Separator of the labels in a multi-label cell [default: |].
+    #[arg(long)]
+    pub separator: Option<String>,
+    /// Probability from which a multi-label label is predicted [default: 0.5].
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Micro-batches per optimizer step (gradient accumulation); the effective batch is
+    /// --batch-size × this [default: 1].
+    #[arg(long, value_name = "N")]
+    pub accumulate: Option<usize>,
+    /// L1 penalty on the trained weight matrices [default: 0].
+    #[arg(long)]
+    pub l1: Option<f64>,
+    /// Dropout before the head [default: the model config's classifier dropout].
+    #[arg(long)]
+    pub head_dropout: Option<f64>,
+    /// What to train: LoRA adapters + head, the head only (linear probe), or every weight
+    /// [default: lora].
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// rsLoRA: scale adapters by alpha/√r instead of alpha/r.
+    #[arg(long)]
+    pub rslora: bool,
+    /// Adapt only these encoder layers (0-based, comma-separated) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
     /// LoRA rank [default: 8].
     #[arg(long)]
     pub r: Option<usize>,
@@ -223,6 +265,39 @@ pub enum ScheduleArg {
     Cosine,
     /// Constant after the warmup.
     Constant,
+}
+
+/// `--task` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskArg {
+    /// One label per text (cross-entropy).
+    Classification,
+    /// Any labels per text, separated by --separator in the label column (BCE per label).
+    MultiLabel,
+    /// A number per text (MSE, MAE or Huber).
+    Regression,
+}
+
+/// `--loss` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LossArg {
+    /// Mean squared error.
+    Mse,
+    /// Mean absolute error.
+    Mae,
+    /// Huber loss (--huber-delta).
+    Huber,
+}
+
+/// `--strategy` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StrategyArg {
+    /// LoRA adapters plus the head; the encoder stays frozen.
+    Lora,
+    /// The head only, on a frozen encoder (linear probe).
+    Head,
+    /// Every weight (full fine-tuning).
+    Full,
 }
 
 /// `--pooling` values.
@@ -470,6 +545,19 @@ impl TrainArgs {
             ("--early-stop", self.early_stop.is_some()),
             ("--label-smoothing", self.label_smoothing.is_some()),
             ("--balanced", self.balanced),
+            ("--stop-metric", self.stop_metric.is_some()),
+            ("--task", self.task.is_some()),
+            ("--skip-unlabeled", self.skip_unlabeled),
+            ("--loss", self.loss.is_some()),
+            ("--huber-delta", self.huber_delta.is_some()),
+            ("--separator", self.separator.is_some()),
+            ("--threshold", self.threshold.is_some()),
+            ("--accumulate", self.accumulate.is_some()),
+            ("--l1", self.l1.is_some()),
+            ("--head-dropout", self.head_dropout.is_some()),
+            ("--strategy", self.strategy.is_some()),
+            ("--rslora", self.rslora),
+            ("--layers", self.layers.is_some()),
             ("--r", self.r.is_some()),
             ("--alpha", self.alpha.is_some()),
             ("--lora-dropout", self.lora_dropout.is_some()),
@@ -480,6 +568,65 @@ impl TrainArgs {
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
         .collect()
+    }
+
+    /// Applies --task and its settings (--loss, --huber-delta, --separator, --threshold).
+    fn apply_task(&self, task: &mut Task) -> Result<()> {
+        match self.task {
+            Some(TaskArg::Classification) => *task = Task::Classification,
+            Some(TaskArg::MultiLabel) if !matches!(task, Task::MultiLabel { .. }) => {
+                *task = serde_json::from_str(r#"{"kind": "multi_label"}"#)?;
+            }
+            Some(TaskArg::Regression) if !matches!(task, Task::Regression { .. }) => {
+                *task = serde_json::from_str(r#"{"kind": "regression"}"#)?;
+            }
+            _ => {}
+        }
+        match task {
+            Task::Regression { loss, huber_delta } => {
+                if let Some(l) = self.loss {
+                    *loss = match l {
+                        LossArg::Mse => RegressionLoss::Mse,
+                        LossArg::Mae => RegressionLoss::Mae,
+                        LossArg::Huber => RegressionLoss::Huber,
+                    };
+                }
+                *huber_delta = self.huber_delta.unwrap_or(*huber_delta);
+            }
+            Task::MultiLabel {
+                separator,
+                threshold,
+            } => {
+                if let Some(s) = &self.separator {
+                    separator.clone_from(s);
+                }
+                *threshold = self.threshold.unwrap_or(*threshold);
+            }
+            Task::Classification => {}
+        }
+        let stray = [
+            (
+                "--loss/--huber-delta",
+                self.loss.is_some() || self.huber_delta.is_some(),
+                "regression",
+            ),
+            (
+                "--separator/--threshold",
+                self.separator.is_some() || self.threshold.is_some(),
+                "multi-label",
+            ),
+        ];
+        for (flags, given, kind) in stray {
+            let fits = match task {
+                Task::Regression { .. } => kind == "regression",
+                Task::MultiLabel { .. } => kind == "multi-label",
+                Task::Classification => false,
+            };
+            if given && !fits {
+                bail!("{flags} apply to --task {kind} only");
+            }
+        }
+        Ok(())
     }
 
     /// The job: the file's (if any) with every given flag applied, validated.
@@ -513,6 +660,7 @@ impl TrainArgs {
                     split: Default::default(),
                     test_fraction: 0.0,
                     clean: Default::default(),
+                    skip_unlabeled: false,
                     augment: None,
                 },
                 lora: Default::default(),
@@ -595,14 +743,42 @@ impl TrainArgs {
         }
         if let Some(patience) = self.early_stop {
             t.early_stopping = Some(hearth_train::EarlyStopping {
-                metric: hearth_train::StopMetric::MacroF1,
+                metric: None,
                 patience,
                 min_delta: 0.0,
                 restore_best: true,
             });
         }
+        if let Some(name) = &self.stop_metric {
+            let metric: hearth_train::StopMetric = serde_json::from_value(serde_json::Value::from(
+                name.as_str(),
+            ))
+            .with_context(|| format!("--stop-metric `{name}` is not a metric Hearth knows"))?;
+            match &mut t.early_stopping {
+                Some(rule) => rule.metric = Some(metric),
+                None => bail!("--stop-metric needs --early-stop PATIENCE"),
+            }
+        }
         t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
+        t.gradient_accumulation = self.accumulate.unwrap_or(t.gradient_accumulation);
+        t.l1 = self.l1.unwrap_or(t.l1);
+        if let Some(p) = self.head_dropout {
+            t.head_dropout = Some(p);
+        }
+        if let Some(s) = self.strategy {
+            t.strategy = match s {
+                StrategyArg::Lora => hearth_train::Strategy::Lora,
+                StrategyArg::Head => hearth_train::Strategy::Head,
+                StrategyArg::Full => hearth_train::Strategy::Full,
+            };
+        }
+        self.apply_task(&mut job.task)?;
+        job.data.skip_unlabeled |= self.skip_unlabeled;
         let l = &mut job.lora;
+        l.use_rslora |= self.rslora;
+        if let Some(layers) = &self.layers {
+            l.layers_to_transform = Some(layers.clone());
+        }
         l.r = self.r.unwrap_or(l.r);
         l.lora_alpha = self.alpha.unwrap_or(l.lora_alpha);
         l.lora_dropout = self.lora_dropout.unwrap_or(l.lora_dropout);

@@ -48,6 +48,7 @@ fn reference_job(args: &BenchArgs) -> JobSpec {
             split: Default::default(),
             test_fraction: 0.0,
             clean: Default::default(),
+            skip_unlabeled: false,
             augment: None,
         },
         lora: LoraSettings::default(),
@@ -160,12 +161,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         ),
         (
             "eval accuracy",
-            our_eval.map(|m| m.accuracy),
+            our_eval
+                .and_then(|m| m.classification())
+                .map(|m| m.accuracy),
             get(&peer, &["eval_after", "accuracy"]),
         ),
         (
             "eval macro-F1",
-            our_eval.map(|m| m.macro_f1),
+            our_eval
+                .and_then(|m| m.classification())
+                .map(|m| m.macro_f1),
             get(&peer, &["eval_after", "macro_f1"]),
         ),
     ];

@@ -5,13 +5,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use hearth_data::Dataset;
 use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::peft::{self, AdapterConfig};
 use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::{
-    AdapterFiles, Checkpoint, Event, Examples, JobSpec, RunOutput, RunRecord, SplitData,
-    TrainSummary,
+    AdapterFiles, Checkpoint, Event, Examples, JobSpec, Metrics, RunOutput, RunRecord, SplitData,
+    Targets, TaskData, TrainSummary,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,12 +23,23 @@ pub fn load_split(job: &JobSpec) -> Result<SplitData> {
     Ok(hearth_train::run::split(job, dataset)?)
 }
 
-fn describe_data(data: &Dataset) {
+fn describe_data(data: &TaskData) {
     let r = &data.report;
+    let targets = match &data.targets {
+        Targets::Classes(_) => format!("labels {:?}", data.label_names),
+        Targets::LabelSets(_) => format!("multi-label, labels {:?}", data.label_names),
+        Targets::Values(v) => {
+            let (lo, hi) = v
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            format!("regression targets in [{lo}, {hi}]")
+        }
+    };
     eprintln!(
-        "data: {} rows, labels {:?}, encoding {:?}{}",
+        "data: {} rows, {targets}, encoding {:?}{}",
         r.rows,
-        data.label_names,
         r.encoding,
         if r.fallback_rows > 0 {
             format!(
@@ -40,6 +50,12 @@ fn describe_data(data: &Dataset) {
             String::new()
         }
     );
+    if r.skipped_unlabeled > 0 {
+        eprintln!(
+            "data: left out {} rows with a blank label (data.skip_unlabeled)",
+            r.skipped_unlabeled
+        );
+    }
 }
 
 /// Builds the model of `job` for `labels` on `device` (autodiff when training).
@@ -117,16 +133,10 @@ impl EventPrinter {
                 ));
             }
             Event::Tested { step, metrics } => {
-                bar.println(format!(
-                    "test at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
-                    metrics.accuracy, metrics.macro_f1, metrics.n
-                ));
+                bar.println(format!("test at step {step}: {}", headline(metrics)));
             }
             Event::Evaluated { step, metrics } => {
-                bar.println(format!(
-                    "eval at step {step}: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
-                    metrics.accuracy, metrics.macro_f1, metrics.n
-                ));
+                bar.println(format!("eval at step {step}: {}", headline(metrics)));
             }
             Event::Finished(_) => bar.finish_and_clear(),
         }
@@ -149,21 +159,60 @@ fn print_summary(summary: &TrainSummary, labels: &[String]) {
     }
 }
 
-fn print_metrics(m: &hearth_train::ClassificationMetrics, labels: &[String]) {
-    eprintln!(
-        "eval: accuracy {:.4}  macro-F1 {:.4}  (n = {})",
-        m.accuracy, m.macro_f1, m.n
-    );
+/// `name value  name value  (n = N)` of a task's main figures.
+fn headline(m: &Metrics) -> String {
+    let figures: Vec<String> = m
+        .headline()
+        .iter()
+        .map(|(name, v)| format!("{name} {v:.4}"))
+        .collect();
+    format!("{}  (n = {})", figures.join("  "), m.n())
+}
+
+fn print_metrics(m: &Metrics, labels: &[String]) {
+    eprintln!("eval: {}", headline(m));
+    match m {
+        Metrics::Classification(c) => print_classification(c, labels),
+        Metrics::MultiLabel(ml) => {
+            eprintln!(
+                "  Hamming loss {:.4}  subset accuracy {:.4}",
+                ml.hamming_loss, ml.subset_accuracy
+            );
+            print_scores(labels, &ml.per_label);
+            for (name, a) in [
+                ("macro", &ml.macro_avg),
+                ("micro", &ml.micro_avg),
+                ("weighted", &ml.weighted_avg),
+                ("samples", &ml.samples_avg),
+            ] {
+                eprintln!(
+                    "  {name:>12} {:>9.4} {:>9.4} {:>9.4}",
+                    a.precision, a.recall, a.f1
+                );
+            }
+        }
+        Metrics::Regression(r) => eprintln!(
+            "  MAE {:.4}  MSE {:.4}  RMSE {:.4}  R² {:.4}  Pearson {:.4}",
+            r.mae, r.mse, r.rmse, r.r2, r.pearson
+        ),
+    }
+}
+
+fn print_scores(labels: &[String], scores: &[hearth_train::metrics::ClassScores]) {
     eprintln!(
         "  {:>12} {:>9} {:>9} {:>9} {:>8}",
         "", "precision", "recall", "F1", "support"
     );
-    for (label, c) in labels.iter().zip(&m.per_class) {
+    for (label, c) in labels.iter().zip(scores) {
         eprintln!(
             "  {label:>12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
             c.precision, c.recall, c.f1, c.support
         );
     }
+}
+
+fn print_classification(m: &hearth_train::ClassificationMetrics, labels: &[String]) {
+    print_scores(labels, &m.per_class);
     for (name, a) in [
         ("macro", &m.macro_avg),
         ("micro", &m.micro_avg),
@@ -384,6 +433,15 @@ fn peft_record(args: &AdapterArgs, weights: &[u8]) -> Result<RunRecord> {
         .tensor("base_model.model.classifier.bias")
         .context("the adapter has no classifier head (base_model.model.classifier.bias)")?;
     let num_labels = head.shape().first().copied().unwrap_or(0);
+    if num_labels == 1 && args.labels.is_none() {
+        // One output: transformers' regression head.
+        let job = serde_json::json!({"model": {"path": model_path}, "data": {"path": "-"},
+                                     "task": {"kind": "regression"}});
+        return Ok(RunRecord {
+            job: JobSpec::parse(&job.to_string())?,
+            labels: Vec::new(),
+        });
+    }
     let labels = match &args.labels {
         Some(labels) if labels.len() == num_labels => labels.clone(),
         Some(labels) => bail!(
@@ -402,45 +460,54 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let device = device::from_args(&args.run)?;
     let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
     let batch = args.batch_size.unwrap_or(record.job.train.batch_size);
-    let (texts, labels) = match &args.data {
+    let (texts, targets) = match &args.data {
         None if record.job.data.path == "-" => {
             bail!("this adapter carries no job to take held-out rows from: give --data FILE")
         }
         None => {
             let eval = load_split(&record.job)?.eval;
-            (eval.texts, eval.labels)
+            (eval.texts, eval.targets)
         }
         Some(path) => {
             let data = files::read_dataset(&record.job, path)?;
             describe_data(&data);
-            // Map the file's label names onto the adapter's.
-            let mut labels = Vec::with_capacity(data.labels.len());
-            for &l in &data.labels {
-                let name = &data.label_names[l];
-                let Some(i) = record.labels.iter().position(|n| n == name) else {
-                    bail!(
-                        "label `{name}` in {path} was not a label when the adapter was trained ({:?})",
-                        record.labels
-                    );
-                };
-                labels.push(i);
-            }
-            (data.texts, labels)
+            let targets = onto_adapter_labels(data.targets, &data.label_names, &record.labels)
+                .with_context(|| format!("in {path}"))?;
+            (data.texts, targets)
         }
     };
     let metrics = pollster::block_on(hearth_train::evaluate(
         &model,
         &tokenizer,
+        &record.job.task,
         Examples {
             texts: &texts,
-            labels: &labels,
+            targets: &targets,
         },
         batch,
-        record.labels.len(),
     ))?;
     print_metrics(&metrics, &record.labels);
     println!("{}", serde_json::to_string(&metrics)?);
     Ok(())
+}
+
+/// A file's targets re-indexed from its own label names onto the adapter's.
+fn onto_adapter_labels(targets: Targets, names: &[String], adapter: &[String]) -> Result<Targets> {
+    let index = |l: usize| -> Result<usize> {
+        let name = &names[l];
+        adapter.iter().position(|n| n == name).with_context(|| {
+            format!("label `{name}` was not a label when the adapter was trained ({adapter:?})")
+        })
+    };
+    Ok(match targets {
+        Targets::Classes(v) => Targets::Classes(v.into_iter().map(index).collect::<Result<_>>()?),
+        Targets::LabelSets(v) => Targets::LabelSets(
+            v.into_iter()
+                .map(|set| set.into_iter().map(index).collect::<Result<Vec<_>>>())
+                .collect::<Result<_>>()?,
+        ),
+        values @ Targets::Values(_) => values,
+    })
 }
 
 /// `hearth predict`.
@@ -460,24 +527,17 @@ pub fn predict(args: &PredictArgs) -> Result<()> {
     }
     let device = device::from_args(&args.run)?;
     let (record, model, tokenizer) = load_adapter(&args.adapter, &device)?;
-    let probs = pollster::block_on(hearth_train::predict_probabilities(
+    let task = &record.job.task;
+    let all = pollster::block_on(hearth_train::predict_scores(
         &model,
         &tokenizer,
+        task,
         &texts,
         record.job.train.batch_size,
     ))?;
-    for (text, p) in texts.iter().zip(probs) {
-        let best = hearth_train::metrics::argmax(&p);
-        let scores: serde_json::Map<String, serde_json::Value> = record
-            .labels
-            .iter()
-            .zip(&p)
-            .map(|(l, &v)| (l.clone(), serde_json::json!(v)))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"text": text, "label": record.labels[best], "scores": scores})
-        );
+    for (text, scores) in texts.iter().zip(all) {
+        let line = hearth_train::task::prediction_json(task, &record.labels, text, &scores);
+        println!("{line}");
     }
     Ok(())
 }
@@ -491,6 +551,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         model,
         &base.config,
         &record.labels,
+        record.job.task.problem_type(),
     ))
     .with_context(|| format!("merging {}", args.adapter.adapter.display()))?;
     std::fs::create_dir_all(&args.out)

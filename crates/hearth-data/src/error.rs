@@ -61,8 +61,8 @@ pub enum DataError {
     MissingLabel { at: RowRef, column: String },
 
     #[error(
-        "{at}: label column `{column}` holds {found}; a label must be a string, an integer \
-         or a boolean"
+        "{at}: label column `{column}` holds {found}; a label must be a string, a number or \
+         a boolean"
     )]
     UnsupportedLabel {
         at: RowRef,
@@ -86,6 +86,22 @@ pub enum DataError {
         class: String,
         rows: usize,
     },
+
+    #[error(
+        "data row {row}: column `{column}` holds `{value}`, not a number; a regression target \
+         must be a finite number"
+    )]
+    NotANumber {
+        row: usize,
+        column: String,
+        value: String,
+    },
+
+    #[error(
+        "the label column `{column}` has no labels at all (labels of a row are separated by \
+         `{separator}`)"
+    )]
+    NoLabelsInColumn { column: String, separator: String },
 
     #[error("malformed CSV: {source}")]
     Csv {

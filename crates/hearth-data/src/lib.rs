@@ -23,6 +23,7 @@ mod pyrandom;
 pub mod quality;
 mod split;
 pub mod stream;
+mod targets;
 
 pub use columns::{Columns, detect_columns};
 pub use decode::{TextEncoding, decode_text};
@@ -30,7 +31,8 @@ pub use error::{DataError, RowRef};
 pub use format::DataFormat;
 pub use load::{
     Dataset, LoadReport, RawRows, into_classification, load_classification, load_path, load_rows,
-    sniff_delimiter,
+    load_rows_with, sniff_delimiter,
 };
 pub use pyrandom::{PythonRandom, python_shuffle_indices};
 pub use split::{Split, StratifiedSplit, duplicate_groups, holdout_split, stratified_split};
+pub use targets::{parse_label_sets, parse_values};

@@ -22,6 +22,9 @@ pub struct LoadReport {
     /// Under the latin-1 fallback, the rows holding at least one byte above 0x7F, whose text may
     /// not read as the author meant. Always 0 for UTF-8 files.
     pub fallback_rows: usize,
+    /// Rows left out because their label cell was blank (only when asked to skip them).
+    #[serde(default)]
+    pub skipped_unlabeled: usize,
 }
 
 /// A loaded dataset: parallel `texts` and `labels`, with `labels[i]` an index into
@@ -72,8 +75,10 @@ impl Dataset {
 /// One record as read from the file, before labels become indices.
 struct RawRecord {
     text: String,
+    /// The label cell; blank when the row has none (refused or skipped by `load_rows_with`).
     label: Option<String>,
     non_ascii: bool,
+    at: RowRef,
 }
 
 /// A file's texts and (when a label column was named) label strings, in file order, before
@@ -98,6 +103,18 @@ pub fn load_rows(
     text_column: &str,
     label_column: Option<&str>,
 ) -> Result<RawRows, DataError> {
+    load_rows_with(bytes, format, text_column, label_column, false)
+}
+
+/// [`load_rows`], leaving out rows whose label cell is blank when `skip_unlabeled` (counted
+/// in the report) instead of refusing the file.
+pub fn load_rows_with(
+    bytes: &[u8],
+    format: DataFormat,
+    text_column: &str,
+    label_column: Option<&str>,
+    skip_unlabeled: bool,
+) -> Result<RawRows, DataError> {
     let (text, encoding) = decode_text(bytes);
     let records = read_records(&text, format, text_column, label_column)?;
     if records.is_empty() {
@@ -121,7 +138,18 @@ pub fn load_rows(
     let has_labels = label_column.is_some() && format.has_columns();
     let mut texts = Vec::with_capacity(rows);
     let mut labels = Vec::with_capacity(if has_labels { rows } else { 0 });
+    let mut skipped_unlabeled = 0;
     for record in records {
+        if has_labels && record.label.as_deref().is_none_or(is_blank) {
+            if skip_unlabeled {
+                skipped_unlabeled += 1;
+                continue;
+            }
+            return Err(DataError::MissingLabel {
+                at: record.at,
+                column: label_column.unwrap_or_default().to_owned(),
+            });
+        }
         texts.push(record.text);
         if has_labels {
             labels.push(record.label.unwrap_or_default());
@@ -134,6 +162,7 @@ pub fn load_rows(
             rows,
             encoding,
             fallback_rows,
+            skipped_unlabeled,
         },
     })
 }
@@ -191,12 +220,14 @@ pub fn sniff_delimiter(text: &str) -> u8 {
 }
 
 fn read_lines(text: &str) -> Vec<RawRecord> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| RawRecord {
+    (1..)
+        .zip(text.lines())
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(line, l)| RawRecord {
             text: l.to_owned(),
             label: None,
             non_ascii: !l.is_ascii(),
+            at: RowRef::JsonlLine { line },
         })
         .collect()
 }
@@ -344,23 +375,12 @@ fn read_csv(
             row,
             line: record.position().map_or(0, csv::Position::line),
         };
-        let label = match label_index {
-            None => None,
-            Some((index, column)) => {
-                let label = record.get(index).unwrap_or_default();
-                if is_blank(label) {
-                    return Err(DataError::MissingLabel {
-                        at,
-                        column: column.to_owned(),
-                    });
-                }
-                Some(label.to_owned())
-            }
-        };
+        let label = label_index.map(|(index, _)| record.get(index).unwrap_or_default().to_owned());
         records.push(RawRecord {
             text: record.get(text_index).unwrap_or_default().to_owned(),
             label,
             non_ascii: record.iter().any(|field| !field.is_ascii()),
+            at,
         });
     }
     Ok(records)
@@ -464,15 +484,10 @@ fn object_record(
         None => None,
         Some(label_column) => Some(match object.get(label_column) {
             None => return Err(missing(label_column)),
-            Some(Value::String(label)) if !is_blank(label) => label.clone(),
-            Some(Value::String(_) | Value::Null) => {
-                return Err(DataError::MissingLabel {
-                    at,
-                    column: label_column.to_owned(),
-                });
-            }
+            Some(Value::String(label)) => label.clone(),
+            Some(Value::Null) => String::new(),
             Some(Value::Bool(flag)) => flag.to_string(),
-            Some(Value::Number(number)) if number.is_i64() || number.is_u64() => number.to_string(),
+            Some(Value::Number(number)) => number.to_string(),
             Some(other) => {
                 return Err(DataError::UnsupportedLabel {
                     at,
@@ -486,6 +501,7 @@ fn object_record(
         text,
         label,
         non_ascii: false,
+        at,
     })
 }
 

@@ -252,6 +252,7 @@ impl RowStream {
             rows: self.rows,
             encoding: self.decoder.encoding,
             fallback_rows: self.fallback_rows,
+            skipped_unlabeled: 0,
         })
     }
 

@@ -119,6 +119,6 @@ fn dataset_serializes_for_json_output() {
     let json = serde_json::to_value(&data.report).unwrap();
     assert_eq!(
         json,
-        serde_json::json!({"rows": 2, "encoding": "utf8", "fallback_rows": 0})
+        serde_json::json!({"rows": 2, "encoding": "utf8", "fallback_rows": 0, "skipped_unlabeled": 0})
     );
 }

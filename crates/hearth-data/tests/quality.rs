@@ -380,6 +380,7 @@ fn imbalance_is_flagged_by_its_ratio() {
         rows: 34,
         encoding: TextEncoding::Utf8,
         fallback_rows: 0,
+        skipped_unlabeled: 0,
     };
     let r = inspect(
         &texts,

@@ -574,7 +574,7 @@ pub enum Pooling {
 }
 
 /// A BERT encoder with a sequence-classification head (HF `BertForSequenceClassification`,
-/// with mean pooling as an alternative).
+/// with mean pooling as an alternative): one output per label, or one for regression.
 #[derive(Module, Debug)]
 pub struct BertForSequenceClassification {
     /// The encoder; LoRA adapters attach here.
@@ -596,10 +596,10 @@ impl BertForSequenceClassification {
         pooling: Pooling,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        if num_labels < 2 {
-            return Err(ModelError::UnsupportedConfig(format!(
-                "a classification head needs at least 2 labels, found {num_labels}"
-            )));
+        if num_labels == 0 {
+            return Err(ModelError::UnsupportedConfig(
+                "a head needs at least one output".into(),
+            ));
         }
         if pooling == Pooling::Cls && !bert.has_pooler() {
             return Err(ModelError::UnsupportedConfig(
@@ -643,6 +643,30 @@ impl BertForSequenceClassification {
             ),
             ..self
         })
+    }
+
+    /// The same model with dropout `p` before the head instead of the config's.
+    pub fn with_head_dropout(self, p: f64) -> Self {
+        Self {
+            dropout: DropoutConfig::new(p).init(),
+            ..self
+        }
+    }
+
+    /// The same model with the head's bias set to `bias` (one value per output), e.g. a
+    /// regression head starting at the mean target rather than at 0.
+    pub fn with_head_bias(mut self, bias: &[f32]) -> Result<Self, ModelError> {
+        if bias.len() != self.num_labels() {
+            return Err(ModelError::UnsupportedConfig(format!(
+                "{} bias values for a head with {} outputs",
+                bias.len(),
+                self.num_labels()
+            )));
+        }
+        let device = self.classifier.weight.device();
+        let value = Tensor::<1>::from_data(TensorData::new(bias.to_vec(), [bias.len()]), &device);
+        self.classifier.bias = Some(Param::from_tensor(value));
+        Ok(self)
     }
 
     /// The pooling this head uses.

@@ -45,15 +45,45 @@ pub struct MergedModel {
     pub weights: Vec<u8>,
 }
 
+/// What the head of a merged model predicts: transformers' `problem_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProblemType {
+    /// One label per text (softmax).
+    #[default]
+    SingleLabel,
+    /// Any labels per text (a sigmoid each).
+    MultiLabel,
+    /// A number (one output).
+    Regression,
+}
+
+impl ProblemType {
+    fn name(self) -> &'static str {
+        match self {
+            Self::SingleLabel => "single_label_classification",
+            Self::MultiLabel => "multi_label_classification",
+            Self::Regression => "regression",
+        }
+    }
+}
+
 /// Merges the model's adapters into its weights and writes it as HF's
-/// `BertForSequenceClassification` with `labels` as `id2label`.
+/// `BertForSequenceClassification` with `labels` as `id2label` (for regression, which has no
+/// label names, transformers' default `LABEL_0`).
 ///
 /// Only CLS pooling exists in transformers' class; a mean-pooling head is refused.
 pub async fn merge_classifier(
     model: BertForSequenceClassification,
     base_config: &[u8],
     labels: &[String],
+    problem: ProblemType,
 ) -> Result<MergedModel, ModelError> {
+    let default_name = ["LABEL_0".to_string()];
+    let labels = if problem == ProblemType::Regression && labels.is_empty() {
+        &default_name[..]
+    } else {
+        labels
+    };
     if model.pooling() != Pooling::Cls {
         return Err(ModelError::UnsupportedConfig(
             "this adapter's head uses mean pooling, which transformers' \
@@ -97,13 +127,17 @@ pub async fn merge_classifier(
         )])),
     )?;
     Ok(MergedModel {
-        config: classifier_config(base_config, labels)?,
+        config: classifier_config(base_config, labels, problem)?,
         weights,
     })
 }
 
 /// The base `config.json` turned into a sequence-classification config with `labels`.
-fn classifier_config(base: &[u8], labels: &[String]) -> Result<Vec<u8>, ModelError> {
+fn classifier_config(
+    base: &[u8],
+    labels: &[String],
+    problem: ProblemType,
+) -> Result<Vec<u8>, ModelError> {
     let mut config: Map<String, Value> =
         serde_json::from_slice(base).map_err(|source| ModelError::Config {
             family: "BERT",
@@ -125,10 +159,7 @@ fn classifier_config(base: &[u8], labels: &[String]) -> Result<Vec<u8>, ModelErr
     );
     config.insert("id2label".into(), Value::Object(id2label));
     config.insert("label2id".into(), Value::Object(label2id));
-    config.insert(
-        "problem_type".into(),
-        Value::from("single_label_classification"),
-    );
+    config.insert("problem_type".into(), Value::from(problem.name()));
     serde_json::to_vec_pretty(&Value::Object(config)).map_err(|source| ModelError::Config {
         family: "BERT",
         source,

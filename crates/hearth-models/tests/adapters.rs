@@ -97,6 +97,7 @@ fn a_merged_model_gives_the_logits_of_base_plus_adapter() {
         model,
         &files.config,
         &labels,
+        hearth_models::merge::ProblemType::SingleLabel,
     ))
     .expect("merges");
     let merged_files = hearth_models::ModelFiles {

@@ -33,11 +33,11 @@ pub enum Task {
     /// One label per text; cross-entropy (with `train.label_smoothing`, `train.class_weights`).
     #[default]
     Classification,
-    /// Any number of labels per text, listed in the label column separated by `separator`
-    /// (JSON: an array of labels); binary cross-entropy with logits per label (HF's
+    /// Any number of labels per text, listed in the label column separated by `separator`;
+    /// binary cross-entropy with logits per label (HF's
     /// `multi_label_classification`).
     MultiLabel {
-        /// Separator between the labels of a row in a CSV/TSV cell or JSON string.
+        /// Separator between the labels of a row in its label cell (every format).
         #[serde(default = "default_separator")]
         separator: String,
         /// A label is predicted when its probability reaches this.
@@ -53,6 +53,18 @@ pub enum Task {
         #[serde(default = "default_huber_delta")]
         huber_delta: f64,
     },
+}
+
+impl Task {
+    /// transformers' `problem_type` for this task's head.
+    pub fn problem_type(&self) -> hearth_models::merge::ProblemType {
+        use hearth_models::merge::ProblemType;
+        match self {
+            Self::Classification => ProblemType::SingleLabel,
+            Self::MultiLabel { .. } => ProblemType::MultiLabel,
+            Self::Regression { .. } => ProblemType::Regression,
+        }
+    }
 }
 
 /// The loss of a regression task.
@@ -136,6 +148,10 @@ pub struct DataSpec {
     /// Share of rows kept aside as a test set, scored once at the end (stratified split only).
     #[serde(default)]
     pub test_fraction: f64,
+    /// Leave out rows whose label cell is blank (counted in the load report) instead of
+    /// refusing the file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_unlabeled: bool,
     /// Cleaning applied after loading, before the split.
     #[serde(default, skip_serializing_if = "is_default")]
     pub clean: hearth_data::clean::CleanOptions,
@@ -246,9 +262,10 @@ pub struct TrainSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
-    /// The metric watched (higher is better).
-    #[serde(default)]
-    pub metric: StopMetric,
+    /// The metric watched; the task's usual one when absent (macro-F1 for classification and
+    /// multi-label, R² for regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<StopMetric>,
     /// Evaluations without an improvement before the run stops.
     #[serde(default = "default_patience")]
     pub patience: usize,
@@ -260,23 +277,80 @@ pub struct EarlyStopping {
     pub restore_best: bool,
 }
 
+impl EarlyStopping {
+    /// The metric watched for `task`.
+    pub fn metric_for(&self, task: &Task) -> StopMetric {
+        self.metric.unwrap_or(match task {
+            Task::Regression { .. } => StopMetric::R2,
+            _ => StopMetric::MacroF1,
+        })
+    }
+}
+
 /// The metric early stopping watches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopMetric {
-    /// Macro-averaged F1.
-    #[default]
+    /// Macro-averaged F1 (classification, multi-label).
     MacroF1,
-    /// Accuracy.
+    /// Micro-averaged F1 (classification, multi-label).
+    MicroF1,
+    /// Support-weighted F1 (classification, multi-label).
+    WeightedF1,
+    /// Accuracy (classification).
     Accuracy,
+    /// Exact label-set matches (multi-label).
+    SubsetAccuracy,
+    /// Mean absolute error, lower is better (regression).
+    Mae,
+    /// Mean squared error, lower is better (regression).
+    Mse,
+    /// Root mean squared error, lower is better (regression).
+    Rmse,
+    /// Coefficient of determination (regression).
+    R2,
+    /// Pearson's correlation (regression).
+    Pearson,
 }
 
 impl StopMetric {
-    /// The metric's value in `m`.
-    pub fn of(self, m: &crate::ClassificationMetrics) -> f64 {
-        match self {
-            Self::MacroF1 => m.macro_f1,
-            Self::Accuracy => m.accuracy,
+    /// The metric's value in `m`, signed so that higher is better (errors are negated); `None`
+    /// when the metric does not exist for `m`'s task.
+    pub fn of(self, m: &crate::metrics::Metrics) -> Option<f64> {
+        use crate::metrics::Metrics as M;
+        Some(match (self, m) {
+            (Self::MacroF1, M::Classification(c)) => c.macro_f1,
+            (Self::MicroF1, M::Classification(c)) => c.micro_avg.f1,
+            (Self::WeightedF1, M::Classification(c)) => c.weighted_avg.f1,
+            (Self::Accuracy, M::Classification(c)) => c.accuracy,
+            (Self::MacroF1, M::MultiLabel(c)) => c.macro_avg.f1,
+            (Self::MicroF1, M::MultiLabel(c)) => c.micro_avg.f1,
+            (Self::WeightedF1, M::MultiLabel(c)) => c.weighted_avg.f1,
+            (Self::SubsetAccuracy, M::MultiLabel(c)) => c.subset_accuracy,
+            (Self::Mae, M::Regression(r)) => -r.mae,
+            (Self::Mse, M::Regression(r)) => -r.mse,
+            (Self::Rmse, M::Regression(r)) => -r.rmse,
+            (Self::R2, M::Regression(r)) => r.r2,
+            (Self::Pearson, M::Regression(r)) => r.pearson,
+            _ => return None,
+        })
+    }
+
+    /// Whether the metric exists for `task`.
+    pub fn suits(self, task: &Task) -> bool {
+        match task {
+            Task::Classification => matches!(
+                self,
+                Self::MacroF1 | Self::MicroF1 | Self::WeightedF1 | Self::Accuracy
+            ),
+            Task::MultiLabel { .. } => matches!(
+                self,
+                Self::MacroF1 | Self::MicroF1 | Self::WeightedF1 | Self::SubsetAccuracy
+            ),
+            Task::Regression { .. } => matches!(
+                self,
+                Self::Mae | Self::Mse | Self::Rmse | Self::R2 | Self::Pearson
+            ),
         }
     }
 }
@@ -464,6 +538,23 @@ impl JobSpec {
         if let Some(e) = &t.early_stopping {
             if t.eval_every == 0 {
                 return bad("train.early_stopping needs train.eval_every above 0");
+            }
+            if let Some(metric) = e.metric
+                && !metric.suits(&self.task)
+            {
+                return Err(TrainError::Job(format!(
+                    "train.early_stopping.metric `{}` does not exist for this task; choose one \
+                     of {}",
+                    serde_json::to_string(&metric)
+                        .unwrap_or_default()
+                        .trim_matches('"'),
+                    match self.task {
+                        Task::Classification => "macro_f1, micro_f1, weighted_f1, accuracy",
+                        Task::MultiLabel { .. } =>
+                            "macro_f1, micro_f1, weighted_f1, subset_accuracy",
+                        Task::Regression { .. } => "mae, mse, rmse, r2, pearson",
+                    }
+                )));
             }
             if e.patience == 0 {
                 return bad("train.early_stopping.patience must be at least 1");

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod optim;
 pub mod run;
 pub mod schedule;
+pub mod task;
 mod trainer;
 
 pub use checkpoint::Checkpoint;
@@ -19,11 +20,12 @@ pub use job::{
     DataSpec, EarlyStopping, JobSpec, ModelSpec, RegressionLoss, RunRecord, SplitMethod,
     StopMetric, Strategy, Task, TrainSettings,
 };
-pub use metrics::ClassificationMetrics;
-pub use run::{AdapterFiles, Rows, RunOutput, SplitData};
+pub use metrics::{ClassificationMetrics, Metrics, MultiLabelMetrics, RegressionMetrics};
+pub use run::{AdapterFiles, Rows, RunOutput, SplitData, TaskData};
+pub use task::Targets;
 pub use trainer::{
-    Event, Examples, Hooks, Progress, Resume, Snapshot, TrainSummary, evaluate,
-    predict_probabilities, train,
+    Event, Examples, Hooks, Progress, Resume, Snapshot, TrainData, TrainSummary, evaluate,
+    predict_scores, train,
 };
 
 /// What can end a run early.

@@ -97,3 +97,73 @@ pub fn cross_entropy(
     let smooth = (lp * w).sum().neg().div_scalar(total);
     nll.mul_scalar(1.0 - smoothing) + smooth.mul_scalar(smoothing / classes as f64)
 }
+
+/// Mean binary cross-entropy with logits over every (row, label) cell, as
+/// `torch.nn.functional.binary_cross_entropy_with_logits`: `max(x, 0) − x·y + log(1 + e^−|x|)`,
+/// stable for any logit. `targets` is row-major 0/1 `[rows, labels]`.
+pub fn bce_with_logits(logits: Tensor<2>, targets: &[f32]) -> Tensor<1> {
+    let [rows, labels] = logits.dims();
+    let device = logits.device();
+    let y = Tensor::<2>::from_data(
+        TensorData::new(targets[..rows * labels].to_vec(), [rows, labels]),
+        &device,
+    );
+    let softplus = logits.clone().abs().neg().exp().log1p();
+    (logits.clone().clamp_min(0.0) - logits * y + softplus).mean()
+}
+
+/// A regression loss of `predictions` `[rows]` against `targets`: mean squared error
+/// (`mse_loss`), mean absolute error (`l1_loss`) or Huber with threshold `delta` (`huber_loss`:
+/// `½d²` below `delta`, `delta·(|d| − ½delta)` above).
+pub fn regression_loss(
+    predictions: Tensor<1>,
+    targets: &[f32],
+    loss: crate::RegressionLoss,
+    delta: f64,
+) -> Tensor<1> {
+    let [rows] = predictions.dims();
+    let y = Tensor::<1>::from_data(
+        TensorData::new(targets[..rows].to_vec(), [rows]),
+        &predictions.device(),
+    );
+    let diff = predictions - y;
+    match loss {
+        crate::RegressionLoss::Mse => diff.powi_scalar(2).mean(),
+        crate::RegressionLoss::Mae => diff.abs().mean(),
+        crate::RegressionLoss::Huber => {
+            // With q = min(|d|, δ): ½q² + δ(|d| − q) is ½d² inside and δ(|d| − ½δ) outside,
+            // with PyTorch's gradient on both sides.
+            let abs = diff.abs();
+            let q = abs.clone().clamp_max(delta);
+            (q.clone().powi_scalar(2).mul_scalar(0.5) + (abs - q).mul_scalar(delta)).mean()
+        }
+    }
+}
+
+/// The trained weight matrices of `module` (LoRA factors, the head's weight; every matrix of a
+/// fully trained model), as live tensors the loss can depend on.
+pub fn trained_matrices<M: burn::module::Module>(module: &M) -> Vec<Tensor<2>> {
+    struct Collect(Vec<Tensor<2>>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let value = param.base();
+            // Checked on the parameter itself: a reshaped view is no longer a leaf.
+            if D == 2 && value.is_require_grad() {
+                let dims = value.dims();
+                self.0.push(value.reshape([dims[0], dims[D - 1]]));
+            }
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+/// `l1 · Σ|w|` over the given weights: the L1 penalty added to the loss.
+pub fn l1_penalty(weights: &[Tensor<2>], l1: f64) -> Option<Tensor<1>> {
+    weights
+        .iter()
+        .map(|w| w.clone().abs().sum())
+        .reduce(|a, b| a + b)
+        .map(|sum| sum.mul_scalar(l1))
+}

@@ -1,6 +1,9 @@
-//! Classification metrics: accuracy; precision, recall and F1 per class and averaged (macro,
-//! micro, weighted), as scikit-learn's `precision_recall_fscore_support` with
-//! `zero_division=0`; and the confusion matrix.
+//! Evaluation metrics of each task, as scikit-learn computes them.
+//!
+//! Classification: accuracy; precision, recall and F1 per class and averaged (macro, micro,
+//! weighted), as `precision_recall_fscore_support` with `zero_division=0`; the confusion
+//! matrix. Multi-label: the same per label and averaged (plus `samples`), subset accuracy and
+//! Hamming loss. Regression: MAE, MSE, RMSE, R² and Pearson's r.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +61,71 @@ fn ratio(num: f64, den: f64) -> f64 {
     if den == 0.0 { 0.0 } else { num / den }
 }
 
+/// One class's (or label's) counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    /// Rows of the class predicted as it.
+    tp: usize,
+    /// Rows truly of the class.
+    support: usize,
+    /// Rows predicted as the class.
+    predicted: usize,
+}
+
+/// Per-class scores and their macro, micro and weighted averages, with `zero_division=0`.
+/// The macro average runs over every class when `macro_over_all`, else over the classes that
+/// occur in gold or predictions.
+fn averaged(
+    counts: &[Counts],
+    macro_over_all: bool,
+) -> (Vec<ClassScores>, Averages, Averages, Averages) {
+    let mut per_class = Vec::with_capacity(counts.len());
+    let (mut tp_all, mut pred_all, mut gold_all, mut present) = (0usize, 0usize, 0usize, 0usize);
+    let (mut macro_sum, mut weighted_sum) = (Averages::default(), Averages::default());
+    for c in counts {
+        let precision = ratio(c.tp as f64, c.predicted as f64);
+        let recall = ratio(c.tp as f64, c.support as f64);
+        let f1 = ratio(2.0 * c.tp as f64, (c.support + c.predicted) as f64);
+        tp_all += c.tp;
+        pred_all += c.predicted;
+        gold_all += c.support;
+        if macro_over_all || c.support + c.predicted > 0 {
+            present += 1;
+            macro_sum.precision += precision;
+            macro_sum.recall += recall;
+            macro_sum.f1 += f1;
+        }
+        let w = c.support as f64;
+        weighted_sum.precision += w * precision;
+        weighted_sum.recall += w * recall;
+        weighted_sum.f1 += w * f1;
+        per_class.push(ClassScores {
+            precision,
+            recall,
+            f1,
+            support: c.support,
+        });
+    }
+    let mean = |sum: &Averages, den: f64| Averages {
+        precision: ratio(sum.precision, den),
+        recall: ratio(sum.recall, den),
+        f1: ratio(sum.f1, den),
+    };
+    let micro_p = ratio(tp_all as f64, pred_all as f64);
+    let micro_r = ratio(tp_all as f64, gold_all as f64);
+    let micro = Averages {
+        precision: micro_p,
+        recall: micro_r,
+        f1: ratio(2.0 * micro_p * micro_r, micro_p + micro_r),
+    };
+    (
+        per_class,
+        mean(&macro_sum, present as f64),
+        micro,
+        mean(&weighted_sum, gold_all as f64),
+    )
+}
+
 impl ClassificationMetrics {
     /// Computes the metrics of `predicted` against `gold` over `num_labels` classes.
     pub fn compute(gold: &[usize], predicted: &[usize], num_labels: usize) -> Self {
@@ -81,56 +149,15 @@ impl ClassificationMetrics {
             let denom = (gold_c + pred_c) as f64;
             f1s.push(if denom == 0.0 { 0.0 } else { 2.0 * tp / denom });
         }
-        let mut per_class = Vec::with_capacity(num_labels);
-        let (mut tp_all, mut pred_all, mut gold_all) = (0usize, 0usize, 0usize);
-        let mut present = 0usize;
-        let (mut macro_avg, mut weighted_avg) = (Averages::default(), Averages::default());
-        for c in 0..num_labels {
-            let tp = confusion[c][c];
-            let support: usize = confusion[c].iter().sum();
-            let predicted: usize = confusion.iter().map(|row| row[c]).sum();
-            let precision = ratio(tp as f64, predicted as f64);
-            let recall = ratio(tp as f64, support as f64);
-            let f1 = ratio(2.0 * tp as f64, (support + predicted) as f64);
-            tp_all += tp;
-            pred_all += predicted;
-            gold_all += support;
-            if support + predicted > 0 {
-                present += 1;
-                macro_avg.precision += precision;
-                macro_avg.recall += recall;
-                macro_avg.f1 += f1;
-            }
-            let w = support as f64;
-            weighted_avg.precision += w * precision;
-            weighted_avg.recall += w * recall;
-            weighted_avg.f1 += w * f1;
-            per_class.push(ClassScores {
-                precision,
-                recall,
-                f1,
-                support,
-            });
-        }
-        let k = present as f64;
-        let macro_avg = Averages {
-            precision: ratio(macro_avg.precision, k),
-            recall: ratio(macro_avg.recall, k),
-            f1: ratio(macro_avg.f1, k),
-        };
-        let total = gold_all as f64;
-        let weighted_avg = Averages {
-            precision: ratio(weighted_avg.precision, total),
-            recall: ratio(weighted_avg.recall, total),
-            f1: ratio(weighted_avg.f1, total),
-        };
-        let micro_p = ratio(tp_all as f64, pred_all as f64);
-        let micro_r = ratio(tp_all as f64, gold_all as f64);
-        let micro_avg = Averages {
-            precision: micro_p,
-            recall: micro_r,
-            f1: ratio(2.0 * micro_p * micro_r, micro_p + micro_r),
-        };
+        let counts: Vec<Counts> = (0..num_labels)
+            .map(|c| Counts {
+                tp: confusion[c][c],
+                support: confusion[c].iter().sum(),
+                predicted: confusion.iter().map(|row| row[c]).sum(),
+            })
+            .collect();
+        // scikit-learn's macro average skips classes absent from gold and predictions.
+        let (per_class, macro_avg, micro_avg, weighted_avg) = averaged(&counts, false);
         Self {
             per_class,
             macro_avg,
@@ -148,6 +175,186 @@ impl ClassificationMetrics {
                 f1s.iter().sum::<f64>() / f1s.len() as f64
             },
             confusion,
+        }
+    }
+}
+
+/// The metrics of one evaluation, whichever the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Metrics {
+    /// Single-label classification.
+    Classification(ClassificationMetrics),
+    /// Multi-label classification.
+    MultiLabel(MultiLabelMetrics),
+    /// Regression.
+    Regression(RegressionMetrics),
+}
+
+impl Metrics {
+    /// Rows evaluated.
+    pub fn n(&self) -> usize {
+        match self {
+            Self::Classification(m) => m.n,
+            Self::MultiLabel(m) => m.n,
+            Self::Regression(m) => m.n,
+        }
+    }
+
+    /// The figures a one-line summary shows, `(name, value)`.
+    pub fn headline(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            Self::Classification(m) => vec![("accuracy", m.accuracy), ("macro-F1", m.macro_f1)],
+            Self::MultiLabel(m) => vec![
+                ("micro-F1", m.micro_avg.f1),
+                ("macro-F1", m.macro_avg.f1),
+                ("subset accuracy", m.subset_accuracy),
+            ],
+            Self::Regression(m) => vec![("MAE", m.mae), ("RMSE", m.rmse), ("R²", m.r2)],
+        }
+    }
+
+    /// The classification metrics, if this is a classification evaluation.
+    pub fn classification(&self) -> Option<&ClassificationMetrics> {
+        match self {
+            Self::Classification(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Metrics of a multi-label evaluation (scikit-learn on 0/1 indicator matrices).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiLabelMetrics {
+    /// Rows evaluated.
+    pub n: usize,
+    /// Share of rows whose predicted label set is exactly right.
+    pub subset_accuracy: f64,
+    /// Share of (row, label) cells predicted wrongly.
+    pub hamming_loss: f64,
+    /// Precision, recall, F1 and support of every label, in label order.
+    pub per_label: Vec<ClassScores>,
+    /// Unweighted means over all labels.
+    pub macro_avg: Averages,
+    /// From the pooled counts of all labels.
+    pub micro_avg: Averages,
+    /// Means weighted by each label's support.
+    pub weighted_avg: Averages,
+    /// Per-row precision, recall and F1, averaged over rows.
+    pub samples_avg: Averages,
+}
+
+impl MultiLabelMetrics {
+    /// Computes the metrics of predicted label sets against gold ones, row-major 0/1
+    /// `[rows, num_labels]`.
+    pub fn compute(gold: &[bool], predicted: &[bool], num_labels: usize) -> Self {
+        let k = num_labels.max(1);
+        let n = gold.len().min(predicted.len()) / k;
+        let cell = |v: &[bool], i: usize, c: usize| v[i * k + c];
+        let counts: Vec<Counts> = (0..k)
+            .map(|c| {
+                let mut counts = Counts::default();
+                for i in 0..n {
+                    let (g, p) = (cell(gold, i, c), cell(predicted, i, c));
+                    counts.tp += usize::from(g && p);
+                    counts.support += usize::from(g);
+                    counts.predicted += usize::from(p);
+                }
+                counts
+            })
+            .collect();
+        // For indicator matrices scikit-learn averages over every label.
+        let (per_label, macro_avg, micro_avg, weighted_avg) = averaged(&counts, true);
+        let mut samples_avg = Averages::default();
+        let (mut exact, mut wrong_cells) = (0usize, 0usize);
+        for i in 0..n {
+            let (mut tp, mut g, mut p, mut wrong) = (0usize, 0usize, 0usize, 0usize);
+            for c in 0..k {
+                let (gc, pc) = (cell(gold, i, c), cell(predicted, i, c));
+                tp += usize::from(gc && pc);
+                g += usize::from(gc);
+                p += usize::from(pc);
+                wrong += usize::from(gc != pc);
+            }
+            exact += usize::from(wrong == 0);
+            wrong_cells += wrong;
+            samples_avg.precision += ratio(tp as f64, p as f64);
+            samples_avg.recall += ratio(tp as f64, g as f64);
+            samples_avg.f1 += ratio(2.0 * tp as f64, (g + p) as f64);
+        }
+        let rows = n as f64;
+        Self {
+            n,
+            subset_accuracy: ratio(exact as f64, rows),
+            hamming_loss: ratio(wrong_cells as f64, rows * k as f64),
+            per_label,
+            macro_avg,
+            micro_avg,
+            weighted_avg,
+            samples_avg: Averages {
+                precision: ratio(samples_avg.precision, rows),
+                recall: ratio(samples_avg.recall, rows),
+                f1: ratio(samples_avg.f1, rows),
+            },
+        }
+    }
+}
+
+/// Metrics of a regression evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionMetrics {
+    /// Rows evaluated.
+    pub n: usize,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Mean squared error.
+    pub mse: f64,
+    /// Root of the mean squared error.
+    pub rmse: f64,
+    /// Coefficient of determination (scikit-learn's `r2_score`: 1 for a perfect fit, 0 for
+    /// predicting the mean; for constant targets 1 if predicted exactly, else 0).
+    pub r2: f64,
+    /// Pearson's correlation of predictions and targets (0 when either is constant).
+    pub pearson: f64,
+}
+
+impl RegressionMetrics {
+    /// Computes the metrics of `predicted` values against `gold` ones, in f64.
+    pub fn compute(gold: &[f32], predicted: &[f32]) -> Self {
+        let n = gold.len().min(predicted.len());
+        let rows = n as f64;
+        let pairs = || {
+            gold.iter()
+                .zip(predicted)
+                .map(|(&g, &p)| (f64::from(g), f64::from(p)))
+        };
+        let mae = ratio(pairs().map(|(g, p)| (g - p).abs()).sum(), rows);
+        let sse: f64 = pairs().map(|(g, p)| (g - p) * (g - p)).sum();
+        let mse = ratio(sse, rows);
+        let mean_g = ratio(pairs().map(|(g, _)| g).sum(), rows);
+        let mean_p = ratio(pairs().map(|(_, p)| p).sum(), rows);
+        let sst: f64 = pairs().map(|(g, _)| (g - mean_g) * (g - mean_g)).sum();
+        let r2 = if sst > 0.0 {
+            1.0 - sse / sst
+        } else if sse == 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        let cov: f64 = pairs().map(|(g, p)| (g - mean_g) * (p - mean_p)).sum();
+        let ssp: f64 = pairs().map(|(_, p)| (p - mean_p) * (p - mean_p)).sum();
+        let pearson = if sst > 0.0 && ssp > 0.0 {
+            (cov / (sst.sqrt() * ssp.sqrt())).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        Self {
+            n,
+            mae,
+            mse,
+            rmse: mse.sqrt(),
+            r2,
+            pearson,
         }
     }
 }

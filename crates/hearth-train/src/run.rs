@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use burn::tensor::Device;
-use hearth_data::{DataFormat, Dataset};
+use hearth_data::{DataFormat, LoadReport};
 use hearth_models::ModelFiles;
 use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::peft::{self, AdapterConfig};
@@ -13,16 +13,61 @@ use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 
 use crate::optim::Optimizer;
+use crate::task::Targets;
 use crate::trainer::{Hooks, Resume, Snapshot};
-use crate::{Checkpoint, Event, Examples, JobSpec, RunRecord, TrainError, TrainSummary};
+use crate::{
+    Checkpoint, Event, Examples, JobSpec, Metrics, RunRecord, Task, TrainError, TrainSummary,
+};
 
-/// Texts with their label indices, owned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// A job's dataset, read for its task: texts, their targets, the label names (none for
+/// regression) and what loading found out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskData {
+    /// The texts.
+    pub texts: Vec<String>,
+    /// The target of each text.
+    pub targets: Targets,
+    /// Label names, sorted; output `i` of the head predicts label `i`. Empty for regression.
+    pub label_names: Vec<String>,
+    /// What loading found out.
+    pub report: LoadReport,
+}
+
+impl TaskData {
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// Rows carrying each label, in label order (empty for regression).
+    pub fn label_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.label_names.len()];
+        let mut count = |l: usize| {
+            if let Some(c) = counts.get_mut(l) {
+                *c += 1;
+            }
+        };
+        match &self.targets {
+            Targets::Classes(v) => v.iter().for_each(|&l| count(l)),
+            Targets::LabelSets(v) => v.iter().flatten().for_each(|&l| count(l)),
+            Targets::Values(_) => {}
+        }
+        counts
+    }
+}
+
+/// Texts with their targets, owned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Rows {
     /// The texts.
     pub texts: Vec<String>,
-    /// Label index of each text.
-    pub labels: Vec<usize>,
+    /// The target of each text.
+    pub targets: Targets,
 }
 
 impl Rows {
@@ -30,14 +75,14 @@ impl Rows {
     pub fn examples(&self) -> Examples<'_> {
         Examples {
             texts: &self.texts,
-            labels: &self.labels,
+            targets: &self.targets,
         }
     }
 
-    fn pick(dataset: &Dataset, indices: &[usize]) -> Self {
+    fn pick(dataset: &TaskData, indices: &[usize]) -> Self {
         Self {
             texts: indices.iter().map(|&i| dataset.texts[i].clone()).collect(),
-            labels: indices.iter().map(|&i| dataset.labels[i]).collect(),
+            targets: dataset.targets.pick(indices),
         }
     }
 }
@@ -46,7 +91,7 @@ impl Rows {
 #[derive(Debug, Clone)]
 pub struct SplitData {
     /// The whole dataset (after cleaning), with its label names and load report.
-    pub dataset: Dataset,
+    pub dataset: TaskData,
     /// Training rows, in the order of the seeded split, augmented copies after them.
     pub train: Rows,
     /// Held-out (validation) rows.
@@ -87,14 +132,10 @@ impl SplitData {
         ] {
             hash.update(part.as_bytes());
             hash.update((rows.texts.len() as u64).to_le_bytes());
-            for (text, label) in rows.texts.iter().zip(&rows.labels) {
+            for (i, text) in rows.texts.iter().enumerate() {
                 hash.update((text.len() as u64).to_le_bytes());
                 hash.update(text.as_bytes());
-                let name = self
-                    .dataset
-                    .label_names
-                    .get(*label)
-                    .map_or("", String::as_str);
+                let name = rows.targets.describe(i, &self.dataset.label_names);
                 hash.update((name.len() as u64).to_le_bytes());
                 hash.update(name.as_bytes());
             }
@@ -114,18 +155,25 @@ pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
     Ok(DataFormat::resolve(explicit, Path::new(&job.data.path))?)
 }
 
-/// Reads the job's dataset from the file's bytes and applies the job's cleaning.
-pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<Dataset, TrainError> {
+/// Reads the job's dataset from the file's bytes for the job's task and applies the job's
+/// cleaning.
+pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<TaskData, TrainError> {
     let format = data_format(job)?;
     if !format.has_columns() {
         return Err(hearth_data::DataError::NoLabels.into());
     }
-    let rows = hearth_data::load_rows(
+    let column = &job.data.label_column;
+    let rows = hearth_data::load_rows_with(
         bytes,
         format,
         &job.data.text_column,
-        Some(&job.data.label_column),
+        Some(column),
+        job.data.skip_unlabeled,
     )?;
+    // Numbers are checked before cleaning, so an error names the row as it is in the file.
+    if matches!(job.task, Task::Regression { .. }) {
+        hearth_data::parse_values(rows.labels.as_deref().unwrap_or_default(), column)?;
+    }
     let rows = if job.data.clean == hearth_data::clean::CleanOptions::default() {
         rows
     } else {
@@ -141,15 +189,47 @@ pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<Dataset, TrainError> 
             report: rows.report,
         }
     };
-    Ok(hearth_data::into_classification(
-        rows,
-        &job.data.label_column,
-    )?)
+    if rows.texts.is_empty() {
+        return Err(hearth_data::DataError::NoDataRows {
+            reason: "no rows are left",
+        }
+        .into());
+    }
+    match &job.task {
+        Task::Classification => {
+            let d = hearth_data::into_classification(rows, column)?;
+            Ok(TaskData {
+                texts: d.texts,
+                targets: Targets::Classes(d.labels),
+                label_names: d.label_names,
+                report: d.report,
+            })
+        }
+        Task::MultiLabel { separator, .. } => {
+            let labels = rows.labels.unwrap_or_default();
+            let (sets, names) = hearth_data::parse_label_sets(&labels, separator, column)?;
+            Ok(TaskData {
+                texts: rows.texts,
+                targets: Targets::LabelSets(sets),
+                label_names: names,
+                report: rows.report,
+            })
+        }
+        Task::Regression { .. } => {
+            let labels = rows.labels.unwrap_or_default();
+            Ok(TaskData {
+                texts: rows.texts,
+                targets: Targets::Values(hearth_data::parse_values(&labels, column)?),
+                label_names: Vec::new(),
+                report: rows.report,
+            })
+        }
+    }
 }
 
 /// Splits a dataset into training, held-out and test rows as the job says, and augments the
 /// training rows if asked.
-pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
+pub fn split(job: &JobSpec, dataset: TaskData) -> Result<SplitData, TrainError> {
     let n = dataset.texts.len();
     let seed = job.train.seed;
     let (train, validation, test) = match job.data.split {
@@ -163,8 +243,9 @@ pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
                 &refs,
                 Some(&hearth_data::neardup::NearDupSettings::default()),
             );
+            let strata = dataset.targets.strata(dataset.label_names.len());
             let s = hearth_data::stratified_split(
-                &dataset.labels,
+                &strata,
                 &groups,
                 job.data.eval_fraction,
                 job.data.test_fraction,
@@ -176,11 +257,13 @@ pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
     let mut train_rows = Rows::pick(&dataset, &train);
     let mut augmented = 0;
     if let Some(settings) = &job.data.augment {
-        let (texts, labels) =
-            hearth_data::augment::augment(&train_rows.texts, &train_rows.labels, settings);
+        // Each copy carries the index of the row it came from, which picks its target.
+        let sources: Vec<usize> = (0..train_rows.texts.len()).collect();
+        let (texts, from) = hearth_data::augment::augment(&train_rows.texts, &sources, settings);
         augmented = texts.len();
+        let targets = train_rows.targets.pick(&from);
         train_rows.texts.extend(texts);
-        train_rows.labels.extend(labels);
+        train_rows.targets.extend(targets);
     }
     Ok(SplitData {
         train: train_rows,
@@ -198,24 +281,29 @@ pub fn split(job: &JobSpec, dataset: Dataset) -> Result<SplitData, TrainError> {
     })
 }
 
-/// Builds the job's classifier for `num_labels` labels on `device` (autodiff when training),
-/// with its tokenizer. Seeds the device (dropout) and the host draw of the initial adapters.
+/// Builds the job's model for `labels` label names (the head has one output per label, one
+/// in all for regression) on `device` (autodiff when training), with its tokenizer. Seeds the
+/// device (dropout) and the host draw of the initial adapters.
 pub fn build_model(
     job: &JobSpec,
     files: &ModelFiles,
-    num_labels: usize,
+    labels: usize,
     device: &Device,
 ) -> Result<(BertForSequenceClassification, TextTokenizer), TrainError> {
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
     device.seed(job.train.seed);
     let model = hearth_models::build_classifier(
         files,
-        num_labels,
+        crate::task::num_outputs(&job.task, labels),
         job.model.pooling,
         &job.lora,
         job.train.seed,
         device,
     )?;
+    let model = match job.train.head_dropout {
+        Some(p) => model.with_head_dropout(p),
+        None => model,
+    };
     Ok((model, tokenizer))
 }
 
@@ -227,7 +315,7 @@ pub struct RunOutput {
     /// Figures of the run.
     pub summary: TrainSummary,
     /// Metrics on the test rows, when the split has any.
-    pub test: Option<crate::ClassificationMetrics>,
+    pub test: Option<Metrics>,
     /// Label names; index `i` is the head's output `i`.
     pub labels: Vec<String>,
 }
@@ -255,7 +343,15 @@ pub async fn run(
 ) -> Result<RunOutput, TrainError> {
     job.validate()?;
     let labels = data.dataset.label_names.clone();
-    let (model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    let (mut model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    // A fresh regression head starts at the mean training target: its first steps then learn
+    // from the texts instead of walking the bias from 0 to the targets' scale.
+    if let (Targets::Values(values), None, None) = (&data.train.targets, resume, &files.adapter)
+        && !values.is_empty()
+    {
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+        model = model.with_head_bias(&[mean as f32])?;
+    }
     // Hashing every row once per run, not once per checkpoint.
     let fingerprint = data.fingerprint();
     let (model, resume) = match resume {
@@ -291,8 +387,11 @@ pub async fn run(
     let (model, summary) = crate::train(
         model,
         &tokenizer,
-        data.train.examples(),
-        data.eval.examples(),
+        crate::TrainData {
+            task: &job.task,
+            train: data.train.examples(),
+            eval: data.eval.examples(),
+        },
         &job.train,
         resume,
         Hooks {
@@ -307,9 +406,9 @@ pub async fn run(
         let metrics = crate::evaluate(
             &model,
             &tokenizer,
+            &job.task,
             data.test.examples(),
             job.train.batch_size,
-            labels.len(),
         )
         .await?;
         let _ = on_event(&Event::Tested {

@@ -7,7 +7,7 @@
 use std::ops::ControlFlow;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::Tensor;
 use hearth_data::python_shuffle_indices;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
@@ -15,24 +15,37 @@ use hearth_models::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::metrics::{ClassificationMetrics, argmax};
+use crate::job::Task;
+use crate::metrics::Metrics;
 use crate::optim::Optimizer;
 use crate::schedule::learning_rate;
+use crate::task::Targets;
 use crate::{TrainError, TrainSettings};
 
-/// Texts with their label indices.
+/// Texts with their targets.
 #[derive(Debug, Clone, Copy)]
 pub struct Examples<'a> {
     /// The texts.
     pub texts: &'a [String],
-    /// Label index of each text.
-    pub labels: &'a [usize],
+    /// The target of each text.
+    pub targets: &'a Targets,
 }
 
 impl Examples<'_> {
     fn len(&self) -> usize {
-        self.texts.len().min(self.labels.len())
+        self.texts.len().min(self.targets.len())
     }
+}
+
+/// What a run learns from: the task, the training rows and the held-out rows.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// What the head predicts and its loss.
+    pub task: &'a Task,
+    /// The rows to train on.
+    pub train: Examples<'a>,
+    /// The rows to evaluate on.
+    pub eval: Examples<'a>,
 }
 
 /// What the loop reports while it runs.
@@ -62,7 +75,7 @@ pub enum Event {
         steps: usize,
         /// Passes over the training rows so far.
         epoch: f64,
-        /// Mean cross-entropy of the batch.
+        /// Mean loss of the step's examples (the task's loss, without the L1 penalty).
         loss: f32,
         /// Learning rate used by this step.
         learning_rate: f64,
@@ -74,7 +87,7 @@ pub enum Event {
         /// Steps done when it ran.
         step: usize,
         /// Its metrics.
-        metrics: ClassificationMetrics,
+        metrics: Metrics,
     },
     /// Early stopping put back the adapter of its best evaluation.
     Restored {
@@ -88,7 +101,7 @@ pub enum Event {
         /// Steps done.
         step: usize,
         /// Its metrics.
-        metrics: ClassificationMetrics,
+        metrics: Metrics,
     },
     /// Training ended.
     Finished(TrainSummary),
@@ -115,7 +128,7 @@ pub struct TrainSummary {
     pub loss_last20: f32,
     /// Metrics on the held-out rows at the end (of the restored adapter after early
     /// stopping), if there were any.
-    pub eval: Option<ClassificationMetrics>,
+    pub eval: Option<Metrics>,
     /// Whether early stopping ended the run.
     pub early_stopped: bool,
     /// The step whose adapter early stopping restored, if it restored one.
@@ -161,7 +174,7 @@ pub struct Progress {
     /// Wall time of the training steps so far.
     pub train_seconds: f64,
     /// The latest evaluation and the step it ran at.
-    pub last_eval: Option<(usize, ClassificationMetrics)>,
+    pub last_eval: Option<(usize, Metrics)>,
     /// Early stopping: the best value so far and its step.
     #[serde(default)]
     pub best: Option<(usize, f64)>,
@@ -225,20 +238,23 @@ async fn snapshot(
     })
 }
 
-/// Fine-tunes `model` (built on an autodiff device) on `train` and evaluates on `eval`, from
-/// the start or from `resume`.
+/// Fine-tunes `model` (built on an autodiff device) for `task` on `train` and evaluates on
+/// `eval`, from the start or from `resume`.
+///
+/// Each optimizer step averages the gradients of `gradient_accumulation` micro-batches of
+/// `batch_size` rows, so it equals one step on their union.
 ///
 /// A non-finite loss ends the run with [`TrainError::NonFiniteLoss`]; the last checkpoint
 /// stays the last good state.
 pub async fn train(
     mut model: BertForSequenceClassification,
     tokenizer: &TextTokenizer,
-    train: Examples<'_>,
-    eval: Examples<'_>,
+    data: TrainData<'_>,
     settings: &TrainSettings,
     resume: Option<Resume>,
     hooks: Hooks<'_>,
 ) -> Result<(BertForSequenceClassification, TrainSummary), TrainError> {
+    let TrainData { task, train, eval } = data;
     let Hooks {
         on_event,
         on_checkpoint,
@@ -270,12 +286,14 @@ pub async fn train(
             Progress::default(),
         ),
     };
-    let class_weights = settings
-        .class_weights
-        .as_ref()
-        .map(|w| w.resolve(&train.labels[..n_train], num_labels))
-        .transpose()
-        .map_err(TrainError::Job)?;
+    let class_weights = match (&settings.class_weights, train.targets.classes()) {
+        (Some(w), Some(classes)) => Some(
+            w.resolve(&classes[..n_train], num_labels)
+                .map_err(TrainError::Job)?,
+        ),
+        _ => None,
+    };
+    let micro_batches = settings.gradient_accumulation.max(1);
 
     let mut stop = on_event(&Event::Started {
         steps,
@@ -296,32 +314,48 @@ pub async fn train(
     while progress.step < steps && !stop {
         let started = Instant::now();
         device.seed(step_seed(settings.seed, progress.step));
-        // Fill the batch, wrapping into a new epoch when the rows run out.
-        let mut rows = Vec::with_capacity(settings.batch_size);
-        while rows.len() < settings.batch_size {
-            if progress.cursor == n_train {
-                progress.epoch += 1;
-                progress.cursor = 0;
-                order = epoch_order(n_train, progress.epoch, settings.seed);
+        let mut accumulated = GradientsAccumulator::new();
+        let mut loss_sum = 0.0f32;
+        for _ in 0..micro_batches {
+            // Fill the micro-batch, wrapping into a new epoch when the rows run out.
+            let mut rows = Vec::with_capacity(settings.batch_size);
+            while rows.len() < settings.batch_size {
+                if progress.cursor == n_train {
+                    progress.epoch += 1;
+                    progress.cursor = 0;
+                    order = epoch_order(n_train, progress.epoch, settings.seed);
+                }
+                rows.push(order[progress.cursor]);
+                progress.cursor += 1;
             }
-            rows.push(order[progress.cursor]);
-            progress.cursor += 1;
-        }
-        let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
-        let labels: Vec<usize> = rows.iter().map(|&i| train.labels[i]).collect();
-        let encoded = tokenizer.encode_batch(&texts)?;
-        progress.real_tokens += encoded.real_tokens();
-        progress.padded_tokens += encoded.batch_size * encoded.seq_len;
-        let input = BertInput::new(&encoded, &device);
+            let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
+            let encoded = tokenizer.encode_batch(&texts)?;
+            progress.real_tokens += encoded.real_tokens();
+            progress.padded_tokens += encoded.batch_size * encoded.seq_len;
+            let input = BertInput::new(&encoded, &device);
 
-        let logits = model.forward(&input);
-        let loss = crate::loss::cross_entropy(
-            logits,
-            &labels,
-            class_weights.as_deref(),
-            settings.label_smoothing,
-        );
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let outputs = model.forward(&input);
+            let loss = train.targets.loss(
+                task,
+                outputs,
+                &rows,
+                class_weights.as_deref(),
+                settings.label_smoothing,
+            );
+            let mut objective = loss.clone().div_scalar(micro_batches as f64);
+            if settings.l1 > 0.0
+                && let Some(penalty) =
+                    crate::loss::l1_penalty(&crate::loss::trained_matrices(&model), settings.l1)
+            {
+                objective = objective + penalty.div_scalar(micro_batches as f64);
+            }
+            accumulated.accumulate(
+                &model,
+                GradientsParams::from_grads(objective.backward(), &model),
+            );
+            loss_sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
+        }
+        let grads = accumulated.grads();
         let learning_rate = learning_rate(
             settings.schedule,
             settings.learning_rate,
@@ -329,7 +363,7 @@ pub async fn train(
             settings.warmup_steps,
             steps,
         );
-        let loss_value = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
+        let loss_value = loss_sum / micro_batches as f32;
         let step = progress.step + 1;
         if !loss_value.is_finite() {
             return Err(TrainError::NonFiniteLoss {
@@ -350,22 +384,24 @@ pub async fn train(
             epoch: (progress.epoch * n_train + progress.cursor) as f64 / n_train as f64,
             loss: loss_value,
             learning_rate,
-            examples_per_s: ((step - first_step) * settings.batch_size) as f64 / session_seconds,
+            examples_per_s: ((step - first_step) * settings.effective_batch()) as f64
+                / session_seconds,
         })
         .is_break();
 
         let due =
             settings.eval_every > 0 && step.is_multiple_of(settings.eval_every) && step < steps;
         if due && eval.len() > 0 {
-            let metrics =
-                evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
+            let metrics = evaluate(&model, tokenizer, task, eval, settings.batch_size).await?;
             stop |= on_event(&Event::Evaluated {
                 step,
                 metrics: metrics.clone(),
             })
             .is_break();
             if let Some(rule) = &settings.early_stopping {
-                let value = rule.metric.of(&metrics);
+                let value = rule.metric_for(task).of(&metrics).ok_or_else(|| {
+                    TrainError::Job("the early-stopping metric does not fit the task".into())
+                })?;
                 match progress.best {
                     Some((_, best)) if value <= best + rule.min_delta => {
                         progress.stale_evals += 1;
@@ -412,8 +448,7 @@ pub async fn train(
     let eval_metrics = match &progress.last_eval {
         Some((at, metrics)) if *at == step => Some(metrics.clone()),
         _ if eval.len() > 0 => {
-            let metrics =
-                evaluate(&model, tokenizer, eval, settings.batch_size, num_labels).await?;
+            let metrics = evaluate(&model, tokenizer, task, eval, settings.batch_size).await?;
             // The run is over either way; a stop request here changes nothing.
             let _ = on_event(&Event::Evaluated {
                 step,
@@ -431,7 +466,7 @@ pub async fn train(
         steps: step,
         stopped: step < steps,
         train_seconds: progress.train_seconds,
-        examples_per_s: (step * settings.batch_size) as f64 / seconds,
+        examples_per_s: (step * settings.effective_batch()) as f64 / seconds,
         real_tokens_per_s: progress.real_tokens as f64 / seconds,
         padded_tokens_per_s: progress.padded_tokens as f64 / seconds,
         loss_first: losses.first().copied().unwrap_or(f32::NAN),
@@ -448,41 +483,39 @@ pub async fn train(
     Ok((model, summary))
 }
 
-/// Class probabilities `[rows][num_labels]` for `texts`, in batches, without dropout.
-pub async fn predict_probabilities(
+/// The head's scores `[rows][outputs]` for `texts`, in batches, without dropout: class
+/// probabilities, label probabilities or predicted numbers, as `task` reads them
+/// ([`crate::task::scores`]).
+pub async fn predict_scores(
     model: &BertForSequenceClassification,
     tokenizer: &TextTokenizer,
+    task: &Task,
     texts: &[String],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     let model = model.valid();
-    let num_labels = model.num_labels();
+    let outputs = model.num_labels();
     let device = model.classifier.weight.device();
     let mut out = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(batch_size.max(1)) {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let encoded = tokenizer.encode_batch(&refs)?;
         let input = BertInput::new(&encoded, &device);
-        let probs = burn::tensor::activation::softmax(model.forward(&input), 1);
-        let flat = read_f32(probs.reshape([chunk.len() * num_labels])).await?;
-        out.extend(flat.chunks(num_labels).map(<[f32]>::to_vec));
+        let scores = crate::task::scores(task, model.forward(&input));
+        let flat = read_f32(scores.reshape([chunk.len() * outputs])).await?;
+        out.extend(flat.chunks(outputs).map(<[f32]>::to_vec));
     }
     Ok(out)
 }
 
-/// Accuracy, macro-F1 and the confusion matrix of `model` on `examples`.
+/// The task's metrics of `model` on `examples`.
 pub async fn evaluate(
     model: &BertForSequenceClassification,
     tokenizer: &TextTokenizer,
+    task: &Task,
     examples: Examples<'_>,
     batch_size: usize,
-    num_labels: usize,
-) -> Result<ClassificationMetrics, TrainError> {
-    let probs = predict_probabilities(model, tokenizer, examples.texts, batch_size).await?;
-    let predicted: Vec<usize> = probs.iter().map(|row| argmax(row)).collect();
-    Ok(ClassificationMetrics::compute(
-        examples.labels,
-        &predicted,
-        num_labels,
-    ))
+) -> Result<Metrics, TrainError> {
+    let scores = predict_scores(model, tokenizer, task, examples.texts, batch_size).await?;
+    Ok(examples.targets.metrics(task, &scores, model.num_labels()))
 }

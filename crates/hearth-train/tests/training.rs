@@ -7,7 +7,7 @@ use hearth_models::ModelFiles;
 use hearth_models::bert::Pooling;
 use hearth_models::lora::LoraSettings;
 use hearth_models::tokenizer::TextTokenizer;
-use hearth_train::{Event, Examples, Hooks, TrainSettings};
+use hearth_train::{Event, Examples, Hooks, Targets, Task, TrainData, TrainSettings};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -67,13 +67,16 @@ fn thirty_steps_on_500_rows_learn() {
     let (_, summary) = pollster::block_on(hearth_train::train(
         model,
         &tokenizer,
-        Examples {
-            texts: &train_texts,
-            labels: &train_labels,
-        },
-        Examples {
-            texts: &eval_texts,
-            labels: &eval_labels,
+        TrainData {
+            task: &Task::Classification,
+            train: Examples {
+                texts: &train_texts,
+                targets: &Targets::Classes(train_labels.to_vec()),
+            },
+            eval: Examples {
+                texts: &eval_texts,
+                targets: &Targets::Classes(eval_labels.to_vec()),
+            },
         },
         &settings,
         None,
@@ -103,6 +106,7 @@ fn thirty_steps_on_500_rows_learn() {
     );
 
     let eval = summary.eval.expect("evaluated");
+    let eval = eval.classification().expect("classification");
     let mut counts = [0usize; 3];
     for &l in &eval_labels {
         counts[l] += 1;
@@ -133,18 +137,21 @@ fn toy_run(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let labels = vec![1, 0, 1, 0];
+    let labels = [1, 0, 1, 0];
     let held_out = if eval { texts.len() } else { 0 };
     pollster::block_on(hearth_train::train(
         model,
         &tokenizer,
-        Examples {
-            texts: &texts,
-            labels: &labels,
-        },
-        Examples {
-            texts: &texts[..held_out],
-            labels: &labels[..held_out],
+        TrainData {
+            task: &Task::Classification,
+            train: Examples {
+                texts: &texts,
+                targets: &Targets::Classes(labels.to_vec()),
+            },
+            eval: Examples {
+                texts: &texts[..held_out],
+                targets: &Targets::Classes(labels[..held_out].to_vec()),
+            },
         },
         settings,
         None,
@@ -214,9 +221,9 @@ fn early_stopping_stops_and_restores_the_best_adapter() {
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, 16).expect("tokenizer");
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let train_texts = strings(&["good", "bad", "great", "awful", "lovely", "horrible"]);
-    let train_labels = vec![1, 0, 1, 0, 1, 0];
+    let train_labels = [1, 0, 1, 0, 1, 0];
     let eval_texts = strings(&["good", "bad", "great", "awful"]);
-    let eval_labels = vec![0, 1, 0, 1];
+    let eval_labels = [0, 1, 0, 1];
     let settings = TrainSettings {
         steps: Some(60),
         batch_size: 6,
@@ -224,7 +231,7 @@ fn early_stopping_stops_and_restores_the_best_adapter() {
         warmup_steps: 0,
         eval_every: 1,
         early_stopping: Some(hearth_train::EarlyStopping {
-            metric: hearth_train::StopMetric::Accuracy,
+            metric: Some(hearth_train::StopMetric::Accuracy),
             patience: 3,
             min_delta: 0.0,
             restore_best: true,
@@ -236,20 +243,25 @@ fn early_stopping_stops_and_restores_the_best_adapter() {
     let (_, summary) = pollster::block_on(hearth_train::train(
         model,
         &tokenizer,
-        Examples {
-            texts: &train_texts,
-            labels: &train_labels,
-        },
-        Examples {
-            texts: &eval_texts,
-            labels: &eval_labels,
+        TrainData {
+            task: &Task::Classification,
+            train: Examples {
+                texts: &train_texts,
+                targets: &Targets::Classes(train_labels.to_vec()),
+            },
+            eval: Examples {
+                texts: &eval_texts,
+                targets: &Targets::Classes(eval_labels.to_vec()),
+            },
         },
         &settings,
         None,
         Hooks {
             on_event: &mut |e| {
                 match e {
-                    Event::Evaluated { step, metrics } => evals.push((*step, metrics.accuracy)),
+                    Event::Evaluated { step, metrics } => {
+                        evals.push((*step, metrics.classification().expect("classes").accuracy))
+                    }
                     Event::Restored { best_step, .. } => restored = Some(*best_step),
                     _ => {}
                 }
@@ -281,6 +293,7 @@ fn early_stopping_stops_and_restores_the_best_adapter() {
     assert!(last < best, "the run overfitted: {evals:?}");
     eprintln!("held-out accuracy by step: {evals:?}");
     let final_eval = summary.eval.expect("evaluated");
+    let final_eval = final_eval.classification().expect("classification");
     assert_eq!(
         final_eval.accuracy, best,
         "the restored adapter scores the best: {evals:?}"

@@ -260,6 +260,7 @@ struct Trained {
     model: BertForSequenceClassification,
     tokenizer: TextTokenizer,
     labels: Vec<String>,
+    task: hearth_train::Task,
     batch_size: usize,
     /// The base model's `config.json` and `tokenizer.json`, for a merged download.
     base_config: Vec<u8>,
@@ -338,7 +339,8 @@ pub async fn train(
     let data_event = serde_json::json!({
         "event": "data",
         "labels": split.dataset.label_names,
-        "class_counts": split.dataset.class_counts(),
+        "class_counts": split.dataset.label_counts(),
+        "task": job.task,
         "report": split.dataset.report,
     });
     on_event
@@ -395,6 +397,7 @@ pub async fn train(
             model: output.model,
             tokenizer,
             labels: output.labels.clone(),
+            task: job.task.clone(),
             batch_size: job.train.batch_size,
             base_config: files.config.clone(),
             base_tokenizer: files.tokenizer.clone(),
@@ -406,38 +409,33 @@ pub async fn train(
     })
 }
 
-/// Classifies texts (a JSON array of strings) with the model the last run trained: base model
-/// plus adapter. Returns JSON `[{text, label, scores: {label: probability}}]`.
+/// Predicts for texts (a JSON array of strings) with the model the last run trained: base
+/// model plus adapter. Returns JSON `[{text, label, scores: {label: probability}}]` for
+/// classification, `[{text, labels, scores}]` for multi-label, `[{text, value}]` for
+/// regression.
 #[wasm_bindgen]
 pub async fn classify(texts_json: String) -> Result<String, JsError> {
     let texts: Vec<String> = serde_json::from_str(&texts_json).map_err(js_error)?;
-    let (model, tokenizer, labels, batch_size) = TRAINED
+    let (model, tokenizer, labels, task, batch_size) = TRAINED
         .with(|t| {
             t.borrow().as_ref().map(|t| {
                 (
                     t.model.clone(),
                     t.tokenizer.clone(),
                     t.labels.clone(),
+                    t.task.clone(),
                     t.batch_size,
                 )
             })
         })
         .ok_or_else(|| js_error("train a model first"))?;
-    let probs = hearth_train::predict_probabilities(&model, &tokenizer, &texts, batch_size)
+    let all = hearth_train::predict_scores(&model, &tokenizer, &task, &texts, batch_size)
         .await
         .map_err(js_error)?;
     let out: Vec<serde_json::Value> = texts
         .iter()
-        .zip(probs)
-        .map(|(text, p)| {
-            let best = hearth_train::metrics::argmax(&p);
-            let scores: serde_json::Map<String, serde_json::Value> = labels
-                .iter()
-                .zip(&p)
-                .map(|(l, &v)| (l.clone(), serde_json::json!(v)))
-                .collect();
-            serde_json::json!({"text": text, "label": labels[best], "scores": scores})
-        })
+        .zip(all)
+        .map(|(text, scores)| hearth_train::task::prediction_json(&task, &labels, text, &scores))
         .collect();
     to_json(&out)
 }
@@ -474,21 +472,23 @@ impl MergedModelFiles {
 /// The last run's adapter merged into its base model (`hearth merge` in the page).
 #[wasm_bindgen(js_name = mergeTrained)]
 pub async fn merge_trained() -> Result<MergedModelFiles, JsError> {
-    let (model, labels, config, tokenizer) = TRAINED
+    let (model, labels, task, config, tokenizer) = TRAINED
         .with(|t| {
             t.borrow().as_ref().map(|t| {
                 (
                     t.model.clone(),
                     t.labels.clone(),
+                    t.task.clone(),
                     t.base_config.clone(),
                     t.base_tokenizer.clone(),
                 )
             })
         })
         .ok_or_else(|| js_error("train a model first"))?;
-    let merged = hearth_models::merge::merge_classifier(model, &config, &labels)
-        .await
-        .map_err(js_error)?;
+    let merged =
+        hearth_models::merge::merge_classifier(model, &config, &labels, task.problem_type())
+            .await
+            .map_err(js_error)?;
     Ok(MergedModelFiles {
         config: merged.config,
         weights: merged.weights,
