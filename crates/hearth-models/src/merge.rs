@@ -69,8 +69,17 @@ pub async fn merge_classifier(
             model.num_labels()
         )));
     }
-    let merged = model.materialize();
-    let named = named_params(&merged);
+    Ok(MergedModel {
+        config: classifier_config(base_config, labels)?,
+        weights: hf_weights(&model.materialize()).await?,
+    })
+}
+
+/// `model.safetensors` of a model without adapters: every parameter under its HF name, in
+/// PyTorch's layout (what [`merge_classifier`] writes after merging, and what a full
+/// fine-tuning run saves).
+pub async fn hf_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
+    let named = named_params(model);
     let mut tensors = BTreeMap::new();
     for (path, t) in named.matrices {
         let host = to_host(t).await?;
@@ -86,24 +95,20 @@ pub async fn merge_classifier(
     }
     if tensors.keys().any(|k| k.contains(".lora.")) {
         return Err(ModelError::Lora(
-            "an adapter survived merging; nothing was written".into(),
+            "the model still carries adapters (merge them first); nothing was written".into(),
         ));
     }
-    let weights = serialize(
+    serialize(
         &tensors,
         Some(std::collections::HashMap::from([(
             "format".to_string(),
             "pt".to_string(),
         )])),
-    )?;
-    Ok(MergedModel {
-        config: classifier_config(base_config, labels)?,
-        weights,
-    })
+    )
 }
 
 /// The base `config.json` turned into a sequence-classification config with `labels`.
-fn classifier_config(base: &[u8], labels: &[String]) -> Result<Vec<u8>, ModelError> {
+pub(crate) fn classifier_config(base: &[u8], labels: &[String]) -> Result<Vec<u8>, ModelError> {
     let mut config: Map<String, Value> =
         serde_json::from_slice(base).map_err(|source| ModelError::Config {
             family: "BERT",
