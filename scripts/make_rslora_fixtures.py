@@ -108,6 +108,14 @@ def peft_fixture():
     readme = os.path.join(out, "README.md")
     if os.path.exists(readme):
         os.remove(readme)
+    # PEFT keeps target_modules as a set, whose order varies from run to run; sorted, the file
+    # is the same every time (as PEFT writes it: indent 2, sorted keys).
+    config_path = os.path.join(out, "adapter_config.json")
+    with open(config_path) as f:
+        saved = json.load(f)
+    saved["target_modules"] = sorted(saved["target_modules"])
+    with open(config_path, "w") as f:
+        json.dump(saved, f, indent=2, sort_keys=True)
     # Logits of the adapter as saved, through PEFT's own loading path.
     base = AutoModelForSequenceClassification.from_pretrained(MODEL, num_labels=3)
     loaded = PeftModel.from_pretrained(base, out)

@@ -4,8 +4,8 @@
 //! `cargo run -p hearth-models --example rslora_adapter -- MODEL_DIR OUT_DIR`
 //!
 //! The factors and the head are drawn from a fixed seed (`peft::seeded_init`); `lora_B`, which
-//! that init leaves at zero as PEFT does, is filled with fixed non-zero values so the adapter
-//! changes the logits.
+//! that init leaves at zero as PEFT does, and the head are overwritten with fixed values so the
+//! adapter changes the logits visibly.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,14 +26,20 @@ fn settings() -> LoraSettings {
     }
 }
 
-/// The adapter with every `lora_B` set to `0.05·sin(i + 1)`.
+/// The adapter with every `lora_B` set to `0.05·sin(i + 1)` and the head's weight to
+/// `0.5·cos(i)`, so that both move the logits visibly.
 fn with_nonzero_b(bytes: &[u8]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let file = safetensors::SafeTensors::deserialize(bytes)?;
     let mut owned = Vec::new();
     for (name, view) in file.tensors() {
+        let n = view.data().len() / 4;
         let data: Vec<u8> = if name.contains("lora_B") {
-            (0..view.data().len() / 4)
+            (0..n)
                 .flat_map(|i| (0.05 * ((i + 1) as f32).sin()).to_le_bytes())
+                .collect()
+        } else if name.ends_with("classifier.weight") {
+            (0..n)
+                .flat_map(|i| (0.5 * (i as f32).cos()).to_le_bytes())
                 .collect()
         } else {
             view.data().to_vec()
@@ -66,9 +72,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         adapter: None,
     };
     let device = Device::flex();
-    let labels: Vec<String> = ["negative", "neutral", "positive"].map(String::from).to_vec();
+    let labels: Vec<String> = ["negative", "neutral", "positive"]
+        .map(String::from)
+        .to_vec();
     let build = |files: &ModelFiles| {
-        build_for_strategy(files, 3, Pooling::Cls, &settings(), Strategy::Lora, 1, &device)
+        build_for_strategy(
+            files,
+            3,
+            Pooling::Cls,
+            &settings(),
+            Strategy::Lora,
+            1,
+            &device,
+        )
     };
     let seeded = build(&files)?;
     let first = pollster::block_on(peft::export_adapter(&seeded))?;

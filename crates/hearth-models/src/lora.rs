@@ -326,7 +326,10 @@ mod tests {
         assert_eq!(rs.scale(), 2.0);
         // burn scales by alpha / r: the alpha it gets must give back the same scale.
         assert_eq!(rs.burn_alpha() / rs.r as f64, rs.scale());
-        let plain = LoraSettings { use_rslora: false, ..rs.clone() };
+        let plain = LoraSettings {
+            use_rslora: false,
+            ..rs.clone()
+        };
         assert_eq!(plain.scale(), 0.5);
         assert_eq!(plain.burn_alpha(), 8.0);
     }

@@ -506,7 +506,10 @@ mod tests {
             "{err}"
         );
         let err = config(serde_json::json!({"r": 0})).unwrap_err().to_string();
-        assert!(err.contains("adapter_config.json: r must be at least 1"), "{err}");
+        assert!(
+            err.contains("adapter_config.json: r must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -521,8 +524,8 @@ mod tests {
         assert_eq!(written["use_rslora"], true);
         assert_eq!(written["layers_to_transform"], serde_json::json!([1, 3]));
         assert_eq!(written["layers_pattern"], "layer");
-        let back = AdapterConfig::from_json(&serde_json::to_vec(&written).expect("json"))
-            .expect("parses");
+        let back =
+            AdapterConfig::from_json(&serde_json::to_vec(&written).expect("json")).expect("parses");
         assert_eq!(back.settings(), settings);
         let plain = serde_json::to_value(AdapterConfig::for_classification(
             &LoraSettings::default(),

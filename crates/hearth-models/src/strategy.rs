@@ -102,9 +102,9 @@ impl Trained {
     /// (as [`ModelFiles::adapter`]). What a checkpoint stores.
     pub fn weights(&self) -> &[u8] {
         match self {
-            Self::Adapter { weights, .. } | Self::Head { weights } | Self::Model { weights, .. } => {
-                weights
-            }
+            Self::Adapter { weights, .. }
+            | Self::Head { weights }
+            | Self::Model { weights, .. } => weights,
         }
     }
 
@@ -302,8 +302,7 @@ pub fn build_for_strategy(
         _ => files.weights.clone(),
     };
     let encoder = BertModel::init(&config, lora_dropout, device)?.load_safetensors(weights)?;
-    let model =
-        BertForSequenceClassification::new(encoder, &config, num_outputs, pooling, device)?;
+    let model = BertForSequenceClassification::new(encoder, &config, num_outputs, pooling, device)?;
     let model = strategy.prepare(model, lora)?;
     let model = peft::seeded_init(model, seed, config.initializer_range)?;
     match (&files.adapter, strategy) {

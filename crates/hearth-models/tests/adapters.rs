@@ -62,6 +62,7 @@ fn logits_match_peft(dir: &str, logits_fixture: &str) {
         worst < 1e-4,
         "largest logit difference {worst:e}\nhearth {ours:?}\npeft   {theirs:?}"
     );
+    eprintln!("{dir}: largest logit difference to PEFT {worst:e}");
     // A trained adapter moves the logits away from the base model with a fresh head: the
     // comparison above is about the adapter, not about two untrained heads agreeing.
     assert!(theirs.iter().any(|v| v.abs() > 0.05), "{theirs:?}");
@@ -132,8 +133,9 @@ fn an_rslora_adapter_on_chosen_layers_made_by_peft_gives_peft_s_logits() {
         use_rslora: false,
         ..settings.clone()
     };
-    let model = hearth_models::build_classifier(&files, 3, Pooling::Cls, &plain, 0, &Device::flex())
-        .expect("builds");
+    let model =
+        hearth_models::build_classifier(&files, 3, Pooling::Cls, &plain, 0, &Device::flex())
+            .expect("builds");
     let model = import_adapter(model, &weights).expect("imports");
     let other = logits_of(&model, &files, &strings(&fx["sentences"]));
     let moved = other
@@ -151,7 +153,8 @@ fn an_rslora_adapter_on_chosen_layers_made_by_peft_gives_peft_s_logits() {
         hearth_models::build_classifier(&files, 3, Pooling::Cls, &every_layer, 0, &Device::flex())
             .expect("builds");
     let err = import_adapter(model, &weights).unwrap_err().to_string();
-    assert!(err.contains("lacks 8 tensor(s)"), "{err}");
+    // Layers 0, 2, 4 and 5 lack both factors of query and value.
+    assert!(err.contains("lacks 16 tensor(s)"), "{err}");
 }
 
 /// An rsLoRA adapter on layers 1 and 3 that Hearth exported (by
@@ -161,8 +164,22 @@ fn an_rslora_adapter_on_chosen_layers_made_by_peft_gives_peft_s_logits() {
 fn an_rslora_adapter_exported_by_hearth_loads_in_peft() {
     logits_match_peft("hearth-rslora-adapter", "hearth_rslora_logits.json");
     let fx = json("hearth_rslora_logits.json");
-    let (model, _, config, weights) = adapted("hearth-rslora-adapter");
+    let (model, files, config, weights) = adapted("hearth-rslora-adapter");
     assert_eq!(adapted_modules(&model), strings(&fx["adapted_modules"]));
+    // The adapter matters, not only the head: scaled by alpha / r the logits differ.
+    let plain = LoraSettings {
+        use_rslora: false,
+        ..config.settings()
+    };
+    let other =
+        hearth_models::build_classifier(&files, 3, Pooling::Cls, &plain, 0, &Device::flex())
+            .and_then(|m| import_adapter(m, &weights))
+            .expect("imports");
+    let moved = logits_of(&other, &files, &strings(&fx["sentences"]))
+        .iter()
+        .zip(floats(&fx["logits"]))
+        .fold(0.0, |m, (a, b)| f64::max(m, (a - b).abs()));
+    assert!(moved > 1e-3, "the adapter changed nothing: {moved:e}");
     let again = pollster::block_on(export_adapter(&model)).expect("exports");
     assert!(again == weights, "the exported tensors changed");
     let written = AdapterConfig::for_classification(&config.settings(), "all-MiniLM-L6-v2");

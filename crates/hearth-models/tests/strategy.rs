@@ -34,13 +34,24 @@ fn labels() -> Vec<String> {
 }
 
 fn build(strategy: Strategy, pooling: Pooling, device: &Device) -> BertForSequenceClassification {
-    build_for_strategy(&tiny_files(), OUTPUTS, pooling, &lora(), strategy, 3, device)
-        .expect("builds")
+    build_for_strategy(
+        &tiny_files(),
+        OUTPUTS,
+        pooling,
+        &lora(),
+        strategy,
+        3,
+        device,
+    )
+    .expect("builds")
 }
 
 /// Two SGD steps on the tiny batch, so that every trainable tensor (LoRA's A too, whose
 /// gradient is zero while B is) has moved.
-fn train(mut model: BertForSequenceClassification, device: &Device) -> BertForSequenceClassification {
+fn train(
+    mut model: BertForSequenceClassification,
+    device: &Device,
+) -> BertForSequenceClassification {
     let batch = BertInput::new(&tiny_batch(), device);
     let targets = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2], [3]), device);
     let mut optim = SgdConfig::new().init();
@@ -113,11 +124,7 @@ fn each_strategy_trains_exactly_its_parameters() {
                 assert!(changed.len() > before.len() - TINY_LAYERS);
             }
             Strategy::Lora => {
-                let factors: Vec<&str> = changed
-                    .iter()
-                    .copied()
-                    .filter(|p| !is_head(p))
-                    .collect();
+                let factors: Vec<&str> = changed.iter().copied().filter(|p| !is_head(p)).collect();
                 let mut want = Vec::new();
                 for layer in [1, 3] {
                     for m in ["query", "value"] {
@@ -157,7 +164,10 @@ fn what_each_strategy_saves_loads_back_to_the_same_logits() {
             assert_eq!(saved.strategy(), strategy);
             let ours = logits(&trained.valid(), &inner);
             // The comparison below is about the saved training, not two fresh models agreeing.
-            assert!(worst(&ours, &fresh) > 1e-3, "{strategy:?}: training moved nothing");
+            assert!(
+                worst(&ours, &fresh) > 1e-3,
+                "{strategy:?}: training moved nothing"
+            );
 
             let loaded = load_trained(
                 &files,
@@ -172,6 +182,9 @@ fn what_each_strategy_saves_loads_back_to_the_same_logits() {
             let back = logits(&loaded, &inner);
             let diff = worst(&ours, &back);
             assert!(diff <= 1e-6, "{strategy:?} {pooling:?}: {diff:e}");
+            eprintln!(
+                "{strategy:?} {pooling:?}: saved and loaded, largest logit difference {diff:e}"
+            );
 
             let names: Vec<&str> = saved
                 .files()
@@ -181,10 +194,7 @@ fn what_each_strategy_saves_loads_back_to_the_same_logits() {
                 .collect();
             match &saved {
                 Trained::Adapter { config, .. } => {
-                    assert_eq!(
-                        names,
-                        ["adapter_config.json", "adapter_model.safetensors"]
-                    );
+                    assert_eq!(names, ["adapter_config.json", "adapter_model.safetensors"]);
                     assert!(config.use_rslora);
                     assert_eq!(config.settings(), lora());
                 }
@@ -208,7 +218,10 @@ fn what_each_strategy_saves_loads_back_to_the_same_logits() {
                 Trained::Model {
                     config, weights, ..
                 } => {
-                    assert_eq!(names, ["config.json", "model.safetensors", "tokenizer.json"]);
+                    assert_eq!(
+                        names,
+                        ["config.json", "model.safetensors", "tokenizer.json"]
+                    );
                     let config: serde_json::Value =
                         serde_json::from_slice(config).expect("config.json");
                     assert_eq!(config["id2label"]["2"], "c");
@@ -292,7 +305,10 @@ fn mismatched_strategies_and_files_are_errors() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.contains("Full run's model carries LoRA adapters"), "{err}");
+    assert!(
+        err.contains("Full run's model carries LoRA adapters"),
+        "{err}"
+    );
     let head_model = build(Strategy::Head, Pooling::Cls, &device);
     let err = pollster::block_on(export_trained(
         &head_model,
@@ -304,7 +320,10 @@ fn mismatched_strategies_and_files_are_errors() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.contains("2 label names for a head with 3 outputs"), "{err}");
+    assert!(
+        err.contains("2 label names for a head with 3 outputs"),
+        "{err}"
+    );
 
     // A head saved for 3 outputs does not load onto a head of 2.
     let saved = pollster::block_on(export_trained(
@@ -350,14 +369,30 @@ fn mismatched_strategies_and_files_are_errors() {
         layers_to_transform: Some(vec![1, TINY_LAYERS]),
         ..lora()
     };
-    let err = build_for_strategy(&files, OUTPUTS, Pooling::Cls, &bad, Strategy::Lora, 0, &device)
-        .unwrap_err()
-        .to_string();
+    let err = build_for_strategy(
+        &files,
+        OUTPUTS,
+        Pooling::Cls,
+        &bad,
+        Strategy::Lora,
+        0,
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("layers_to_transform names layer 4, but this model has 4 encoder layers"),
         "{err}"
     );
     // The LoRA settings do not matter to the other strategies.
-    build_for_strategy(&files, OUTPUTS, Pooling::Cls, &bad, Strategy::Head, 0, &device)
-        .expect("a linear probe ignores the LoRA settings");
+    build_for_strategy(
+        &files,
+        OUTPUTS,
+        Pooling::Cls,
+        &bad,
+        Strategy::Head,
+        0,
+        &device,
+    )
+    .expect("a linear probe ignores the LoRA settings");
 }
