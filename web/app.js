@@ -502,15 +502,19 @@ function showMetrics(step, m, set) {
   $("confusion").replaceChildren(table);
 }
 
-function onDone({ adapter, summary }) {
+function onDone({ files, summary }) {
   state.running = false;
   setStatus($("run-status"), `${summary.stopped ? "Stopped" : "Finished"} after ${summary.steps} steps: ` +
     `${summary.examples_per_s.toFixed(1)} examples/s, loss ${summary.loss_first.toFixed(4)} → ` +
     `${summary.loss_last20.toFixed(4)} (mean of the last 20 steps).`, "ok");
-  setStatus($("result-status"), "Your adapter, in HuggingFace PEFT's format:", "ok");
-  download("adapter_model.safetensors", new Blob([adapter.weights], { type: "application/octet-stream" }));
-  download("adapter_config.json", new Blob([adapter.config], { type: "application/json" }));
-  download("hearth_run.json", new Blob([adapter.record], { type: "application/json" }));
+  const names = files.map(([name]) => name);
+  setStatus($("result-status"), names.includes("adapter_config.json") ? "Your adapter, in HuggingFace PEFT's format:"
+    : names.includes("config.json") ? "Your fine-tuned model, a HuggingFace model directory:"
+      : "Your trained head (load it onto the base model with hearth_run.json):", "ok");
+  for (const [name, bytes] of files) {
+    const type = name.endsWith(".json") ? "application/json" : "application/octet-stream";
+    download(name, new Blob([bytes], { type }));
+  }
   state.trained = true;
   setStatus($("try-status"), "Type texts above and classify them with your adapter.");
   updateButtons();

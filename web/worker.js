@@ -23,7 +23,8 @@
 //   {type: "resuming", step, job}                continuing from that checkpoint
 //   {type: "checkpoint", step}                   a checkpoint is safely in OPFS
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
-//   {type: "done", adapter: {config, weights: ArrayBuffer, record}, summary}
+//   {type: "done", files: [[name, ArrayBuffer], …], summary}  what the run saves (PEFT's adapter
+//                                                            files for LoRA), hearth_run.json last
 //   {type: "predictions", results: [{text, label, scores}]}
 //   {type: "merged", config, weights, tokenizer} (ArrayBuffers) a transformers model directory
 //   {type: "report-progress", pass, bytes, total} reading the file for the report
@@ -223,9 +224,9 @@ async function trainStored(job, files, data, resume) {
   if (writeError) throw new Error(`a checkpoint could not be saved in this browser's storage: ${errorText(writeError)}`);
   const summary = JSON.parse(trained.summary);
   await setStatus(summary.stopped ? "stopped" : "finished");
-  const weights = trained.weights;
-  const adapter = { config: trained.config, record: trained.record, weights: weights.buffer };
-  post({ type: "done", adapter, summary }, [weights.buffer]);
+  // [[name, bytes], …]: what the job's strategy saves, and hearth_run.json.
+  const files = trained.files.map(([name, bytes]) => [name, bytes.buffer]);
+  post({ type: "done", files, summary }, files.map(([, buffer]) => buffer));
   trained.free();
 }
 

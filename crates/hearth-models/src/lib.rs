@@ -12,11 +12,13 @@ pub mod bert;
 pub mod lora;
 pub mod merge;
 pub mod peft;
+pub mod strategy;
 pub mod tokenizer;
 
 mod error;
 
 pub use error::ModelError;
+pub use strategy::{Strategy, Trained, build_for_strategy, export_trained, load_trained};
 
 use burn::tensor::Device;
 
@@ -30,8 +32,10 @@ pub struct ModelFiles {
     pub weights: Vec<u8>,
     /// `tokenizer.json`.
     pub tokenizer: Vec<u8>,
-    /// `adapter_model.safetensors` of a PEFT adapter whose factors and head replace the fresh
-    /// ones (to continue training it); `None` starts from PEFT's initialization.
+    /// The trained weights a run starts from (to continue training, or to predict), of the
+    /// strategy being built ([`strategy::Trained::weights`]): a PEFT adapter's
+    /// `adapter_model.safetensors` for LoRA, `head.safetensors` for a linear probe, a full
+    /// model's `model.safetensors` for full fine-tuning. `None` starts from the seeded init.
     pub adapter: Option<Vec<u8>>,
 }
 
@@ -46,7 +50,8 @@ impl std::fmt::Debug for ModelFiles {
     }
 }
 
-/// A BERT classifier with LoRA adapters attached, ready to train on `device`.
+/// A BERT classifier with LoRA adapters attached, ready to train on `device`: the
+/// [`Strategy::Lora`] case of [`build_for_strategy`].
 ///
 /// The head and the adapters start from values drawn on the host from `seed`
 /// ([`peft::seeded_init`]), so every backend starts a run from the same numbers, or from
@@ -59,16 +64,13 @@ pub fn build_classifier(
     seed: u64,
     device: &Device,
 ) -> Result<bert::BertForSequenceClassification, ModelError> {
-    lora.validate()?;
-    let config = bert::BertConfig::from_json(&files.config)?;
-    let encoder = bert::BertModel::init(&config, lora.lora_dropout, device)?
-        .load_safetensors(files.weights.clone())?;
-    let model =
-        bert::BertForSequenceClassification::new(encoder, &config, num_labels, pooling, device)?
-            .with_lora(lora)?;
-    let model = peft::seeded_init(model, seed, config.initializer_range)?;
-    match &files.adapter {
-        None => Ok(model),
-        Some(adapter) => peft::import_adapter(model, adapter),
-    }
+    build_for_strategy(
+        files,
+        num_labels,
+        pooling,
+        lora,
+        Strategy::Lora,
+        seed,
+        device,
+    )
 }

@@ -87,12 +87,41 @@ impl LoraSettings {
         if self.target_modules.is_empty() {
             return Err(ModelError::Lora("target_modules is empty".into()));
         }
+        if self.layers_to_transform.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ModelError::Lora(
+                "layers_to_transform is empty; leave it out to adapt every layer".into(),
+            ));
+        }
         Ok(())
     }
 
-    /// The scale `alpha / r` applied to `A·B`.
+    /// The scale applied to `A·B`: `alpha / r`, or `alpha / √r` with rsLoRA (PEFT's `scaling`).
     pub fn scale(&self) -> f64 {
-        self.lora_alpha / self.r as f64
+        if self.use_rslora {
+            self.lora_alpha / (self.r as f64).sqrt()
+        } else {
+            self.lora_alpha / self.r as f64
+        }
+    }
+
+    /// The `alpha` to hand burn's [`burn::module::Lora::new`], which scales by `alpha / r`:
+    /// `scale · r`, so that burn's adapters carry [`LoraSettings::scale`] with or without rsLoRA.
+    pub fn burn_alpha(&self) -> f64 {
+        self.scale() * self.r as f64
+    }
+
+    /// Checks `layers_to_transform` against the model's number of encoder layers.
+    pub fn check_layers(&self, num_layers: usize) -> Result<(), ModelError> {
+        if let Some(layers) = &self.layers_to_transform
+            && let Some(bad) = layers.iter().find(|&&l| l >= num_layers)
+        {
+            return Err(ModelError::Lora(format!(
+                "layers_to_transform names layer {bad}, but this model has {num_layers} \
+                 encoder layers (0 to {})",
+                num_layers.saturating_sub(1)
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -118,18 +147,46 @@ impl LinearModule {
     pub fn matches(&self, target: &str) -> bool {
         self.hf_name == target || self.hf_name.ends_with(&format!(".{target}"))
     }
+
+    /// The encoder layer the module belongs to (`encoder.layer.N.…` → `N`); `None` outside the
+    /// layer stack (the pooler).
+    ///
+    /// This is the index PEFT's `layers_to_transform` selects on a BERT model, with
+    /// `layers_pattern` absent (the first numbered segment of the name) or `layer`.
+    pub fn layer(&self) -> Option<usize> {
+        let rest = self.hf_name.strip_prefix("encoder.layer.")?;
+        rest.split('.').next()?.parse().ok()
+    }
 }
 
-/// The parameter group of the weights `target_modules` selects.
+/// The parameter group of the weights `settings` selects: `target_modules` by PEFT's suffix rule,
+/// restricted to the encoder layers of `layers_to_transform` when given (as in PEFT, a module
+/// outside the layer stack, the pooler, is then never adapted).
 ///
-/// Every target must match at least one module: a typo must not silently train nothing.
+/// Every target must match at least one module: a typo must not silently train nothing. A layer
+/// index the model does not have is an error.
 pub fn target_group(
     modules: &[LinearModule],
-    targets: &[String],
+    settings: &LoraSettings,
+    num_layers: usize,
 ) -> Result<ParamGroup, ModelError> {
+    settings.check_layers(num_layers)?;
+    let in_layers = |m: &LinearModule| match &settings.layers_to_transform {
+        None => true,
+        Some(layers) => m.layer().is_some_and(|l| layers.contains(&l)),
+    };
     let mut paths = Vec::new();
-    for target in targets {
-        let hits: Vec<&LinearModule> = modules.iter().filter(|m| m.matches(target)).collect();
+    for target in &settings.target_modules {
+        let hits: Vec<&LinearModule> = modules
+            .iter()
+            .filter(|m| m.matches(target) && in_layers(m))
+            .collect();
+        if hits.is_empty() && settings.layers_to_transform.is_some() {
+            return Err(ModelError::Lora(format!(
+                "target module `{target}` matches no linear layer in layers_to_transform {:?}",
+                settings.layers_to_transform.as_deref().unwrap_or_default()
+            )));
+        }
         if hits.is_empty() {
             let mut names: Vec<&str> = modules
                 .iter()
@@ -222,12 +279,59 @@ mod tests {
         assert!(modules[2].matches("attention.output.dense"));
         assert!(!modules[3].matches("attention.output.dense"));
         assert_eq!(modules.iter().filter(|m| m.matches("dense")).count(), 3);
-        let err = target_group(&modules, &["qkv".to_string()]).unwrap_err();
+        let settings = |targets: &[&str], layers: Option<Vec<usize>>| LoraSettings {
+            target_modules: targets.iter().map(|t| t.to_string()).collect(),
+            layers_to_transform: layers,
+            ..LoraSettings::default()
+        };
+        let err = target_group(&modules, &settings(&["qkv"], None), 1).unwrap_err();
         assert!(
             err.to_string().contains("`qkv` matches no linear layer"),
             "{err}"
         );
         assert!(err.to_string().contains("query"), "{err}");
+
+        // `dense` in every layer also adapts the pooler; restricted to layers, it does not.
+        assert_eq!(modules[4].layer(), None);
+        assert_eq!(modules[3].layer(), Some(0));
+        let group = target_group(&modules, &settings(&["dense"], None), 1).unwrap();
+        assert!(group.matches(&burn::module::ParamId::new(), Some("pooler.dense.weight")));
+        let group = target_group(&modules, &settings(&["dense"], Some(vec![0])), 1).unwrap();
+        assert!(!group.matches(&burn::module::ParamId::new(), Some("pooler.dense.weight")));
+        assert!(group.matches(
+            &burn::module::ParamId::new(),
+            Some("encoder.layer.0.output.dense.weight")
+        ));
+        let err = target_group(&modules, &settings(&["pooler.dense"], Some(vec![0])), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("in layers_to_transform [0]"), "{err}");
+        let err = target_group(&modules, &settings(&["query"], Some(vec![0, 6])), 6)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("layer 6") && err.contains("6 encoder layers (0 to 5)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rslora_scales_by_the_square_root_of_r() {
+        let rs = LoraSettings {
+            r: 16,
+            lora_alpha: 8.0,
+            use_rslora: true,
+            ..LoraSettings::default()
+        };
+        assert_eq!(rs.scale(), 2.0);
+        // burn scales by alpha / r: the alpha it gets must give back the same scale.
+        assert_eq!(rs.burn_alpha() / rs.r as f64, rs.scale());
+        let plain = LoraSettings {
+            use_rslora: false,
+            ..rs.clone()
+        };
+        assert_eq!(plain.scale(), 0.5);
+        assert_eq!(plain.burn_alpha(), 8.0);
     }
 
     #[test]
@@ -239,6 +343,11 @@ mod tests {
         assert!(bad.validate().is_err());
         let bad = LoraSettings {
             lora_dropout: 1.0,
+            ..LoraSettings::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = LoraSettings {
+            layers_to_transform: Some(vec![]),
             ..LoraSettings::default()
         };
         assert!(bad.validate().is_err());

@@ -58,6 +58,16 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
+    /// The head's output names: `labels`, or for regression without names transformers'
+    /// default `LABEL_0`.
+    pub fn head_labels(self, labels: &[String]) -> Vec<String> {
+        if self == Self::Regression && labels.is_empty() {
+            vec!["LABEL_0".to_string()]
+        } else {
+            labels.to_vec()
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::SingleLabel => "single_label_classification",
@@ -78,12 +88,7 @@ pub async fn merge_classifier(
     labels: &[String],
     problem: ProblemType,
 ) -> Result<MergedModel, ModelError> {
-    let default_name = ["LABEL_0".to_string()];
-    let labels = if problem == ProblemType::Regression && labels.is_empty() {
-        &default_name[..]
-    } else {
-        labels
-    };
+    let labels = &problem.head_labels(labels);
     if model.pooling() != Pooling::Cls {
         return Err(ModelError::UnsupportedConfig(
             "this adapter's head uses mean pooling, which transformers' \
@@ -99,8 +104,17 @@ pub async fn merge_classifier(
             model.num_labels()
         )));
     }
-    let merged = model.materialize();
-    let named = named_params(&merged);
+    Ok(MergedModel {
+        config: classifier_config(base_config, labels, problem)?,
+        weights: hf_weights(&model.materialize()).await?,
+    })
+}
+
+/// `model.safetensors` of a model without adapters: every parameter under its HF name, in
+/// PyTorch's layout (what [`merge_classifier`] writes after merging, and what a full
+/// fine-tuning run saves).
+pub async fn hf_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
+    let named = named_params(model);
     let mut tensors = BTreeMap::new();
     for (path, t) in named.matrices {
         let host = to_host(t).await?;
@@ -116,24 +130,20 @@ pub async fn merge_classifier(
     }
     if tensors.keys().any(|k| k.contains(".lora.")) {
         return Err(ModelError::Lora(
-            "an adapter survived merging; nothing was written".into(),
+            "the model still carries adapters (merge them first); nothing was written".into(),
         ));
     }
-    let weights = serialize(
+    serialize(
         &tensors,
         Some(std::collections::HashMap::from([(
             "format".to_string(),
             "pt".to_string(),
         )])),
-    )?;
-    Ok(MergedModel {
-        config: classifier_config(base_config, labels, problem)?,
-        weights,
-    })
+    )
 }
 
 /// The base `config.json` turned into a sequence-classification config with `labels`.
-fn classifier_config(
+pub(crate) fn classifier_config(
     base: &[u8],
     labels: &[String],
     problem: ProblemType,

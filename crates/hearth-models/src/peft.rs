@@ -41,8 +41,17 @@ pub struct AdapterConfig {
     pub target_modules: Vec<String>,
     /// Which biases were trained: `none`.
     pub bias: String,
-    /// Whether the scale is `alpha / sqrt(r)`.
+    /// Whether the scale is `alpha / sqrt(r)` (rsLoRA).
+    #[serde(default)]
     pub use_rslora: bool,
+    /// Only these encoder layers carry adapters; every layer when `null`. PEFT accepts one
+    /// index or a list.
+    #[serde(default)]
+    pub layers_to_transform: Option<OneOrMany<usize>>,
+    /// The name of the layer stack `layers_to_transform` counts in (`layer` for BERT's
+    /// `encoder.layer.N`); PEFT takes the first numbered segment of a module name when `null`.
+    #[serde(default)]
+    pub layers_pattern: Option<OneOrMany<String>>,
     /// Modules trained in full and saved with the adapter (the head).
     pub modules_to_save: Vec<String>,
     /// The base model the adapter belongs to.
@@ -63,7 +72,12 @@ impl AdapterConfig {
             lora_dropout: settings.lora_dropout,
             target_modules: settings.target_modules.clone(),
             bias: "none".into(),
-            use_rslora: false,
+            use_rslora: settings.use_rslora,
+            layers_to_transform: settings.layers_to_transform.clone().map(OneOrMany::Many),
+            layers_pattern: settings
+                .layers_to_transform
+                .as_ref()
+                .map(|_| OneOrMany::One(LAYERS_PATTERN.into())),
             modules_to_save: vec!["classifier".into()],
             base_model_name_or_path: base_model.into(),
             inference_mode: true,
@@ -80,11 +94,20 @@ impl AdapterConfig {
                 config.peft_type
             )));
         }
-        if config.use_rslora {
-            return Err(ModelError::Lora(
-                "adapter_config.json: use_rslora adapters are not supported yet".into(),
-            ));
+        if let Some(patterns) = &config.layers_pattern {
+            let patterns = patterns.as_slice();
+            // PEFT treats an empty pattern as no pattern.
+            if !patterns.is_empty() && !patterns.iter().any(|p| p == LAYERS_PATTERN) {
+                return Err(ModelError::Lora(format!(
+                    "adapter_config.json: layers_pattern {patterns:?} names no layer stack of a \
+                     BERT model (its layers are `encoder.{LAYERS_PATTERN}.N`)"
+                )));
+            }
         }
+        config.settings().validate().map_err(|e| match e {
+            ModelError::Lora(msg) => ModelError::Lora(format!("adapter_config.json: {msg}")),
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -95,8 +118,36 @@ impl AdapterConfig {
             lora_alpha: self.lora_alpha,
             lora_dropout: self.lora_dropout,
             target_modules: self.target_modules.clone(),
-            use_rslora: false,
-            layers_to_transform: None,
+            use_rslora: self.use_rslora,
+            // PEFT reads an empty list as "every layer".
+            layers_to_transform: self
+                .layers_to_transform
+                .as_ref()
+                .map(|l| l.as_slice().to_vec())
+                .filter(|l| !l.is_empty()),
+        }
+    }
+}
+
+/// The layer-stack name of BERT-family models in PEFT's `layers_pattern`.
+pub const LAYERS_PATTERN: &str = "layer";
+
+/// A field PEFT accepts as one value or a list (`layers_to_transform`, `layers_pattern`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// A list.
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            Self::One(v) => std::slice::from_ref(v),
+            Self::Many(v) => v,
         }
     }
 }
@@ -408,4 +459,80 @@ pub fn import_adapter(
         )));
     }
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> Result<AdapterConfig, ModelError> {
+        let mut value = serde_json::json!({
+            "peft_type": "LORA", "task_type": "SEQ_CLS", "r": 8, "lora_alpha": 16,
+            "lora_dropout": 0.1, "target_modules": ["query", "value"], "bias": "none",
+            "modules_to_save": ["classifier"], "base_model_name_or_path": "m"
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            value[k] = v.clone();
+        }
+        AdapterConfig::from_json(&serde_json::to_vec(&value).unwrap_or_default())
+    }
+
+    #[test]
+    fn layer_settings_read_as_peft_writes_them() {
+        // Absent fields (older PEFT): rsLoRA off, every layer.
+        let plain = config(serde_json::json!({})).expect("parses").settings();
+        assert!(!plain.use_rslora);
+        assert_eq!(plain.layers_to_transform, None);
+        // One index, a list, an empty list (PEFT: every layer); the pattern as a string or list.
+        let one = config(serde_json::json!({"layers_to_transform": 2, "use_rslora": true}))
+            .expect("parses")
+            .settings();
+        assert_eq!(one.layers_to_transform, Some(vec![2]));
+        assert!(one.use_rslora);
+        let listed = config(serde_json::json!({
+            "layers_to_transform": [0, 5], "layers_pattern": ["layer"]
+        }))
+        .expect("parses");
+        assert_eq!(listed.settings().layers_to_transform, Some(vec![0, 5]));
+        let empty = config(serde_json::json!({"layers_to_transform": []})).expect("parses");
+        assert_eq!(empty.settings().layers_to_transform, None);
+        let err = config(serde_json::json!({
+            "layers_to_transform": [1], "layers_pattern": "layers"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("layers_pattern [\"layers\"] names no layer stack"),
+            "{err}"
+        );
+        let err = config(serde_json::json!({"r": 0})).unwrap_err().to_string();
+        assert!(
+            err.contains("adapter_config.json: r must be at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn layer_settings_are_written_as_peft_reads_them() {
+        let settings = LoraSettings {
+            use_rslora: true,
+            layers_to_transform: Some(vec![1, 3]),
+            ..LoraSettings::default()
+        };
+        let written = serde_json::to_value(AdapterConfig::for_classification(&settings, "m"))
+            .expect("serializes");
+        assert_eq!(written["use_rslora"], true);
+        assert_eq!(written["layers_to_transform"], serde_json::json!([1, 3]));
+        assert_eq!(written["layers_pattern"], "layer");
+        let back =
+            AdapterConfig::from_json(&serde_json::to_vec(&written).expect("json")).expect("parses");
+        assert_eq!(back.settings(), settings);
+        let plain = serde_json::to_value(AdapterConfig::for_classification(
+            &LoraSettings::default(),
+            "m",
+        ))
+        .expect("serializes");
+        assert_eq!(plain["layers_to_transform"], serde_json::Value::Null);
+        assert_eq!(plain["layers_pattern"], serde_json::Value::Null);
+    }
 }

@@ -1,8 +1,9 @@
 //! Checkpoints: a run's state at a step, as a set of files any storage can keep (a directory
 //! natively, the origin-private file system in the page).
 //!
-//! A checkpoint is the PEFT adapter of that step (`adapter_config.json`,
-//! `adapter_model.safetensors`, `hearth_run.json`), the optimizer state
+//! A checkpoint is the trained weights of that step (for LoRA runs PEFT's `adapter_config.json`
+//! and `adapter_model.safetensors`; `head.safetensors` or `model.safetensors` for head-only and
+//! full runs) with `hearth_run.json`, the optimizer state
 //! (`optimizer.safetensors`) and `trainer_state.json`: step, epoch and row position, losses,
 //! the data's fingerprint, and the SHA-256 of every other file. The manifest is written last;
 //! reading checks every checksum, so a truncated or damaged checkpoint is refused with a clear
@@ -100,18 +101,8 @@ impl Checkpoint {
 
     /// The files to store, by name, in the order to write them: the manifest last.
     pub fn to_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>, TrainError> {
-        let mut files: Vec<(&'static str, Vec<u8>)> = vec![
-            (
-                AdapterFiles::CONFIG,
-                self.adapter.config.clone().into_bytes(),
-            ),
-            (AdapterFiles::WEIGHTS, self.adapter.weights.clone()),
-            (
-                AdapterFiles::RECORD,
-                self.adapter.record.clone().into_bytes(),
-            ),
-            (Self::OPTIMIZER, self.optimizer.clone()),
-        ];
+        let mut files = self.adapter.files();
+        files.push((Self::OPTIMIZER, self.optimizer.clone()));
         let state = TrainerState {
             format: FORMAT,
             progress: self.progress.clone(),
@@ -167,15 +158,25 @@ impl Checkpoint {
             String::from_utf8(bytes)
                 .map_err(|_| TrainError::Checkpoint(format!("{name} is not UTF-8")))
         };
-        let config = text(get(AdapterFiles::CONFIG)?, AdapterFiles::CONFIG)?;
-        let weights = get(AdapterFiles::WEIGHTS)?;
+        // The record names the strategy, which names the other files.
         let record = text(get(AdapterFiles::RECORD)?, AdapterFiles::RECORD)?;
+        let run: RunRecord = serde_json::from_str(&record)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", AdapterFiles::RECORD)))?;
+        let strategy = run.job.train.strategy;
+        let config = if strategy == hearth_models::Strategy::Lora {
+            text(get(AdapterFiles::CONFIG)?, AdapterFiles::CONFIG)?
+        } else {
+            String::new()
+        };
+        let weights = get(strategy.weights_file())?;
         let optimizer = get(Self::OPTIMIZER)?;
         let checkpoint = Self {
             adapter: AdapterFiles {
+                strategy,
                 config,
                 weights,
                 record,
+                extra: Vec::new(),
             },
             optimizer,
             progress: state.progress,
@@ -194,7 +195,9 @@ mod tests {
         let job = JobSpec::parse("[model]\npath='m'\n[data]\npath='d.csv'").expect("job");
         Checkpoint {
             adapter: AdapterFiles {
+                strategy: hearth_models::Strategy::Lora,
                 config: "{}".into(),
+                extra: Vec::new(),
                 weights: vec![1, 2, 3, 4],
                 record: serde_json::to_string(&RunRecord {
                     job,

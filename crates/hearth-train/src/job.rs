@@ -90,18 +90,8 @@ fn default_huber_delta() -> f64 {
     1.0
 }
 
-/// What a run trains.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// LoRA adapters on `lora.target_modules` plus the head; the base stays frozen.
-    #[default]
-    Lora,
-    /// The head only, on a frozen encoder (a linear probe).
-    Head,
-    /// Every weight of the encoder and the head (full fine-tuning).
-    Full,
-}
+/// What a run trains: `lora` (default), `head` or `full`; defined beside the model it shapes.
+pub use hearth_models::Strategy;
 
 /// Where the base model is and how its head reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use hearth_data::{DataFormat, LoadReport};
 use hearth_models::ModelFiles;
 use hearth_models::bert::BertForSequenceClassification;
-use hearth_models::peft::{self, AdapterConfig};
+use hearth_models::peft::AdapterConfig;
 use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 
@@ -292,11 +292,12 @@ pub fn build_model(
 ) -> Result<(BertForSequenceClassification, TextTokenizer), TrainError> {
     let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
     device.seed(job.train.seed);
-    let model = hearth_models::build_classifier(
+    let model = hearth_models::build_for_strategy(
         files,
         crate::task::num_outputs(&job.task, labels),
         job.model.pooling,
         &job.lora,
+        job.train.strategy,
         job.train.seed,
         device,
     )?;
@@ -368,7 +369,13 @@ pub async fn run(
                     "the data differs from the data the checkpoint was trained on".into(),
                 ));
             }
-            let model = peft::import_adapter(model, &checkpoint.adapter.weights)?;
+            // The checkpoint's trained weights on a freshly built base.
+            let files = ModelFiles {
+                adapter: Some(checkpoint.adapter.weights.clone()),
+                ..files.clone()
+            };
+            drop(model);
+            let (model, _) = build_model(job, &files, labels.len(), device)?;
             let mut optimizer =
                 Optimizer::with(job.train.optimizer, job.train.weight_decay, job.train.clip);
             optimizer.load_safetensors(&checkpoint.optimizer, &device.clone().inner())?;
@@ -425,15 +432,22 @@ pub async fn run(
     })
 }
 
-/// The files of an adapter directory, as bytes.
+/// The files a run leaves, as bytes: by strategy, PEFT's adapter (`adapter_config.json`,
+/// `adapter_model.safetensors`), the head (`head.safetensors`) or a complete model directory
+/// (`config.json`, `model.safetensors`, `tokenizer.json`); and `hearth_run.json`, the job and
+/// the label names.
 #[derive(Debug, Clone)]
 pub struct AdapterFiles {
-    /// `adapter_config.json`.
+    /// What the run trained, which names the files.
+    pub strategy: hearth_models::Strategy,
+    /// `adapter_config.json` for LoRA runs; empty otherwise.
     pub config: String,
-    /// `adapter_model.safetensors`.
+    /// The trained weights, in the file [`hearth_models::Strategy::weights_file`] names.
     pub weights: Vec<u8>,
     /// `hearth_run.json`: the job and the label names.
     pub record: String,
+    /// A full model's `config.json` and `tokenizer.json` (final output only, not checkpoints).
+    pub extra: Vec<(&'static str, Vec<u8>)>,
 }
 
 impl AdapterFiles {
@@ -444,31 +458,73 @@ impl AdapterFiles {
     /// Hearth's run record file name.
     pub const RECORD: &str = "hearth_run.json";
 
-    /// The adapter of a trained model in PEFT's format, plus the run record.
+    /// What a model trained by `job` saves (PEFT's format for LoRA), plus the run record.
+    /// `base` is the base model's files (a full model's directory takes its config and
+    /// tokenizer).
     pub async fn export(
         job: &JobSpec,
         model: &BertForSequenceClassification,
         labels: &[String],
+        base: &ModelFiles,
     ) -> Result<Self, TrainError> {
-        Self::with_weights(job, labels, peft::export_adapter(model).await?)
+        let trained = hearth_models::export_trained(
+            model,
+            job.train.strategy,
+            &job.lora,
+            base,
+            &job.model.path,
+            labels,
+            job.task.problem_type(),
+        )
+        .await?;
+        let mut files = Self::with_weights(job, labels, trained.weights().to_vec())?;
+        if let hearth_models::Trained::Model {
+            config, tokenizer, ..
+        } = trained
+        {
+            files.extra = vec![("config.json", config), ("tokenizer.json", tokenizer)];
+        }
+        Ok(files)
     }
 
-    /// The adapter files around already exported `adapter_model.safetensors` bytes.
+    /// The files around already exported weights of the job's strategy.
     pub fn with_weights(
         job: &JobSpec,
         labels: &[String],
         weights: Vec<u8>,
     ) -> Result<Self, TrainError> {
-        let config = AdapterConfig::for_classification(&job.lora, &job.model.path);
+        let strategy = job.train.strategy;
+        let config = if strategy == hearth_models::Strategy::Lora {
+            pretty(&AdapterConfig::for_classification(
+                &job.lora,
+                &job.model.path,
+            ))?
+        } else {
+            String::new()
+        };
         let record = RunRecord {
             job: job.clone(),
             labels: labels.to_vec(),
         };
         Ok(Self {
-            config: pretty(&config)?,
+            strategy,
+            config,
             weights,
             record: pretty(&record)?,
+            extra: Vec::new(),
         })
+    }
+
+    /// Every file by name, the run record last.
+    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut files = Vec::new();
+        if !self.config.is_empty() {
+            files.push((Self::CONFIG, self.config.clone().into_bytes()));
+        }
+        files.push((self.strategy.weights_file(), self.weights.clone()));
+        files.extend(self.extra.iter().cloned());
+        files.push((Self::RECORD, self.record.clone().into_bytes()));
+        files
     }
 }
 

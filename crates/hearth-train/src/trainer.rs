@@ -189,7 +189,8 @@ pub struct Progress {
 pub struct Snapshot {
     /// Where the run stands.
     pub progress: Progress,
-    /// `adapter_model.safetensors` at this step.
+    /// The trained weights at this step (the file [`hearth_models::Strategy::weights_file`]
+    /// names).
     pub adapter: Vec<u8>,
     /// The optimizer state ([`Optimizer::to_safetensors`]).
     pub optimizer: Vec<u8>,
@@ -228,12 +229,13 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 
 async fn snapshot(
     model: &BertForSequenceClassification,
+    strategy: hearth_models::Strategy,
     optim: &Optimizer,
     progress: &Progress,
 ) -> Result<Snapshot, TrainError> {
     Ok(Snapshot {
         progress: progress.clone(),
-        adapter: hearth_models::peft::export_adapter(model).await?,
+        adapter: hearth_models::strategy::trained_weights(model, strategy).await?,
         optimizer: optim.to_safetensors().await?,
     })
 }
@@ -423,13 +425,13 @@ pub async fn train(
             && step.is_multiple_of(settings.checkpoint_every)
             && step < steps;
         if checkpoint_due && !stop {
-            on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
+            on_checkpoint(snapshot(&model, settings.strategy, &optim, &progress).await?)?;
         }
     }
 
     let step = progress.step;
     // The final state, also when stopped early, so the run can be continued later.
-    on_checkpoint(snapshot(&model, &optim, &progress).await?)?;
+    on_checkpoint(snapshot(&model, settings.strategy, &optim, &progress).await?)?;
     let mut best_step = None;
     if let (Some(rule), Some((at, _)), Some(best)) =
         (&settings.early_stopping, progress.best, best_model)

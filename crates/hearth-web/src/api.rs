@@ -221,7 +221,7 @@ pub fn check_job(json: &str) -> Result<String, JsError> {
     Ok(JobSpec::parse(json).map_err(js_error)?.to_json())
 }
 
-/// A trained adapter's files and the run's summary.
+/// A trained run's files and its summary.
 #[wasm_bindgen]
 pub struct TrainedAdapter {
     files: AdapterFiles,
@@ -230,22 +230,21 @@ pub struct TrainedAdapter {
 
 #[wasm_bindgen]
 impl TrainedAdapter {
-    /// `adapter_config.json`.
-    #[wasm_bindgen(getter)]
-    pub fn config(&self) -> String {
-        self.files.config.clone()
-    }
-
-    /// `adapter_model.safetensors`.
-    #[wasm_bindgen(getter)]
-    pub fn weights(&self) -> Vec<u8> {
-        self.files.weights.clone()
-    }
-
+    /// Every file to download, `[[name, Uint8Array], …]`: PEFT's adapter files for LoRA,
+    /// `head.safetensors` for a head-only run, a model directory for a full one; and
     /// `hearth_run.json`.
     #[wasm_bindgen(getter)]
-    pub fn record(&self) -> String {
-        self.files.record.clone()
+    pub fn files(&self) -> js_sys::Array {
+        self.files
+            .files()
+            .into_iter()
+            .map(|(name, bytes)| {
+                js_sys::Array::of2(
+                    &JsValue::from_str(name),
+                    &js_sys::Uint8Array::from(bytes.as_slice()),
+                )
+            })
+            .collect()
     }
 
     /// The run's summary as JSON.
@@ -387,7 +386,7 @@ pub async fn train(
     if let Some(e) = callback_error {
         return Err(js_error(format!("the page's event handler failed: {e:?}")));
     }
-    let adapter = AdapterFiles::export(&job, &output.model, &output.labels)
+    let adapter = AdapterFiles::export(&job, &output.model, &output.labels, &files)
         .await
         .map_err(js_error)?;
     let tokenizer =
