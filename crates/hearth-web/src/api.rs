@@ -244,13 +244,13 @@ pub fn plan_job(
         text: String,
     }
     let job = JobSpec::parse(job_json).map_err(js_error)?;
-    let gpu: GpuLimits = serde_json::from_str(limits_json)
-        .map_err(|e| js_error(format!("plan limits: {e}")))?;
-    let ctx: hearth_train::plan::Context = serde_json::from_str(context_json)
-        .map_err(|e| js_error(format!("plan context: {e}")))?;
+    let gpu: GpuLimits =
+        serde_json::from_str(limits_json).map_err(|e| js_error(format!("plan limits: {e}")))?;
+    let ctx: hearth_train::plan::Context =
+        serde_json::from_str(context_json).map_err(|e| js_error(format!("plan context: {e}")))?;
     let limits = hearth_train::plan::Limits::browser(gpu.max_buffer_size, gpu.max_storage_binding);
-    let plan = hearth_train::plan::plan(&job, config_json.as_bytes(), &limits, &ctx)
-        .map_err(js_error)?;
+    let plan =
+        hearth_train::plan::plan(&job, config_json.as_bytes(), &limits, &ctx).map_err(js_error)?;
     let text = hearth_train::plan::render(&plan);
     to_json(&Planned { plan, text })
 }
