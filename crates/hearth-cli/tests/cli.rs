@@ -838,7 +838,11 @@ fn measured_peak_mib(stderr: &str) -> f64 {
         .lines()
         .find(|l| l.contains("Maximum resident set size"))
         .expect("/usr/bin/time -v output");
-    let kib: f64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+    let kib: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a number of KiB");
     kib / 1024.0
 }
 
@@ -874,9 +878,9 @@ fn the_planners_estimate_is_within_25_percent_of_the_measured_peak() {
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
     let estimate: f64 = plan["estimate"]["parts"]
         .as_array()
-        .unwrap()
+        .expect("parts")
         .iter()
-        .map(|p| p["bytes"].as_f64().unwrap())
+        .map(|p| p["bytes"].as_f64().expect("bytes"))
         .sum::<f64>()
         / (1 << 20) as f64;
     let run = Command::new("/usr/bin/time")
@@ -884,7 +888,12 @@ fn the_planners_estimate_is_within_25_percent_of_the_measured_peak() {
         .arg(env!("CARGO_BIN_EXE_hearth"))
         .arg("train")
         .args(args)
-        .args(["--out", out_dir.to_str().unwrap(), "--fit", "off"])
+        .args([
+            "--out",
+            out_dir.to_str().expect("UTF-8 temp dir"),
+            "--fit",
+            "off",
+        ])
         .current_dir(root())
         .output()
         .expect("hearth runs");

@@ -260,8 +260,11 @@ fn targeted(name: &str, targets: &[String]) -> bool {
         .any(|t| name == t || name.ends_with(&format!(".{t}")))
 }
 
+/// `[in, out]` of a linear layer.
+type Shape = (usize, usize);
+
 /// The adapted linear layers of each encoder layer (and whether the pooler is adapted).
-fn adapted(job: &JobSpec, c: &BertConfig) -> (Vec<Vec<(usize, usize)>>, Option<(usize, usize)>) {
+fn adapted(job: &JobSpec, c: &BertConfig) -> (Vec<Vec<Shape>>, Option<Shape>) {
     let lora = &job.lora;
     let in_layers = |i: usize| {
         lora.layers_to_transform
