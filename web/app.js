@@ -107,6 +107,7 @@ function onWorkerMessage(msg) {
         `${(100 * msg.bytes / Math.max(1, msg.total)).toFixed(0)}%…`);
       break;
     case "columns": fillColumns(msg.columns); break;
+    case "plan": showPlan(msg); break;
     case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
     case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
     case "event": onTrainEvent(msg.event); break;
@@ -316,12 +317,34 @@ function modelReady() {
     ["config.json", "model.safetensors", "tokenizer.json"].every((n) => state.modelFiles[n]);
 }
 
+// ---------- the memory plan, shown before Start ----------
+
+/** Asks the worker for the job's memory plan against this GPU's limits (debounced). */
+function requestPlan() {
+  clearTimeout(state.planTimer);
+  state.planTimer = setTimeout(() => {
+    if (!state.ready || state.running || !modelReady()) return;
+    const demo = modelSource() === "demo";
+    const config = demo ? null : new TextDecoder().decode(state.modelFiles["config.json"]);
+    const modelBytes = demo ? 0 : state.modelFiles["model.safetensors"].byteLength;
+    state.worker.postMessage({ type: "plan", job: buildJob(), config, modelBytes,
+                               dataBytes: state.data?.file?.size ?? 0 });
+  }, 200);
+}
+
+function showPlan(msg) {
+  $("plan-panel").hidden = false;
+  $("plan-text").textContent = msg.error ? `The plan could not be made: ${msg.error}` : msg.text;
+  $("plan-panel").dataset.fits = msg.error ? "unknown" : String(msg.fits);
+}
+
 function updateButtons() {
   $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
   $("stop").disabled = !state.running;
   $("resume").disabled = !(state.ready && !state.running);
   $("try-button").disabled = !(state.trained && !state.running);
   $("merge").disabled = !(state.trained && !state.running);
+  requestPlan();
 }
 
 // ---------- an unfinished run, kept in OPFS ----------
@@ -608,6 +631,7 @@ function wire() {
     $(id).addEventListener("change", requestReport);
   }
   $("start").addEventListener("click", start);
+  for (const el of document.querySelectorAll("input, select")) el.addEventListener("change", requestPlan);
   $("stop").addEventListener("click", () => {
     state.worker.postMessage({ type: "stop" });
     setStatus($("run-status"), "Stopping after this step…");

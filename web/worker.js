@@ -40,7 +40,7 @@
 // trainer_state.json last; it carries the checksums of the others, so a checkpoint torn by a
 // closed tab is recognised and an older one used.
 import init, {
-  initGpu, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
+  initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
   mergeTrained,
 } from "./pkg/hearth_web.js";
 
@@ -182,12 +182,29 @@ async function boot() {
   }
   wasmMemory = (await init()).memory;
   const gpu = JSON.parse(await initGpu());
+  gpuLimits = { max_buffer_size: gpu.max_buffer_size, max_storage_binding: gpu.max_storage_buffer_binding_size };
   // The browser's own description of the adapter (wgpu often gets no name from it).
   const info = adapter.info ?? {};
   gpu.browser = { vendor: info.vendor ?? "", architecture: info.architecture ?? "",
                   device: info.device ?? "", description: info.description ?? "" };
   post({ type: "ready", gpu, defaults: JSON.parse(defaultJob()) });
   post({ type: "pending", run: await pendingRun() });
+}
+
+let gpuLimits = {};
+
+/** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`). */
+async function planFor(msg) {
+  const config = msg.config ?? text(await fetchBytes("models/demo/config.json"));
+  // The label count is known only once the data is read; the head's size barely matters.
+  const context = { num_outputs: 2, model_file_bytes: msg.modelBytes, data_file_bytes: msg.dataBytes };
+  try {
+    const { plan, text: table } = JSON.parse(planJob(JSON.stringify(msg.job), config,
+      JSON.stringify(gpuLimits), JSON.stringify(context)));
+    return { text: table, fits: plan.fits };
+  } catch (e) {
+    return { error: errorText(e) };
+  }
 }
 
 async function demoModel() {
@@ -320,6 +337,7 @@ self.onmessage = async ({ data: msg }) => {
                columns: JSON.parse(detectColumns(new Uint8Array(msg.bytes), msg.name)) });
         break;
       case "job": post({ type: "job", json: checkJob(JSON.stringify(msg.job)) }); break;
+      case "plan": post({ type: "plan", ...await planFor(msg) }); break;
       case "train":
         if (busy) throw new Error("a run is already going");
         await runTraining(msg);

