@@ -296,6 +296,7 @@ function buildJob() {
       gradient_accumulation: numberOr("accumulation", 1),
       strategy: $("strategy").value,
       l1: numberOr("l1", 0),
+      gradient_checkpointing: $("grad-checkpointing").checked,
       ...(headDropout === "" ? {} : { head_dropout: Number(headDropout) }),
       max_length: numberOr("max-length", 128),
       learning_rate: numberOr("lr", 5e-4),

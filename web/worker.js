@@ -242,8 +242,8 @@ async function trainStored(job, files, data, resume) {
   const summary = JSON.parse(trained.summary);
   await setStatus(summary.stopped ? "stopped" : "finished");
   // [[name, bytes], …]: what the job's strategy saves, and hearth_run.json.
-  const files = trained.files.map(([name, bytes]) => [name, bytes.buffer]);
-  post({ type: "done", files, summary }, files.map(([, buffer]) => buffer));
+  const saved = trained.files.map(([name, bytes]) => [name, bytes.buffer]);
+  post({ type: "done", files: saved, summary }, saved.map(([, buffer]) => buffer));
   trained.free();
 }
 

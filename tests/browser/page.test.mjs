@@ -73,6 +73,15 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   run.jobPath = join(work, "hearth-job.json");
   await jobDownload.saveAs(run.jobPath);
 
+  // The memory plan is shown before Start, checked against this adapter's buffer limits.
+  await waitFor(() => !document.getElementById("plan-panel").hidden &&
+    document.getElementById("plan-text").textContent.includes("micro-batch 16 × 32 tokens"), 60_000, "the memory plan");
+  const plan = await page.locator("#plan-text").textContent();
+  assert.equal(await page.locator("#plan-panel").getAttribute("data-fits"), "true", plan);
+  assert.match(plan, /activations/);
+  assert.match(plan, /maxStorageBufferBindingSize|storage binding/i);
+  console.log(`# plan before Start:\n# ${plan.split("\n").join("\n# ")}`);
+
   const clicked = Date.now();
   await page.click("#start");
   await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 600_000, "training");

@@ -199,6 +199,10 @@ pub struct TrainArgs {
     /// --batch-size × this [default: 1].
     #[arg(long, value_name = "N")]
     pub accumulate: Option<usize>,
+    /// burn's gradient checkpointing: recompute element-wise activations in the backward pass
+    /// instead of keeping them (less memory, more time).
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
     /// L1 penalty on the trained weight matrices [default: 0].
     #[arg(long)]
     pub l1: Option<f64>,
@@ -590,6 +594,7 @@ impl TrainArgs {
             ("--threshold", self.threshold.is_some()),
             ("--accumulate", self.accumulate.is_some()),
             ("--l1", self.l1.is_some()),
+            ("--gradient-checkpointing", self.gradient_checkpointing),
             ("--head-dropout", self.head_dropout.is_some()),
             ("--strategy", self.strategy.is_some()),
             ("--rslora", self.rslora),
@@ -799,6 +804,7 @@ impl TrainArgs {
         t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
         t.gradient_accumulation = self.accumulate.unwrap_or(t.gradient_accumulation);
         t.l1 = self.l1.unwrap_or(t.l1);
+        t.gradient_checkpointing |= self.gradient_checkpointing;
         if let Some(p) = self.head_dropout {
             t.head_dropout = Some(p);
         }

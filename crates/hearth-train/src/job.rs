@@ -200,6 +200,10 @@ pub struct TrainSettings {
     /// planner's micro-batch, accumulation and, if needed, max_length) or `off` (warn only).
     #[serde(default, skip_serializing_if = "is_default")]
     pub fit: crate::plan::FitMode,
+    /// burn's gradient checkpointing (its "balanced" strategy): element-wise activations are
+    /// recomputed in the backward pass instead of kept, trading time for memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gradient_checkpointing: bool,
     /// Truncation length in tokens; each batch is padded to its longest row.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -389,6 +393,7 @@ impl Default for TrainSettings {
             epochs: default_epochs(),
             batch_size: default_batch_size(),
             gradient_accumulation: default_accumulation(),
+            gradient_checkpointing: false,
             strategy: Strategy::default(),
             fit: Default::default(),
             max_length: default_max_length(),

@@ -343,6 +343,12 @@ pub async fn run(
     on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<(), TrainError>,
 ) -> Result<RunOutput, TrainError> {
     job.validate()?;
+    // Gradient checkpointing is a property of the autodiff device the model lives on.
+    let device = &if job.train.gradient_checkpointing && device.is_autodiff() {
+        device.clone().gradient_checkpointing()
+    } else {
+        device.clone()
+    };
     let labels = data.dataset.label_names.clone();
     let (mut model, tokenizer) = build_model(job, files, labels.len(), device)?;
     // A fresh regression head starts at the mean training target: its first steps then learn
