@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod bert;
+pub mod llama;
 pub mod lora;
 pub mod merge;
 pub mod peft;

@@ -167,3 +167,41 @@ pub fn l1_penalty(weights: &[Tensor<2>], l1: f64) -> Option<Tensor<1>> {
         .reduce(|a, b| a + b)
         .map(|sum| sum.mul_scalar(l1))
 }
+
+/// Mean next-token cross-entropy of a causal language model, as transformers computes it:
+/// position `t` of `logits` `[batch, seq, vocab]` predicts `labels[t + 1]` of its row, and
+/// positions whose label is `None` (the prompt, padding) are not scored. Targets are picked with
+/// `gather`, so memory stays `batch · seq`, not `batch · seq · vocab`.
+pub fn causal_lm_loss(logits: Tensor<3>, labels: &[Option<usize>]) -> Tensor<1> {
+    let [batch, seq, vocab] = logits.dims();
+    let device = logits.device();
+    let rows = batch * seq.saturating_sub(1);
+    let mut index = Vec::with_capacity(rows);
+    let mut weight = Vec::with_capacity(rows);
+    for b in 0..batch {
+        for t in 1..seq {
+            match labels.get(b * seq + t).copied().flatten() {
+                Some(y) if y < vocab => {
+                    index.push(y as i64);
+                    weight.push(1f32);
+                }
+                _ => {
+                    index.push(0);
+                    weight.push(0.0);
+                }
+            }
+        }
+    }
+    let scored: f32 = weight.iter().sum();
+    let shifted = logits
+        .slice([0..batch, 0..seq.saturating_sub(1), 0..vocab])
+        .reshape([rows, vocab]);
+    let lp = log_softmax(shifted, 1);
+    let index =
+        Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(index, [rows, 1]), &device);
+    let weight = Tensor::<2>::from_data(TensorData::new(weight, [rows, 1]), &device);
+    (lp.gather(1, index) * weight)
+        .sum()
+        .neg()
+        .div_scalar(f64::from(scored.max(1.0)))
+}

@@ -1,0 +1,468 @@
+//! The Llama family of decoders (Llama, SmolLM2): RMSNorm, rotary position embeddings,
+//! grouped-query attention, a SwiGLU MLP and (optionally) tied input/output embeddings.
+//!
+//! One struct per HF submodule, with HF's field names, so `model.safetensors` loads without a
+//! name table (`model.layers.N.self_attn.q_proj.weight` is the burn path too). Rotary
+//! embeddings use HF's half-split layout (`rotate_half`); the projections go through
+//! [`crate::lora::linear`], so LoRA adapters attach as on BERT.
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::store::{
+    FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use serde::Deserialize;
+
+use crate::ModelError;
+use crate::lora;
+
+/// `config.json` of a Llama-family model, as transformers writes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LlamaConfig {
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); the query heads when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Width of one head; `hidden_size / num_attention_heads` when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// RMSNorm's ε.
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// Rotary base (transformers < 5 writes it at the top level).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// transformers ≥ 5 writes the rotary settings here.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    /// Whether the output projection is the input embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// The activation of the MLP's gate; only `silu` exists in Llama.
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Whether the attention projections have biases (Llama: no).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Whether the MLP projections have biases (Llama: no).
+    #[serde(default)]
+    pub mlp_bias: bool,
+}
+
+/// transformers' `rope_parameters`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RopeParameters {
+    /// Rotary base.
+    pub rope_theta: f64,
+    /// Only `default` (no scaling) is supported.
+    #[serde(default = "default_rope_type")]
+    pub rope_type: String,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_act() -> String {
+    "silu".into()
+}
+fn default_rope_type() -> String {
+    "default".into()
+}
+
+impl LlamaConfig {
+    /// Parses and checks `config.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+        let config: Self = serde_json::from_slice(bytes).map_err(|source| ModelError::Config {
+            family: "Llama",
+            source,
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ModelError> {
+        let bad = |m: String| Err(ModelError::UnsupportedConfig(m));
+        if self.hidden_act != "silu" {
+            return bad(format!(
+                "hidden_act `{}`: Llama's MLP gate is silu",
+                self.hidden_act
+            ));
+        }
+        if let Some(r) = &self.rope_parameters
+            && r.rope_type != "default"
+        {
+            return bad(format!(
+                "rope_type `{}` is not supported (only default)",
+                r.rope_type
+            ));
+        }
+        if self.num_attention_heads == 0 || self.hidden_size == 0 || self.vocab_size == 0 {
+            return bad("hidden_size, num_attention_heads and vocab_size must be positive".into());
+        }
+        if self.head_dim() % 2 != 0 {
+            return bad(format!(
+                "head_dim {} must be even for rotary embeddings",
+                self.head_dim()
+            ));
+        }
+        let kv = self.kv_heads();
+        if kv == 0 || self.num_attention_heads % kv != 0 {
+            return bad(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {kv}",
+                self.num_attention_heads
+            ));
+        }
+        Ok(())
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    /// Rotary base.
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .map(|r| r.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0)
+    }
+}
+
+/// RMSNorm: `x / √(mean(x²) + ε) · weight`.
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// The per-channel scale.
+    pub weight: Param<Tensor<1>>,
+    #[module(skip)]
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(width: usize, eps: f64, device: &Device) -> Self {
+        Self {
+            weight: Param::from_tensor(Tensor::ones([width], device)),
+            eps,
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let rms = x
+            .clone()
+            .powi_scalar(2)
+            .mean_dim(D - 1)
+            .add_scalar(self.eps)
+            .sqrt();
+        let width = self.weight.dims()[0];
+        let mut shape = [1; D];
+        shape[D - 1] = width;
+        (x / rms) * self.weight.val().reshape(shape)
+    }
+}
+
+/// Self-attention with rotary embeddings and grouped key/value heads.
+#[derive(Module, Debug)]
+pub struct LlamaAttention {
+    /// Queries.
+    pub q_proj: Linear,
+    /// Keys.
+    pub k_proj: Linear,
+    /// Values.
+    pub v_proj: Linear,
+    /// Output.
+    pub o_proj: Linear,
+    lora_dropout: Dropout,
+    #[module(skip)]
+    heads: usize,
+    #[module(skip)]
+    kv_heads: usize,
+    #[module(skip)]
+    head_dim: usize,
+}
+
+/// The SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+#[derive(Module, Debug)]
+pub struct LlamaMlp {
+    /// Gate.
+    pub gate_proj: Linear,
+    /// Up.
+    pub up_proj: Linear,
+    /// Down.
+    pub down_proj: Linear,
+    lora_dropout: Dropout,
+}
+
+/// One decoder layer (pre-norm residual blocks).
+#[derive(Module, Debug)]
+pub struct LlamaLayer {
+    /// Attention.
+    pub self_attn: LlamaAttention,
+    /// MLP.
+    pub mlp: LlamaMlp,
+    /// Norm before attention.
+    pub input_layernorm: RmsNorm,
+    /// Norm before the MLP.
+    pub post_attention_layernorm: RmsNorm,
+}
+
+/// The decoder stack (HF `LlamaModel`).
+#[derive(Module, Debug)]
+pub struct LlamaModel {
+    /// Token embeddings `[vocab, hidden]`.
+    pub embed_tokens: Embedding,
+    /// Decoder layers.
+    pub layers: Vec<LlamaLayer>,
+    /// Final norm.
+    pub norm: RmsNorm,
+}
+
+/// A Llama-family causal language model (HF `LlamaForCausalLM`).
+#[derive(Module, Debug)]
+pub struct LlamaForCausalLM {
+    /// The decoder.
+    pub model: LlamaModel,
+    /// The output projection; `None` when tied to the input embedding.
+    pub lm_head: Option<Linear>,
+    #[module(skip)]
+    rope_theta: f64,
+}
+
+fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_bias(bias).init(device)
+}
+
+impl LlamaForCausalLM {
+    /// An uninitialized model of `config`'s shape (load weights with [`Self::load_safetensors`]).
+    /// `lora_dropout` is the dropout on adapter inputs once adapters are attached.
+    pub fn init(
+        config: &LlamaConfig,
+        lora_dropout: f64,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        config.check()?;
+        let (h, d) = (config.hidden_size, config.head_dim());
+        let (heads, kv) = (config.num_attention_heads, config.kv_heads());
+        let dropout = || DropoutConfig::new(lora_dropout).init();
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| LlamaLayer {
+                self_attn: LlamaAttention {
+                    q_proj: linear(h, heads * d, config.attention_bias, device),
+                    k_proj: linear(h, kv * d, config.attention_bias, device),
+                    v_proj: linear(h, kv * d, config.attention_bias, device),
+                    o_proj: linear(heads * d, h, config.attention_bias, device),
+                    lora_dropout: dropout(),
+                    heads,
+                    kv_heads: kv,
+                    head_dim: d,
+                },
+                mlp: LlamaMlp {
+                    gate_proj: linear(h, config.intermediate_size, config.mlp_bias, device),
+                    up_proj: linear(h, config.intermediate_size, config.mlp_bias, device),
+                    down_proj: linear(config.intermediate_size, h, config.mlp_bias, device),
+                    lora_dropout: dropout(),
+                },
+                input_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
+                post_attention_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
+            })
+            .collect();
+        Ok(Self {
+            model: LlamaModel {
+                embed_tokens: EmbeddingConfig::new(config.vocab_size, h).init(device),
+                layers,
+                norm: RmsNorm::new(h, config.rms_norm_eps, device),
+            },
+            lm_head: (!config.tie_word_embeddings)
+                .then(|| linear(h, config.vocab_size, false, device)),
+            rope_theta: config.rope_theta(),
+        })
+    }
+
+    /// Loads HF weights from the bytes of `model.safetensors` (half precision cast to f32).
+    /// Every tensor the config implies must be there with its shape.
+    pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        let mut store = SafetensorsStore::from_bytes(Some(bytes))
+            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+            .validate(false)
+            .allow_partial(true);
+        let result = self
+            .load_from(&mut store)
+            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        if !result.errors.is_empty() {
+            let shown: Vec<String> = result
+                .errors
+                .iter()
+                .take(5)
+                .map(|e| e.to_string())
+                .collect();
+            return Err(ModelError::WeightsMismatch(format!(
+                "{} tensor(s) do not fit: {}",
+                result.errors.len(),
+                shown.join("; ")
+            )));
+        }
+        if !result.missing.is_empty() {
+            let shown: Vec<&str> = result
+                .missing
+                .iter()
+                .take(8)
+                .map(|(p, _)| p.as_str())
+                .collect();
+            return Err(ModelError::WeightsMismatch(format!(
+                "{} tensor(s) the config needs are not in the file, e.g. {} (is \
+                 num_hidden_layers or tie_word_embeddings right?)",
+                result.missing.len(),
+                shown.join(", ")
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Next-token logits `[batch, seq, vocab]` for `input_ids` `[batch, seq]`; positions with
+    /// `attention_mask` 0 (padding) are never attended to. Positions count from 0 in every row.
+    pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let mut x = self.model.embed_tokens.forward(input_ids);
+        let d = self
+            .model
+            .layers
+            .first()
+            .map_or(2, |l| l.self_attn.head_dim);
+        let (cos, sin) = rotary(seq, d, self.rope_theta, &device);
+        let bias = attention_bias(attention_mask, &device);
+        for layer in &self.model.layers {
+            let h = layer.input_layernorm.forward(x.clone());
+            x = x + layer.self_attn.forward(h, &cos, &sin, bias.clone());
+            let h = layer.post_attention_layernorm.forward(x.clone());
+            x = x + layer.mlp.forward(h);
+        }
+        let x = self.model.norm.forward(x);
+        let [_, _, hidden] = x.dims();
+        let logits = match &self.lm_head {
+            Some(head) => lora::linear(head, x, &DropoutConfig::new(0.0).init()),
+            None => {
+                let w = self.model.embed_tokens.weight.val();
+                let [vocab, _] = w.dims();
+                x.reshape([batch * seq, hidden])
+                    .matmul(w.transpose())
+                    .reshape([batch, seq, vocab])
+            }
+        };
+        logits
+    }
+}
+
+/// `cos` and `sin` `[1, 1, seq, head_dim]` of HF's rotary embedding: frequencies
+/// `θ^(−2i/d)` for `i < d/2`, repeated for both halves.
+fn rotary(seq: usize, d: usize, theta: f64, device: &Device) -> (Tensor<4>, Tensor<4>) {
+    let half = d / 2;
+    let mut cos = Vec::with_capacity(seq * d);
+    let mut sin = Vec::with_capacity(seq * d);
+    for pos in 0..seq {
+        for j in 0..d {
+            let i = j % half;
+            // f32 inverse frequencies, as transformers computes them, then the f32 product.
+            let inv = (1.0 / theta.powf((2 * i) as f64 / d as f64)) as f32;
+            let angle = pos as f32 * inv;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    let t = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, seq, d]), device);
+    (t(cos), t(sin))
+}
+
+/// The additive attention bias `[batch, 1, seq, seq]`: 0 where a query may look, a large
+/// negative on future positions and on padding keys.
+fn attention_bias(mask: Tensor<2, Int>, device: &Device) -> Tensor<4> {
+    let [batch, seq] = mask.dims();
+    let mut causal = vec![0f32; seq * seq];
+    for q in 0..seq {
+        for k in q + 1..seq {
+            causal[q * seq + k] = -1e9;
+        }
+    }
+    let causal = Tensor::<4>::from_data(TensorData::new(causal, [1, 1, seq, seq]), device);
+    let padding = (mask.float().neg() + 1.0)
+        .mul_scalar(-1e9)
+        .reshape([batch, 1, 1, seq]);
+    causal + padding
+}
+
+/// HF's `rotate_half` applied: `x·cos + [−x₂, x₁]·sin` over `[.., d]`.
+fn apply_rotary(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let [b, h, s, d] = x.dims();
+    let x1 = x.clone().slice([0..b, 0..h, 0..s, 0..d / 2]);
+    let x2 = x.clone().slice([0..b, 0..h, 0..s, d / 2..d]);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+impl LlamaAttention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        cos: &Tensor<4>,
+        sin: &Tensor<4>,
+        bias: Tensor<4>,
+    ) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let d = self.head_dim;
+        let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
+        let q = split(
+            lora::linear(&self.q_proj, x.clone(), &self.lora_dropout),
+            self.heads,
+        );
+        let k = split(
+            lora::linear(&self.k_proj, x.clone(), &self.lora_dropout),
+            self.kv_heads,
+        );
+        let v = split(
+            lora::linear(&self.v_proj, x, &self.lora_dropout),
+            self.kv_heads,
+        );
+        let q = apply_rotary(q, cos, sin);
+        let k = apply_rotary(k, cos, sin);
+        // Grouped-query attention: key/value head i serves query heads i·rep .. (i+1)·rep.
+        let rep = self.heads / self.kv_heads;
+        let repeat = |t: Tensor<4>| {
+            t.reshape([batch, self.kv_heads, 1, seq, d])
+                .expand([batch, self.kv_heads, rep, seq, d])
+                .reshape([batch, self.heads, seq, d])
+        };
+        let (k, v) = (repeat(k), repeat(v));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias;
+        let out =
+            softmax(scores, 3)
+                .matmul(v)
+                .swap_dims(1, 2)
+                .reshape([batch, seq, self.heads * d]);
+        lora::linear(&self.o_proj, out, &self.lora_dropout)
+    }
+}
+
+impl LlamaMlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = silu(lora::linear(&self.gate_proj, x.clone(), &self.lora_dropout));
+        let up = lora::linear(&self.up_proj, x, &self.lora_dropout);
+        lora::linear(&self.down_proj, gate * up, &self.lora_dropout)
+    }
+}

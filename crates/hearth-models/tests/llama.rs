@@ -1,0 +1,75 @@
+//! The Llama decoder against transformers: a seeded tiny random `LlamaForCausalLM` (grouped-query
+//! attention, tied embeddings, non-trivial RMSNorm weights; `scripts/make_llama_fixtures.py`)
+//! gives transformers' logits at every real position of a padded batch.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use hearth_models::llama::{LlamaConfig, LlamaForCausalLM};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn ints(v: &serde_json::Value) -> Vec<Vec<i64>> {
+    v.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_i64().expect("int"))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn tiny_llama_logits_match_transformers() {
+    let dir = fixtures().join("tiny-llama");
+    let config = LlamaConfig::from_json(&std::fs::read(dir.join("config.json")).expect("config"))
+        .expect("parses");
+    assert_eq!((config.kv_heads(), config.head_dim()), (2, 16));
+    let device = Device::flex();
+    let model = LlamaForCausalLM::init(&config, 0.0, &device)
+        .expect("builds")
+        .load_safetensors(std::fs::read(dir.join("model.safetensors")).expect("weights"))
+        .expect("loads");
+    let fx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("tiny_llama.json")).expect("fixture"),
+    )
+    .expect("json");
+    let ids = ints(&fx["input_ids"]);
+    let mask = ints(&fx["attention_mask"]);
+    let (batch, seq) = (ids.len(), ids[0].len());
+    let tensor = |rows: &[Vec<i64>]| {
+        Tensor::<2, Int>::from_data(TensorData::new(rows.concat(), [batch, seq]), &device)
+    };
+    let logits = model.forward(tensor(&ids), tensor(&mask));
+    let [_, _, vocab] = logits.dims();
+    assert_eq!(vocab, 128);
+    let ours = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let want = &fx["logits"];
+    let mut worst = 0.0f32;
+    let mut compared = 0;
+    for b in 0..batch {
+        for t in 0..seq {
+            if mask[b][t] == 0 {
+                continue;
+            }
+            for v in 0..vocab {
+                let w = want[b][t][v].as_f64().expect("logit") as f32;
+                worst = worst.max((ours[(b * seq + t) * vocab + v] - w).abs());
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 14 * 128);
+    assert!(worst < 1e-4, "logits differ from transformers' by {worst}");
+    eprintln!("tiny Llama vs transformers: largest logit difference {worst:e}");
+}
