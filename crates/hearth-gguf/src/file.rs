@@ -163,7 +163,7 @@ impl<'a> Gguf<'a> {
         let mut tensor_index = HashMap::new();
         for (name, dims, ggml_type, offset) in infos {
             let size = checked_size(&name, &dims, ggml_type)?;
-            if offset % alignment != 0 {
+            if !offset.is_multiple_of(alignment) {
                 return Err(GgufError::MisalignedOffset {
                     tensor: name,
                     offset,
@@ -270,7 +270,7 @@ fn checked_size(name: &str, dims: &[u64], ggml_type: GgmlType) -> Result<u64> {
         .ok_or_else(overflow)?;
     // ggml quantizes along the first (contiguous) dimension, so each row is whole blocks.
     let ne0 = dims.first().copied().unwrap_or(1);
-    if ne0 % ggml_type.block_size() != 0 {
+    if !ne0.is_multiple_of(ggml_type.block_size()) {
         return Err(GgufError::NotBlockMultiple {
             tensor: name.into(),
             ggml_type,
