@@ -528,3 +528,14 @@ fn llama_config_reads_the_keys_and_names_what_is_missing() {
         .expect_err("empty");
     assert!(e.to_string().contains("general.architecture"), "{e}");
 }
+
+/// With `HEARTH_GGUF_SEED` set to a path, writes the every-type file there: `scripts/fuzz.sh`
+/// seeds the `gguf` fuzz target with it. Without it, only checks the file parses.
+#[test]
+fn write_fuzz_seed() {
+    let bytes = every_type().build();
+    Gguf::parse(&bytes).expect("the seed parses");
+    if let Some(path) = std::env::var_os("HEARTH_GGUF_SEED") {
+        std::fs::write(&path, &bytes).expect("the seed is written");
+    }
+}
