@@ -28,8 +28,14 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_elements: u64) -> Result<V
     if expected != data.len() as u64 {
         return Err(bad_length());
     }
-    // `data` is in memory and holds at least one byte per block, so this fits in usize
-    // (n_elements ≤ 32 × data.len() for every type handled here).
+    if !can_dequantize(ggml_type) {
+        return Err(GgufError::UnsupportedType {
+            tensor: String::new(),
+            ggml_type,
+        });
+    }
+    // Every type handled here takes at least 9/16 of a byte per element (Q4_0), so the output is
+    // at most 1.8 × data.len() elements; it is allocated only once the type is known to be one.
     let block = ggml_type.block_size() as usize;
     let type_size = ggml_type.type_size() as usize;
     let mut out = Vec::with_capacity(data.len() / type_size * block);
@@ -78,6 +84,12 @@ pub fn dequantize(ggml_type: GgmlType, data: &[u8], n_elements: u64) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// Whether [`dequantize`] handles `ggml_type`: F32, F16, BF16, Q8_0, Q4_0 and Q4_1.
+pub fn can_dequantize(ggml_type: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(ggml_type, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1)
 }
 
 fn le_f16(lo: u8, hi: u8) -> f32 {

@@ -22,7 +22,7 @@ mod ggml;
 mod llama;
 mod value;
 
-pub use dequant::dequantize;
+pub use dequant::{can_dequantize, dequantize};
 pub use error::{GgufError, Result};
 pub use file::{DEFAULT_ALIGNMENT, Gguf, MAX_ARRAY_DEPTH, MAX_DIMS, TensorInfo};
 pub use ggml::GgmlType;

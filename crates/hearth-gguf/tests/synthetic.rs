@@ -466,6 +466,9 @@ fn unsupported_types_are_named() {
         g.dequantize("nope"),
         Err(GgufError::TensorNotFound { .. })
     ));
+    assert!(
+        !hearth_gguf::can_dequantize(GgmlType::Q4_K) && hearth_gguf::can_dequantize(GgmlType::Q4_1)
+    );
     let e = dequantize(GgmlType::Q8_0, &[0; 33], 32)
         .expect_err("one byte short")
         .to_string();
