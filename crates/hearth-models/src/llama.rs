@@ -110,14 +110,14 @@ impl LlamaConfig {
         if self.num_attention_heads == 0 || self.hidden_size == 0 || self.vocab_size == 0 {
             return bad("hidden_size, num_attention_heads and vocab_size must be positive".into());
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad(format!(
                 "head_dim {} must be even for rotary embeddings",
                 self.head_dim()
             ));
         }
         let kv = self.kv_heads();
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return bad(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {kv}",
                 self.num_attention_heads
@@ -356,7 +356,7 @@ impl LlamaForCausalLM {
         }
         let x = self.model.norm.forward(x);
         let [_, _, hidden] = x.dims();
-        let logits = match &self.lm_head {
+        match &self.lm_head {
             Some(head) => lora::linear(head, x, &DropoutConfig::new(0.0).init()),
             None => {
                 let w = self.model.embed_tokens.weight.val();
@@ -365,8 +365,7 @@ impl LlamaForCausalLM {
                     .matmul(w.transpose())
                     .reshape([batch, seq, vocab])
             }
-        };
-        logits
+        }
     }
 }
 
