@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::Device;
 use serde_json::{Map, Value};
 
 use crate::bert::{BertConfig, BertForSequenceClassification, BertModel, Pooling};
-use crate::peft::{HostTensor, named_params, serialize, to_host};
+use crate::peft::{named_params, serialize, to_host};
 use crate::{ModelError, ModelFiles};
 
 /// The HF name of a burn parameter path of [`BertForSequenceClassification`].
@@ -209,39 +209,7 @@ pub fn load_classifier(
     let encoder = BertModel::init(&config, 0.0, device)?.load_safetensors(files.weights.clone())?;
     let model =
         BertForSequenceClassification::new(encoder, &config, labels.len(), Pooling::Cls, device)?;
-    let file = safetensors::SafeTensors::deserialize(&files.weights)
-        .map_err(|e| ModelError::Weights(e.to_string()))?;
-    let read = |name: &str, shape: &[usize]| -> Result<HostTensor, ModelError> {
-        let view = file.tensor(name).map_err(|_| {
-            ModelError::WeightsMismatch(format!("model.safetensors has no `{name}`"))
-        })?;
-        if view.shape() != shape || view.dtype() != safetensors::Dtype::F32 {
-            return Err(ModelError::WeightsMismatch(format!(
-                "`{name}` is {:?} {:?}, expected F32 {shape:?}",
-                view.dtype(),
-                view.shape()
-            )));
-        }
-        Ok(HostTensor {
-            shape: shape.to_vec(),
-            data: view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        })
-    };
-    let n = labels.len();
-    let weight = read("classifier.weight", &[n, config.hidden_size])?.transposed();
-    let bias = read("classifier.bias", &[n])?;
-    let mut model = model;
-    model.classifier.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(weight.data, [config.hidden_size, n]),
-        device,
-    ));
-    model.classifier.bias = Some(Param::from_tensor(Tensor::from_data(
-        TensorData::new(bias.data, [n]),
-        device,
-    )));
+    // The head is read as a head-only run's is: by HF name, shapes checked.
+    let model = crate::strategy::import_head(model, &files.weights)?;
     Ok((model, labels))
 }
