@@ -471,34 +471,11 @@ impl BertModel {
         let result = self
             .load_from(&mut store)
             .map_err(|e| ModelError::Weights(e.to_string()))?;
-        if !result.errors.is_empty() {
-            let shown: Vec<String> = result
-                .errors
-                .iter()
-                .take(5)
-                .map(|e| e.to_string())
-                .collect();
-            return Err(ModelError::WeightsMismatch(format!(
-                "{} tensor(s) do not fit: {}",
-                result.errors.len(),
-                shown.join("; ")
-            )));
-        }
-        let missing: Vec<&str> = result
-            .missing
-            .iter()
-            .map(|(path, _)| path.as_str())
-            .filter(|p| !p.starts_with("pooler."))
-            .collect();
-        if !missing.is_empty() {
-            let shown: Vec<&str> = missing.iter().take(8).copied().collect();
-            return Err(ModelError::WeightsMismatch(format!(
-                "{} tensor(s) the config needs are not in the file, e.g. {} \
-                 (is num_hidden_layers right, and is this a BERT-family checkpoint?)",
-                missing.len(),
-                shown.join(", ")
-            )));
-        }
+        crate::error::check_loaded(
+            &result,
+            |p| p.starts_with("pooler."),
+            "is num_hidden_layers right, and is this a BERT-family checkpoint?",
+        )?;
         if result.missing.iter().any(|(p, _)| p.starts_with("pooler.")) {
             self.pooler = None;
         }

@@ -28,3 +28,41 @@ pub enum ModelError {
     #[error("LoRA: {0}")]
     Lora(String),
 }
+
+/// Refuses a weight load whose tensors did not fit, or that left required tensors out: the
+/// paths in `result.missing` for which `optional` is false. `hint` ends the "missing" message
+/// (which config setting or family to check).
+pub(crate) fn check_loaded(
+    result: &burn::store::ApplyResult,
+    optional: impl Fn(&str) -> bool,
+    hint: &str,
+) -> Result<(), ModelError> {
+    if !result.errors.is_empty() {
+        let shown: Vec<String> = result
+            .errors
+            .iter()
+            .take(5)
+            .map(|e| e.to_string())
+            .collect();
+        return Err(ModelError::WeightsMismatch(format!(
+            "{} tensor(s) do not fit: {}",
+            result.errors.len(),
+            shown.join("; ")
+        )));
+    }
+    let missing: Vec<&str> = result
+        .missing
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|p| !optional(p))
+        .collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(8).copied().collect();
+        return Err(ModelError::WeightsMismatch(format!(
+            "{} tensor(s) the config needs are not in the file, e.g. {} ({hint})",
+            missing.len(),
+            shown.join(", ")
+        )));
+    }
+    Ok(())
+}

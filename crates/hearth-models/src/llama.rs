@@ -305,33 +305,11 @@ impl LlamaForCausalLM {
         let result = self
             .load_from(&mut store)
             .map_err(|e| ModelError::Weights(e.to_string()))?;
-        if !result.errors.is_empty() {
-            let shown: Vec<String> = result
-                .errors
-                .iter()
-                .take(5)
-                .map(|e| e.to_string())
-                .collect();
-            return Err(ModelError::WeightsMismatch(format!(
-                "{} tensor(s) do not fit: {}",
-                result.errors.len(),
-                shown.join("; ")
-            )));
-        }
-        if !result.missing.is_empty() {
-            let shown: Vec<&str> = result
-                .missing
-                .iter()
-                .take(8)
-                .map(|(p, _)| p.as_str())
-                .collect();
-            return Err(ModelError::WeightsMismatch(format!(
-                "{} tensor(s) the config needs are not in the file, e.g. {} (is \
-                 num_hidden_layers or tie_word_embeddings right?)",
-                result.missing.len(),
-                shown.join(", ")
-            )));
-        }
+        crate::error::check_loaded(
+            &result,
+            |_| false,
+            "is num_hidden_layers or tie_word_embeddings right?",
+        )?;
         Ok(self)
     }
 
