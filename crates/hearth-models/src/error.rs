@@ -27,6 +27,9 @@ pub enum ModelError {
     /// A LoRA setting that cannot be applied to this model.
     #[error("LoRA: {0}")]
     Lora(String),
+    /// Generation cannot run as asked (a bad setting, an empty prompt, NaN logits).
+    #[error("generation: {0}")]
+    Generation(String),
 }
 
 /// Refuses a weight load whose tensors did not fit, or that left required tensors out: the

@@ -9,6 +9,7 @@
 
 pub mod activation;
 pub mod bert;
+pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod lora;

@@ -316,6 +316,34 @@ impl LlamaForCausalLM {
     /// Next-token logits `[batch, seq, vocab]` for `input_ids` `[batch, seq]`; positions with
     /// `attention_mask` 0 (padding) are never attended to. Positions count from 0 in every row.
     pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
+        let device = input_ids.device();
+        let bias = attention_bias(attention_mask, 0, &device);
+        self.run(input_ids, bias, 0, None)
+    }
+
+    /// Logits `[batch, seq, vocab]` of `input_ids` continuing the sequence `cache` holds (no
+    /// padding: every row is as long as the others), and `cache` extended by them. The first
+    /// call starts from an empty [`KvCache`]; each later one feeds only the new tokens, so
+    /// generating `n` tokens costs `n` one-token passes instead of `n` passes over the prefix.
+    pub fn forward_cached(&self, input_ids: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let past = cache.len;
+        let bias = attention_bias(Tensor::ones([batch, past + seq], &device), past, &device);
+        let logits = self.run(input_ids, bias, past, Some(cache));
+        cache.len = past + seq;
+        logits
+    }
+
+    /// The decoder over `input_ids` at positions `start..`, attention biased by `bias`
+    /// `[batch, 1, seq, start + seq]`, reading and extending `cache` when given.
+    fn run(
+        &self,
+        input_ids: Tensor<2, Int>,
+        bias: Tensor<4>,
+        start: usize,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let mut x = self.model.embed_tokens.forward(input_ids);
@@ -324,11 +352,14 @@ impl LlamaForCausalLM {
             .layers
             .first()
             .map_or(2, |l| l.self_attn.head_dim);
-        let (cos, sin) = rotary(seq, d, self.rope_theta, &device);
-        let bias = attention_bias(attention_mask, &device);
-        for layer in &self.model.layers {
+        let (cos, sin) = rotary(start, seq, d, self.rope_theta, &device);
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.layers.resize_with(self.model.layers.len(), || None);
+        }
+        for (i, layer) in self.model.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(x.clone());
-            x = x + layer.self_attn.forward(h, &cos, &sin, bias.clone());
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = x + layer.self_attn.forward(h, &cos, &sin, bias.clone(), slot);
             let h = layer.post_attention_layernorm.forward(x.clone());
             x = x + layer.mlp.forward(h);
         }
@@ -347,13 +378,39 @@ impl LlamaForCausalLM {
     }
 }
 
-/// `cos` and `sin` `[1, 1, seq, head_dim]` of HF's rotary embedding: frequencies
-/// `θ^(−2i/d)` for `i < d/2`, repeated for both halves.
-fn rotary(seq: usize, d: usize, theta: f64, device: &Device) -> (Tensor<4>, Tensor<4>) {
+/// The keys and values of every layer for the positions seen so far, so that generation feeds
+/// one new token per step ([`LlamaForCausalLM::forward_cached`]).
+#[derive(Debug, Default)]
+pub struct KvCache {
+    /// Per layer: keys and values `[batch, kv_heads, positions, head_dim]`, rotary applied.
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no position is held yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// `cos` and `sin` `[1, 1, seq, head_dim]` of HF's rotary embedding for positions
+/// `start..start + seq`: frequencies `θ^(−2i/d)` for `i < d/2`, repeated for both halves.
+fn rotary(start: usize, seq: usize, d: usize, theta: f64, device: &Device) -> (Tensor<4>, Tensor<4>) {
     let half = d / 2;
     let mut cos = Vec::with_capacity(seq * d);
     let mut sin = Vec::with_capacity(seq * d);
-    for pos in 0..seq {
+    for pos in start..start + seq {
         for j in 0..d {
             let i = j % half;
             // f32 inverse frequencies, as transformers computes them, then the f32 product.
@@ -367,20 +424,22 @@ fn rotary(seq: usize, d: usize, theta: f64, device: &Device) -> (Tensor<4>, Tens
     (t(cos), t(sin))
 }
 
-/// The additive attention bias `[batch, 1, seq, seq]`: 0 where a query may look, a large
+/// The additive attention bias `[batch, 1, seq, past + seq]` for `seq` queries at positions
+/// `past..past + seq` over `mask`'s `past + seq` keys: 0 where a query may look, a large
 /// negative on future positions and on padding keys.
-fn attention_bias(mask: Tensor<2, Int>, device: &Device) -> Tensor<4> {
-    let [batch, seq] = mask.dims();
-    let mut causal = vec![0f32; seq * seq];
+fn attention_bias(mask: Tensor<2, Int>, past: usize, device: &Device) -> Tensor<4> {
+    let [batch, keys] = mask.dims();
+    let seq = keys - past;
+    let mut causal = vec![0f32; seq * keys];
     for q in 0..seq {
-        for k in q + 1..seq {
-            causal[q * seq + k] = -1e9;
+        for k in past + q + 1..keys {
+            causal[q * keys + k] = -1e9;
         }
     }
-    let causal = Tensor::<4>::from_data(TensorData::new(causal, [1, 1, seq, seq]), device);
+    let causal = Tensor::<4>::from_data(TensorData::new(causal, [1, 1, seq, keys]), device);
     let padding = (mask.float().neg() + 1.0)
         .mul_scalar(-1e9)
-        .reshape([batch, 1, 1, seq]);
+        .reshape([batch, 1, 1, keys]);
     causal + padding
 }
 
@@ -400,6 +459,7 @@ impl LlamaAttention {
         cos: &Tensor<4>,
         sin: &Tensor<4>,
         bias: Tensor<4>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let d = self.head_dim;
@@ -417,13 +477,22 @@ impl LlamaAttention {
             self.kv_heads,
         );
         let q = apply_rotary(q, cos, sin);
-        let k = apply_rotary(k, cos, sin);
+        let mut k = apply_rotary(k, cos, sin);
+        let mut v = v;
+        if let Some(slot) = cache {
+            if let Some((past_k, past_v)) = slot.take() {
+                k = Tensor::cat(vec![past_k, k], 2);
+                v = Tensor::cat(vec![past_v, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        let keys = k.dims()[2];
         // Grouped-query attention: key/value head i serves query heads i·rep .. (i+1)·rep.
         let rep = self.heads / self.kv_heads;
         let repeat = |t: Tensor<4>| {
-            t.reshape([batch, self.kv_heads, 1, seq, d])
-                .expand([batch, self.kv_heads, rep, seq, d])
-                .reshape([batch, self.heads, seq, d])
+            t.reshape([batch, self.kv_heads, 1, keys, d])
+                .expand([batch, self.kv_heads, rep, keys, d])
+                .reshape([batch, self.heads, keys, d])
         };
         let (k, v) = (repeat(k), repeat(v));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias;

@@ -73,3 +73,49 @@ fn tiny_llama_logits_match_transformers() {
     assert!(worst < 1e-4, "logits differ from transformers' by {worst}");
     eprintln!("tiny Llama vs transformers: largest logit difference {worst:e}");
 }
+
+/// Feeding a sequence through the KV cache in pieces (a prompt, then one token at a time, as
+/// generation does) gives the logits of one pass over the whole sequence.
+#[test]
+fn kv_cache_pieces_equal_one_full_pass() {
+    let dir = fixtures().join("tiny-llama");
+    let config = LlamaConfig::from_json(&std::fs::read(dir.join("config.json")).expect("config"))
+        .expect("parses");
+    let device = Device::flex();
+    let model = LlamaForCausalLM::init(&config, 0.0, &device)
+        .expect("builds")
+        .load_safetensors(std::fs::read(dir.join("model.safetensors")).expect("weights"))
+        .expect("loads");
+    let ids: Vec<i64> = vec![1, 17, 33, 5, 99, 64, 23, 2, 40, 41];
+    let n = ids.len();
+    let row = |v: Vec<i64>| {
+        let len = v.len();
+        Tensor::<2, Int>::from_data(TensorData::new(v, [1, len]), &device)
+    };
+    let full = model
+        .forward(row(ids.clone()), Tensor::ones([1, n], &device))
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let mut cache = hearth_models::llama::KvCache::new();
+    let mut pieces = Vec::new();
+    for chunk in [&ids[..4], &ids[4..5], &ids[5..7], &ids[7..8], &ids[8..]] {
+        let logits = model.forward_cached(row(chunk.to_vec()), &mut cache);
+        pieces.extend(
+            logits
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+        );
+    }
+    assert_eq!(cache.len(), n);
+    assert_eq!(pieces.len(), full.len());
+    let worst = full
+        .iter()
+        .zip(&pieces)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "cached logits differ by {worst}");
+}

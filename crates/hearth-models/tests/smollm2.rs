@@ -3,6 +3,7 @@
 //! transformers loads the same GGUF, dequantized).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use hearth_models::generate::{GenerationSettings, StopReason, generate};
 
 fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -37,7 +38,7 @@ fn smollm2_from_gguf_gives_transformers_logits() {
         .map(|v| v.as_i64().expect("id"))
         .collect();
     let seq = ids.len();
-    let input = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, seq]), &device);
+    let input = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, seq]), &device);
     let mask = Tensor::<2, Int>::ones([1, seq], &device);
     let logits = model.forward(input, mask);
     let [_, _, vocab] = logits.dims();
@@ -91,35 +92,34 @@ fn smollm2_from_gguf_gives_transformers_logits() {
     eprintln!("SmolLM2 vs transformers: largest logit difference {worst:e}");
     assert!(worst < 1e-3, "logits differ from transformers' by {worst}");
 
-    // Greedy decoding (the prefix recomputed each step; the test needs no KV cache) gives
-    // transformers' answer token for token: "The capital of France is Paris." and the end token.
-    let want: Vec<i64> = fx["greedy_ids"]
+    // Greedy decoding through the KV cache (the prompt once, then one token per step) gives
+    // transformers' answer token for token: "The capital of France is Paris." then the end
+    // token (id 2, `<|im_end|>`), where generation stops.
+    let want: Vec<u32> = fx["greedy_ids"]
         .as_array()
         .expect("greedy ids")
         .iter()
-        .map(|v| v.as_i64().expect("id"))
+        .map(|v| v.as_u64().expect("id") as u32)
         .collect();
     assert_eq!(fx["greedy_text"], "The capital of France is Paris.");
-    let mut ids: Vec<i64> = fx["input_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|v| v.as_i64().expect("id"))
-        .collect();
-    let mut answer = Vec::new();
-    while answer.len() < want.len() {
-        let n = ids.len();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device);
-        let logits = model.forward(input, Tensor::<2, Int>::ones([1, n], &device));
-        let last = logits
-            .slice([0..1, n - 1..n, 0..vocab])
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        let next = (0..vocab).fold(0, |b, i| if last[i] > last[b] { i } else { b }) as i64;
-        answer.push(next);
-        ids.push(next);
-    }
-    assert_eq!(answer, want);
+    let (stop, answer_ids) = want.split_last().expect("ids");
+    let prompt: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    let mut streamed = Vec::new();
+    let (answer, reason) = pollster::block_on(generate(
+        &model,
+        &prompt,
+        &[*stop],
+        &GenerationSettings {
+            max_new_tokens: 32,
+            ..GenerationSettings::default()
+        },
+        |id| {
+            streamed.push(id);
+            true
+        },
+    ))
+    .expect("generates");
+    assert_eq!(answer, answer_ids);
+    assert_eq!(streamed, answer);
+    assert_eq!(reason, StopReason::Stop);
 }
