@@ -135,6 +135,32 @@ pub enum DataError {
     NoLabels,
 
     #[error(
+        "{at} has neither `messages` nor `prompt` with `response` (or `completion`); that \
+         object has keys: {}",
+        list(.found)
+    )]
+    NotAConversation { at: RowRef, found: Vec<String> },
+
+    #[error("{at}, turn {index}: {problem}")]
+    BadTurn {
+        at: RowRef,
+        index: usize,
+        problem: String,
+    },
+
+    #[error(
+        "{at} has no assistant turn: a conversation must include the answer the model learns \
+         to write"
+    )]
+    NoAssistantTurn { at: RowRef },
+
+    #[error(
+        "a plain-text file holds no conversations; use JSONL/JSON with `messages` or \
+         `prompt` + `response`, or CSV/TSV with `prompt` and `response` columns"
+    )]
+    NoConversations,
+
+    #[error(
         "cannot tell the format of `{name}` from its extension; expected .csv, .tsv, .jsonl, \
          .ndjson, .json or .txt, or name the format explicitly"
     )]

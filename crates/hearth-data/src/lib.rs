@@ -10,6 +10,7 @@
 //! also works in the browser (wasm32); `load_path` is only a convenience for native callers.
 
 pub mod augment;
+pub mod chat;
 pub mod clean;
 mod columns;
 mod decode;

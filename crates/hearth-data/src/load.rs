@@ -391,7 +391,62 @@ fn read_jsonl(
     text_column: &str,
     label_column: Option<&str>,
 ) -> Result<Vec<RawRecord>, DataError> {
-    let mut records = Vec::new();
+    json_records(text, DataFormat::Jsonl, text_column, label_column)
+}
+
+fn read_json(
+    text: &str,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<Vec<RawRecord>, DataError> {
+    json_records(text, DataFormat::Json, text_column, label_column)
+}
+
+fn json_records(
+    text: &str,
+    format: DataFormat,
+    text_column: &str,
+    label_column: Option<&str>,
+) -> Result<Vec<RawRecord>, DataError> {
+    json_objects(text, format)?
+        .into_iter()
+        .map(|(at, object, non_ascii)| {
+            let mut record = object_record(&object, at, text_column, label_column)?;
+            record.non_ascii = non_ascii;
+            Ok(record)
+        })
+        .collect()
+}
+
+/// The objects of a JSONL file (one per non-blank line) or a JSON file (an array of them),
+/// each with where it came from and whether its source text is not plain ASCII.
+pub(crate) fn json_objects(
+    text: &str,
+    format: DataFormat,
+) -> Result<Vec<(RowRef, serde_json::Map<String, Value>, bool)>, DataError> {
+    let mut out = Vec::new();
+    if matches!(format, DataFormat::Json) {
+        let value: Value =
+            serde_json::from_str(text).map_err(|source| DataError::Json { line: 1, source })?;
+        let Value::Array(items) = value else {
+            return Err(DataError::NotAnArray {
+                found: describe(&value),
+            });
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            let Value::Object(object) = item else {
+                return Err(DataError::ElementNotAnObject {
+                    index,
+                    found: describe(&item),
+                });
+            };
+            let non_ascii = object
+                .iter()
+                .any(|(k, v)| !k.is_ascii() || !v.to_string().is_ascii());
+            out.push((RowRef::JsonElement { index }, object, non_ascii));
+        }
+        return Ok(out);
+    }
     for (line_no, line) in (1_usize..).zip(text.split('\n')) {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
@@ -407,49 +462,9 @@ fn read_jsonl(
                 found: describe(&value),
             });
         };
-        let mut record = object_record(
-            &object,
-            RowRef::JsonlLine { line: line_no },
-            text_column,
-            label_column,
-        )?;
-        record.non_ascii = !line.is_ascii();
-        records.push(record);
+        out.push((RowRef::JsonlLine { line: line_no }, object, !line.is_ascii()));
     }
-    Ok(records)
-}
-
-fn read_json(
-    text: &str,
-    text_column: &str,
-    label_column: Option<&str>,
-) -> Result<Vec<RawRecord>, DataError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|source| DataError::Json { line: 1, source })?;
-    let Value::Array(items) = value else {
-        return Err(DataError::NotAnArray {
-            found: describe(&value),
-        });
-    };
-    let mut records = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let Value::Object(object) = item else {
-            return Err(DataError::ElementNotAnObject {
-                index,
-                found: describe(item),
-            });
-        };
-        let mut record = object_record(
-            object,
-            RowRef::JsonElement { index },
-            text_column,
-            label_column,
-        )?;
-        record.non_ascii =
-            !record.text.is_ascii() || record.label.as_deref().is_some_and(|l| !l.is_ascii());
-        records.push(record);
-    }
-    Ok(records)
+    Ok(out)
 }
 
 /// The text and label of one JSON object.
