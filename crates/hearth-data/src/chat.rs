@@ -114,11 +114,7 @@ fn check_turns(turns: &[Turn], at: RowRef) -> Result<(), DataError> {
             return Err(DataError::BadTurn {
                 at,
                 index,
-                problem: format!(
-                    "role `{}` is not one of {}",
-                    turn.role,
-                    ROLES.join(", ")
-                ),
+                problem: format!("role `{}` is not one of {}", turn.role, ROLES.join(", ")),
             });
         }
         if turn.content.trim().is_empty() {
@@ -135,7 +131,10 @@ fn check_turns(turns: &[Turn], at: RowRef) -> Result<(), DataError> {
     Ok(())
 }
 
-fn object_turns(object: &serde_json::Map<String, Value>, at: RowRef) -> Result<Vec<Turn>, DataError> {
+fn object_turns(
+    object: &serde_json::Map<String, Value>,
+    at: RowRef,
+) -> Result<Vec<Turn>, DataError> {
     let string = |key: &str| -> Result<Option<String>, DataError> {
         match object.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -285,7 +284,10 @@ mod tests {
         let c = load_conversations(csv.as_bytes(), DataFormat::Csv).expect("loads");
         assert_eq!(
             c.items,
-            [turns(&[("user", "Hi, you"), ("assistant", "Hello,\nthere")])]
+            [turns(&[
+                ("user", "Hi, you"),
+                ("assistant", "Hello,\nthere")
+            ])]
         );
         let json = r#"[{"prompt": "a", "response": "b"}]"#;
         let c = load_conversations(json.as_bytes(), DataFormat::Json).expect("loads");

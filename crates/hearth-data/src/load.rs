@@ -462,7 +462,11 @@ pub(crate) fn json_objects(
                 found: describe(&value),
             });
         };
-        out.push((RowRef::JsonlLine { line: line_no }, object, !line.is_ascii()));
+        out.push((
+            RowRef::JsonlLine { line: line_no },
+            object,
+            !line.is_ascii(),
+        ));
     }
     Ok(out)
 }

@@ -316,9 +316,40 @@ impl LlamaForCausalLM {
     /// Next-token logits `[batch, seq, vocab]` for `input_ids` `[batch, seq]`; positions with
     /// `attention_mask` 0 (padding) are never attended to. Positions count from 0 in every row.
     pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
+        let [_, seq] = input_ids.dims();
         let device = input_ids.device();
         let bias = attention_bias(attention_mask, 0, &device);
-        self.run(input_ids, bias, 0, None)
+        let positions: Vec<usize> = (0..seq).collect();
+        self.run(input_ids, bias, &positions, None)
+    }
+
+    /// Logits of rows that each hold several sequences one after another (packing):
+    /// `segments` `[batch · seq]` numbers the sequence every position belongs to (0 for
+    /// padding). A position attends only to earlier positions of its own sequence and its
+    /// rotary position restarts at 0 where its sequence starts, so every packed sequence gets
+    /// the logits it would get alone.
+    pub fn forward_packed(&self, input_ids: Tensor<2, Int>, segments: &[u32]) -> Tensor<3> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let mut bias = vec![-1e9f32; batch * seq * seq];
+        let mut positions = Vec::with_capacity(batch * seq);
+        for b in 0..batch {
+            let row = &segments[b * seq..(b + 1) * seq];
+            let mut start = 0;
+            for q in 0..seq {
+                if q == 0 || row[q] != row[q - 1] {
+                    start = q;
+                }
+                positions.push(q - start);
+                for k in start..=q {
+                    if row[q] != 0 {
+                        bias[(b * seq + q) * seq + k] = 0.0;
+                    }
+                }
+            }
+        }
+        let bias = Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, seq, seq]), &device);
+        self.run(input_ids, bias, &positions, None)
     }
 
     /// Logits `[batch, seq, vocab]` of `input_ids` continuing the sequence `cache` holds (no
@@ -330,18 +361,20 @@ impl LlamaForCausalLM {
         let device = input_ids.device();
         let past = cache.len;
         let bias = attention_bias(Tensor::ones([batch, past + seq], &device), past, &device);
-        let logits = self.run(input_ids, bias, past, Some(cache));
+        let positions: Vec<usize> = (past..past + seq).collect();
+        let logits = self.run(input_ids, bias, &positions, Some(cache));
         cache.len = past + seq;
         logits
     }
 
-    /// The decoder over `input_ids` at positions `start..`, attention biased by `bias`
-    /// `[batch, 1, seq, start + seq]`, reading and extending `cache` when given.
+    /// The decoder over `input_ids` at rotary `positions` (`[seq]`, shared by every row, or
+    /// `[batch · seq]`), attention biased by `bias` `[batch or 1, 1, seq, keys]`, reading and
+    /// extending `cache` when given.
     fn run(
         &self,
         input_ids: Tensor<2, Int>,
         bias: Tensor<4>,
-        start: usize,
+        positions: &[usize],
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
@@ -352,7 +385,7 @@ impl LlamaForCausalLM {
             .layers
             .first()
             .map_or(2, |l| l.self_attn.head_dim);
-        let (cos, sin) = rotary(start, seq, d, self.rope_theta, &device);
+        let (cos, sin) = rotary(positions, seq, d, self.rope_theta, &device);
         if let Some(cache) = cache.as_deref_mut() {
             cache.layers.resize_with(self.model.layers.len(), || None);
         }
@@ -404,13 +437,20 @@ impl KvCache {
     }
 }
 
-/// `cos` and `sin` `[1, 1, seq, head_dim]` of HF's rotary embedding for positions
-/// `start..start + seq`: frequencies `θ^(−2i/d)` for `i < d/2`, repeated for both halves.
-fn rotary(start: usize, seq: usize, d: usize, theta: f64, device: &Device) -> (Tensor<4>, Tensor<4>) {
+/// `cos` and `sin` `[rows, 1, seq, head_dim]` of HF's rotary embedding at `positions` (`rows`
+/// runs of `seq`): frequencies `θ^(−2i/d)` for `i < d/2`, repeated for both halves.
+fn rotary(
+    positions: &[usize],
+    seq: usize,
+    d: usize,
+    theta: f64,
+    device: &Device,
+) -> (Tensor<4>, Tensor<4>) {
     let half = d / 2;
-    let mut cos = Vec::with_capacity(seq * d);
-    let mut sin = Vec::with_capacity(seq * d);
-    for pos in start..start + seq {
+    let rows = positions.len() / seq.max(1);
+    let mut cos = Vec::with_capacity(positions.len() * d);
+    let mut sin = Vec::with_capacity(positions.len() * d);
+    for &pos in positions {
         for j in 0..d {
             let i = j % half;
             // f32 inverse frequencies, as transformers computes them, then the f32 product.
@@ -420,7 +460,7 @@ fn rotary(start: usize, seq: usize, d: usize, theta: f64, device: &Device) -> (T
             sin.push(angle.sin());
         }
     }
-    let t = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, seq, d]), device);
+    let t = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [rows, 1, seq, d]), device);
     (t(cos), t(sin))
 }
 

@@ -119,3 +119,49 @@ fn kv_cache_pieces_equal_one_full_pass() {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "cached logits differ by {worst}");
 }
+
+/// Two sequences packed into one row (plus padding) get exactly the logits each gets alone:
+/// attention stops at the sequence boundary and rotary positions restart.
+#[test]
+fn packed_sequences_equal_separate_ones() {
+    let dir = fixtures().join("tiny-llama");
+    let config = LlamaConfig::from_json(&std::fs::read(dir.join("config.json")).expect("config"))
+        .expect("parses");
+    let device = Device::flex();
+    let model = LlamaForCausalLM::init(&config, 0.0, &device)
+        .expect("builds")
+        .load_safetensors(std::fs::read(dir.join("model.safetensors")).expect("weights"))
+        .expect("loads");
+    let alone = |ids: &[i64]| {
+        let n = ids.len();
+        model
+            .forward(
+                Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, n]), &device),
+                Tensor::ones([1, n], &device),
+            )
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32")
+    };
+    let (a, b) = ([1i64, 17, 33, 5, 99], [1i64, 45, 12, 120]);
+    let packed: Vec<i64> = a.iter().chain(&b).copied().chain([0, 0]).collect();
+    let segments = [1u32, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0];
+    let logits = model
+        .forward_packed(
+            Tensor::<2, Int>::from_data(TensorData::new(packed, [1, 11]), &device),
+            &segments,
+        )
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32");
+    let want: Vec<f32> = alone(&a).into_iter().chain(alone(&b)).collect();
+    let worst = want
+        .iter()
+        .zip(&logits[..want.len()])
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "packed logits differ by {worst}");
+    assert!(logits.iter().all(|x| x.is_finite()));
+}

@@ -15,6 +15,7 @@ use hearth_models::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::job::EarlyStopping;
 use crate::job::Task;
 use crate::metrics::Metrics;
 use crate::optim::Optimizer;
@@ -227,15 +228,108 @@ fn step_seed(seed: u64, step: usize) -> u64 {
         .wrapping_add(step as u64)
 }
 
-async fn snapshot(
-    model: &BertForSequenceClassification,
+/// A micro-batch's loss and its token counts.
+#[derive(Debug)]
+pub struct BatchLoss {
+    /// The mean loss of the micro-batch (with its autodiff graph).
+    pub loss: Tensor<1>,
+    /// Real (non-padding) tokens in it.
+    pub real_tokens: usize,
+    /// Tokens computed, padding included.
+    pub padded_tokens: usize,
+}
+
+/// What the loop optimizes: a model's loss on micro-batches of training rows, its evaluation
+/// on held-out rows, and what of it a checkpoint keeps. [`train`] is the loop over a
+/// classifier's objective; [`crate::sft`] has the language model's.
+pub trait Objective {
+    /// The model trained.
+    type Model: Module + Clone;
+    /// Training rows (texts, conversations or packed sequences).
+    fn train_rows(&self) -> usize;
+    /// Held-out rows.
+    fn eval_rows(&self) -> usize;
+    /// The loss of the training rows `rows`, with dropout on.
+    fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError>;
+    /// Metrics on the held-out rows.
+    fn evaluate(&self, model: &Self::Model) -> impl Future<Output = Result<Metrics, TrainError>>;
+    /// The value early stopping maximizes, read from an evaluation's metrics.
+    fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64>;
+    /// The trained weights (what a checkpoint stores and [`Snapshot::adapter`] holds).
+    fn trained_weights(
+        &self,
+        model: &Self::Model,
+        strategy: hearth_models::Strategy,
+    ) -> impl Future<Output = Result<Vec<u8>, TrainError>>;
+}
+
+/// A classifier's objective: the task's loss on tokenized texts, its metrics on held-out texts.
+struct Classify<'a> {
+    tokenizer: &'a TextTokenizer,
+    task: &'a Task,
+    train: Examples<'a>,
+    eval: Examples<'a>,
+    class_weights: Option<Vec<f64>>,
+    label_smoothing: f64,
+    batch_size: usize,
+}
+
+impl Objective for Classify<'_> {
+    type Model = BertForSequenceClassification;
+
+    fn train_rows(&self) -> usize {
+        self.train.len()
+    }
+
+    fn eval_rows(&self) -> usize {
+        self.eval.len()
+    }
+
+    fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
+        let texts: Vec<&str> = rows.iter().map(|&i| self.train.texts[i].as_str()).collect();
+        let encoded = self.tokenizer.encode_batch(&texts)?;
+        let input = BertInput::new(&encoded, &model.classifier.weight.device());
+        let loss = self.train.targets.loss(
+            self.task,
+            model.forward(&input),
+            rows,
+            self.class_weights.as_deref(),
+            self.label_smoothing,
+        );
+        Ok(BatchLoss {
+            loss,
+            real_tokens: encoded.real_tokens(),
+            padded_tokens: encoded.batch_size * encoded.seq_len,
+        })
+    }
+
+    async fn evaluate(&self, model: &Self::Model) -> Result<Metrics, TrainError> {
+        evaluate(model, self.tokenizer, self.task, self.eval, self.batch_size).await
+    }
+
+    fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64> {
+        rule.metric_for(self.task).of(metrics)
+    }
+
+    async fn trained_weights(
+        &self,
+        model: &Self::Model,
+        strategy: hearth_models::Strategy,
+    ) -> Result<Vec<u8>, TrainError> {
+        Ok(hearth_models::strategy::trained_weights(model, strategy).await?)
+    }
+}
+
+async fn snapshot<O: Objective>(
+    objective: &O,
+    model: &O::Model,
     strategy: hearth_models::Strategy,
     optim: &Optimizer,
     progress: &Progress,
 ) -> Result<Snapshot, TrainError> {
     Ok(Snapshot {
         progress: progress.clone(),
-        adapter: hearth_models::strategy::trained_weights(model, strategy).await?,
+        adapter: objective.trained_weights(model, strategy).await?,
         optimizer: optim.to_safetensors().await?,
     })
 }
@@ -249,7 +343,7 @@ async fn snapshot(
 /// A non-finite loss ends the run with [`TrainError::NonFiniteLoss`]; the last checkpoint
 /// stays the last good state.
 pub async fn train(
-    mut model: BertForSequenceClassification,
+    model: BertForSequenceClassification,
     tokenizer: &TextTokenizer,
     data: TrainData<'_>,
     settings: &TrainSettings,
@@ -257,17 +351,49 @@ pub async fn train(
     hooks: Hooks<'_>,
 ) -> Result<(BertForSequenceClassification, TrainSummary), TrainError> {
     let TrainData { task, train, eval } = data;
+    let class_weights = match (&settings.class_weights, train.targets.classes()) {
+        (Some(w), Some(classes)) => Some(
+            w.resolve(&classes[..train.len()], model.num_labels())
+                .map_err(TrainError::Job)?,
+        ),
+        _ => None,
+    };
+    let objective = Classify {
+        tokenizer,
+        task,
+        train,
+        eval,
+        class_weights,
+        label_smoothing: settings.label_smoothing,
+        batch_size: settings.batch_size,
+    };
+    train_with(model, &objective, settings, resume, hooks).await
+}
+
+/// The loop of [`train`] over any [`Objective`]: fine-tunes `model` (built on an autodiff
+/// device) from the start or from `resume`, evaluating every `eval_every` steps and at the end,
+/// with early stopping, checkpoints and gradient accumulation as `settings` asks.
+pub async fn train_with<O: Objective>(
+    mut model: O::Model,
+    objective: &O,
+    settings: &TrainSettings,
+    resume: Option<Resume>,
+    hooks: Hooks<'_>,
+) -> Result<(O::Model, TrainSummary), TrainError> {
     let Hooks {
         on_event,
         on_checkpoint,
     } = hooks;
-    let n_train = train.len();
+    let n_train = objective.train_rows();
     if n_train == 0 {
         return Err(TrainError::Job("there are no training rows".into()));
     }
-    let device = model.classifier.weight.device();
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .ok_or_else(|| TrainError::Job("the model has no parameters".into()))?;
     let steps = settings.total_steps(n_train);
-    let num_labels = model.num_labels();
     let (mut optim, mut progress) = match resume {
         Some(Resume {
             progress,
@@ -288,20 +414,13 @@ pub async fn train(
             Progress::default(),
         ),
     };
-    let class_weights = match (&settings.class_weights, train.targets.classes()) {
-        (Some(w), Some(classes)) => Some(
-            w.resolve(&classes[..n_train], num_labels)
-                .map_err(TrainError::Job)?,
-        ),
-        _ => None,
-    };
     let micro_batches = settings.gradient_accumulation.max(1);
 
     let mut stop = on_event(&Event::Started {
         steps,
         resumed_at: progress.step,
         train_rows: n_train,
-        eval_rows: eval.len(),
+        eval_rows: objective.eval_rows(),
         trainable_params: hearth_models::lora::trainable_params(&model),
         total_params: model.num_params(),
     })
@@ -310,7 +429,7 @@ pub async fn train(
     let mut order = epoch_order(n_train, progress.epoch, settings.seed);
     let mut early_stopped = false;
     // Held in memory only: a run resumed from a checkpoint restores the best adapter seen since.
-    let mut best_model: Option<BertForSequenceClassification> = None;
+    let mut best_model: Option<O::Model> = None;
     // Examples per second count only the steps this session ran.
     let (first_step, seconds_before) = (progress.step, progress.train_seconds);
     while progress.step < steps && !stop {
@@ -330,30 +449,23 @@ pub async fn train(
                 rows.push(order[progress.cursor]);
                 progress.cursor += 1;
             }
-            let texts: Vec<&str> = rows.iter().map(|&i| train.texts[i].as_str()).collect();
-            let encoded = tokenizer.encode_batch(&texts)?;
-            progress.real_tokens += encoded.real_tokens();
-            progress.padded_tokens += encoded.batch_size * encoded.seq_len;
-            let input = BertInput::new(&encoded, &device);
-
-            let outputs = model.forward(&input);
-            let loss = train.targets.loss(
-                task,
-                outputs,
-                &rows,
-                class_weights.as_deref(),
-                settings.label_smoothing,
-            );
-            let mut objective = loss.clone().div_scalar(micro_batches as f64);
+            let BatchLoss {
+                loss,
+                real_tokens,
+                padded_tokens,
+            } = objective.batch_loss(&model, &rows)?;
+            progress.real_tokens += real_tokens;
+            progress.padded_tokens += padded_tokens;
+            let mut total = loss.clone().div_scalar(micro_batches as f64);
             if settings.l1 > 0.0
                 && let Some(penalty) =
                     crate::loss::l1_penalty(&crate::loss::trained_matrices(&model), settings.l1)
             {
-                objective = objective + penalty.div_scalar(micro_batches as f64);
+                total = total + penalty.div_scalar(micro_batches as f64);
             }
             accumulated.accumulate(
                 &model,
-                GradientsParams::from_grads(objective.backward(), &model),
+                GradientsParams::from_grads(total.backward(), &model),
             );
             loss_sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
         }
@@ -393,15 +505,15 @@ pub async fn train(
 
         let due =
             settings.eval_every > 0 && step.is_multiple_of(settings.eval_every) && step < steps;
-        if due && eval.len() > 0 {
-            let metrics = evaluate(&model, tokenizer, task, eval, settings.batch_size).await?;
+        if due && objective.eval_rows() > 0 {
+            let metrics = objective.evaluate(&model).await?;
             stop |= on_event(&Event::Evaluated {
                 step,
                 metrics: metrics.clone(),
             })
             .is_break();
             if let Some(rule) = &settings.early_stopping {
-                let value = rule.metric_for(task).of(&metrics).ok_or_else(|| {
+                let value = objective.stop_value(rule, &metrics).ok_or_else(|| {
                     TrainError::Job("the early-stopping metric does not fit the task".into())
                 })?;
                 match progress.best {
@@ -425,13 +537,15 @@ pub async fn train(
             && step.is_multiple_of(settings.checkpoint_every)
             && step < steps;
         if checkpoint_due && !stop {
-            on_checkpoint(snapshot(&model, settings.strategy, &optim, &progress).await?)?;
+            on_checkpoint(
+                snapshot(objective, &model, settings.strategy, &optim, &progress).await?,
+            )?;
         }
     }
 
     let step = progress.step;
     // The final state, also when stopped early, so the run can be continued later.
-    on_checkpoint(snapshot(&model, settings.strategy, &optim, &progress).await?)?;
+    on_checkpoint(snapshot(objective, &model, settings.strategy, &optim, &progress).await?)?;
     let mut best_step = None;
     if let (Some(rule), Some((at, _)), Some(best)) =
         (&settings.early_stopping, progress.best, best_model)
@@ -449,8 +563,8 @@ pub async fn train(
     }
     let eval_metrics = match &progress.last_eval {
         Some((at, metrics)) if *at == step => Some(metrics.clone()),
-        _ if eval.len() > 0 => {
-            let metrics = evaluate(&model, tokenizer, task, eval, settings.batch_size).await?;
+        _ if objective.eval_rows() > 0 => {
+            let metrics = objective.evaluate(&model).await?;
             // The run is over either way; a stop request here changes nothing.
             let _ = on_event(&Event::Evaluated {
                 step,
