@@ -55,6 +55,11 @@ pub enum Command {
     /// then, when the peer's Python is present, the peer in the same invocation; prints
     /// examples/s, padded tokens/s, peak RSS, accuracy and macro-F1 for both, with ratios.
     Bench(BenchArgs),
+    /// Answer a prompt with a chat model, streaming the answer token by token; with an SFT
+    /// adapter (and --compare) the base model's answer first, then the adapter's. Example:
+    ///
+    ///   hearth generate --adapter my-sft --compare --prompt "What is the capital of Peru?"
+    Generate(GenerateArgs),
     /// Estimate a job's memory (weights, adapters, gradients, optimizer state, activations)
     /// against this machine's limits, with suggestions when it does not fit.
     ///
@@ -180,9 +185,15 @@ pub struct TrainArgs {
     /// Leave out rows whose label cell is blank instead of refusing the file.
     #[arg(long)]
     pub skip_unlabeled: bool,
-    /// What the head predicts [default: classification].
+    /// What the head predicts [default: classification], or `sft` to fine-tune a chat model.
     #[arg(long, value_enum)]
     pub task: Option<TaskArg>,
+    /// SFT: pack several conversations into each row of --max-length tokens.
+    #[arg(long)]
+    pub packing: bool,
+    /// SFT: a Jinja chat template file to use instead of the model's own.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
     /// Regression loss [default: mse].
     #[arg(long, value_enum)]
     pub loss: Option<LossArg>,
@@ -316,6 +327,9 @@ pub enum TaskArg {
     MultiLabel,
     /// A number per text (MSE, MAE or Huber).
     Regression,
+    /// Supervised fine-tuning of a chat model (--model a .gguf file or a Llama directory;
+    /// --data conversations: `messages`, or `prompt` and `response`).
+    Sft,
 }
 
 /// `--loss` values.
@@ -622,6 +636,9 @@ impl TrainArgs {
             Some(TaskArg::Regression) if !matches!(task, Task::Regression { .. }) => {
                 *task = serde_json::from_str(r#"{"kind": "regression"}"#)?;
             }
+            Some(TaskArg::Sft) if !task.is_sft() => {
+                *task = serde_json::from_str(r#"{"kind": "sft"}"#)?;
+            }
             _ => {}
         }
         match task {
@@ -644,6 +661,18 @@ impl TrainArgs {
                 }
                 *threshold = self.threshold.unwrap_or(*threshold);
             }
+            Task::Sft {
+                packing,
+                chat_template,
+            } => {
+                *packing |= self.packing;
+                if let Some(path) = &self.chat_template {
+                    *chat_template = Some(
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    );
+                }
+            }
             Task::Classification => {}
         }
         let stray = [
@@ -657,11 +686,17 @@ impl TrainArgs {
                 self.separator.is_some() || self.threshold.is_some(),
                 "multi-label",
             ),
+            (
+                "--packing/--chat-template",
+                self.packing || self.chat_template.is_some(),
+                "sft",
+            ),
         ];
         for (flags, given, kind) in stray {
             let fits = match task {
                 Task::Regression { .. } => kind == "regression",
                 Task::MultiLabel { .. } => kind == "multi-label",
+                Task::Sft { .. } => kind == "sft",
                 Task::Classification => false,
             };
             if given && !fits {
@@ -827,6 +862,9 @@ impl TrainArgs {
         l.lora_dropout = self.lora_dropout.unwrap_or(l.lora_dropout);
         if let Some(t) = &self.targets {
             l.target_modules.clone_from(t);
+        } else if self.job.is_none() && job.task.is_sft() {
+            // PEFT's default targets for Llama-family decoders.
+            l.target_modules = vec!["q_proj".into(), "v_proj".into()];
         }
         if let Some(f) = self.fit {
             use hearth_train::plan::FitMode;
@@ -845,4 +883,45 @@ impl TrainArgs {
         job.validate()?;
         Ok(job)
     }
+}
+
+/// `hearth generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The chat model: a .gguf file or a Llama-family model directory (with --adapter: instead
+    /// of the base model its run record names).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// An SFT adapter directory written by `hearth train --task sft`.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// The user's message.
+    #[arg(long)]
+    pub prompt: String,
+    /// A system message before it.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// With --adapter: answer first without the adapter, then with it.
+    #[arg(long)]
+    pub compare: bool,
+    /// A Jinja chat template file to use instead of the model's own.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template: Option<PathBuf>,
+    /// At most this many new tokens.
+    #[arg(long, default_value_t = 128)]
+    pub max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Sample among the k most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens holding this much probability (nucleus).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed of the sampling draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub run: RunArgs,
 }

@@ -184,6 +184,7 @@ fn print_metrics(m: &Metrics, labels: &[String]) {
             "  MAE {:.4}  MSE {:.4}  RMSE {:.4}  R² {:.4}  Pearson {:.4}",
             r.mae, r.mse, r.rmse, r.r2, r.pearson
         ),
+        Metrics::LanguageModel(m) => eprintln!("  {} tokens scored", m.tokens),
     }
 }
 
@@ -372,6 +373,9 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("{}", job.to_json());
         return Ok(());
     }
+    if job.task.is_sft() {
+        return crate::lm::train(&job, &args.run, args.jsonl, &out, resume.as_ref());
+    }
     // A resumed run keeps its job: adapting it would make it another job.
     let job = if resume.is_some() {
         job
@@ -410,6 +414,13 @@ fn load_adapter(
     } else {
         peft_record(args, &read(AdapterFiles::WEIGHTS)?)?
     };
+    if record.job.task.is_sft() {
+        bail!(
+            "{} holds a chat model's (SFT) adapter: try it with `hearth generate --adapter {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
     let mut job = record.job.clone();
     let strategy = job.train.strategy;
     if strategy == hearth_models::Strategy::Lora {
@@ -566,7 +577,11 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         model,
         &base.config,
         &record.labels,
-        record.job.task.problem_type(),
+        record
+            .job
+            .task
+            .problem_type()
+            .context("an SFT adapter has no classifier to merge")?,
     ))
     .with_context(|| format!("merging {}", args.adapter.adapter.display()))?;
     std::fs::create_dir_all(&args.out)

@@ -8,6 +8,7 @@ mod commands;
 mod device;
 mod files;
 mod inspect;
+mod lm;
 mod plan;
 
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Plan(a) => plan::run(&a),
+        args::Command::Generate(a) => lm::generate_cmd(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

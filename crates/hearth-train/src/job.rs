@@ -53,17 +53,37 @@ pub enum Task {
         #[serde(default = "default_huber_delta")]
         huber_delta: f64,
     },
+    /// Supervised fine-tuning of a chat model (a Llama-family decoder): conversations
+    /// (`messages`, or `prompt` + `response`) through the model's chat template, next-token
+    /// cross-entropy on the assistant's tokens only.
+    Sft {
+        /// Pack several conversations into each row of up to `train.max_length` tokens (less
+        /// padding computed); each still attends only to itself, with its own positions.
+        #[serde(default)]
+        packing: bool,
+        /// A Jinja chat template to use instead of the model's own (for a base model that has
+        /// none, or to change the format).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chat_template: Option<String>,
+    },
 }
 
 impl Task {
-    /// transformers' `problem_type` for this task's head.
-    pub fn problem_type(&self) -> hearth_models::merge::ProblemType {
+    /// transformers' `problem_type` for this task's classification head; `None` for a
+    /// language model, which has none.
+    pub fn problem_type(&self) -> Option<hearth_models::merge::ProblemType> {
         use hearth_models::merge::ProblemType;
         match self {
-            Self::Classification => ProblemType::SingleLabel,
-            Self::MultiLabel { .. } => ProblemType::MultiLabel,
-            Self::Regression { .. } => ProblemType::Regression,
+            Self::Classification => Some(ProblemType::SingleLabel),
+            Self::MultiLabel { .. } => Some(ProblemType::MultiLabel),
+            Self::Regression { .. } => Some(ProblemType::Regression),
+            Self::Sft { .. } => None,
         }
+    }
+
+    /// Whether this is supervised fine-tuning of a language model.
+    pub fn is_sft(&self) -> bool {
+        matches!(self, Self::Sft { .. })
     }
 }
 
@@ -281,6 +301,7 @@ impl EarlyStopping {
     pub fn metric_for(&self, task: &Task) -> StopMetric {
         self.metric.unwrap_or(match task {
             Task::Regression { .. } => StopMetric::R2,
+            Task::Sft { .. } => StopMetric::Loss,
             _ => StopMetric::MacroF1,
         })
     }
@@ -302,6 +323,10 @@ pub enum StopMetric {
     SubsetAccuracy,
     /// Mean absolute error, lower is better (regression).
     Mae,
+    /// Validation loss, lower is better (supervised fine-tuning).
+    Loss,
+    /// Validation perplexity, lower is better (supervised fine-tuning).
+    Perplexity,
     /// Mean squared error, lower is better (regression).
     Mse,
     /// Root mean squared error, lower is better (regression).
@@ -331,6 +356,8 @@ impl StopMetric {
             (Self::Rmse, M::Regression(r)) => -r.rmse,
             (Self::R2, M::Regression(r)) => r.r2,
             (Self::Pearson, M::Regression(r)) => r.pearson,
+            (Self::Loss, M::LanguageModel(m)) => -m.loss,
+            (Self::Perplexity, M::LanguageModel(m)) => -m.perplexity,
             _ => return None,
         })
     }
@@ -350,6 +377,7 @@ impl StopMetric {
                 self,
                 Self::Mae | Self::Mse | Self::Rmse | Self::R2 | Self::Pearson
             ),
+            Task::Sft { .. } => matches!(self, Self::Loss | Self::Perplexity),
         }
     }
 }
@@ -502,6 +530,17 @@ impl JobSpec {
                     return bad("task.huber_delta must be a positive number");
                 }
             }
+            Task::Sft { .. } => {
+                if t.strategy != Strategy::Lora {
+                    return bad(
+                        "supervised fine-tuning trains LoRA adapters: train.strategy must be \
+                         lora (a language model has no head to train alone)",
+                    );
+                }
+                if t.head_dropout.is_some() {
+                    return bad("train.head_dropout applies to classifiers; an SFT run has no head");
+                }
+            }
         }
         if !matches!(self.task, Task::Classification) {
             if t.label_smoothing != 0.0 {
@@ -554,6 +593,7 @@ impl JobSpec {
                         Task::MultiLabel { .. } =>
                             "macro_f1, micro_f1, weighted_f1, subset_accuracy",
                         Task::Regression { .. } => "mae, mse, rmse, r2, pearson",
+                        Task::Sft { .. } => "loss, perplexity",
                     }
                 )));
             }

@@ -189,6 +189,22 @@ pub enum Metrics {
     MultiLabel(MultiLabelMetrics),
     /// Regression.
     Regression(RegressionMetrics),
+    /// A language model's loss on held-out conversations (supervised fine-tuning).
+    LanguageModel(LanguageModelMetrics),
+}
+
+/// How well a language model predicts held-out text: the mean next-token cross-entropy over
+/// the scored (assistant) tokens, and its exponential, the perplexity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageModelMetrics {
+    /// Sequences evaluated.
+    pub n: usize,
+    /// Tokens scored.
+    pub tokens: usize,
+    /// Mean cross-entropy per scored token (nats).
+    pub loss: f64,
+    /// `exp(loss)`.
+    pub perplexity: f64,
 }
 
 impl Metrics {
@@ -198,6 +214,7 @@ impl Metrics {
             Self::Classification(m) => m.n,
             Self::MultiLabel(m) => m.n,
             Self::Regression(m) => m.n,
+            Self::LanguageModel(m) => m.n,
         }
     }
 
@@ -211,6 +228,7 @@ impl Metrics {
                 ("subset accuracy", m.subset_accuracy),
             ],
             Self::Regression(m) => vec![("MAE", m.mae), ("RMSE", m.rmse), ("R²", m.r2)],
+            Self::LanguageModel(m) => vec![("loss", m.loss), ("perplexity", m.perplexity)],
         }
     }
 

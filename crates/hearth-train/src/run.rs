@@ -158,6 +158,11 @@ pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
 /// Reads the job's dataset from the file's bytes for the job's task and applies the job's
 /// cleaning.
 pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<TaskData, TrainError> {
+    if job.task.is_sft() {
+        return Err(TrainError::Job(
+            "an SFT job reads conversations, not labelled texts (crate::sft)".into(),
+        ));
+    }
     let format = data_format(job)?;
     if !format.has_columns() {
         return Err(hearth_data::DataError::NoLabels.into());
@@ -224,6 +229,9 @@ pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<TaskData, TrainError>
                 report: rows.report,
             })
         }
+        Task::Sft { .. } => Err(TrainError::Job(
+            "an SFT job reads conversations, not labelled texts".into(),
+        )),
     }
 }
 
@@ -323,7 +331,7 @@ pub struct RunOutput {
 
 /// The settings that decide a run's computation: the job without its file locations
 /// (a resumed run may find the same files elsewhere).
-fn without_paths(job: &JobSpec) -> JobSpec {
+pub(crate) fn without_paths(job: &JobSpec) -> JobSpec {
     let mut job = job.clone();
     job.model.path.clear();
     job.data.path.clear();
@@ -480,7 +488,9 @@ impl AdapterFiles {
             base,
             &job.model.path,
             labels,
-            job.task.problem_type(),
+            job.task.problem_type().ok_or_else(|| {
+                TrainError::Job("an SFT run exports a causal-LM adapter, not a classifier".into())
+            })?,
         )
         .await?;
         let mut files = Self::with_weights(job, labels, trained.weights().to_vec())?;

@@ -200,7 +200,8 @@ pub fn scores(task: &Task, outputs: Tensor<2>) -> Tensor<2> {
     match task {
         Task::Classification => burn::tensor::activation::softmax(outputs, 1),
         Task::MultiLabel { .. } => burn::tensor::activation::sigmoid(outputs),
-        Task::Regression { .. } => outputs,
+        // A language model has no head; its outputs pass through.
+        Task::Regression { .. } | Task::Sft { .. } => outputs,
     }
 }
 
@@ -245,5 +246,7 @@ pub fn prediction_json(
         Task::Regression { .. } => {
             serde_json::json!({"text": text, "value": scores.first().copied().unwrap_or(f32::NAN)})
         }
+        // A language model answers with text, not scores (`hearth generate`).
+        Task::Sft { .. } => serde_json::json!({"text": text}),
     }
 }

@@ -518,10 +518,12 @@ pub async fn merge_trained() -> Result<MergedModelFiles, JsError> {
             })
         })
         .ok_or_else(|| js_error("train a model first"))?;
-    let merged =
-        hearth_models::merge::merge_classifier(model, &config, &labels, task.problem_type())
-            .await
-            .map_err(js_error)?;
+    let problem = task
+        .problem_type()
+        .ok_or_else(|| js_error("a chat model's adapter has no classifier to merge"))?;
+    let merged = hearth_models::merge::merge_classifier(model, &config, &labels, problem)
+        .await
+        .map_err(js_error)?;
     Ok(MergedModelFiles {
         config: merged.config,
         weights: merged.weights,
