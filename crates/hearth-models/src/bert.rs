@@ -523,13 +523,14 @@ impl BertModel {
         let mut out = Vec::new();
         for i in 0..self.encoder.layer.len() {
             for name in LAYER_LINEARS {
-                out.push(lora::LinearModule::from_hf(&format!(
-                    "encoder.layer.{i}.{name}"
-                )));
+                out.push(lora::LinearModule::from_hf(
+                    &format!("encoder.layer.{i}.{name}"),
+                    hf_to_burn,
+                ));
             }
         }
         if self.pooler.is_some() {
-            out.push(lora::LinearModule::from_hf("pooler.dense"));
+            out.push(lora::LinearModule::from_hf("pooler.dense", hf_to_burn));
         }
         out
     }
@@ -698,5 +699,18 @@ impl BertForSequenceClassification {
             }
         };
         self.classifier.forward(self.dropout.forward(pooled))
+    }
+}
+
+/// PEFT sees the encoder's linear layers under `bert.`, and saves the head (`classifier`).
+impl crate::peft::PeftModel for BertForSequenceClassification {
+    const FAMILY: crate::peft::AdapterFamily = crate::peft::BERT_CLASSIFIER;
+
+    fn adaptable_modules(&self) -> Vec<lora::LinearModule> {
+        self.bert.linear_modules()
+    }
+
+    fn with_lora(self, settings: &LoraSettings) -> Result<Self, ModelError> {
+        Self::with_lora(self, settings)
     }
 }

@@ -1,9 +1,10 @@
 //! The model families Hearth fine-tunes, loaded from HuggingFace model directories.
 //!
 //! A model directory holds `config.json`, `model.safetensors` and `tokenizer.json`. This crate
-//! turns those bytes into a burn module ([`bert::BertModel`] and its classification head), a
-//! tokenizer that pads and truncates the way a job asks ([`tokenizer::TextTokenizer`]), and
-//! LoRA adapters on PEFT-named target modules ([`lora`]). It never picks a backend: every
+//! turns those bytes into a burn module ([`bert::BertModel`] and its classification head, or a
+//! [`llama::LlamaForCausalLM`] decoder), a tokenizer that pads and truncates the way a job asks
+//! ([`tokenizer::TextTokenizer`]), and LoRA adapters on PEFT-named target modules ([`lora`],
+//! [`llama_lora`]) saved and loaded in PEFT's format ([`peft`]). It never picks a backend: every
 //! constructor takes the [`burn::tensor::Device`] the caller chose, and every loader takes bytes,
 //! so the same code runs natively and in the browser.
 
@@ -12,6 +13,7 @@ pub mod bert;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
+pub mod llama_lora;
 pub mod lora;
 pub mod merge;
 pub mod peft;

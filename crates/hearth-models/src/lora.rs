@@ -14,7 +14,6 @@ use burn::tensor::module::linear as linear_op;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::bert::hf_to_burn;
 
 /// The LoRA hyper-parameters of a job, named as PEFT's `LoraConfig` names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +29,7 @@ pub struct LoraSettings {
     #[serde(default = "default_dropout")]
     pub lora_dropout: f64,
     /// HF module names (or name suffixes) to adapt, e.g. `query`, `value`, `attention.output.dense`.
+    /// When left out: BERT's `query` and `value`; a decoder wants [`LoraSettings::for_decoder`]'s.
     #[serde(default = "default_targets")]
     pub target_modules: Vec<String>,
     /// rsLoRA: scale the update by `alpha / √r` instead of `alpha / r` (PEFT's `use_rslora`).
@@ -66,7 +66,21 @@ impl Default for LoraSettings {
     }
 }
 
+/// PEFT's default targets for Llama-family decoders (`q_proj`, `v_proj`, from its
+/// `TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`).
+pub const DECODER_TARGETS: &[&str] = &["q_proj", "v_proj"];
+
 impl LoraSettings {
+    /// The defaults for a Llama-family decoder: Hearth's r, alpha and dropout with PEFT's default
+    /// targets for Llama ([`DECODER_TARGETS`]). [`LoraSettings::default`] targets BERT's `query`
+    /// and `value`, which a decoder does not have.
+    pub fn for_decoder() -> Self {
+        Self {
+            target_modules: DECODER_TARGETS.iter().map(|t| t.to_string()).collect(),
+            ..Self::default()
+        }
+    }
+
     /// Checks the values a user typed.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.r == 0 {
@@ -110,14 +124,14 @@ impl LoraSettings {
         self.scale() * self.r as f64
     }
 
-    /// Checks `layers_to_transform` against the model's number of encoder layers.
+    /// Checks `layers_to_transform` against the model's number of layers.
     pub fn check_layers(&self, num_layers: usize) -> Result<(), ModelError> {
         if let Some(layers) = &self.layers_to_transform
             && let Some(bad) = layers.iter().find(|&&l| l >= num_layers)
         {
             return Err(ModelError::Lora(format!(
                 "layers_to_transform names layer {bad}, but this model has {num_layers} \
-                 encoder layers (0 to {})",
+                 layers (0 to {})",
                 num_layers.saturating_sub(1)
             )));
         }
@@ -128,18 +142,25 @@ impl LoraSettings {
 /// One linear layer of a model, by its HF module name and the burn path of its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinearModule {
-    /// HF module path, e.g. `encoder.layer.0.attention.self.query`.
+    /// HF module path, e.g. `encoder.layer.0.attention.self.query` or
+    /// `model.layers.0.self_attn.q_proj`.
     pub hf_name: String,
     /// burn parameter path of the weight, e.g. `encoder.layer.0.attention.self_attention.query.weight`.
     pub weight_path: String,
 }
 
+/// The names of the numbered layer stacks in HF models: BERT's `encoder.layer.N`, Llama's
+/// `model.layers.N`. PEFT's `layers_pattern` names one of them.
+pub const LAYER_STACKS: &[&str] = &["layer", "layers"];
+
 impl LinearModule {
-    /// Derives the burn path from the HF name through the family's one mapping table.
-    pub fn from_hf(hf_name: &str) -> Self {
+    /// Derives the burn path from the HF name through the family's one mapping table
+    /// (`to_burn` maps an HF weight name to its burn path; the identity for Llama, whose burn
+    /// paths are HF's names).
+    pub fn from_hf(hf_name: &str, to_burn: impl Fn(&str) -> String) -> Self {
         Self {
             hf_name: hf_name.to_string(),
-            weight_path: hf_to_burn(&format!("{hf_name}.weight")),
+            weight_path: to_burn(&format!("{hf_name}.weight")),
         }
     }
 
@@ -148,20 +169,23 @@ impl LinearModule {
         self.hf_name == target || self.hf_name.ends_with(&format!(".{target}"))
     }
 
-    /// The encoder layer the module belongs to (`encoder.layer.N.…` → `N`); `None` outside the
-    /// layer stack (the pooler).
+    /// The layer the module belongs to (`encoder.layer.N.…` or `model.layers.N.…` → `N`);
+    /// `None` outside the layer stack (BERT's pooler, a decoder's `lm_head`).
     ///
-    /// This is the index PEFT's `layers_to_transform` selects on a BERT model, with
-    /// `layers_pattern` absent (the first numbered segment of the name) or `layer`.
+    /// This is the index PEFT's `layers_to_transform` selects, with `layers_pattern` absent
+    /// (the numbered segment of the name) or the stack's name ([`LAYER_STACKS`]).
     pub fn layer(&self) -> Option<usize> {
-        let rest = self.hf_name.strip_prefix("encoder.layer.")?;
-        rest.split('.').next()?.parse().ok()
+        let segments: Vec<&str> = self.hf_name.split('.').collect();
+        segments
+            .windows(2)
+            .find(|w| LAYER_STACKS.contains(&w[0]))
+            .and_then(|w| w[1].parse().ok())
     }
 }
 
 /// The parameter group of the weights `settings` selects: `target_modules` by PEFT's suffix rule,
-/// restricted to the encoder layers of `layers_to_transform` when given (as in PEFT, a module
-/// outside the layer stack, the pooler, is then never adapted).
+/// restricted to the layers of `layers_to_transform` when given (as in PEFT, a module outside the
+/// layer stack, such as BERT's pooler, is then never adapted).
 ///
 /// Every target must match at least one module: a typo must not silently train nothing. A layer
 /// index the model does not have is an error.
@@ -247,15 +271,16 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bert::hf_to_burn;
 
     #[test]
     fn hf_names_map_through_the_family_table() {
-        let m = LinearModule::from_hf("encoder.layer.3.attention.self.query");
+        let m = LinearModule::from_hf("encoder.layer.3.attention.self.query", hf_to_burn);
         assert_eq!(
             m.weight_path,
             "encoder.layer.3.attention.self_attention.query.weight"
         );
-        let m = LinearModule::from_hf("encoder.layer.0.attention.output.dense");
+        let m = LinearModule::from_hf("encoder.layer.0.attention.output.dense", hf_to_burn);
         assert_eq!(
             m.weight_path,
             "encoder.layer.0.attention.output.dense.weight"
@@ -272,7 +297,7 @@ mod tests {
             "pooler.dense",
         ]
         .iter()
-        .map(|n| LinearModule::from_hf(n))
+        .map(|n| LinearModule::from_hf(n, hf_to_burn))
         .collect();
         assert!(modules[0].matches("query"));
         assert!(!modules[0].matches("uery"));
@@ -310,9 +335,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("layer 6") && err.contains("6 encoder layers (0 to 5)"),
+            err.contains("layer 6") && err.contains("6 layers (0 to 5)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn decoder_layers_are_numbered_like_encoder_layers() {
+        let q = LinearModule::from_hf("model.layers.12.self_attn.q_proj", str::to_string);
+        assert_eq!(q.weight_path, "model.layers.12.self_attn.q_proj.weight");
+        assert_eq!(q.layer(), Some(12));
+        assert!(q.matches("q_proj") && q.matches("self_attn.q_proj"));
+        assert_eq!(
+            LinearModule::from_hf("lm_head", str::to_string).layer(),
+            None
+        );
+        let settings = LoraSettings::for_decoder();
+        assert_eq!(settings.target_modules, ["q_proj", "v_proj"]);
+        settings.validate().expect("valid");
     }
 
     #[test]

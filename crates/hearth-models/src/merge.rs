@@ -114,6 +114,17 @@ pub async fn merge_classifier(
 /// PyTorch's layout (what [`merge_classifier`] writes after merging, and what a full
 /// fine-tuning run saves).
 pub async fn hf_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
+    hf_safetensors(model, burn_to_hf, is_embedding).await
+}
+
+/// `model.safetensors` of any model without adapters: every parameter under the HF name
+/// `to_hf` gives its burn path, matrices transposed to PyTorch's `[out, in]` except the
+/// embedding tables (`is_embedding`), which both store as `[vocab, hidden]`.
+pub(crate) async fn hf_safetensors<M: Module>(
+    model: &M,
+    to_hf: impl Fn(&str) -> String,
+    is_embedding: impl Fn(&str) -> bool,
+) -> Result<Vec<u8>, ModelError> {
     let named = named_params(model);
     let mut tensors = BTreeMap::new();
     for (path, t) in named.matrices {
@@ -123,10 +134,10 @@ pub async fn hf_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>
         } else {
             host.transposed()
         };
-        tensors.insert(burn_to_hf(&path), host);
+        tensors.insert(to_hf(&path), host);
     }
     for (path, t) in named.vectors {
-        tensors.insert(burn_to_hf(&path), to_host(t).await?);
+        tensors.insert(to_hf(&path), to_host(t).await?);
     }
     if tensors.keys().any(|k| k.contains(".lora.")) {
         return Err(ModelError::Lora(

@@ -1,11 +1,14 @@
 //! Adapters in HuggingFace PEFT's own format: `adapter_config.json` + `adapter_model.safetensors`.
 //!
 //! PEFT names a factor after the HF module it adapts
-//! (`base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight`) and stores it the
-//! PyTorch way: `lora_A` as `[r, in]`, `lora_B` as `[out, r]`, where burn keeps `A [in, r]` and
-//! `B [r, out]`. Export and import are these plain transforms (rename, transpose) plus the
-//! trained head under `base_model.model.classifier.*`, listed in `modules_to_save`. Reading
-//! tensors back is async so that export also works in a browser.
+//! (`base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight`,
+//! `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`) and stores it the PyTorch
+//! way: `lora_A` as `[r, in]`, `lora_B` as `[out, r]`, where burn keeps `A [in, r]` and
+//! `B [r, out]`. Export and import are these plain transforms (rename, transpose) plus, for a
+//! classifier, the trained head under `base_model.model.classifier.*`, listed in
+//! `modules_to_save`. What differs between model families is data ([`AdapterFamily`]); the
+//! transforms are written once, for every [`PeftModel`]. Reading tensors back is async so that
+//! export also works in a browser.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,20 +19,73 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::bert::{BertForSequenceClassification, hf_to_burn};
-use crate::lora::LoraSettings;
+use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
 
-/// The prefix PEFT puts before HF module names of a `PeftModelForSequenceClassification`.
+/// The prefix PEFT puts before HF module names of a `PeftModel` (any task type).
 const PREFIX: &str = "base_model.model.";
-/// Where the encoder sits inside HF's `BertForSequenceClassification`.
-const ENCODER: &str = "bert.";
+
+/// What a family's PEFT adapters look like: the task, where the adapted modules sit, the name
+/// of the layer stack and the modules trained in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdapterFamily {
+    /// The model family, for messages.
+    pub name: &'static str,
+    /// PEFT's `task_type`.
+    pub task_type: &'static str,
+    /// The path of the adapted submodule, the same in HF's model and in burn's (`bert.` inside
+    /// `BertForSequenceClassification`); empty when the modules' names start at the root.
+    pub module_prefix: &'static str,
+    /// PEFT's `layers_pattern`: the name of the numbered layer stack ([`LAYER_STACKS`]).
+    pub layers_pattern: &'static str,
+    /// The HF path of the layer stack, for messages (`encoder.layer`).
+    pub layers_path: &'static str,
+    /// PEFT's `modules_to_save`: modules trained in full and saved with the adapter, whose
+    /// `weight` and `bias` are at the same path in HF and burn.
+    pub modules_to_save: &'static [&'static str],
+}
+
+/// A BERT encoder with a classification head (`BertForSequenceClassification`).
+pub const BERT_CLASSIFIER: AdapterFamily = AdapterFamily {
+    name: "BERT",
+    task_type: "SEQ_CLS",
+    module_prefix: "bert.",
+    layers_pattern: "layer",
+    layers_path: "encoder.layer",
+    modules_to_save: &["classifier"],
+};
+
+/// A Llama-family causal language model (`LlamaForCausalLM`; `lm_head` is never adapted).
+pub const LLAMA_CAUSAL_LM: AdapterFamily = AdapterFamily {
+    name: "Llama",
+    task_type: "CAUSAL_LM",
+    module_prefix: "",
+    layers_pattern: "layers",
+    layers_path: "model.layers",
+    modules_to_save: &[],
+};
+
+/// Every family whose adapters Hearth reads and writes.
+pub const FAMILIES: &[AdapterFamily] = &[BERT_CLASSIFIER, LLAMA_CAUSAL_LM];
+
+/// A model whose LoRA adapters are saved and loaded in PEFT's format.
+pub trait PeftModel: Module + Sized {
+    /// How the family's adapters are named and configured.
+    const FAMILY: AdapterFamily;
+
+    /// Every linear layer LoRA may adapt, in model order; names and paths are relative to
+    /// [`AdapterFamily::module_prefix`].
+    fn adaptable_modules(&self) -> Vec<LinearModule>;
+
+    /// Attaches adapters to the modules `settings` targets and freezes the base.
+    fn with_lora(self, settings: &LoraSettings) -> Result<Self, ModelError>;
+}
 
 /// `adapter_config.json`, with the fields PEFT writes for a LoRA adapter.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdapterConfig {
     /// Always `LORA`.
     pub peft_type: String,
-    /// `SEQ_CLS` for classification adapters.
+    /// `SEQ_CLS` for classification adapters, `CAUSAL_LM` for decoders.
     pub task_type: String,
     /// Rank.
     pub r: usize,
@@ -44,16 +100,19 @@ pub struct AdapterConfig {
     /// Whether the scale is `alpha / sqrt(r)` (rsLoRA).
     #[serde(default)]
     pub use_rslora: bool,
-    /// Only these encoder layers carry adapters; every layer when `null`. PEFT accepts one
-    /// index or a list.
+    /// Only these layers carry adapters; every layer when `null`. PEFT accepts one index or a
+    /// list.
     #[serde(default)]
     pub layers_to_transform: Option<OneOrMany<usize>>,
     /// The name of the layer stack `layers_to_transform` counts in (`layer` for BERT's
-    /// `encoder.layer.N`); PEFT takes the first numbered segment of a module name when `null`.
+    /// `encoder.layer.N`, `layers` for Llama's `model.layers.N`); PEFT takes the numbered
+    /// segment of a module name when `null`.
     #[serde(default)]
     pub layers_pattern: Option<OneOrMany<String>>,
-    /// Modules trained in full and saved with the adapter (the head).
-    pub modules_to_save: Vec<String>,
+    /// Modules trained in full and saved with the adapter (a classifier's head); `null` when
+    /// there are none.
+    #[serde(default)]
+    pub modules_to_save: Option<Vec<String>>,
     /// The base model the adapter belongs to.
     pub base_model_name_or_path: String,
     /// Whether the adapter is for inference only.
@@ -64,9 +123,24 @@ pub struct AdapterConfig {
 impl AdapterConfig {
     /// The config of a classification adapter trained with `settings`.
     pub fn for_classification(settings: &LoraSettings, base_model: &str) -> Self {
+        Self::for_family(&BERT_CLASSIFIER, settings, base_model)
+    }
+
+    /// The config of a causal-LM (decoder) adapter trained with `settings`.
+    pub fn for_causal_lm(settings: &LoraSettings, base_model: &str) -> Self {
+        Self::for_family(&LLAMA_CAUSAL_LM, settings, base_model)
+    }
+
+    /// The config of an adapter of `family` trained with `settings`.
+    pub fn for_family(family: &AdapterFamily, settings: &LoraSettings, base_model: &str) -> Self {
+        let saved: Vec<String> = family
+            .modules_to_save
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
         Self {
             peft_type: "LORA".into(),
-            task_type: "SEQ_CLS".into(),
+            task_type: family.task_type.into(),
             r: settings.r,
             lora_alpha: settings.lora_alpha,
             lora_dropout: settings.lora_dropout,
@@ -77,8 +151,8 @@ impl AdapterConfig {
             layers_pattern: settings
                 .layers_to_transform
                 .as_ref()
-                .map(|_| OneOrMany::One(LAYERS_PATTERN.into())),
-            modules_to_save: vec!["classifier".into()],
+                .map(|_| OneOrMany::One(family.layers_pattern.into())),
+            modules_to_save: (!saved.is_empty()).then_some(saved),
             base_model_name_or_path: base_model.into(),
             inference_mode: true,
         }
@@ -96,11 +170,19 @@ impl AdapterConfig {
         }
         if let Some(patterns) = &config.layers_pattern {
             let patterns = patterns.as_slice();
+            let family = FAMILIES.iter().find(|f| f.task_type == config.task_type);
+            let known = |p: &String| match family {
+                Some(f) => p == f.layers_pattern,
+                None => LAYER_STACKS.contains(&p.as_str()),
+            };
             // PEFT treats an empty pattern as no pattern.
-            if !patterns.is_empty() && !patterns.iter().any(|p| p == LAYERS_PATTERN) {
+            if !patterns.is_empty() && !patterns.iter().any(known) {
+                let stack = family.map_or_else(
+                    || format!("any model Hearth loads (its stacks are {LAYER_STACKS:?})"),
+                    |f| format!("a {} model (its layers are `{}.N`)", f.name, f.layers_path),
+                );
                 return Err(ModelError::Lora(format!(
-                    "adapter_config.json: layers_pattern {patterns:?} names no layer stack of a \
-                     BERT model (its layers are `encoder.{LAYERS_PATTERN}.N`)"
+                    "adapter_config.json: layers_pattern {patterns:?} names no layer stack of {stack}"
                 )));
             }
         }
@@ -109,6 +191,18 @@ impl AdapterConfig {
             other => other,
         })?;
         Ok(config)
+    }
+
+    /// Refuses an adapter of another family than `family` (by PEFT's `task_type`): a SEQ_CLS
+    /// adapter on a decoder, say.
+    pub fn check_family(&self, family: &AdapterFamily) -> Result<(), ModelError> {
+        if self.task_type == family.task_type {
+            return Ok(());
+        }
+        Err(ModelError::Lora(format!(
+            "adapter_config.json: task_type is `{}`, but this {} model takes `{}` adapters",
+            self.task_type, family.name, family.task_type
+        )))
     }
 
     /// The LoRA settings the adapter was trained with.
@@ -128,9 +222,6 @@ impl AdapterConfig {
         }
     }
 }
-
-/// The layer-stack name of BERT-family models in PEFT's `layers_pattern`.
-pub const LAYERS_PATTERN: &str = "layer";
 
 /// A field PEFT accepts as one value or a list (`layers_to_transform`, `layers_pattern`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,26 +290,39 @@ pub fn named_params<M: Module>(module: &M) -> NamedParams {
     named
 }
 
-/// burn path → PEFT name of everything a classification adapter saves: both factors of every
-/// adapted module and the head. Only factors the model actually carries are listed.
-pub fn peft_names(model: &BertForSequenceClassification) -> Vec<(String, String)> {
+/// burn path → PEFT name of everything an adapter saves: both factors of every adapted module
+/// and the family's `modules_to_save` (a classifier's head). Only parameters the model actually
+/// carries are listed.
+pub fn peft_names<M: PeftModel>(model: &M) -> Vec<(String, String)> {
     let named = named_params(model);
     let mut out = Vec::new();
-    for module in model.bert.linear_modules() {
+    let prefix = M::FAMILY.module_prefix;
+    for module in model.adaptable_modules() {
         for (factor, peft) in [('a', "lora_A"), ('b', "lora_B")] {
-            let path = factor_path(&format!("bert.{}", module.weight_path), factor);
+            let path = factor_path(&format!("{prefix}{}", module.weight_path), factor);
             if named.matrices.contains_key(&path) {
                 out.push((
                     path,
-                    format!("{PREFIX}{ENCODER}{}.{peft}.weight", module.hf_name),
+                    format!("{PREFIX}{prefix}{}.{peft}.weight", module.hf_name),
                 ));
             }
         }
     }
-    for p in ["weight", "bias"] {
-        out.push((format!("classifier.{p}"), format!("{PREFIX}classifier.{p}")));
+    for (path, peft) in saved_names(&M::FAMILY) {
+        if named.ids.contains_key(&path) {
+            out.push((path, peft));
+        }
     }
     out
+}
+
+/// burn path and PEFT name of the `weight` and `bias` of every module of `modules_to_save`.
+fn saved_names(family: &AdapterFamily) -> Vec<(String, String)> {
+    family
+        .modules_to_save
+        .iter()
+        .flat_map(|m| ["weight", "bias"].map(|p| (format!("{m}.{p}"), format!("{PREFIX}{m}.{p}"))))
+        .collect()
 }
 
 /// The burn path of a LoRA factor (`a` or `b`) attached to the weight at `weight_path`.
@@ -281,10 +385,8 @@ pub(crate) fn serialize(
     safetensors::serialize(views, metadata).map_err(|e| ModelError::Lora(e.to_string()))
 }
 
-/// The PEFT tensors of a model's adapters and head, by PEFT name, in PEFT's layout.
-async fn peft_tensors(
-    model: &BertForSequenceClassification,
-) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+/// The PEFT tensors of a model's adapters (and head), by PEFT name, in PEFT's layout.
+async fn peft_tensors<M: PeftModel>(model: &M) -> Result<BTreeMap<String, HostTensor>, ModelError> {
     let mut named = named_params(model);
     let names = peft_names(model);
     if !names.iter().any(|(path, _)| path.contains(".lora.")) {
@@ -311,13 +413,10 @@ async fn peft_tensors(
 /// Initial values of every trainable tensor, drawn on the host from `seed` so that a run
 /// starts from the same numbers on every backend (the browser's WebGPU and the CLI's CPU):
 /// `lora_A` uniform in ±1/√in as PEFT's Kaiming-uniform init (a = √5) gives, `lora_B` zero,
-/// the head normal with standard deviation `head_std` (transformers' `initializer_range`) and a
-/// zero bias.
-pub fn seeded_init(
-    model: BertForSequenceClassification,
-    seed: u64,
-    head_std: f64,
-) -> Result<BertForSequenceClassification, ModelError> {
+/// and a head (`modules_to_save`, a classifier's) normal with standard deviation `head_std`
+/// (transformers' `initializer_range`) and a zero bias. A decoder has no head: `head_std` is
+/// not read ([`crate::llama::LlamaForCausalLM::seeded_lora`]).
+pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M, ModelError> {
     use rand::{RngExt, SeedableRng};
     use rand_distr::{Distribution, Normal};
 
@@ -344,7 +443,7 @@ pub fn seeded_init(
             (0..n)
                 .map(|_| rng.random_range(-bound..bound) as f32)
                 .collect()
-        } else if peft.ends_with("classifier.weight") {
+        } else if !peft.contains(".lora_") && peft.ends_with(".weight") {
             (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
         } else {
             vec![0.0; n]
@@ -355,25 +454,50 @@ pub fn seeded_init(
     import_adapter(model, &bytes)
 }
 
-/// `adapter_model.safetensors` of a trained classification model, as PEFT writes it
-/// (metadata `{"format": "pt"}`).
-pub async fn export_adapter(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
+/// `adapter_model.safetensors` of a trained model, as PEFT writes it (metadata
+/// `{"format": "pt"}`).
+pub async fn export_adapter<M: PeftModel>(model: &M) -> Result<Vec<u8>, ModelError> {
     let tensors = peft_tensors(model).await?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     serialize(&tensors, Some(metadata))
 }
 
+/// A PEFT adapter directory's two files loaded onto `model` (without adapters): the config's
+/// family and settings are checked, adapters attached as it describes, and the tensors
+/// imported ([`import_adapter`]).
+pub fn load_adapter<M: PeftModel>(
+    model: M,
+    adapter_config: &[u8],
+    adapter_safetensors: &[u8],
+) -> Result<M, ModelError> {
+    let config = AdapterConfig::from_json(adapter_config)?;
+    config.check_family(&M::FAMILY)?;
+    import_adapter(model.with_lora(&config.settings())?, adapter_safetensors)
+}
+
 /// Loads a PEFT adapter's tensors into a model that already carries adapters of the same
-/// rank on the same targets (see [`BertForSequenceClassification::with_lora`]).
+/// rank on the same targets (see [`PeftModel::with_lora`]).
 ///
 /// Every tensor of the file must land in the model and every adapter of the model must be
 /// filled: a partial load would silently evaluate a different model.
-pub fn import_adapter(
-    model: BertForSequenceClassification,
-    adapter_safetensors: &[u8],
-) -> Result<BertForSequenceClassification, ModelError> {
+pub fn import_adapter<M: PeftModel>(model: M, adapter_safetensors: &[u8]) -> Result<M, ModelError> {
     let file = safetensors::SafeTensors::deserialize(adapter_safetensors)
         .map_err(|e| ModelError::Lora(format!("adapter_model.safetensors cannot be read: {e}")))?;
+    let family = M::FAMILY;
+    let saved: HashMap<String, String> = saved_names(&family)
+        .into_iter()
+        .map(|(path, peft)| (peft, path))
+        .collect();
+    let weights: HashMap<String, String> = model
+        .adaptable_modules()
+        .into_iter()
+        .map(|m| {
+            (
+                format!("{}{}", family.module_prefix, m.hf_name),
+                m.weight_path,
+            )
+        })
+        .collect();
     let mut burn_tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
         let data = match view.dtype() {
@@ -392,25 +516,9 @@ pub fn import_adapter(
             shape: view.shape().to_vec(),
             data,
         };
-        let Some(hf) = name.strip_prefix(PREFIX) else {
-            return Err(ModelError::Lora(format!(
-                "adapter tensor `{name}` does not start with `{PREFIX}`"
-            )));
-        };
-        let (burn_name, host) = if let Some(rest) = hf.strip_prefix(ENCODER) {
-            let (module, factor) = if let Some(m) = rest.strip_suffix(".lora_A.weight") {
-                (m, 'a')
-            } else if let Some(m) = rest.strip_suffix(".lora_B.weight") {
-                (m, 'b')
-            } else {
-                return Err(ModelError::Lora(format!(
-                    "adapter tensor `{name}` is neither a lora_A nor a lora_B weight"
-                )));
-            };
-            let weight = hf_to_burn(&format!("{module}.weight"));
-            (format!("bert.{}", factor_path(&weight, factor)), host)
-        } else {
-            (hf.to_string(), host)
+        let burn_name = match saved.get(&name) {
+            Some(path) => path.clone(),
+            None => factor_for(&name, &weights, &family)?,
         };
         let host = if host.shape.len() == 2 {
             host.transposed()
@@ -449,7 +557,13 @@ pub fn import_adapter(
         .missing
         .iter()
         .map(|(p, _)| p.as_str())
-        .filter(|p| p.contains(".lora.") || p.starts_with("classifier."))
+        .filter(|p| {
+            p.contains(".lora.")
+                || family
+                    .modules_to_save
+                    .iter()
+                    .any(|m| p.starts_with(&format!("{m}.")))
+        })
         .collect();
     if !unfilled.is_empty() {
         return Err(ModelError::Lora(format!(
@@ -459,6 +573,43 @@ pub fn import_adapter(
         )));
     }
     Ok(model)
+}
+
+/// The burn path of the factor a PEFT tensor name holds, given the model's linear layers
+/// (HF module name → burn weight path).
+fn factor_for(
+    name: &str,
+    weights: &HashMap<String, String>,
+    family: &AdapterFamily,
+) -> Result<String, ModelError> {
+    let Some(hf) = name.strip_prefix(PREFIX) else {
+        return Err(ModelError::Lora(format!(
+            "adapter tensor `{name}` does not start with `{PREFIX}`"
+        )));
+    };
+    let (module, factor) = if let Some(m) = hf.strip_suffix(".lora_A.weight") {
+        (m, 'a')
+    } else if let Some(m) = hf.strip_suffix(".lora_B.weight") {
+        (m, 'b')
+    } else {
+        return Err(ModelError::Lora(format!(
+            "adapter tensor `{name}` is neither a lora_A nor a lora_B weight nor a module a {} \
+             adapter saves",
+            family.name
+        )));
+    };
+    let Some(weight) = weights.get(module) else {
+        return Err(ModelError::Lora(format!(
+            "adapter tensor `{name}` adapts `{module}`, which is not a linear layer of this {} \
+             model",
+            family.name
+        )));
+    };
+    Ok(format!(
+        "{}{}",
+        family.module_prefix,
+        factor_path(weight, factor)
+    ))
 }
 
 #[cfg(test)]
@@ -505,6 +656,25 @@ mod tests {
             err.contains("layers_pattern [\"layers\"] names no layer stack"),
             "{err}"
         );
+        // A decoder's stack is `layers`; BERT's name is not one of its stacks.
+        let decoder = config(serde_json::json!({
+            "task_type": "CAUSAL_LM", "layers_to_transform": [1], "layers_pattern": "layers",
+            "modules_to_save": null
+        }))
+        .expect("parses");
+        decoder
+            .check_family(&LLAMA_CAUSAL_LM)
+            .expect("a decoder adapter");
+        assert!(decoder.check_family(&BERT_CLASSIFIER).is_err());
+        let err = config(serde_json::json!({
+            "task_type": "CAUSAL_LM", "layers_to_transform": [1], "layers_pattern": "layer"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("Llama model (its layers are `model.layers.N`)"),
+            "{err}"
+        );
         let err = config(serde_json::json!({"r": 0})).unwrap_err().to_string();
         assert!(
             err.contains("adapter_config.json: r must be at least 1"),
@@ -534,5 +704,11 @@ mod tests {
         .expect("serializes");
         assert_eq!(plain["layers_to_transform"], serde_json::Value::Null);
         assert_eq!(plain["layers_pattern"], serde_json::Value::Null);
+        let decoder =
+            serde_json::to_value(AdapterConfig::for_causal_lm(&settings, "m")).expect("serializes");
+        assert_eq!(decoder["task_type"], "CAUSAL_LM");
+        assert_eq!(decoder["layers_pattern"], "layers");
+        assert_eq!(decoder["modules_to_save"], serde_json::Value::Null);
+        assert_eq!(plain["modules_to_save"], serde_json::json!(["classifier"]));
     }
 }

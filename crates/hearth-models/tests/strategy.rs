@@ -386,7 +386,7 @@ fn mismatched_strategies_and_files_are_errors() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("layers_to_transform names layer 4, but this model has 4 encoder layers"),
+        err.contains("layers_to_transform names layer 4, but this model has 4 layers"),
         "{err}"
     );
     // The LoRA settings do not matter to the other strategies.

@@ -184,3 +184,41 @@ pub fn tiny_batch() -> hearth_models::tokenizer::Encoded {
         ],
     }
 }
+
+/// The committed tiny random Llama (`scripts/make_llama_fixtures.py`) as model files.
+pub fn tiny_llama_files() -> ModelFiles {
+    let dir = fixture("tiny-llama");
+    let read = |n: &str| std::fs::read(dir.join(n)).expect("tiny-llama is committed");
+    ModelFiles {
+        config: read("config.json"),
+        weights: read("model.safetensors"),
+        tokenizer: Vec::new(),
+        adapter: None,
+    }
+}
+
+/// The tiny Llama loaded on `device`, without adapters, with adapter-input dropout `p`.
+pub fn tiny_llama(device: &burn::tensor::Device, p: f64) -> hearth_models::llama::LlamaForCausalLM {
+    let files = tiny_llama_files();
+    let config = hearth_models::llama::LlamaConfig::from_json(&files.config).expect("config");
+    hearth_models::llama::LlamaForCausalLM::init(&config, p, device)
+        .expect("builds")
+        .load_safetensors(files.weights)
+        .expect("loads")
+}
+
+/// Every tensor of a safetensors file (F32) by name: its shape and values.
+pub fn safetensors_f32(bytes: &[u8]) -> std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let file = safetensors::SafeTensors::deserialize(bytes).expect("safetensors");
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, (view.shape().to_vec(), values))
+        })
+        .collect()
+}

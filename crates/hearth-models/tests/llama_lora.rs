@@ -1,0 +1,424 @@
+//! LoRA on the Llama decoder against PEFT (fixtures from `scripts/make_llama_lora_fixtures.py`):
+//! a PEFT `CAUSAL_LM` adapter loaded in Hearth gives PEFT's logits; an adapter Hearth exported
+//! has PEFT's names, shapes and config and gave, loaded by PEFT, the logits Hearth computes; the
+//! seeded init starts at the base model; only the factors train; a merge keeps the logits; bad
+//! adapters are clear errors. Gradients and one AdamW step against PyTorch are in
+//! `crates/hearth-train/tests/causal_lm.rs`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::{fixture, json, safetensors_f32, strings, tiny_llama, tiny_llama_files};
+use hearth_models::llama::LlamaForCausalLM;
+use hearth_models::llama_lora::{build_causal_lm, merge_causal_lm};
+use hearth_models::lora::{LoraSettings, trainable_params};
+use hearth_models::peft::{
+    AdapterConfig, PeftModel, export_adapter, import_adapter, load_adapter, named_params,
+    peft_names,
+};
+
+/// The two files of a committed adapter directory.
+fn adapter_files(dir: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = fixture(dir);
+    let read = |n: &str| std::fs::read(dir.join(n)).expect("adapter file is committed");
+    (
+        read("adapter_config.json"),
+        read("adapter_model.safetensors"),
+    )
+}
+
+/// The tiny Llama on `device` with the committed adapter directory `dir` loaded.
+fn adapted(dir: &str, device: &Device) -> LlamaForCausalLM {
+    let (config, weights) = adapter_files(dir);
+    load_adapter(tiny_llama(device, 0.0), &config, &weights).expect("the adapter loads")
+}
+
+/// Logits `[batch · seq · vocab]` of the fixture's batch (`input_ids`, `attention_mask`).
+fn logits(model: &LlamaForCausalLM, fx: &serde_json::Value) -> Vec<f32> {
+    let ids = common::ints(&fx["input_ids"]);
+    let mask = common::ints(&fx["attention_mask"]);
+    let batch = fx["input_ids"].as_array().expect("rows").len();
+    let seq = ids.len() / batch;
+    let device = model.model.embed_tokens.weight.device();
+    let tensor =
+        |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [batch, seq]), &device);
+    let out = model.forward(tensor(ids), tensor(mask));
+    let n = out.shape().num_elements();
+    common::read_vec(out.reshape([1, n]))
+}
+
+/// A JSON array nested to any depth, flattened.
+fn nested_floats(v: &serde_json::Value) -> Vec<f64> {
+    match v.as_array() {
+        Some(items) => items.iter().flat_map(nested_floats).collect(),
+        None => vec![v.as_f64().expect("number")],
+    }
+}
+
+/// The largest difference between `ours` and the fixture's logits at real (unpadded) positions.
+fn worst_logit(ours: &[f32], fx: &serde_json::Value) -> f64 {
+    let want = nested_floats(&fx["logits"]);
+    let mask = common::ints(&fx["attention_mask"]);
+    assert_eq!(ours.len(), want.len());
+    let vocab = want.len() / mask.len();
+    let mut worst = 0.0f64;
+    for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
+        if mask[i / vocab] == 1 {
+            worst = worst.max((f64::from(*a) - b).abs());
+        }
+    }
+    worst
+}
+
+/// The modules carrying adapters, by their names under `LlamaForCausalLM`, as PEFT lists them.
+fn adapted_modules(model: &LlamaForCausalLM) -> Vec<String> {
+    let mut names: Vec<String> = peft_names(model)
+        .into_iter()
+        .filter_map(|(_, peft)| {
+            Some(
+                peft.strip_suffix(".lora_A.weight")?
+                    .strip_prefix("base_model.model.")?
+                    .to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Hearth's logits with the adapter directory `dir` equal PEFT's (`logits_fixture`), the
+/// adapter adapts the modules PEFT adapted with PEFT's scaling, and it moves the logits.
+fn logits_match_peft(dir: &str, logits_fixture: &str) -> f64 {
+    let fx = json(logits_fixture);
+    let device = Device::flex();
+    let model = adapted(dir, &device);
+    let worst = worst_logit(&logits(&model, &fx), &fx);
+    assert!(
+        worst < 1e-5,
+        "{dir}: largest logit difference to PEFT {worst:e}"
+    );
+    eprintln!("{dir}: largest logit difference to PEFT {worst:e}");
+    assert_eq!(adapted_modules(&model), strings(&fx["adapted_modules"]));
+    let (config, _) = adapter_files(dir);
+    let scale = AdapterConfig::from_json(&config)
+        .expect("config")
+        .settings()
+        .scale();
+    assert_eq!(scale, fx["scaling"].as_f64().expect("scaling"));
+    let moved = worst_logit(&logits(&tiny_llama(&device, 0.0), &fx), &fx);
+    assert!(moved > 1e-2, "the adapter changed nothing: {moved:e}");
+    worst
+}
+
+#[test]
+fn an_adapter_made_by_peft_gives_peft_s_logits() {
+    logits_match_peft("peft-llama-adapter", "tiny_llama_lora.json");
+}
+
+/// The adapter of `examples/llama_adapter.rs`, loaded by PEFT, gave the logits Hearth computes;
+/// Hearth still writes exactly those files, with PEFT's tensor names, shapes and config values.
+#[test]
+fn an_adapter_exported_by_hearth_loads_in_peft_with_hearth_s_logits() {
+    logits_match_peft("hearth-llama-adapter", "hearth_llama_adapter_logits.json");
+    let (config, weights) = adapter_files("hearth-llama-adapter");
+    let model = adapted("hearth-llama-adapter", &Device::flex());
+    let again = pollster::block_on(export_adapter(&model)).expect("exports");
+    assert!(again == weights, "the exported tensors changed");
+    let settings = AdapterConfig::from_json(&config)
+        .expect("config")
+        .settings();
+    let written = AdapterConfig::for_causal_lm(&settings, "tests/fixtures/tiny-llama");
+    let committed: serde_json::Value = serde_json::from_slice(&config).expect("json");
+    assert_eq!(serde_json::to_value(&written).expect("json"), committed);
+
+    // The same settings saved by PEFT: the same tensor names and shapes, and every field
+    // Hearth writes has PEFT's value.
+    let (peft_config, peft_weights) = adapter_files("peft-llama-adapter");
+    let shapes = |bytes: &[u8]| -> BTreeMap<String, Vec<usize>> {
+        safetensors_f32(bytes)
+            .into_iter()
+            .map(|(name, (shape, _))| (name, shape))
+            .collect()
+    };
+    let ours = shapes(&weights);
+    assert_eq!(ours, shapes(&peft_weights));
+    assert_eq!(ours.len(), 2 * 7 * 2);
+    assert_eq!(
+        ours["base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"],
+        [4, 96]
+    );
+    assert_eq!(
+        ours["base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight"],
+        [32, 4]
+    );
+    let peft: serde_json::Value = serde_json::from_slice(&peft_config).expect("json");
+    for (key, value) in committed.as_object().expect("object") {
+        let same = match (value.as_f64(), peft[key].as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => *value == peft[key],
+        };
+        assert!(same, "{key}: Hearth writes {value}, PEFT {}", peft[key]);
+    }
+    assert_eq!(committed["task_type"], "CAUSAL_LM");
+    assert_eq!(committed["bias"], "none");
+}
+
+/// PEFT's init drawn from a seed: `lora_B` zero, so the model starts as the base; `lora_A`
+/// within ±1/√in; the same seed gives the same factors. Only the factors are trainable, as many
+/// parameters as PEFT's adapter holds.
+#[test]
+fn the_seeded_init_starts_at_the_base_model() {
+    let (_, peft_weights) = adapter_files("peft-llama-adapter");
+    let settings = LoraSettings {
+        r: 4,
+        lora_alpha: 8.0,
+        lora_dropout: 0.0,
+        target_modules: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..LoraSettings::for_decoder()
+    };
+    let device = Device::flex();
+    let model = build_causal_lm(&tiny_llama_files(), &settings, 3, &device).expect("builds");
+    let fx = json("tiny_llama.json");
+    let base = logits(&tiny_llama(&device, 0.0), &fx);
+    let ours = logits(&model, &fx);
+    let delta = ours
+        .iter()
+        .zip(&base)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert_eq!(delta, 0.0, "the seeded adapter moved the logits");
+
+    let exported = pollster::block_on(export_adapter(&model)).expect("exports");
+    for (name, (shape, values)) in safetensors_f32(&exported) {
+        if name.contains("lora_B") {
+            assert!(values.iter().all(|&v| v == 0.0), "{name}");
+        } else {
+            let bound = 1.0 / (shape[1] as f32).sqrt();
+            assert!(values.iter().all(|v| v.abs() <= bound), "{name}");
+            assert!(values.iter().any(|&v| v != 0.0), "{name}");
+        }
+    }
+    let again = build_causal_lm(&tiny_llama_files(), &settings, 3, &device).expect("builds");
+    let same = pollster::block_on(export_adapter(&again)).expect("exports");
+    assert!(same == exported, "the same seed drew other factors");
+
+    let trainable = build_causal_lm(
+        &tiny_llama_files(),
+        &settings,
+        3,
+        &device.clone().autodiff(),
+    )
+    .expect("builds on autodiff");
+    let peft_count: usize = safetensors_f32(&peft_weights)
+        .values()
+        .map(|(_, v)| v.len())
+        .sum();
+    assert_eq!(trainable_params(&trainable), peft_count);
+    assert_eq!(peft_count, 7424);
+    // PEFT's default targets for Llama, q_proj and v_proj, at r 8: 2 · 8 · (64 + 64 + 64 + 32).
+    let default = build_causal_lm(
+        &tiny_llama_files(),
+        &LoraSettings::for_decoder(),
+        3,
+        &device.autodiff(),
+    )
+    .expect("builds");
+    assert_eq!(trainable_params(&default), 2 * 8 * (64 + 64 + 64 + 32));
+}
+
+/// One backward pass through an adapted model reaches every factor and nothing else.
+#[test]
+fn only_the_factors_get_gradients() {
+    let device = Device::flex().autodiff();
+    let (config, weights) = adapter_files("peft-llama-adapter");
+    let model = load_adapter(tiny_llama(&device, 0.0), &config, &weights).expect("loads");
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 17, 33, 5], [1, 4]), &device);
+    let loss = model
+        .forward(ids, Tensor::ones([1, 4], &device))
+        .powi_scalar(2)
+        .mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let named = named_params(&model);
+    let mut factors = 0;
+    for (path, id) in &named.ids {
+        let has = if named.matrices.contains_key(path) {
+            grads.get::<2>(*id).is_some()
+        } else {
+            grads.get::<1>(*id).is_some()
+        };
+        let factor = path.contains(".lora.");
+        assert_eq!(has, factor, "{path}: gradient {has}");
+        factors += usize::from(factor);
+    }
+    assert_eq!(factors, 28);
+}
+
+/// Rewrites an adapter file: `edit` gets every tensor by name (shape, values).
+fn edited(
+    weights: &[u8],
+    edit: impl FnOnce(&mut BTreeMap<String, (Vec<usize>, Vec<f32>)>),
+) -> Vec<u8> {
+    let mut tensors = safetensors_f32(weights);
+    edit(&mut tensors);
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, (s, v))| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views = bytes.iter().map(|(n, s, b)| {
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+            .expect("view");
+        (n.clone(), view)
+    });
+    safetensors::serialize(views, None).expect("serializes")
+}
+
+/// An adapter that does not fit is an error that says why, never a panic or a partial load.
+#[test]
+fn adapters_that_do_not_fit_are_clear_errors() {
+    let device = Device::flex();
+    let (config, weights) = adapter_files("peft-llama-adapter");
+    let with_config = |edit: serde_json::Value| {
+        let mut value: serde_json::Value = serde_json::from_slice(&config).expect("json");
+        for (k, v) in edit.as_object().expect("object") {
+            value[k] = v.clone();
+        }
+        serde_json::to_vec(&value).expect("json")
+    };
+    let load = |config: &[u8], weights: &[u8]| {
+        load_adapter(tiny_llama(&device, 0.0), config, weights)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+
+    let err = load(
+        &with_config(serde_json::json!({"task_type": "SEQ_CLS"})),
+        &weights,
+    );
+    assert!(
+        err.contains("task_type is `SEQ_CLS`") && err.contains("takes `CAUSAL_LM` adapters"),
+        "{err}"
+    );
+    // BERT's adapter on a decoder is refused by its task type too.
+    let (bert_config, bert_weights) = adapter_files("peft-adapter");
+    let err = load(&bert_config, &bert_weights);
+    assert!(err.contains("task_type is `SEQ_CLS`"), "{err}");
+
+    let err = load(&with_config(serde_json::json!({"r": 8})), &weights);
+    assert!(
+        err.contains("does not fit the model (is r the same"),
+        "{err}"
+    );
+
+    let err = load(
+        &config,
+        &edited(&weights, |t| {
+            t.remove("base_model.model.model.layers.1.mlp.up_proj.lora_B.weight");
+        }),
+    );
+    assert!(
+        err.contains("lacks 1 tensor(s)")
+            && err.contains("model.layers.1.mlp.up_proj.weight.lora.b"),
+        "{err}"
+    );
+
+    let err = load(
+        &config,
+        &edited(&weights, |t| {
+            t.insert(
+                "base_model.model.model.layers.0.self_attn.rotary_emb.lora_A.weight".into(),
+                (vec![4, 64], vec![0.0; 256]),
+            );
+        }),
+    );
+    assert!(
+        err.contains("adapts `model.layers.0.self_attn.rotary_emb`, which is not a linear layer"),
+        "{err}"
+    );
+    let err = load(
+        &config,
+        &edited(&weights, |t| {
+            t.insert(
+                "base_model.model.lm_head.weight".into(),
+                (vec![128, 64], vec![0.0; 8192]),
+            );
+        }),
+    );
+    assert!(
+        err.contains("`base_model.model.lm_head.weight` is neither a lora_A nor a lora_B"),
+        "{err}"
+    );
+
+    // Adapters on q_proj only do not take a file with factors for every projection.
+    let err = load(
+        &with_config(serde_json::json!({"target_modules": ["q_proj"]})),
+        &weights,
+    );
+    assert!(err.contains("modules this model does not adapt"), "{err}");
+    let err = load(
+        &with_config(serde_json::json!({"layers_to_transform": [0], "layers_pattern": "layer"})),
+        &weights,
+    );
+    assert!(
+        err.contains("names no layer stack of a Llama model"),
+        "{err}"
+    );
+    let err = load(&config, b"not safetensors");
+    assert!(err.contains("cannot be read"), "{err}");
+    let model = tiny_llama(&device, 0.0);
+    assert!(
+        import_adapter(model, &weights).is_err(),
+        "no adapters attached"
+    );
+}
+
+/// The adapter folded into the weights: HF's tensor names and shapes, and the adapted logits
+/// from a plain model loaded from them.
+#[test]
+fn a_merged_model_gives_the_adapted_logits() {
+    let device = Device::flex();
+    let model = adapted("peft-llama-adapter", &device);
+    let fx = json("tiny_llama_lora.json");
+    let want = logits(&model, &fx);
+    let files = tiny_llama_files();
+    let merged = pollster::block_on(merge_causal_lm(model, &files.config)).expect("merges");
+    let shapes = |bytes: &[u8]| -> BTreeMap<String, Vec<usize>> {
+        safetensors_f32(bytes)
+            .into_iter()
+            .map(|(n, (s, _))| (n, s))
+            .collect()
+    };
+    assert_eq!(shapes(&merged.weights), shapes(&files.weights));
+    let plain = tiny_llama(&device, 0.0)
+        .load_safetensors(merged.weights)
+        .expect("the merged weights load");
+    assert!(peft_names(&plain).is_empty());
+    let ours = logits(&plain, &fx);
+    let worst = ours
+        .iter()
+        .zip(&want)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst < 1e-5, "merged vs adapted: {worst:e}");
+    let base = logits(&tiny_llama(&device, 0.0), &fx);
+    let moved = base
+        .iter()
+        .zip(&ours)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(moved > 1e-2, "merging changed nothing: {moved:e}");
+    assert_eq!(
+        <LlamaForCausalLM as PeftModel>::FAMILY.task_type,
+        "CAUSAL_LM"
+    );
+}
