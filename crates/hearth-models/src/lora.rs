@@ -253,6 +253,32 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -
     y.reshape(dims)
 }
 
+/// `module` computing as its base model: every LoRA adapter's `B` factor replaced by zeros, so
+/// each update `s·(x·A)·B` is exactly 0. For comparing answers with and without a trained
+/// adapter; the base weights are shared, not copied, and `module` itself is unchanged (burn
+/// 0.22 offers no public way to detach an adapter).
+pub fn without_adapters<M: Module>(module: M) -> M {
+    #[derive(Default)]
+    struct ZeroB(Vec<String>);
+    impl burn::module::ModuleMapper for ZeroB {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.0.len() >= 2 && self.0[self.0.len() - 2..] == ["lora", "b"] {
+                let zeros = param.base().zeros_like();
+                Param::initialized(param.id, zeros)
+            } else {
+                param
+            }
+        }
+    }
+    module.map(&mut ZeroB::default())
+}
+
 /// Number of parameters that will receive gradients (counted on an autodiff device).
 pub fn trainable_params<M: Module>(module: &M) -> usize {
     struct Count(usize);

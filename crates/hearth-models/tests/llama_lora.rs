@@ -422,3 +422,19 @@ fn a_merged_model_gives_the_adapted_logits() {
         "CAUSAL_LM"
     );
 }
+
+/// Detaching the adapters gives the base model's logits back, and leaves the adapted model as
+/// it was (the weights are shared, not moved).
+#[test]
+fn detached_adapters_give_the_base_logits() {
+    let device = Device::flex();
+    let fx = json("tiny_llama.json");
+    let base = logits(&tiny_llama(&device, 0.0), &fx);
+    let model = adapted("peft-llama-adapter", &device);
+    let with = logits(&model, &fx);
+    let without = logits(&hearth_models::lora::without_adapters(model.clone()), &fx);
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert_eq!(diff(&without, &base), 0.0);
+    assert!(diff(&with, &base) > 1e-3, "the adapter changes the logits");
+    assert_eq!(diff(&logits(&model, &fx), &with), 0.0);
+}
