@@ -9,9 +9,11 @@
 
 pub mod activation;
 pub mod bert;
+pub mod chat;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
+pub mod lm_tokenizer;
 pub mod lora;
 pub mod merge;
 pub mod peft;
