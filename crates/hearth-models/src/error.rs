@@ -27,6 +27,10 @@ pub enum ModelError {
     /// A LoRA setting that cannot be applied to this model.
     #[error("LoRA: {0}")]
     Lora(String),
+    /// A chat template that does not compile, raised an exception, or cannot be used as asked
+    /// (no template at all, assistant turns it cannot locate).
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
     /// Generation cannot run as asked (a bad setting, an empty prompt, NaN logits).
     #[error("generation: {0}")]
     Generation(String),

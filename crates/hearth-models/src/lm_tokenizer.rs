@@ -1,0 +1,650 @@
+//! The tokenizer of a causal language model: text to ids and back (also one id at a time, as
+//! generation streams them), the special ids generation and padding need, and the model's chat
+//! template, so a conversation becomes the ids the model was trained on, with a mask of the
+//! tokens that belong to assistant turns (what a supervised fine-tune computes its loss on).
+//!
+//! It is built from a model directory's `tokenizer.json` (and `tokenizer_config.json`, which
+//! holds the chat template and the special tokens' names), or from a GGUF file's
+//! `tokenizer.*` metadata. A GGUF has no `tokenizer.json`: the tokenizer is rebuilt from the
+//! vocabulary and merges the way transformers' GGUF loader rebuilds it
+//! (`transformers/integrations/gguf/gguf_tokenizer_mapping.py`), so the ids are transformers'.
+//! Only byte-level BPE (`tokenizer.ggml.model = gpt2`: SmolLM2, Llama 3, Qwen 2) is rebuilt.
+//!
+//! Text is encoded without special tokens: the chat template writes them.
+
+use ahash::AHashMap;
+use hearth_gguf::Gguf;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+
+use crate::ModelError;
+use crate::chat::{ChatTemplate, Message};
+
+/// The tokens that end a turn in the chat formats Hearth knows (ChatML's `<|im_end|>`, Llama 3's
+/// `<|eot_id|>` and `<|eom_id|>`, Phi-3's `<|end|>`, Gemma's `<end_of_turn>`). One of them is
+/// a stop id when the vocabulary has it and the chat template writes it.
+const END_OF_TURN: [&str; 5] = [
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+];
+
+/// `tokenizer.ggml.token_type` of a control token (`<|im_start|>`): added as a special token.
+const CONTROL: i64 = 3;
+/// `tokenizer.ggml.token_type` of a user-defined token (`<think>`): added, not special.
+const USER_DEFINED: i64 = 4;
+
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN35_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const TEKKEN_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const GPT4O_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The split a `tokenizer.ggml.pre` names, where it is not GPT-2's own (transformers'
+/// `GGUF_PRE_TOKENIZER_SPLITS`). Every other value, SmolLM2's `smollm` included, keeps the
+/// byte-level pre-tokenizer's GPT-2 split.
+fn pre_tokenizer_split(pre: &str) -> Option<&'static str> {
+    Some(match pre {
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
+        | "lfm2" | "jina-v5-nano" | "dbrx" | "smaug-bpe" => LLAMA3_SPLIT,
+        "tekken" => TEKKEN_SPLIT,
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" => QWEN2_SPLIT,
+        "qwen35" => QWEN35_SPLIT,
+        "gpt-4o" | "llama4" | "kanana2" | "talkie" | "minimax-m2" => GPT4O_SPLIT,
+        _ => return None,
+    })
+}
+
+/// GPT-2's byte alphabet: every byte spelled as one printable character (the printable
+/// Latin-1 bytes as themselves, the others as U+0100 onwards).
+fn byte_alphabet() -> [char; 256] {
+    let mut table = ['\0'; 256];
+    let mut next = 256u32;
+    for (byte, slot) in table.iter_mut().enumerate() {
+        let b = byte as u32;
+        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || b >= 0xae;
+        let code = if printable {
+            b
+        } else {
+            next += 1;
+            next - 1
+        };
+        // Every code here is below 0x200, a valid scalar value.
+        *slot = char::from_u32(code).unwrap_or('\0');
+    }
+    table
+}
+
+fn tok_error(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Tokenizer(e.to_string())
+}
+
+fn gguf_error(e: hearth_gguf::GgufError) -> ModelError {
+    ModelError::Tokenizer(format!("GGUF metadata: {e}"))
+}
+
+/// A language model's tokenizer with its special ids and chat template.
+#[derive(Clone)]
+pub struct LmTokenizer {
+    inner: Tokenizer,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    pad: Option<u32>,
+    stop: Vec<u32>,
+    template: Option<ChatTemplate>,
+}
+
+impl std::fmt::Debug for LmTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmTokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("pad", &self.pad)
+            .field("stop", &self.stop)
+            .field("chat_template", &self.template.is_some())
+            .finish()
+    }
+}
+
+/// A special token in `tokenizer_config.json`: a string, or an object with `content`.
+fn config_token(config: &serde_json::Value, key: &str) -> Result<Option<String>, ModelError> {
+    match config.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Object(o)) => match o.get("content") {
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            _ => Err(ModelError::Tokenizer(format!(
+                "tokenizer_config.json: `{key}` is an object without a string `content`"
+            ))),
+        },
+        Some(other) => Err(ModelError::Tokenizer(format!(
+            "tokenizer_config.json: `{key}` should be a string or {{\"content\": ..}}, found {other}"
+        ))),
+    }
+}
+
+/// `chat_template` in `tokenizer_config.json`: a string, or a list of `{name, template}` of
+/// which the one named `default` is used (as transformers does without a template name).
+fn config_chat_template(config: &serde_json::Value) -> Result<Option<String>, ModelError> {
+    match config.get("chat_template") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Array(items)) => {
+            let mut names = Vec::new();
+            for item in items {
+                let name = item.get("name").and_then(serde_json::Value::as_str);
+                let template = item.get("template").and_then(serde_json::Value::as_str);
+                match (name, template) {
+                    (Some("default"), Some(t)) => return Ok(Some(t.to_string())),
+                    (Some(n), Some(_)) => names.push(n.to_string()),
+                    _ => {
+                        return Err(ModelError::Tokenizer(
+                            "tokenizer_config.json: every entry of the `chat_template` list needs \
+                             a string `name` and `template`"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+            Err(ModelError::ChatTemplate(format!(
+                "tokenizer_config.json names no `default` chat template (it has: {}); supply one \
+                 with `with_chat_template`",
+                names.join(", ")
+            )))
+        }
+        Some(other) => Err(ModelError::Tokenizer(format!(
+            "tokenizer_config.json: `chat_template` should be a string or a list, found {other}"
+        ))),
+    }
+}
+
+/// An optional id key of a GGUF file, checked against the vocabulary's size.
+fn gguf_id(gguf: &Gguf<'_>, key: &str, vocab: usize) -> Result<Option<u32>, ModelError> {
+    if gguf.get(key).is_none() {
+        return Ok(None);
+    }
+    let id = gguf.get_u32(key).map_err(gguf_error)?;
+    if id as usize >= vocab {
+        return Err(ModelError::Tokenizer(format!(
+            "GGUF metadata: `{key}` is {id}, outside the vocabulary of {vocab} tokens"
+        )));
+    }
+    Ok(Some(id))
+}
+
+impl LmTokenizer {
+    /// From a model directory's `tokenizer.json` and, when there is one, its
+    /// `tokenizer_config.json` (the chat template, `bos_token`, `eos_token`, `pad_token`). The
+    /// file's truncation and padding are dropped: a training job decides those.
+    pub fn from_tokenizer_json(
+        tokenizer_json: &[u8],
+        tokenizer_config: Option<&[u8]>,
+    ) -> Result<Self, ModelError> {
+        let mut inner = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| ModelError::Tokenizer(format!("tokenizer.json: {e}")))?;
+        inner
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer(format!("tokenizer.json: {e}")))?;
+        inner.with_padding(None);
+        let config = match tokenizer_config {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| {
+                ModelError::Tokenizer(format!("tokenizer_config.json is not JSON: {e}"))
+            })?,
+            None => serde_json::Value::Null,
+        };
+        let id_of = |key: &str| -> Result<Option<u32>, ModelError> {
+            match config_token(&config, key)? {
+                None => Ok(None),
+                Some(token) => inner.token_to_id(&token).map(Some).ok_or_else(|| {
+                    ModelError::Tokenizer(format!(
+                        "tokenizer_config.json: {key} `{token}` is not in tokenizer.json's vocabulary"
+                    ))
+                }),
+            }
+        };
+        let (bos, eos, pad) = (
+            id_of("bos_token")?,
+            id_of("eos_token")?,
+            id_of("pad_token")?,
+        );
+        let template = config_chat_template(&config)?;
+        Self::assemble(inner, bos, eos, pad, template.as_deref())
+    }
+
+    /// From a whole GGUF file's bytes (only its metadata is read).
+    pub fn from_gguf_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let gguf = Gguf::parse(bytes).map_err(gguf_error)?;
+        Self::from_gguf(&gguf)
+    }
+
+    /// From a GGUF file's `tokenizer.*` metadata, as transformers' GGUF loader builds it:
+    /// byte-level BPE over `tokenizer.ggml.tokens` (a token not spelled in GPT-2's byte
+    /// alphabet is respelled from its UTF-8 bytes) and `tokenizer.ggml.merges`, no
+    /// normalizer, the byte-level pre-tokenizer (behind the split `tokenizer.ggml.pre` names,
+    /// if any) and decoder; control tokens (`tokenizer.ggml.token_type` 3) spelled in the byte
+    /// alphabet become special tokens, user-defined ones (4) plain added tokens.
+    pub fn from_gguf(gguf: &Gguf<'_>) -> Result<Self, ModelError> {
+        let model = match gguf.get("tokenizer.ggml.model") {
+            None => {
+                return Err(ModelError::Tokenizer(
+                    "the GGUF file has no tokenizer (no `tokenizer.ggml.model` key)".into(),
+                ));
+            }
+            Some(_) => gguf.get_str("tokenizer.ggml.model").map_err(gguf_error)?,
+        };
+        if model != "gpt2" {
+            return Err(ModelError::Tokenizer(format!(
+                "the GGUF file's tokenizer is `{model}`; Hearth builds only `gpt2` (byte-level \
+                 BPE) tokenizers from GGUF metadata; use the model's tokenizer.json instead"
+            )));
+        }
+        let tokens = gguf
+            .get_array_str("tokenizer.ggml.tokens")
+            .map_err(gguf_error)?;
+        if tokens.is_empty() {
+            return Err(ModelError::Tokenizer(
+                "GGUF metadata: `tokenizer.ggml.tokens` is empty".into(),
+            ));
+        }
+        let merges = gguf
+            .get_array_str("tokenizer.ggml.merges")
+            .map_err(gguf_error)?;
+        let token_types = match gguf.get("tokenizer.ggml.token_type") {
+            None => Vec::new(),
+            Some(_) => {
+                let types = gguf
+                    .get_array_i64("tokenizer.ggml.token_type")
+                    .map_err(gguf_error)?;
+                if types.len() != tokens.len() {
+                    return Err(ModelError::Tokenizer(format!(
+                        "GGUF metadata: `tokenizer.ggml.token_type` has {} entries for {} tokens",
+                        types.len(),
+                        tokens.len()
+                    )));
+                }
+                types
+            }
+        };
+
+        let alphabet = byte_alphabet();
+        let in_alphabet = |token: &str| token.chars().all(|c| alphabet.contains(&c));
+        // Later duplicates win, as in transformers' dict.
+        let vocab: AHashMap<String, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(id, &token)| {
+                let spelled = if in_alphabet(token) {
+                    token.to_string()
+                } else {
+                    token.bytes().map(|b| alphabet[b as usize]).collect()
+                };
+                (spelled, id as u32)
+            })
+            .collect();
+        let merges = merges
+            .iter()
+            .enumerate()
+            .map(|(i, merge)| {
+                let mut parts = merge.split(' ');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => {
+                        Ok((a.to_string(), b.to_string()))
+                    }
+                    _ => Err(ModelError::Tokenizer(format!(
+                        "GGUF metadata: merge {i} `{merge}` is not two tokens separated by one space"
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let in_vocab: Vec<bool> = tokens.iter().map(|t| vocab.contains_key(*t)).collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| ModelError::Tokenizer(format!("GGUF metadata: the BPE model: {e}")))?;
+
+        let mut inner = Tokenizer::new(bpe);
+        let pre = match gguf.get("tokenizer.ggml.pre") {
+            None => None,
+            Some(_) => Some(gguf.get_str("tokenizer.ggml.pre").map_err(gguf_error)?),
+        };
+        match pre.and_then(pre_tokenizer_split) {
+            Some(split) => {
+                let split = Split::new(
+                    SplitPattern::Regex(split.to_string()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(tok_error)?;
+                inner.with_pre_tokenizer(Some(Sequence::new(vec![
+                    split.into(),
+                    ByteLevel::new(false, true, false).into(),
+                ])));
+            }
+            None => {
+                inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+            }
+        }
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+
+        let control: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&token_types)
+            .filter(|&(t, &ty)| ty == CONTROL && in_alphabet(t))
+            .map(|(t, _)| AddedToken::from(*t, true).normalized(false))
+            .collect();
+        inner.add_special_tokens(control).map_err(tok_error)?;
+        let user_defined: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&token_types)
+            .zip(&in_vocab)
+            .filter(|&((_, &ty), &known)| ty == USER_DEFINED && known)
+            .map(|((t, _), _)| AddedToken::from(*t, false).normalized(false))
+            .collect();
+        inner.add_tokens(user_defined).map_err(tok_error)?;
+
+        let bos = gguf_id(gguf, "tokenizer.ggml.bos_token_id", tokens.len())?;
+        let eos = gguf_id(gguf, "tokenizer.ggml.eos_token_id", tokens.len())?;
+        let pad = gguf_id(gguf, "tokenizer.ggml.padding_token_id", tokens.len())?;
+        let template = match gguf.get("tokenizer.chat_template") {
+            None => None,
+            Some(_) => Some(
+                gguf.get_str("tokenizer.chat_template")
+                    .map_err(gguf_error)?,
+            ),
+        };
+        Self::assemble(inner, bos, eos, pad, template)
+    }
+
+    fn assemble(
+        inner: Tokenizer,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        pad: Option<u32>,
+        template: Option<&str>,
+    ) -> Result<Self, ModelError> {
+        let mut tokenizer = Self {
+            inner,
+            bos,
+            eos,
+            pad,
+            stop: Vec::new(),
+            template: None,
+        };
+        if let Some(source) = template {
+            tokenizer = tokenizer.with_chat_template(source)?;
+        } else {
+            tokenizer.stop = tokenizer.find_stop_ids();
+        }
+        Ok(tokenizer)
+    }
+
+    /// The same tokenizer with `source` as its chat template (for a base model that has none,
+    /// or to replace the model's). The template sees the BOS and EOS tokens' texts.
+    pub fn with_chat_template(mut self, source: &str) -> Result<Self, ModelError> {
+        let text = |id: Option<u32>| {
+            id.and_then(|id| self.inner.id_to_token(id))
+                .unwrap_or_default()
+        };
+        self.template = Some(ChatTemplate::new(source, &text(self.bos), &text(self.eos))?);
+        self.stop = self.find_stop_ids();
+        Ok(self)
+    }
+
+    /// EOS, then every end-of-turn token of [`END_OF_TURN`] that the vocabulary has and the
+    /// chat template writes.
+    fn find_stop_ids(&self) -> Vec<u32> {
+        let mut stop: Vec<u32> = self.eos.into_iter().collect();
+        if let Some(template) = &self.template {
+            for token in END_OF_TURN {
+                if let Some(id) = self.inner.token_to_id(token)
+                    && template.source().contains(token)
+                    && !stop.contains(&id)
+                {
+                    stop.push(id);
+                }
+            }
+        }
+        stop
+    }
+
+    /// The number of ids, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// The beginning-of-sequence id, if the model has one.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// The end-of-sequence id, if the model names one.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// The ids that end generation: EOS and the chat template's end-of-turn token, once each.
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop
+    }
+
+    /// The id batches are padded with: the model's pad token, else EOS.
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad.or(self.eos)
+    }
+
+    /// The chat template, if the model has one or one was set.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    /// The tokenizer as a `tokenizer.json` (to save a GGUF's tokenizer beside an exported
+    /// model; [`from_tokenizer_json`](Self::from_tokenizer_json) reads it back).
+    pub fn to_tokenizer_json(&self) -> Result<String, ModelError> {
+        self.inner.to_string(false).map_err(tok_error)
+    }
+
+    /// The token text of `id`, as the vocabulary spells it.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// The ids of `text`, without special tokens added (special-token text inside `text`, such
+    /// as `<|im_start|>`, is still matched as that token, as transformers does).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        Ok(self.encode_with_offsets(text)?.0)
+    }
+
+    /// The ids of `text` and the byte range of `text` each came from.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>), ModelError> {
+        let encoding = self.inner.encode(text, false).map_err(tok_error)?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<(), ModelError> {
+        let size = self.vocab_size();
+        match ids.iter().find(|&&id| id as usize >= size) {
+            Some(id) => Err(ModelError::Tokenizer(format!(
+                "id {id} is outside the vocabulary of {size} tokens"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The text of `ids`; special tokens are left out when `skip_special`. A sequence that ends
+    /// inside a character decodes that character as U+FFFD.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, ModelError> {
+        self.check_ids(ids)?;
+        self.inner.decode(ids, skip_special).map_err(tok_error)
+    }
+
+    /// A decoder fed one id at a time (as generation produces them) that hands out text as
+    /// soon as it is whole: never part of a UTF-8 character. The pieces concatenate to
+    /// [`decode`](Self::decode) of all the ids.
+    pub fn decode_stream(&self, skip_special: bool) -> TextStream<'_> {
+        TextStream {
+            tokenizer: self,
+            skip_special,
+            ids: Vec::new(),
+            prefix: String::new(),
+            prefix_index: 0,
+        }
+    }
+
+    fn template_or_error(&self) -> Result<&ChatTemplate, ModelError> {
+        self.template.as_ref().ok_or_else(|| {
+            ModelError::ChatTemplate(
+                "the model has no chat template (a base model?); supply one with \
+                 `with_chat_template`"
+                    .into(),
+            )
+        })
+    }
+
+    /// The ids of a conversation written by the chat template; with `add_generation_prompt`,
+    /// ending with the header of the assistant turn to generate.
+    pub fn apply_chat(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<Vec<u32>, ModelError> {
+        let text = self
+            .template_or_error()?
+            .render(messages, add_generation_prompt)?;
+        self.encode(&text)
+    }
+
+    /// The ids of a conversation (no generation prompt) and, for every id, whether it belongs
+    /// to an assistant turn: whether the start of the text it came from lies in one of the
+    /// spans of [`ChatTemplate::render_with_spans`] (the turn's content and its end-of-turn
+    /// marker, not its role header).
+    pub fn chat_with_mask(
+        &self,
+        messages: &[Message],
+    ) -> Result<(Vec<u32>, Vec<bool>), ModelError> {
+        let (text, spans) = self.template_or_error()?.render_with_spans(messages)?;
+        let (ids, offsets) = self.encode_with_offsets(&text)?;
+        let mask = offsets
+            .iter()
+            .map(|&(start, _)| spans.iter().any(|span| span.contains(&start)))
+            .collect();
+        Ok((ids, mask))
+    }
+}
+
+/// Incremental decoding ([`LmTokenizer::decode_stream`]): `step` each id as it comes, then
+/// `finish` for whatever was held back.
+pub struct TextStream<'a> {
+    tokenizer: &'a LmTokenizer,
+    skip_special: bool,
+    // The state of `tokenizers::step_decode_stream` (its `DecodeStream` keeps it private, and
+    // `finish` needs it): the ids not yet settled, the text they decode to that was already
+    // handed out, and where that text's ids end.
+    ids: Vec<u32>,
+    prefix: String,
+    prefix_index: usize,
+}
+
+impl TextStream<'_> {
+    /// Adds `id`; returns the new text, or `None` while the ids so far end inside a character
+    /// (or added no text).
+    pub fn step(&mut self, id: u32) -> Result<Option<String>, ModelError> {
+        self.tokenizer.check_ids(&[id])?;
+        tokenizers::tokenizer::step_decode_stream(
+            &self.tokenizer.inner,
+            vec![id],
+            self.skip_special,
+            &mut self.ids,
+            &mut self.prefix,
+            &mut self.prefix_index,
+        )
+        .map_err(tok_error)
+    }
+
+    /// The text still held back when the stream ends: a character the ids never completed,
+    /// decoded as U+FFFD, as [`LmTokenizer::decode`] would give it.
+    pub fn finish(self) -> Result<Option<String>, ModelError> {
+        if self.ids.is_empty() {
+            return Ok(None);
+        }
+        let text = self
+            .tokenizer
+            .inner
+            .decode(&self.ids, self.skip_special)
+            .map_err(tok_error)?;
+        Ok(text
+            .strip_prefix(self.prefix.as_str())
+            .filter(|rest| !rest.is_empty())
+            .map(str::to_string))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_alphabet_is_gpt2s() {
+        let a = byte_alphabet();
+        assert_eq!(a[b'!' as usize], '!');
+        assert_eq!(a[b' ' as usize], 'Ġ');
+        assert_eq!(a[b'\n' as usize], 'Ċ');
+        assert_eq!(a[0], 'Ā');
+        assert_eq!(a[0xad], 'Ń');
+        let mut sorted = a.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 256);
+    }
+
+    #[test]
+    fn pre_tokenizer_splits_compile() {
+        for pre in ["llama3", "qwen2", "qwen35", "tekken", "gpt-4o"] {
+            let split = pre_tokenizer_split(pre).expect("known");
+            Split::new(
+                SplitPattern::Regex(split.to_string()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .expect("compiles");
+        }
+        assert!(pre_tokenizer_split("smollm").is_none());
+    }
+
+    #[test]
+    fn config_tokens_and_templates() {
+        let config = serde_json::json!({
+            "bos_token": {"content": "<s>", "lstrip": false},
+            "eos_token": "</s>",
+            "pad_token": null,
+            "chat_template": [{"name": "tool_use", "template": "t"}, {"name": "default", "template": "d"}],
+        });
+        assert_eq!(
+            config_token(&config, "bos_token").expect("ok").as_deref(),
+            Some("<s>")
+        );
+        assert_eq!(
+            config_token(&config, "eos_token").expect("ok").as_deref(),
+            Some("</s>")
+        );
+        assert_eq!(config_token(&config, "pad_token").expect("ok"), None);
+        assert_eq!(
+            config_chat_template(&config).expect("ok").as_deref(),
+            Some("d")
+        );
+        let no_default =
+            serde_json::json!({"chat_template": [{"name": "tool_use", "template": "t"}]});
+        let err = config_chat_template(&no_default).expect_err("no default");
+        assert!(err.to_string().contains("tool_use"), "{err}");
+        assert!(config_token(&serde_json::json!({"eos_token": 3}), "eos_token").is_err());
+    }
+}
