@@ -10,7 +10,7 @@ use hearth_models::chat_model::{ChatModel, LmFiles};
 use hearth_models::generate::{GenerationSettings, generate};
 use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
-use hearth_train::sft::{SftData, SftOutput, load_sft_data, run_sft};
+use hearth_train::sft::{SftOutput, load_sft_data, run_sft};
 use hearth_train::{AdapterFiles, Checkpoint, JobSpec, RunRecord, Task};
 
 use crate::args::GenerateArgs;
@@ -31,13 +31,16 @@ pub fn read_lm(path: &str) -> Result<LmFiles> {
         config: read(&p.join("config.json"))?,
         weights: read(&p.join("model.safetensors"))?,
         tokenizer: read(&p.join("tokenizer.json"))?,
-        tokenizer_config: config_path.exists().then(|| read(&config_path)).transpose()?,
+        tokenizer_config: config_path
+            .exists()
+            .then(|| read(&config_path))
+            .transpose()?,
     })
 }
 
 /// The job's chat model on `device`, its tokenizer with the job's template, adapters attached
 /// (from `adapter` when given, else fresh from the job's seed).
-fn build(job: &JobSpec, device: &Device, adapter: Option<&[u8]>) -> Result<ChatModel> {
+fn build(job: &JobSpec, device: &Device, adapter: Option<(&[u8], &[u8])>) -> Result<ChatModel> {
     let Task::Sft { chat_template, .. } = &job.task else {
         bail!("the job's task is not sft");
     };
@@ -49,16 +52,25 @@ fn build(job: &JobSpec, device: &Device, adapter: Option<&[u8]>) -> Result<ChatM
         chat.tokenizer = chat.tokenizer.with_chat_template(template)?;
     }
     chat.model = match adapter {
-        Some(bytes) => chat.model.with_adapter(&job.lora, bytes)?,
-        None => chat.model.with_lora(&job.lora, job.train.seed)?,
+        Some((config, weights)) => hearth_models::peft::load_adapter(chat.model, config, weights)?,
+        None => chat
+            .model
+            .with_lora(&job.lora)?
+            .seeded_lora(job.train.seed)?,
     };
     Ok(chat)
 }
 
 /// `hearth train` for a job whose task is `sft`.
-pub fn train(job: &JobSpec, run: &crate::args::RunArgs, jsonl: bool, out: &Path, resume: Option<&Checkpoint>) -> Result<()> {
-    let bytes = std::fs::read(&job.data.path)
-        .with_context(|| format!("cannot read {}", job.data.path))?;
+pub fn train(
+    job: &JobSpec,
+    run: &crate::args::RunArgs,
+    jsonl: bool,
+    out: &Path,
+    resume: Option<&Checkpoint>,
+) -> Result<()> {
+    let bytes =
+        std::fs::read(&job.data.path).with_context(|| format!("cannot read {}", job.data.path))?;
     let data = load_sft_data(job, &bytes).with_context(|| format!("loading {}", job.data.path))?;
     eprintln!(
         "{} conversations: {} to train on, {} held out",
@@ -67,7 +79,11 @@ pub fn train(job: &JobSpec, run: &crate::args::RunArgs, jsonl: bool, out: &Path,
         data.eval.len()
     );
     let device = device::from_args(run)?.autodiff();
-    let chat = build(job, &device, resume.map(|c| c.adapter.weights.as_slice()))?;
+    let chat = build(
+        job,
+        &device,
+        resume.map(|c| (c.adapter.config.as_bytes(), c.adapter.weights.as_slice())),
+    )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let resume_state = match resume {
         None => None,
@@ -122,8 +138,7 @@ pub fn train(job: &JobSpec, run: &crate::args::RunArgs, jsonl: bool, out: &Path,
             report.conversations,
             report.dropped
         );
-        if let (Some(b), Some(hearth_train::Metrics::LanguageModel(a))) = (&before, &summary.eval)
-        {
+        if let (Some(b), Some(hearth_train::Metrics::LanguageModel(a))) = (&before, &summary.eval) {
             eprintln!(
                 "validation loss {:.4} -> {:.4}, perplexity {:.2} -> {:.2} ({} tokens)",
                 b.loss, a.loss, b.perplexity, a.perplexity, a.tokens
@@ -131,13 +146,16 @@ pub fn train(job: &JobSpec, run: &crate::args::RunArgs, jsonl: bool, out: &Path,
         }
     }
     save(out, &model, job)?;
-    eprintln!("adapter written to {} (PEFT format, CAUSAL_LM)", out.display());
+    eprintln!(
+        "adapter written to {} (PEFT format, CAUSAL_LM)",
+        out.display()
+    );
     Ok(())
 }
 
 /// Writes the PEFT adapter and the run record, each file atomically.
 fn save(out: &Path, model: &LlamaForCausalLM, job: &JobSpec) -> Result<()> {
-    let weights = pollster::block_on(hearth_models::llama_lora::adapter_weights(model))?;
+    let weights = pollster::block_on(hearth_models::peft::export_adapter(model))?;
     let saved = AdapterFiles::with_weights(job, &[], weights)?;
     for (name, bytes) in saved.files() {
         files::write_atomic(&out.join(name), &bytes)?;
@@ -152,11 +170,15 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<()> {
     let (job, adapter) = match &args.adapter {
         Some(dir) => {
             let record: RunRecord = serde_json::from_slice(
-                &std::fs::read(dir.join(AdapterFiles::RECORD))
-                    .with_context(|| format!("reading {}", dir.join(AdapterFiles::RECORD).display()))?,
+                &std::fs::read(dir.join(AdapterFiles::RECORD)).with_context(|| {
+                    format!("reading {}", dir.join(AdapterFiles::RECORD).display())
+                })?,
             )?;
-            let weights = std::fs::read(dir.join(AdapterFiles::WEIGHTS))
-                .with_context(|| format!("reading the adapter in {}", dir.display()))?;
+            let read = |name: &str| {
+                std::fs::read(dir.join(name))
+                    .with_context(|| format!("reading the adapter in {}", dir.display()))
+            };
+            let weights = (read(AdapterFiles::CONFIG)?, read(AdapterFiles::WEIGHTS)?);
             let mut job = record.job;
             if let Some(model) = &args.model {
                 job.model.path.clone_from(model);
@@ -177,8 +199,7 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<()> {
     let mut job = job;
     if let (Some(path), Task::Sft { chat_template, .. }) = (&args.chat_template, &mut job.task) {
         *chat_template = Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?,
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         );
     }
     let settings = GenerationSettings {
@@ -200,13 +221,23 @@ pub fn generate_cmd(args: &GenerateArgs) -> Result<()> {
         role: "user".into(),
         content: args.prompt.clone(),
     });
-    let chat = build(&job, &device, adapter.as_deref())?;
+    let chat = build(
+        &job,
+        &device,
+        adapter.as_ref().map(|(c, w)| (c.as_slice(), w.as_slice())),
+    )?;
     let prompt = chat.tokenizer.apply_chat(&messages, true)?;
     let mut variants: Vec<(&str, LlamaForCausalLM)> = Vec::new();
     if adapter.is_some() && args.compare {
-        variants.push(("base", chat.model.without_adapters()));
+        variants.push((
+            "base",
+            hearth_models::lora::without_adapters(chat.model.clone()),
+        ));
     }
-    variants.push((if adapter.is_some() { "adapter" } else { "base" }, chat.model.clone()));
+    variants.push((
+        if adapter.is_some() { "adapter" } else { "base" },
+        chat.model.clone(),
+    ));
     let show_names = variants.len() > 1;
     for (name, model) in &variants {
         if show_names {
@@ -223,13 +254,13 @@ fn answer(
     prompt: &[u32],
     settings: &GenerationSettings,
 ) -> Result<()> {
-    let mut stream = tokenizer.decode_stream();
+    let mut stream = tokenizer.decode_stream(true);
     let mut stdout = std::io::stdout().lock();
     let mut failed = None;
     let (_, reason) = pollster::block_on(generate(
         model,
         prompt,
-        &tokenizer.stop_ids(),
+        tokenizer.stop_ids(),
         settings,
         |id| match stream.step(id) {
             Ok(Some(text)) => stdout
@@ -245,6 +276,9 @@ fn answer(
     ))?;
     if let Some(e) = failed {
         return Err(e.into());
+    }
+    if let Some(rest) = stream.finish()? {
+        let _ = stdout.write_all(rest.as_bytes());
     }
     let _ = writeln!(stdout);
     eprintln!("({})", serde_json::to_string(&reason)?.trim_matches('"'));

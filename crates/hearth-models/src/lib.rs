@@ -11,10 +11,10 @@
 pub mod activation;
 pub mod bert;
 pub mod chat;
+pub mod chat_model;
 pub mod generate;
 pub mod gguf;
 pub mod llama;
-pub mod chat_model;
 pub mod llama_lora;
 pub mod lm_tokenizer;
 pub mod lora;

@@ -538,7 +538,9 @@ impl JobSpec {
                     );
                 }
                 if t.head_dropout.is_some() {
-                    return bad("train.head_dropout applies to classifiers; an SFT run has no head");
+                    return bad(
+                        "train.head_dropout applies to classifiers; an SFT run has no head",
+                    );
                 }
             }
         }

@@ -13,6 +13,7 @@ pub mod optim;
 pub mod plan;
 pub mod run;
 pub mod schedule;
+pub mod sft;
 pub mod task;
 mod trainer;
 
@@ -21,12 +22,14 @@ pub use job::{
     DataSpec, EarlyStopping, JobSpec, ModelSpec, RegressionLoss, RunRecord, SplitMethod,
     StopMetric, Strategy, Task, TrainSettings,
 };
-pub use metrics::{ClassificationMetrics, Metrics, MultiLabelMetrics, RegressionMetrics};
+pub use metrics::{
+    ClassificationMetrics, LanguageModelMetrics, Metrics, MultiLabelMetrics, RegressionMetrics,
+};
 pub use run::{AdapterFiles, Rows, RunOutput, SplitData, TaskData};
 pub use task::Targets;
 pub use trainer::{
-    Event, Examples, Hooks, Progress, Resume, Snapshot, TrainData, TrainSummary, evaluate,
-    predict_scores, train,
+    BatchLoss, Event, Examples, Hooks, Objective, Progress, Resume, Snapshot, TrainData,
+    TrainSummary, evaluate, predict_scores, train, train_with,
 };
 
 /// What can end a run early.

