@@ -3,9 +3,11 @@
 //! A model directory holds `config.json`, `model.safetensors` and `tokenizer.json`. This crate
 //! turns those bytes into a burn module ([`bert::BertModel`] and its classification head), a
 //! tokenizer that pads and truncates the way a job asks ([`tokenizer::TextTokenizer`]), and
-//! LoRA adapters on PEFT-named target modules ([`lora`]). It never picks a backend: every
-//! constructor takes the [`burn::tensor::Device`] the caller chose, and every loader takes bytes,
-//! so the same code runs natively and in the browser.
+//! LoRA adapters on PEFT-named target modules ([`lora`]). Causal language models get their
+//! own tokenizer ([`lm_tokenizer::LmTokenizer`], from `tokenizer.json` or a GGUF's metadata)
+//! and chat templates ([`chat`]). It never picks a backend: every constructor takes the
+//! [`burn::tensor::Device`] the caller chose, and every loader takes bytes, so the same code
+//! runs natively and in the browser.
 
 pub mod activation;
 pub mod bert;
