@@ -155,13 +155,13 @@ impl ChatTemplate {
             .trim_blocks(true)
             .lstrip_blocks(true)
             .build()
-            .map_err(|e| template_error("the chat template's syntax settings", &e))?;
+            .map_err(|e| template_error("syntax settings", &e))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_filter("tojson", tojson);
         env.add_template_owned(NAME, rewrite_generation_blocks(source))
-            .map_err(|e| template_error("the chat template does not compile", &e))?;
+            .map_err(|e| template_error("it does not compile", &e))?;
         Ok(Self {
             env: Arc::new(env),
             source: source.to_string(),
@@ -185,7 +185,7 @@ impl ChatTemplate {
         let template = self
             .env
             .get_template(NAME)
-            .map_err(|e| template_error("the chat template is missing", &e))?;
+            .map_err(|e| template_error("not compiled", &e))?;
         let messages: Vec<Value> = messages
             .iter()
             .map(|m| {
@@ -203,7 +203,7 @@ impl ChatTemplate {
         ]);
         template
             .render(ctx)
-            .map_err(|e| template_error("rendering the chat template failed", &e))
+            .map_err(|e| template_error("rendering failed", &e))
     }
 
     /// The conversation rendered without a generation prompt, and the byte ranges of that text

@@ -4,9 +4,12 @@
 //! turns those bytes into a burn module ([`bert::BertModel`] and its classification head, or a
 //! [`llama::LlamaForCausalLM`] decoder), a tokenizer that pads and truncates the way a job asks
 //! ([`tokenizer::TextTokenizer`]), and LoRA adapters on PEFT-named target modules ([`lora`],
-//! [`llama_lora`]) saved and loaded in PEFT's format ([`peft`]). It never picks a backend: every
-//! constructor takes the [`burn::tensor::Device`] the caller chose, and every loader takes bytes,
-//! so the same code runs natively and in the browser.
+//! [`llama_lora`]) saved and loaded in PEFT's format ([`peft`]). Chat models get their own
+//! tokenizer ([`lm_tokenizer::LmTokenizer`], from `tokenizer.json` or a GGUF's metadata), chat
+//! templates ([`chat`]), loading from either form ([`chat_model`]) and generation
+//! ([`generate`]). It never picks a backend: every constructor takes the
+//! [`burn::tensor::Device`] the caller chose, and every loader takes bytes, so the same code
+//! runs natively and in the browser.
 
 pub mod activation;
 pub mod bert;

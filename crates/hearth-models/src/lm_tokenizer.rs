@@ -12,6 +12,8 @@
 //!
 //! Text is encoded without special tokens: the chat template writes them.
 
+use std::ops::Range;
+
 use ahash::AHashMap;
 use hearth_gguf::Gguf;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
@@ -87,6 +89,15 @@ fn tok_error(e: impl std::fmt::Display) -> ModelError {
 
 fn gguf_error(e: hearth_gguf::GgufError) -> ModelError {
     ModelError::Tokenizer(format!("GGUF metadata: {e}"))
+}
+
+/// Ids with the byte range of the text each came from ([`LmTokenizer::encode_with_offsets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedText {
+    /// The token ids.
+    pub ids: Vec<u32>,
+    /// For each id, the bytes of the text it came from.
+    pub offsets: Vec<Range<usize>>,
 }
 
 /// A language model's tokenizer with its special ids and chat template.
@@ -458,16 +469,16 @@ impl LmTokenizer {
     /// The ids of `text`, without special tokens added (special-token text inside `text`, such
     /// as `<|im_start|>`, is still matched as that token, as transformers does).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        Ok(self.encode_with_offsets(text)?.0)
+        Ok(self.encode_with_offsets(text)?.ids)
     }
 
     /// The ids of `text` and the byte range of `text` each came from.
-    pub fn encode_with_offsets(
-        &self,
-        text: &str,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>), ModelError> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<EncodedText, ModelError> {
         let encoding = self.inner.encode(text, false).map_err(tok_error)?;
-        Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
+        Ok(EncodedText {
+            ids: encoding.get_ids().to_vec(),
+            offsets: encoding.get_offsets().iter().map(|&(s, e)| s..e).collect(),
+        })
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<(), ModelError> {
@@ -532,12 +543,13 @@ impl LmTokenizer {
         messages: &[Message],
     ) -> Result<(Vec<u32>, Vec<bool>), ModelError> {
         let (text, spans) = self.template_or_error()?.render_with_spans(messages)?;
-        let (ids, offsets) = self.encode_with_offsets(&text)?;
-        let mask = offsets
+        let encoded = self.encode_with_offsets(&text)?;
+        let mask = encoded
+            .offsets
             .iter()
-            .map(|&(start, _)| spans.iter().any(|span| span.contains(&start)))
+            .map(|token| spans.iter().any(|span| span.contains(&token.start)))
             .collect();
-        Ok((ids, mask))
+        Ok((encoded.ids, mask))
     }
 }
 
