@@ -97,6 +97,7 @@ pub fn load_llama_gguf(
         hidden_act: "silu".into(),
         attention_bias: false,
         mlp_bias: false,
+        model_type: Some("llama".into()),
     };
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
     let mut tensors = BTreeMap::new();

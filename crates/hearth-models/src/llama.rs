@@ -58,6 +58,9 @@ pub struct LlamaConfig {
     /// Whether the MLP projections have biases (Llama: no).
     #[serde(default)]
     pub mlp_bias: bool,
+    /// transformers' `model_type`; a directory of another family (`bert`) is refused by name.
+    #[serde(default)]
+    pub model_type: Option<String>,
 }
 
 /// transformers' `rope_parameters`.
@@ -93,6 +96,14 @@ impl LlamaConfig {
 
     fn check(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::UnsupportedConfig(m));
+        if let Some(kind) = self.model_type.as_deref()
+            && kind != "llama"
+        {
+            return bad(format!(
+                "model_type `{kind}`: a chat model must be a Llama-family decoder (model_type \
+                 llama, e.g. SmolLM2), or a .gguf file of one"
+            ));
+        }
         if self.hidden_act != "silu" {
             return bad(format!(
                 "hidden_act `{}`: Llama's MLP gate is silu",

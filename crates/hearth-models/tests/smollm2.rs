@@ -92,9 +92,11 @@ fn smollm2_from_gguf_gives_transformers_logits() {
     eprintln!("SmolLM2 vs transformers: largest logit difference {worst:e}");
     assert!(worst < 1e-3, "logits differ from transformers' by {worst}");
 
-    // Greedy decoding through the KV cache (the prompt once, then one token per step) gives
-    // transformers' answer token for token: "The capital of France is Paris." then the end
-    // token (id 2, `<|im_end|>`), where generation stops.
+    // Hearth on its own: the GGUF's tokenizer and chat template give the prompt's ids, greedy
+    // decoding through the KV cache (the prompt once, then one token per step) gives
+    // transformers' answer token for token, "The capital of France is Paris.", then the end
+    // token (id 2, `<|im_end|>`), where generation stops; decoded by Hearth's tokenizer, the
+    // answer is transformers' text.
     let want: Vec<u32> = fx["greedy_ids"]
         .as_array()
         .expect("greedy ids")
@@ -102,24 +104,48 @@ fn smollm2_from_gguf_gives_transformers_logits() {
         .map(|v| v.as_u64().expect("id") as u32)
         .collect();
     assert_eq!(fx["greedy_text"], "The capital of France is Paris.");
+    let tokenizer = hearth_models::lm_tokenizer::LmTokenizer::from_gguf_bytes(&bytes_again())
+        .expect("the GGUF's tokenizer");
+    let prompt = tokenizer
+        .apply_chat(
+            &[hearth_models::chat::Message::new(
+                "user",
+                "What is the capital of France?",
+            )],
+            true,
+        )
+        .expect("the chat template applies");
+    assert_eq!(
+        prompt,
+        ids.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        "Hearth's prompt ids are transformers'"
+    );
     let (stop, answer_ids) = want.split_last().expect("ids");
-    let prompt: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
-    let mut streamed = Vec::new();
+    assert_eq!(tokenizer.stop_ids(), [*stop]);
+    let mut stream = tokenizer.decode_stream(true);
+    let mut streamed = String::new();
     let (answer, reason) = pollster::block_on(generate(
         &model,
         &prompt,
-        &[*stop],
+        tokenizer.stop_ids(),
         &GenerationSettings {
             max_new_tokens: 32,
             ..GenerationSettings::default()
         },
         |id| {
-            streamed.push(id);
+            streamed.push_str(&stream.step(id).expect("decodes").unwrap_or_default());
             true
         },
     ))
     .expect("generates");
     assert_eq!(answer, answer_ids);
-    assert_eq!(streamed, answer);
     assert_eq!(reason, StopReason::Stop);
+    let text = tokenizer.decode(&answer, true).expect("decodes");
+    assert_eq!(text, "The capital of France is Paris.");
+    assert_eq!(streamed, text);
+    assert!(text.contains("Paris"));
+}
+
+fn bytes_again() -> Vec<u8> {
+    std::fs::read(root().join("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).expect("asset")
 }

