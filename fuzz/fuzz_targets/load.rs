@@ -1,4 +1,4 @@
-//! Any bytes, in any format: loading, column detection, the quality report and every cleaning
+//! Any bytes, in any format: loading (labelled rows and SFT conversations), column detection, the quality report and every cleaning
 //! step end in a value or an error, never a panic.
 #![no_main]
 
@@ -22,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
     let format = FORMATS[usize::from(selector) % FORMATS.len()];
     let _ = hearth_data::detect_columns(bytes, format);
     let _ = load_classification(bytes, format, "text", "label");
+    // SFT conversations (`messages`, prompt/response) from the same bytes.
+    let _ = hearth_data::chat::load_conversations(bytes, format);
     let label = (selector & 0x80 != 0).then_some("label");
     // The chunked reader (what `hearth inspect` and the page use) on slices of 1 to 16 bytes.
     let size = usize::from(selector >> 3 & 0x0F) + 1;

@@ -86,6 +86,12 @@ pub fn context(job: &JobSpec) -> Result<(Vec<u8>, Context)> {
 
 /// The plan of `job` on `device`.
 pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) -> Result<Plan> {
+    if job.task.is_sft() {
+        anyhow::bail!(
+            "the memory planner models BERT-family classifiers; it has no estimate for chat-model \
+             (SFT) jobs yet (docs/BENCHMARKS.md lists the peak memory measured for SmolLM2-135M)"
+        );
+    }
     let (config, ctx) = context(job)?;
     Ok(plan::plan(job, &config, &limits(device, memory_mib), &ctx)?)
 }
