@@ -418,12 +418,12 @@ fn json_records(
         .collect()
 }
 
-/// The objects of a JSONL file (one per non-blank line) or a JSON file (an array of them),
-/// each with where it came from and whether its source text is not plain ASCII.
-pub(crate) fn json_objects(
-    text: &str,
-    format: DataFormat,
-) -> Result<Vec<(RowRef, serde_json::Map<String, Value>, bool)>, DataError> {
+/// One JSON object of a file: where it came from, its fields, and whether its source text is
+/// not plain ASCII.
+pub(crate) type JsonObject = (RowRef, serde_json::Map<String, Value>, bool);
+
+/// The objects of a JSONL file (one per non-blank line) or a JSON file (an array of them).
+pub(crate) fn json_objects(text: &str, format: DataFormat) -> Result<Vec<JsonObject>, DataError> {
     let mut out = Vec::new();
     if matches!(format, DataFormat::Json) {
         let value: Value =
