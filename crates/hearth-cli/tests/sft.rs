@@ -177,3 +177,58 @@ fn bad_sft_input_is_a_clear_error() {
     assert!(err.contains("temperature"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// An SFT run resumed from a checkpoint ends with the adapter of the uninterrupted run, byte for
+/// byte (same losses, same dropout draws, same optimizer state).
+#[test]
+fn an_sft_run_resumes_to_the_same_adapter() {
+    let whole = temp_dir("whole");
+    let w = whole.to_string_lossy().into_owned();
+    let run = hearth(&[
+        "train",
+        "--task",
+        "sft",
+        "--model",
+        SMOLLM2,
+        "--data",
+        DATA,
+        "--steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "64",
+        "--eval-rows",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--keep-checkpoints",
+        "5",
+        "--out",
+        &w,
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let resumed = temp_dir("resumed");
+    std::fs::create_dir_all(resumed.join("checkpoints")).expect("dir");
+    let from = whole.join("checkpoints/step-000002");
+    let to = resumed.join("checkpoints/step-000002");
+    std::fs::create_dir_all(&to).expect("dir");
+    for entry in std::fs::read_dir(&from).expect("checkpoint") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
+    }
+    let r = resumed.to_string_lossy().into_owned();
+    let run = hearth(&["train", "--resume", &r]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("resuming from"), "{err}");
+    let read = |d: &PathBuf| std::fs::read(d.join("adapter_model.safetensors")).expect("adapter");
+    assert!(
+        read(&whole) == read(&resumed),
+        "the resumed adapter differs"
+    );
+}
