@@ -18,23 +18,24 @@ use crate::commands::EventPrinter;
 use crate::{device, files};
 
 /// The files of a chat model: a `.gguf` file, or a directory with `config.json`,
-/// `model.safetensors`, `tokenizer.json` and optionally `tokenizer_config.json` (its chat
-/// template).
+/// `model.safetensors`, `tokenizer.json` and optionally `tokenizer_config.json` and
+/// `chat_template.jinja` (its chat template).
 pub fn read_lm(path: &str) -> Result<LmFiles> {
     let p = Path::new(path);
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     if p.is_file() {
         return Ok(LmFiles::Gguf(read(p)?));
     }
-    let config_path = p.join("tokenizer_config.json");
+    let optional = |name: &str| {
+        let path = p.join(name);
+        path.exists().then(|| read(&path)).transpose()
+    };
     Ok(LmFiles::Hf {
         config: read(&p.join("config.json"))?,
         weights: read(&p.join("model.safetensors"))?,
         tokenizer: read(&p.join("tokenizer.json"))?,
-        tokenizer_config: config_path
-            .exists()
-            .then(|| read(&config_path))
-            .transpose()?,
+        tokenizer_config: optional("tokenizer_config.json")?,
+        chat_template: optional("chat_template.jinja")?,
     })
 }
 

@@ -24,6 +24,9 @@ pub enum LmFiles {
         tokenizer: Vec<u8>,
         /// `tokenizer_config.json` (chat template, special tokens), when the directory has one.
         tokenizer_config: Option<Vec<u8>>,
+        /// `chat_template.jinja`, where transformers ≥ 4.50 saves the chat template; it wins
+        /// over one in `tokenizer_config.json`.
+        chat_template: Option<Vec<u8>>,
     },
 }
 
@@ -38,7 +41,8 @@ impl std::fmt::Debug for LmFiles {
 
 impl LmFiles {
     /// The files by name, as a page hands them over: `*.gguf`, or `config.json`,
-    /// `model.safetensors`, `tokenizer.json` and optionally `tokenizer_config.json`.
+    /// `model.safetensors`, `tokenizer.json` and optionally `tokenizer_config.json` and
+    /// `chat_template.jinja`.
     pub fn from_named(mut files: Vec<(String, Vec<u8>)>) -> Result<Self, ModelError> {
         if let Some(i) = files.iter().position(|(n, _)| n.ends_with(".gguf")) {
             return Ok(Self::Gguf(files.swap_remove(i).1));
@@ -60,6 +64,7 @@ impl LmFiles {
             weights: take("model.safetensors").ok_or_else(|| missing("model.safetensors"))?,
             tokenizer: take("tokenizer.json").ok_or_else(|| missing("tokenizer.json"))?,
             tokenizer_config: take("tokenizer_config.json"),
+            chat_template: take("chat_template.jinja"),
         })
     }
 }
@@ -95,9 +100,16 @@ impl ChatModel {
                 weights,
                 tokenizer,
                 tokenizer_config,
+                chat_template,
             } => {
-                let tokenizer =
+                let mut tokenizer =
                     LmTokenizer::from_tokenizer_json(tokenizer, tokenizer_config.as_deref())?;
+                if let Some(template) = chat_template {
+                    let source = std::str::from_utf8(template).map_err(|e| {
+                        ModelError::ChatTemplate(format!("chat_template.jinja is not UTF-8: {e}"))
+                    })?;
+                    tokenizer = tokenizer.with_chat_template(source)?;
+                }
                 let config = LlamaConfig::from_json(config)?;
                 let model = LlamaForCausalLM::init(&config, lora_dropout, device)?
                     .load_safetensors(weights.clone())?;
