@@ -16,7 +16,12 @@ const state = {
   downloads: [],         // object URLs of the offered adapter files, revoked by the next run
   restarts: 0,           // worker restarts since the last successful start
   trained: false,        // the worker holds a trained model for "try it"
+  trainedChat: false,    // ... and it is a chat model (SFT)
 };
+
+const MODEL_NAMES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+  "chat_template.jinja"];
+const isSft = () => $("task").value === "sft";
 
 function setStatus(el, text, kind = "note") {
   el.textContent = text;
@@ -83,6 +88,7 @@ function onWorkerMessage(msg) {
       break;
     case "pending": showPending(msg.run); break;
     case "resuming":
+      state.runIsSft = msg.job?.task?.kind === "sft";
       $("resume-banner").hidden = true;
       setStatus($("run-status"), `Resuming the run from its checkpoint at step ${msg.step}…`);
       break;
@@ -92,6 +98,18 @@ function onWorkerMessage(msg) {
       break;
     case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
     case "predictions": showPredictions(msg.results); break;
+    case "token": $(msg.adapter ? "try-adapter" : "try-base").textContent += msg.text; break;
+    case "generated": {
+      const out = $(msg.adapter ? "try-adapter" : "try-base");
+      out.textContent = msg.text;
+      out.dataset.done = msg.stop_reason;
+      if (msg.adapter) {
+        setStatus($("try-status"), "Both answers computed in this tab: the base model, then base + your adapter.", "ok");
+        state.generating = false;
+        updateButtons();
+      }
+      break;
+    }
     case "merged":
       setStatus($("merge-status"), "The merged model, for transformers' AutoModelForSequenceClassification (no PEFT needed):", "ok");
       download("model.safetensors", new Blob([msg.weights], { type: "application/octet-stream" }), "merged");
@@ -117,6 +135,12 @@ function onWorkerMessage(msg) {
         setStatus($("report-status"), `The data report failed: ${msg.message}`, "error");
         break;
       }
+      if (msg.during === "generate") {
+        state.generating = false;
+        setStatus($("try-status"), `Generation failed: ${msg.message}`, "error");
+        updateButtons();
+        break;
+      }
       if (msg.during === "merge") {
         setStatus($("merge-status"), `Merging failed: ${msg.message}`, "error");
         break;
@@ -135,18 +159,19 @@ function modelSource() {
 async function addModelFiles(files) {
   for (const f of files) {
     const name = f.name.split("/").pop();
-    if (["config.json", "model.safetensors", "tokenizer.json"].includes(name)) {
+    if (MODEL_NAMES.includes(name) || name.endsWith(".gguf")) {
       state.modelFiles[name] = await f.arrayBuffer();
     }
   }
   const have = Object.keys(state.modelFiles);
-  const missing = ["config.json", "model.safetensors", "tokenizer.json"].filter((n) => !have.includes(n));
+  const gguf = have.some((n) => n.endsWith(".gguf"));
+  const missing = gguf ? [] : ["config.json", "model.safetensors", "tokenizer.json"].filter((n) => !have.includes(n));
   document.querySelector('input[name="model-source"][value="files"]').checked = true;
   if ($("model-path").value === "assets/all-MiniLM-L6-v2") $("model-path").value = "my-model";
   requestReport();
   setStatus($("model-status"), missing.length
     ? `Have ${have.join(", ") || "nothing yet"}; still need ${missing.join(", ")}.`
-    : "All three model files are loaded.", missing.length ? "error" : "ok");
+    : gguf ? "The GGUF model file is loaded." : "All three model files are loaded.", missing.length ? "error" : "ok");
   updateButtons();
 }
 
@@ -176,6 +201,11 @@ function requestReport() {
   clearTimeout(reportTimer);
   reportTimer = setTimeout(() => {
     if (!state.data || !state.ready || !$("text-column").value) return;
+    if (isSft()) {
+      // The report reads labelled texts; conversations are checked when the run reads them.
+      setStatus($("report-status"), "The data report covers labelled texts; an SFT run checks every conversation when it starts.");
+      return;
+    }
     const model = modelSource() === "demo" ? { demo: true }
       : state.modelFiles["tokenizer.json"] ? { tokenizer: state.modelFiles["tokenizer.json"].slice(0) } : {};
     const settings = {
@@ -253,6 +283,7 @@ function taskSettings() {
   const kind = $("task").value;
   if (kind === "multi_label") return { kind, separator: $("separator").value || "|" };
   if (kind === "regression") return { kind, loss: $("regression-loss").value };
+  if (kind === "sft") return { kind, packing: $("packing").checked };
   return { kind };
 }
 
@@ -314,7 +345,8 @@ function buildJob() {
 }
 
 function modelReady() {
-  return modelSource() === "demo" ||
+  if (modelSource() === "demo") return !isSft();
+  return (isSft() && Object.keys(state.modelFiles).some((n) => n.endsWith(".gguf"))) ||
     ["config.json", "model.safetensors", "tokenizer.json"].every((n) => state.modelFiles[n]);
 }
 
@@ -325,6 +357,10 @@ function requestPlan() {
   clearTimeout(state.planTimer);
   state.planTimer = setTimeout(() => {
     if (!state.ready || state.running || !modelReady()) return;
+    if (isSft()) {
+      showPlan({ error: "the memory planner models BERT-family classifiers; chat models are not planned yet" });
+      return;
+    }
     const demo = modelSource() === "demo";
     const config = demo ? null : new TextDecoder().decode(state.modelFiles["config.json"]);
     const modelBytes = demo ? 0 : state.modelFiles["model.safetensors"].byteLength;
@@ -343,8 +379,9 @@ function updateButtons() {
   $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
   $("stop").disabled = !state.running;
   $("resume").disabled = !(state.ready && !state.running);
-  $("try-button").disabled = !(state.trained && !state.running);
-  $("merge").disabled = !(state.trained && !state.running);
+  $("try-button").disabled = !(state.trained && !state.trainedChat && !state.running);
+  $("chat-button").disabled = !(state.trainedChat && !state.running && !state.generating);
+  $("merge").disabled = !(state.trained && !state.trainedChat && !state.running);
   requestPlan();
 }
 
@@ -415,6 +452,30 @@ function showPredictions(results) {
   setStatus($("try-status"), "Base model + your adapter, computed in this tab.", "ok");
 }
 
+function chatTry() {
+  const prompt = $("chat-prompt").value.trim();
+  if (!prompt) {
+    setStatus($("try-status"), "Type a message for the chat model.", "error");
+    return;
+  }
+  const optional = (id) => ($(id).value.trim() === "" ? undefined : Number($(id).value));
+  const settings = {
+    max_new_tokens: numberOr("gen-max-tokens", 48),
+    temperature: numberOr("gen-temperature", 0),
+    top_k: optional("gen-top-k"),
+    top_p: optional("gen-top-p"),
+    seed: numberOr("gen-seed", 0),
+  };
+  for (const id of ["try-base", "try-adapter"]) {
+    $(id).textContent = "";
+    delete $(id).dataset.done;
+  }
+  state.generating = true;
+  updateButtons();
+  setStatus($("try-status"), "Answering on the GPU, token by token…");
+  state.worker.postMessage({ type: "generate", prompt, settings });
+}
+
 // ---------- a run ----------
 
 async function start() {
@@ -422,11 +483,15 @@ async function start() {
   $("resume-banner").hidden = true;
   resetRunView();
   // Copies, so the page keeps its own files for the next run.
-  const model = modelSource() === "demo" ? { demo: true } : {
+  const model = modelSource() === "demo" ? { demo: true } : isSft() ? {
+    // A chat model: every file by name (a .gguf, or the HF files with the chat template).
+    files: Object.entries(state.modelFiles).map(([name, bytes]) => [name, bytes.slice(0)]),
+  } : {
     config: state.modelFiles["config.json"].slice(0),
     weights: state.modelFiles["model.safetensors"].slice(0),
     tokenizer: state.modelFiles["tokenizer.json"].slice(0),
   };
+  state.runIsSft = job.task.kind === "sft";
   setStatus($("run-status"), "Starting…");
   updateButtons();
   let data;
@@ -442,6 +507,14 @@ async function start() {
 function onTrainEvent(e) {
   switch (e.event) {
     case "data": {
+      if (e.conversations !== undefined) {
+        state.labels = [];
+        const r = e.report;
+        const fallback = r.fallback_rows ? ` ${r.fallback_rows} rows were read as latin-1.` : "";
+        setStatus($("data-status"), `${e.conversations} conversations: ${e.train} to train on, ` +
+          `${e.held_out} held out; encoding ${r.encoding}.${fallback}`, "ok");
+        break;
+      }
       state.labels = e.labels;
       const r = e.report;
       const counts = e.labels.map((l, i) => `${l}: ${e.class_counts[i]}`).join(", ");
@@ -488,6 +561,9 @@ function metricFigures(m) {
   if (m.task === "regression") {
     return [f("MAE", m.mae), f("RMSE", m.rmse), f("R²", m.r2), f("Pearson", m.pearson)];
   }
+  if (m.task === "language_model") {
+    return [f("loss", m.loss), `perplexity ${m.perplexity.toFixed(3)}`, `${m.tokens} tokens`];
+  }
   if (m.task === "multi_label") {
     return [f("micro-F1", m.micro_avg.f1), f("macro-F1", m.macro_avg.f1),
       f("subset accuracy", m.subset_accuracy), f("Hamming loss", m.hamming_loss)];
@@ -528,6 +604,7 @@ function showMetrics(step, m, set) {
 
 function onDone({ files, summary }) {
   state.running = false;
+  $("run-status").dataset.summary = JSON.stringify(summary);
   setStatus($("run-status"), `${summary.stopped ? "Stopped" : "Finished"} after ${summary.steps} steps: ` +
     `${summary.examples_per_s.toFixed(1)} examples/s, loss ${summary.loss_first.toFixed(4)} → ` +
     `${summary.loss_last20.toFixed(4)} (mean of the last 20 steps).`, "ok");
@@ -540,7 +617,10 @@ function onDone({ files, summary }) {
     download(name, new Blob([bytes], { type }));
   }
   state.trained = true;
-  setStatus($("try-status"), "Type texts above and classify them with your adapter.");
+  state.trainedChat = !!state.runIsSft;
+  $("chat-try").hidden = !state.trainedChat;
+  setStatus($("try-status"), state.trainedChat ? "Type a message; the base model and your adapter answer side by side."
+    : "Type texts above and classify them with your adapter.");
   updateButtons();
 }
 
@@ -640,6 +720,15 @@ function wire() {
   $("resume").addEventListener("click", resume);
   $("discard").addEventListener("click", () => state.worker.postMessage({ type: "discard" }));
   $("try-button").addEventListener("click", tryIt);
+  $("chat-button").addEventListener("click", chatTry);
+  $("task").addEventListener("change", () => {
+    requestReport();
+    // PEFT's default targets for each family.
+    const targets = $("targets").value.replace(/\s/g, "");
+    if (isSft() && targets === "query,value") $("targets").value = "q_proj, v_proj";
+    if (!isSft() && targets === "q_proj,v_proj") $("targets").value = "query, value";
+    updateButtons();
+  });
   $("merge").addEventListener("click", () => {
     $("merged-downloads").replaceChildren();
     setStatus($("merge-status"), "Merging the adapter into the model…");
@@ -654,7 +743,7 @@ function wire() {
     const files = [...e.dataTransfer.files];
     const data = files.find((f) => /\.(csv|tsv|tab|jsonl|ndjson|txt)$/i.test(f.name));
     if (data) await setData(data.name, data);
-    const model = files.filter((f) => /\.(json|safetensors)$/i.test(f.name));
+    const model = files.filter((f) => /\.(json|safetensors|jinja|gguf)$/i.test(f.name));
     if (model.length) await addModelFiles(model);
   });
   window.addEventListener("error", (e) => fail(`Unexpected error on the page: ${e.message}`, false));

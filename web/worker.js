@@ -6,9 +6,16 @@
 //   {type: "columns", name, bytes: ArrayBuffer}
 //   {type: "job", job}                           validate a job for export
 //   {type: "train", job, model: {demo: true} | {config, weights, tokenizer}, data: ArrayBuffer}
+//                                                a chat model (job.task.kind "sft"): model is
+//                                                {files: [[name, ArrayBuffer], …]}, a .gguf or the
+//                                                HF files (config.json, model.safetensors,
+//                                                tokenizer.json, tokenizer_config.json,
+//                                                chat_template.jinja); data holds conversations
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
 //   {type: "discard"}                            forget it
 //   {type: "classify", texts: [string]}          with the model the last run trained
+//   {type: "generate", prompt, system?, settings} the last SFT run's chat model answers, first
+//                                                without the adapter, then with it
 //   {type: "merge"}                               merge the last run's adapter into its model
 //   {type: "inspect", name, file: Blob, settings, model: {demo: true} | {tokenizer} | {}}
 //                                                the data report, read in 8 MiB slices
@@ -26,6 +33,8 @@
 //   {type: "done", files: [[name, ArrayBuffer], …], summary}  what the run saves (PEFT's adapter
 //                                                            files for LoRA), hearth_run.json last
 //   {type: "predictions", results: [{text, label, scores}]}
+//   {type: "token", adapter: bool, text}         a piece of an answer, as soon as it decodes
+//   {type: "generated", adapter: bool, text, stop_reason, tokens}  a finished answer
 //   {type: "merged", config, weights, tokenizer} (ArrayBuffers) a transformers model directory
 //   {type: "report-progress", pass, bytes, total} reading the file for the report
 //   {type: "report", settings, report, wasm_before, wasm_bytes, file_bytes}  the data-quality
@@ -41,7 +50,7 @@
 // closed tab is recognised and an older one used.
 import init, {
   initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
-  mergeTrained,
+  mergeTrained, trainChat, generateChat,
 } from "./pkg/hearth_web.js";
 
 let wasmMemory = null;
@@ -99,7 +108,10 @@ async function storeRun(msg, files) {
   const run = await root.getDirectoryHandle(RUN_DIR, { create: true });
   await writeFile(run, "job.json", JSON.stringify(msg.job));
   await writeFile(run, "data.bin", new Uint8Array(msg.data));
-  if (!msg.model.demo) {
+  if (files.named) {
+    const dir = await run.getDirectoryHandle("model", { create: true });
+    for (const [name, bytes] of files.named) await writeFile(dir, name, bytes);
+  } else if (!msg.model.demo) {
     const dir = await run.getDirectoryHandle("model", { create: true });
     for (const [name, key] of [["config.json", "config"], ["model.safetensors", "weights"], ["tokenizer.json", "tokenizer"]]) {
       await writeFile(dir, name, files[key]);
@@ -233,8 +245,11 @@ async function trainStored(job, files, data, resume) {
   };
   let trained;
   try {
-    trained = await train(JSON.stringify(job), files.config, files.weights, files.tokenizer, data,
-      onEvent, onCheckpoint, resume ?? undefined);
+    trained = files.named
+      ? await trainChat(JSON.stringify(job), files.named.map(([name]) => name),
+        files.named.map(([, bytes]) => bytes), data, onEvent, onCheckpoint, resume ?? undefined)
+      : await train(JSON.stringify(job), files.config, files.weights, files.tokenizer, data,
+        onEvent, onCheckpoint, resume ?? undefined);
   } finally {
     await writes;
   }
@@ -251,7 +266,9 @@ async function runTraining(msg) {
   busy = true;
   stopRequested = false;
   try {
-    const files = msg.model.demo ? await demoModel() : {
+    const files = msg.model.files
+      ? { named: msg.model.files.map(([name, buffer]) => [name, new Uint8Array(buffer)]) }
+      : msg.model.demo ? await demoModel() : {
       config: new Uint8Array(msg.model.config),
       weights: new Uint8Array(msg.model.weights),
       tokenizer: new Uint8Array(msg.model.tokenizer),
@@ -273,7 +290,14 @@ async function resumeTraining() {
     const found = await newestCheckpoint(run, (message) => post({ type: "warning", message }));
     if (!found) throw new Error("no intact checkpoint of the unfinished run is left");
     let files;
-    if (meta.demo) {
+    if (job.task?.kind === "sft") {
+      const dir = await run.getDirectoryHandle("model");
+      const named = [];
+      for await (const [name, handle] of dir.entries()) {
+        if (handle.kind === "file") named.push([name, new Uint8Array(await (await handle.getFile()).arrayBuffer())]);
+      }
+      files = { named };
+    } else if (meta.demo) {
       files = await demoModel();
     } else {
       const dir = await run.getDirectoryHandle("model");
@@ -353,6 +377,15 @@ self.onmessage = async ({ data: msg }) => {
         const files = { config: merged.config.buffer, weights: merged.weights.buffer, tokenizer: merged.tokenizer.buffer };
         merged.free();
         post({ type: "merged", ...files }, [files.config, files.weights, files.tokenizer]);
+        break;
+      }
+      case "generate": {
+        const settings = JSON.stringify(msg.settings);
+        for (const adapter of [false, true]) {
+          const result = JSON.parse(await generateChat(msg.prompt, msg.system ?? undefined, settings, adapter,
+            (text) => post({ type: "token", adapter, text })));
+          post({ type: "generated", adapter, ...result });
+        }
         break;
       }
       case "classify":

@@ -2,6 +2,9 @@
 //   node measure.mjs minilm [steps]   MiniLM (demo model + demo data), batch 8, max length 64,
 //                                     in headless Chromium on WebGPU; prints per-step times
 //   node measure.mjs screenshot OUT   a tiny-BERT run of 60 steps, screenshot at step 40
+//   node measure.mjs sft [steps]      SmolLM2-135M (the GGUF in assets/smollm2) fine-tuned on
+//                                     tests/fixtures/capitals_sft.jsonl, batch 2, max length 64;
+//                                     prints per-step times and the run's tokens/s
 import { join } from "node:path";
 import { launch, root, serve } from "./harness.mjs";
 
@@ -43,6 +46,28 @@ try {
     console.log(`step done at (s after Start): ${stamps.join(", ")}`);
     const gaps = stamps.slice(1).map((s, i) => s - stamps[i]);
     console.log(`steady step time (s): ${gaps.map((g) => g.toFixed(2)).join(", ")}`);
+  } else if (mode === "sft") {
+    const n = Number(arg ?? 2);
+    await page.selectOption("#task", "sft");
+    await page.setInputFiles("#model-files", join(root, "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    await page.setInputFiles("#data-file", join(root, "tests/fixtures/capitals_sft.jsonl"));
+    await page.waitForFunction(() => document.getElementById("data-status").textContent.includes("columns"));
+    await set({ "#steps": String(n), "#batch-size": "2", "#max-length": "64", "#eval-fraction": "0.02",
+      "#eval-every": "0", "#warmup": "0", "#checkpoint-every": "0", "#lr": "0.001" });
+    const clicked = Date.now();
+    await page.click("#start");
+    const stamps = [];
+    while ((await page.locator("#downloads li").count()) < 3) {
+      const err = await fail();
+      if (err) throw new Error(err);
+      const k = await steps();
+      while (stamps.length < k) stamps.push((Date.now() - clicked) / 1000);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const summary = JSON.parse(await page.locator("#run-status").getAttribute("data-summary"));
+    console.log(`page open → Start ${(clicked - t0) / 1000} s; step done at (s after Start): ${stamps.join(", ")}`);
+    console.log(`training ${summary.train_seconds.toFixed(1)} s: ${summary.real_tokens_per_s.toFixed(2)} real tokens/s, ` +
+      `${summary.padded_tokens_per_s.toFixed(2)} padded tokens/s; loss ${summary.loss_first} → ${summary.loss_last20}`);
   } else if (mode === "screenshot") {
     const tiny = join(root, "assets/tiny-bert");
     await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));

@@ -20,6 +20,8 @@ const requests = [];
 const consoleLines = [];
 const run = {};
 const tryTexts = ["what a wonderful sunny day, love it", "the worst service ever, I am furious"];
+const chatDataPath = join(root, "tests/fixtures/capitals_sft.jsonl");
+const chatPrompt = "What is the capital of France?";
 
 before(async () => {
   server = await serve();
@@ -355,6 +357,77 @@ test("a regression run reports validation and test metrics, equal to the CLI's",
     `${tested.metrics.mae.toFixed(4)} R² ${tested.metrics.r2.toFixed(4)}`);
 });
 
+test("a chat model is fine-tuned (SFT) in the page and answers with and without its adapter", { timeout: 600_000 }, async () => {
+  const chatDir = join(root, "tests/fixtures/tiny-chat");
+  await page.selectOption("#task", "sft");
+  assert.equal(await page.locator("#targets").inputValue(), "q_proj, v_proj");
+  await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json",
+    "tokenizer_config.json", "chat_template.jinja"].map((f) => join(chatDir, f)));
+  await waitFor(() => document.getElementById("model-status").textContent.includes("All three"), 10_000, "chat model files");
+  await page.setInputFiles("#data-file", chatDataPath);
+  await waitFor(() => document.getElementById("data-status").textContent.includes("columns"), 10_000, "data");
+  const settings = { "#model-path": "tiny-chat", "#eval-fraction": "0.1", "#r": "4", "#alpha": "8",
+    "#lora-dropout": "0", "#lr": "0.05", "#steps": "6", "#batch-size": "4", "#max-length": "64",
+    "#warmup": "0", "#eval-every": "3", "#checkpoint-every": "0", "#seed": "3" };
+  for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
+  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
+  run.chatJobPath = join(work, "sft-job.json");
+  await jobDownload.saveAs(run.chatJobPath);
+  assert.equal(JSON.parse(readFileSync(run.chatJobPath, "utf8")).task.kind, "sft");
+
+  const clicked = Date.now();
+  await page.click("#start");
+  await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 500_000, "the SFT run");
+  console.log(`# SFT in the page: Start → done ${(Date.now() - clicked) / 1000} s`);
+  assert.match(await page.locator("#data-status").textContent(), /^86 conversations: 77 to train on, 9 held out/);
+  run.chatLosses = await page.locator("#step-log tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.loss)));
+  assert.equal(run.chatLosses.length, 6);
+  assert.ok(run.chatLosses.every(Number.isFinite), run.chatLosses.join(", "));
+  // The base model is scored before the first step, then at steps 3 and 6.
+  const evals = await page.locator("#eval-table tbody tr").evaluateAll((trs) =>
+    trs.map((r) => ({ step: Number(r.cells[0].textContent), metrics: JSON.parse(r.dataset.metrics), text: r.cells[3].textContent })));
+  assert.deepEqual(evals.map((e) => e.step), [0, 3, 6]);
+  for (const e of evals) {
+    assert.equal(e.metrics.task, "language_model");
+    assert.match(e.text, /^loss \d\.\d{4} · perplexity \d+\.\d{3} · \d+ tokens$/);
+  }
+  run.chatEvals = evals.map((e) => e.metrics.loss);
+  assert.ok(run.chatEvals[2] < run.chatEvals[0], `validation loss ${run.chatEvals.join(" → ")}`);
+
+  run.chatAdapterDir = join(work, "page-sft-adapter");
+  mkdirSync(run.chatAdapterDir, { recursive: true });
+  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
+    const [d] = await Promise.all([page.waitForEvent("download"),
+      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
+    await d.saveAs(join(run.chatAdapterDir, name));
+  }
+  const config = JSON.parse(readFileSync(join(run.chatAdapterDir, "adapter_config.json"), "utf8"));
+  assert.equal(config.task_type, "CAUSAL_LM");
+  assert.deepEqual(config.target_modules.sort(), ["q_proj", "v_proj"]);
+  const { header } = safetensorsHeader(readFileSync(join(run.chatAdapterDir, "adapter_model.safetensors")));
+  const expected = {};
+  for (const layer of [0, 1]) for (const [m, out] of [["q_proj", 64], ["v_proj", 32]]) {
+    const p = `base_model.model.model.layers.${layer}.self_attn.${m}`;
+    expected[`${p}.lora_A.weight`] = [4, 64];
+    expected[`${p}.lora_B.weight`] = [out, 4];
+  }
+  const tensors = Object.fromEntries(Object.entries(header).filter(([k]) => k !== "__metadata__").map(([k, t]) => [k, t.shape]));
+  assert.deepEqual(tensors, expected);
+
+  // "Try it": the answer streams in, without and with the adapter, side by side.
+  assert.equal(await page.locator("#chat-try").isVisible(), true);
+  await page.fill("#chat-prompt", chatPrompt);
+  await page.fill("#gen-max-tokens", "8");
+  await page.click("#chat-button");
+  await waitFor(() => document.getElementById("try-adapter").dataset.done !== undefined, 120_000, "the answers");
+  run.chatAnswers = {
+    base: await page.locator("#try-base").textContent(),
+    adapter: await page.locator("#try-adapter").textContent(),
+  };
+  assert.match(await page.locator("#try-base").getAttribute("data-done"), /^(length|stop)$/);
+  console.log(`# try it: base ${JSON.stringify(run.chatAnswers.base)}, adapter ${JSON.stringify(run.chatAnswers.adapter)}`);
+});
+
 test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {
   const response = await context.request.get(`${server.origin}/`);
   const csp = response.headers()["content-security-policy"];
@@ -436,4 +509,31 @@ test("the resumed run's losses are those of the CLI's uninterrupted run", () => 
   const worst = Math.max(...tail.map((l, i) => Math.abs(l - run.resumed.losses[i])));
   console.log(`# resumed page run vs uninterrupted CLI run: largest loss difference ${worst.toExponential(2)}`);
   assert.ok(worst <= 1e-3, `page ${run.resumed.losses.join(", ")}\ncli ${tail.join(", ")}`);
+});
+
+test("the page's SFT run and its answers are the CLI's on the CPU", () => {
+  assert.ok(run.chatLosses && run.chatAnswers, "the page's SFT run must have finished");
+  const chatDir = join(root, "tests/fixtures/tiny-chat");
+  const out = execFileSync(bin("hearth"), ["train", "--job", run.chatJobPath, "--model", chatDir, "--data", chatDataPath,
+    "--device", "cpu", "--jsonl", "--out", join(work, "cli-sft")], { cwd: root, encoding: "utf8" });
+  const events = out.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  const cli = events.filter((e) => e.event === "step").map((e) => e.loss);
+  assert.equal(cli.length, run.chatLosses.length);
+  const worst = Math.max(...cli.map((l, i) => Math.abs(l - run.chatLosses[i])));
+  const evals = events.filter((e) => e.event === "evaluated").map((e) => e.metrics.loss);
+  const worstEval = Math.max(...evals.map((l, i) => Math.abs(l - run.chatEvals[i])));
+  console.log(`# SFT page vs CLI: largest step-loss difference ${worst.toExponential(2)}, validation ${worstEval.toExponential(2)}`);
+  assert.ok(worst <= 1e-3, `page ${run.chatLosses.join(", ")}\ncli ${cli.join(", ")}`);
+  assert.ok(worstEval <= 1e-3, `page ${run.chatEvals.join(", ")}\ncli ${evals.join(", ")}`);
+
+  // The page's adapter, answered by `hearth generate` on the CPU: the same greedy text.
+  const recordPath = join(run.chatAdapterDir, "hearth_run.json");
+  const record = JSON.parse(readFileSync(recordPath, "utf8"));
+  record.job.model.path = chatDir;
+  writeFileSync(recordPath, JSON.stringify(record));
+  const answers = execFileSync(bin("hearth"), ["generate", "--adapter", run.chatAdapterDir, "--compare",
+    "--prompt", chatPrompt, "--max-new-tokens", "8", "--device", "cpu"], { cwd: root, encoding: "utf8" });
+  const [base, adapter] = answers.replace(/^--- base\n/, "").split("--- adapter\n").map((t) => t.replace(/\n$/, ""));
+  assert.equal(base, run.chatAnswers.base);
+  assert.equal(adapter, run.chatAnswers.adapter);
 });

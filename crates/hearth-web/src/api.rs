@@ -34,11 +34,11 @@ pub fn start() {
     }));
 }
 
-fn js_error(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, JsError> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, JsError> {
     serde_json::to_string(value).map_err(js_error)
 }
 
@@ -262,6 +262,19 @@ pub struct TrainedAdapter {
     summary: String,
 }
 
+impl TrainedAdapter {
+    pub(crate) fn new(files: AdapterFiles, summary: String) -> Self {
+        Self { files, summary }
+    }
+}
+
+/// The WebGPU device [`init_gpu`] set up.
+pub(crate) fn current_device() -> Result<Device, JsError> {
+    DEVICE
+        .with(|d| d.borrow().clone())
+        .ok_or_else(|| js_error("WebGPU is not initialized yet"))
+}
+
 #[wasm_bindgen]
 impl TrainedAdapter {
     /// Every file to download, `[[name, Uint8Array], …]`: PEFT's adapter files for LoRA,
@@ -306,7 +319,7 @@ thread_local! {
 }
 
 /// A checkpoint as a JS object `{file name: Uint8Array}`.
-fn checkpoint_to_js(checkpoint: &Checkpoint) -> Result<js_sys::Object, TrainError> {
+pub(crate) fn checkpoint_to_js(checkpoint: &Checkpoint) -> Result<js_sys::Object, TrainError> {
     let object = js_sys::Object::new();
     for (name, bytes) in checkpoint.to_files()? {
         let array = js_sys::Uint8Array::from(bytes.as_slice());
@@ -317,7 +330,7 @@ fn checkpoint_to_js(checkpoint: &Checkpoint) -> Result<js_sys::Object, TrainErro
 }
 
 /// Reads a checkpoint from a JS object `{file name: Uint8Array}`, checking every file.
-fn checkpoint_from_js(files: &js_sys::Object) -> Result<Checkpoint, TrainError> {
+pub(crate) fn checkpoint_from_js(files: &js_sys::Object) -> Result<Checkpoint, TrainError> {
     Checkpoint::from_files(|name| {
         let value = js_sys::Reflect::get(files, &name.into()).ok()?;
         value
@@ -356,10 +369,7 @@ pub async fn train(
     on_checkpoint: js_sys::Function,
     resume: Option<js_sys::Object>,
 ) -> Result<TrainedAdapter, JsError> {
-    let device = DEVICE
-        .with(|d| d.borrow().clone())
-        .ok_or_else(|| js_error("WebGPU is not initialized yet"))?
-        .autodiff();
+    let device = current_device()?.autodiff();
     let job = JobSpec::parse(&job_json).map_err(js_error)?;
     let resume = resume
         .map(|files| checkpoint_from_js(&files))

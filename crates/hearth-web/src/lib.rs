@@ -8,5 +8,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod api;
+mod chat;
 
 pub use api::*;
+pub use chat::*;
