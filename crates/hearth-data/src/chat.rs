@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::decode::decode_text;
 use crate::error::{DataError, RowRef};
 use crate::format::DataFormat;
-use crate::load::{LoadReport, column_index, json_objects};
+use crate::load::{LoadReport, column_index, csv_reader, json_objects};
 use crate::{TextEncoding, sniff_delimiter};
 
 /// One turn of a conversation.
@@ -192,11 +192,7 @@ fn object_turns(
 }
 
 fn csv_turns(text: &str, delimiter: u8) -> Result<Vec<(Vec<Turn>, bool)>, DataError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text, delimiter);
     let headers = reader.headers()?.clone();
     if headers.is_empty() {
         return Ok(Vec::new());

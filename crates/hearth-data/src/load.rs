@@ -345,20 +345,24 @@ fn is_blank(label: &str) -> bool {
     label.trim().is_empty()
 }
 
+/// A CSV reader with a header row. The defaults match Python's `csv` module: double quotes,
+/// doubled quotes as an escape, quoted newlines kept verbatim, blank lines skipped. Ragged rows
+/// are errors rather than being padded, so no field silently lands in the wrong column.
+pub(crate) fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes())
+}
+
 fn read_csv(
     text: &str,
     delimiter: u8,
     text_column: &str,
     label_column: Option<&str>,
 ) -> Result<Vec<RawRecord>, DataError> {
-    // The defaults match Python's `csv` module: comma, double quotes, doubled quotes as an
-    // escape, quoted newlines kept verbatim, blank lines skipped. Ragged rows are errors
-    // rather than being padded, so no field silently lands in the wrong column.
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .delimiter(delimiter)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text, delimiter);
     let headers = reader.headers()?.clone();
     if headers.is_empty() {
         return Ok(Vec::new());

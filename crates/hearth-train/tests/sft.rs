@@ -55,7 +55,10 @@ fn tokens_masks_loss_logits_and_generation_match_transformers() {
         .collect();
     let (examples, report) = tokenize(&chat.tokenizer, &convs, 512).expect("tokenizes");
     assert_eq!((report.truncated, report.dropped), (0, 0));
-    for (e, c) in examples.iter().zip(fx["conversations"].as_array().expect("rows")) {
+    for (e, c) in examples
+        .iter()
+        .zip(fx["conversations"].as_array().expect("rows"))
+    {
         assert_eq!(e.ids, ids(&c["ids"]));
         let mask: Vec<bool> = c["mask"]
             .as_array()

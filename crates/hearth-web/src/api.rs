@@ -340,6 +340,57 @@ pub(crate) fn checkpoint_from_js(files: &js_sys::Object) -> Result<Checkpoint, T
     })
 }
 
+/// The worker's `on_event(json) -> keep going?` and `on_checkpoint(step, files)` callbacks as
+/// the training loop's hooks. A throwing event handler stops the run; [`JsHooks::check`]
+/// reports it afterwards.
+pub(crate) struct JsHooks {
+    on_event: js_sys::Function,
+    on_checkpoint: js_sys::Function,
+    error: RefCell<Option<JsValue>>,
+}
+
+impl JsHooks {
+    pub(crate) fn new(on_event: js_sys::Function, on_checkpoint: js_sys::Function) -> Self {
+        Self {
+            on_event,
+            on_checkpoint,
+            error: RefCell::new(None),
+        }
+    }
+
+    /// Hands an event to the page; `Break` when it returns `false` or throws.
+    pub(crate) fn event(&self, event: &hearth_train::Event) -> ControlFlow<()> {
+        let Ok(json) = serde_json::to_string(event) else {
+            return ControlFlow::Continue(());
+        };
+        match self.on_event.call1(&JsValue::NULL, &json.into()) {
+            Ok(keep_going) if keep_going == JsValue::FALSE => ControlFlow::Break(()),
+            Ok(_) => ControlFlow::Continue(()),
+            Err(e) => {
+                *self.error.borrow_mut() = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// Hands a checkpoint to the page to store.
+    pub(crate) fn checkpoint(&self, checkpoint: Checkpoint) -> Result<(), TrainError> {
+        let files = checkpoint_to_js(&checkpoint)?;
+        self.on_checkpoint
+            .call2(&JsValue::NULL, &(checkpoint.step() as u32).into(), &files)
+            .map_err(|e| TrainError::Checkpoint(format!("the page could not store it: {e:?}")))?;
+        Ok(())
+    }
+
+    /// The error of a throwing event handler, if one threw.
+    pub(crate) fn check(&self) -> Result<(), JsError> {
+        match self.error.borrow_mut().take() {
+            Some(e) => Err(js_error(format!("the page's event handler failed: {e:?}"))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Checks a stored checkpoint without training: its step as JSON `{step}`, or the reason it
 /// cannot be used (the page then tries an older one).
 #[wasm_bindgen(js_name = checkCheckpoint)]
@@ -395,41 +446,19 @@ pub async fn train(
         tokenizer,
         adapter: None,
     };
-    let mut callback_error = None;
-    let mut on_event = |event: &hearth_train::Event| {
-        let Ok(json) = serde_json::to_string(event) else {
-            return ControlFlow::Continue(());
-        };
-        match on_event.call1(&JsValue::NULL, &json.into()) {
-            Ok(keep_going) if keep_going == JsValue::FALSE => ControlFlow::Break(()),
-            Ok(_) => ControlFlow::Continue(()),
-            Err(e) => {
-                callback_error = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    };
-    let mut on_checkpoint = |checkpoint: Checkpoint| {
-        let files = checkpoint_to_js(&checkpoint)?;
-        on_checkpoint
-            .call2(&JsValue::NULL, &(checkpoint.step() as u32).into(), &files)
-            .map_err(|e| TrainError::Checkpoint(format!("the page could not store it: {e:?}")))?;
-        Ok(())
-    };
+    let hooks = JsHooks::new(on_event, on_checkpoint);
     let output = hearth_train::run::run(
         &job,
         &files,
         &split,
         &device,
         resume.as_ref(),
-        &mut on_event,
-        &mut on_checkpoint,
+        &mut |e| hooks.event(e),
+        &mut |c| hooks.checkpoint(c),
     )
     .await
     .map_err(js_error)?;
-    if let Some(e) = callback_error {
-        return Err(js_error(format!("the page's event handler failed: {e:?}")));
-    }
+    hooks.check()?;
     let adapter = AdapterFiles::export(&job, &output.model, &output.labels, &files)
         .await
         .map_err(js_error)?;

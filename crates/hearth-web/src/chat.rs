@@ -2,19 +2,16 @@
 //! box (`generateChat`), the same code as `hearth train --task sft` and `hearth generate`.
 
 use std::cell::RefCell;
-use std::ops::ControlFlow;
 
 use hearth_models::chat::Message;
 use hearth_models::chat_model::{ChatModel, LmFiles};
 use hearth_models::generate::{GenerationSettings, generate};
 use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
-use hearth_train::{AdapterFiles, Checkpoint, JobSpec, Task, TrainError};
+use hearth_train::{AdapterFiles, JobSpec, Task};
 use wasm_bindgen::prelude::*;
 
-use crate::api::{
-    TrainedAdapter, checkpoint_from_js, checkpoint_to_js, current_device, js_error, to_json,
-};
+use crate::api::{JsHooks, TrainedAdapter, checkpoint_from_js, current_device, js_error, to_json};
 
 /// The chat model the last SFT run trained, for the "try it" box.
 struct TrainedChat {
@@ -120,41 +117,19 @@ pub async fn train_chat(
             (model, Some((state, checkpoint)))
         }
     };
-    let mut callback_error = None;
-    let mut on_event = |event: &hearth_train::Event| {
-        let Ok(json) = serde_json::to_string(event) else {
-            return ControlFlow::Continue(());
-        };
-        match on_event.call1(&JsValue::NULL, &json.into()) {
-            Ok(keep_going) if keep_going == JsValue::FALSE => ControlFlow::Break(()),
-            Ok(_) => ControlFlow::Continue(()),
-            Err(e) => {
-                callback_error = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    };
-    let mut on_checkpoint = |checkpoint: Checkpoint| {
-        let files = checkpoint_to_js(&checkpoint)?;
-        on_checkpoint
-            .call2(&JsValue::NULL, &(checkpoint.step() as u32).into(), &files)
-            .map_err(|e| TrainError::Checkpoint(format!("the page could not store it: {e:?}")))?;
-        Ok(())
-    };
+    let hooks = JsHooks::new(on_event, on_checkpoint);
     let output = hearth_train::sft::run_sft(
         &job,
         model,
         &chat.tokenizer,
         &sft_data,
         resume_state,
-        &mut on_event,
-        &mut on_checkpoint,
+        &mut |e| hooks.event(e),
+        &mut |c| hooks.checkpoint(c),
     )
     .await
     .map_err(js_error)?;
-    if let Some(e) = callback_error {
-        return Err(js_error(format!("the page's event handler failed: {e:?}")));
-    }
+    hooks.check()?;
     let weights = hearth_models::peft::export_adapter(&output.model)
         .await
         .map_err(js_error)?;
@@ -205,8 +180,12 @@ pub async fn generate_chat(
     let mut stream = tokenizer.decode_stream(true);
     let mut text = String::new();
     let mut failure = None;
-    let (tokens, reason) = generate(&model, &ids, tokenizer.stop_ids(), &settings, |id| {
-        match stream.step(id) {
+    let (tokens, reason) = generate(
+        &model,
+        &ids,
+        tokenizer.stop_ids(),
+        &settings,
+        |id| match stream.step(id) {
             Ok(Some(piece)) => {
                 text.push_str(&piece);
                 on_token.call1(&JsValue::NULL, &piece.into()).is_ok()
@@ -216,8 +195,8 @@ pub async fn generate_chat(
                 failure = Some(e);
                 false
             }
-        }
-    })
+        },
+    )
     .await
     .map_err(js_error)?;
     if let Some(e) = failure {
