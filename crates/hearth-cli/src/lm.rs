@@ -86,24 +86,6 @@ pub fn train(
         resume.map(|c| (c.adapter.config.as_bytes(), c.adapter.weights.as_slice())),
     )?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let resume_state = match resume {
-        None => None,
-        Some(c) => {
-            let mut optimizer = hearth_train::optim::Optimizer::with(
-                job.train.optimizer,
-                job.train.weight_decay,
-                job.train.clip,
-            );
-            optimizer.load_safetensors(&c.optimizer, &device.clone().inner())?;
-            Some((
-                hearth_train::Resume {
-                    progress: c.progress.clone(),
-                    optimizer,
-                },
-                c,
-            ))
-        }
-    };
     let mut printer = EventPrinter::new(jsonl);
     let keep = job.train.keep_checkpoints;
     let mut on_checkpoint = |checkpoint: Checkpoint| {
@@ -120,7 +102,7 @@ pub fn train(
         chat.model,
         &chat.tokenizer,
         &data,
-        resume_state,
+        resume,
         &mut |e| printer.on_event(e),
         &mut on_checkpoint,
     ))

@@ -12,7 +12,6 @@ use hearth_models::peft::AdapterConfig;
 use hearth_models::tokenizer::TextTokenizer;
 use serde::Serialize;
 
-use crate::optim::Optimizer;
 use crate::task::Targets;
 use crate::trainer::{Hooks, Resume, Snapshot};
 use crate::{
@@ -390,17 +389,8 @@ pub async fn run(
             };
             drop(model);
             let (model, _) = build_model(job, &files, labels.len(), device)?;
-            let mut optimizer =
-                Optimizer::with(job.train.optimizer, job.train.weight_decay, job.train.clip);
-            optimizer.load_safetensors(&checkpoint.optimizer, &device.clone().inner())?;
-            let progress = checkpoint.progress.clone();
-            (
-                model,
-                Some(Resume {
-                    progress,
-                    optimizer,
-                }),
-            )
+            let state = Resume::from_checkpoint(job, checkpoint, &device.clone().inner())?;
+            (model, Some(state))
         }
     };
     let mut wrap =

@@ -409,7 +409,7 @@ pub async fn run_sft(
     model: LlamaForCausalLM,
     tokenizer: &LmTokenizer,
     data: &SftData,
-    resume: Option<(crate::Resume, &crate::Checkpoint)>,
+    resume: Option<&crate::Checkpoint>,
     on_event: &mut dyn FnMut(&crate::Event) -> std::ops::ControlFlow<()>,
     on_checkpoint: &mut dyn FnMut(crate::Checkpoint) -> Result<(), TrainError>,
 ) -> Result<SftOutput, TrainError> {
@@ -438,7 +438,7 @@ pub async fn run_sft(
     let fingerprint = data.fingerprint();
     let resume = match resume {
         None => None,
-        Some((state, checkpoint)) => {
+        Some(checkpoint) => {
             let record = checkpoint.record()?;
             if crate::run::without_paths(&record.job) != crate::run::without_paths(job) {
                 return Err(TrainError::Checkpoint(
@@ -450,7 +450,16 @@ pub async fn run_sft(
                     "the data differs from the data the checkpoint was trained on".into(),
                 ));
             }
-            Some(state)
+            let device = model
+                .devices()
+                .into_iter()
+                .next()
+                .ok_or_else(|| TrainError::Job("the model has no parameters".into()))?;
+            Some(crate::Resume::from_checkpoint(
+                job,
+                checkpoint,
+                &device.inner(),
+            )?)
         }
     };
     let before = if resume.is_none() && objective.eval_rows() > 0 {

@@ -206,6 +206,24 @@ pub struct Resume {
     pub optimizer: Optimizer,
 }
 
+impl Resume {
+    /// The state `checkpoint` holds for `job`: its progress, and the job's optimizer with the
+    /// checkpoint's state loaded on `device` (without autodiff).
+    pub fn from_checkpoint(
+        job: &crate::JobSpec,
+        checkpoint: &crate::Checkpoint,
+        device: &burn::tensor::Device,
+    ) -> Result<Self, TrainError> {
+        let t = &job.train;
+        let mut optimizer = Optimizer::with(t.optimizer, t.weight_decay, t.clip);
+        optimizer.load_safetensors(&checkpoint.optimizer, device)?;
+        Ok(Self {
+            progress: checkpoint.progress.clone(),
+            optimizer,
+        })
+    }
+}
+
 /// Where the loop reports: progress events, and checkpoints to keep.
 pub struct Hooks<'a> {
     /// Sees every [`Event`]; `ControlFlow::Break` stops after the current step.

@@ -87,43 +87,25 @@ pub async fn train_chat(
             .with_chat_template(template)
             .map_err(js_error)?;
     }
-    let (model, resume_state) = match &resume {
-        None => (
-            chat.model
-                .with_lora(&job.lora)
-                .and_then(|m| m.seeded_lora(job.train.seed))
-                .map_err(js_error)?,
-            None,
+    let model = match &resume {
+        None => chat
+            .model
+            .with_lora(&job.lora)
+            .and_then(|m| m.seeded_lora(job.train.seed)),
+        Some(checkpoint) => hearth_models::peft::load_adapter(
+            chat.model,
+            checkpoint.adapter.config.as_bytes(),
+            &checkpoint.adapter.weights,
         ),
-        Some(checkpoint) => {
-            let model = hearth_models::peft::load_adapter(
-                chat.model,
-                checkpoint.adapter.config.as_bytes(),
-                &checkpoint.adapter.weights,
-            )
-            .map_err(js_error)?;
-            let mut optimizer = hearth_train::optim::Optimizer::with(
-                job.train.optimizer,
-                job.train.weight_decay,
-                job.train.clip,
-            );
-            optimizer
-                .load_safetensors(&checkpoint.optimizer, &device.clone().inner())
-                .map_err(js_error)?;
-            let state = hearth_train::Resume {
-                progress: checkpoint.progress.clone(),
-                optimizer,
-            };
-            (model, Some((state, checkpoint)))
-        }
-    };
+    }
+    .map_err(js_error)?;
     let hooks = JsHooks::new(on_event, on_checkpoint);
     let output = hearth_train::sft::run_sft(
         &job,
         model,
         &chat.tokenizer,
         &sft_data,
-        resume_state,
+        resume.as_ref(),
         &mut |e| hooks.event(e),
         &mut |c| hooks.checkpoint(c),
     )
