@@ -115,7 +115,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "hearth: training {} steps on {:?} with {} threads ...",
         args.steps, args.device, args.threads
     );
-    let ours = commands::run_job(&job, &device, false, None, None)?.summary;
+    let limits = crate::plan::limits(args.device, None);
+    let ours = commands::run_job(&job, &device, &limits, false, None, None)?.summary;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args)?;
 

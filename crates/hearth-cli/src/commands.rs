@@ -1,4 +1,5 @@
-//! `hearth train`, `eval` and `predict`.
+//! `hearth train`, `eval`, `predict` and `merge`: flags and files in, the library's run and
+//! adapters, events and figures out. Glue only: the run itself is [`hearth_train::start`].
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -6,11 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use hearth_models::bert::BertForSequenceClassification;
-use hearth_models::peft::AdapterConfig;
 use hearth_models::tokenizer::TextTokenizer;
+use hearth_train::plan::Limits;
 use hearth_train::{
-    AdapterFiles, Checkpoint, Event, Examples, JobSpec, Metrics, RunOutput, RunRecord, SplitData,
-    Targets, TaskData, TrainSummary,
+    AdapterFiles, Assignment, Checkpoint, DataSummary, Event, Examples, JobSpec, Metrics,
+    RunHooks, RunInputs, RunOutput, RunRecord, Targets, TrainSummary,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,24 +19,33 @@ use crate::args::{AdapterArgs, EvalArgs, MergeArgs, PredictArgs, TrainArgs};
 use crate::{device, files};
 
 /// Loads the job's data from disk and splits it.
-pub fn load_split(job: &JobSpec) -> Result<SplitData> {
+pub fn load_split(job: &JobSpec) -> Result<hearth_train::SplitData<hearth_train::Rows>> {
     let dataset = files::read_dataset(job, &job.data.path)?;
-    Ok(hearth_train::run::split(job, dataset)?)
+    Ok(hearth_train::classify::split(job, dataset)?)
 }
 
-fn describe_data(data: &TaskData) {
-    let r = &data.report;
-    let targets = match &data.targets {
-        Targets::Classes(_) => format!("labels {:?}", data.label_names),
-        Targets::LabelSets(_) => format!("multi-label, labels {:?}", data.label_names),
-        Targets::Values(v) => {
-            let (lo, hi) = v
-                .iter()
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
-                    (a.min(x), b.max(x))
-                });
-            format!("regression targets in [{lo}, {hi}]")
-        }
+fn describe_data(data: &DataSummary) {
+    if data.task.is_sft() {
+        eprintln!(
+            "{} conversations: {} to train on, {} held out",
+            data.rows, data.train_rows, data.eval_rows
+        );
+        return;
+    }
+    describe_rows(&data.task, &data.labels, data.target_range, &data.report);
+}
+
+/// The data line: rows, labels or the targets' range, and how the file was decoded.
+fn describe_rows(
+    task: &hearth_train::Task,
+    labels: &[String],
+    target_range: Option<(f32, f32)>,
+    r: &hearth_data::LoadReport,
+) {
+    let targets = match (task, target_range) {
+        (_, Some((lo, hi))) => format!("regression targets in [{lo}, {hi}]"),
+        (hearth_train::Task::MultiLabel { .. }, _) => format!("multi-label, labels {labels:?}"),
+        _ => format!("labels {labels:?}"),
     };
     eprintln!(
         "data: {} rows, {targets}, encoding {:?}{}",
@@ -55,6 +65,34 @@ fn describe_data(data: &TaskData) {
             "data: left out {} rows with a blank label (data.skip_unlabeled)",
             r.skipped_unlabeled
         );
+    }
+}
+
+fn describe_plan(plan: &hearth_train::plan::Plan, changed: bool, settled: [usize; 3]) {
+    use hearth_train::plan;
+    let e = &plan.estimate;
+    eprintln!(
+        "memory plan: about {} for micro-batch {} × {} tokens ({} checked{})",
+        plan::mib(e.total_bytes()),
+        e.batch_size,
+        e.seq_len,
+        plan::mib(plan.checked_bytes),
+        plan.limits
+            .memory_bytes
+            .map(|m| format!(" against {}", plan::mib(m)))
+            .unwrap_or_default()
+    );
+    if !plan.fits {
+        eprint!("{}", plan::render(plan));
+    }
+    if changed {
+        let [batch, accumulation, max_length] = settled;
+        eprintln!(
+            "train.fit = \"auto\": batch_size {batch}, gradient_accumulation {accumulation}, \
+             max_length {max_length}"
+        );
+    } else if !plan.fits {
+        eprintln!("warning: train.fit = \"off\": running a job the planner expects not to fit");
     }
 }
 
@@ -78,6 +116,18 @@ impl EventPrinter {
             return ControlFlow::Continue(());
         };
         match event {
+            Event::Data(data) => describe_data(data),
+            Event::Planned {
+                plan,
+                changed,
+                batch_size,
+                gradient_accumulation,
+                max_length,
+            } => describe_plan(
+                plan,
+                *changed,
+                [*batch_size, *gradient_accumulation, *max_length],
+            ),
             Event::Started {
                 steps,
                 resumed_at,
@@ -133,7 +183,32 @@ impl EventPrinter {
     }
 }
 
-fn print_summary(summary: &TrainSummary, labels: &[String]) {
+fn print_summary(output: &RunOutput) {
+    let summary = &output.summary;
+    if let Some(report) = &output.sft {
+        eprintln!(
+            "trained {} steps in {:.1} s: {:.0} tokens/s ({:.0} with padding); loss {:.4} -> {:.4} \
+             (mean of last 20); {} of {} conversations cut at max_length, {} dropped",
+            summary.steps,
+            summary.train_seconds,
+            summary.real_tokens_per_s,
+            summary.padded_tokens_per_s,
+            summary.loss_first,
+            summary.loss_last20,
+            report.truncated,
+            report.conversations,
+            report.dropped
+        );
+        if let (Some(Metrics::LanguageModel(b)), Some(Metrics::LanguageModel(a))) =
+            (&output.before, &summary.eval)
+        {
+            eprintln!(
+                "validation loss {:.4} -> {:.4}, perplexity {:.2} -> {:.2} ({} tokens)",
+                b.loss, a.loss, b.perplexity, a.perplexity, a.tokens
+            );
+        }
+        return;
+    }
     eprintln!(
         "trained {} steps in {:.1} s: {:.1} examples/s, {:.0} padded tokens/s; loss {:.4} -> {:.4} (mean of last 20)",
         summary.steps,
@@ -144,7 +219,7 @@ fn print_summary(summary: &TrainSummary, labels: &[String]) {
         summary.loss_last20
     );
     if let Some(m) = &summary.eval {
-        print_metrics(m, labels);
+        print_metrics(m, &output.labels);
     }
 }
 
@@ -220,115 +295,86 @@ fn print_classification(m: &hearth_train::ClassificationMetrics, labels: &[Strin
     }
 }
 
-/// Writes what the run trained (PEFT's adapter for LoRA, the head, or a complete model
-/// directory) plus Hearth's run record, each file atomically.
-pub fn save_adapter(
-    out: &Path,
-    model: &BertForSequenceClassification,
-    job: &JobSpec,
-    labels: &[String],
-) -> Result<()> {
+/// Writes the run's files (the adapter, head or model, and the run record) into `out`, each
+/// atomically.
+pub fn save(out: &Path, saved: &AdapterFiles) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let base = files::read_model(&job.model.path)?;
-    let saved = pollster::block_on(AdapterFiles::export(job, model, labels, &base))?;
     for (name, bytes) in saved.files() {
         files::write_atomic(&out.join(name), &bytes)?;
     }
     Ok(())
 }
 
-/// Loads the job's data and model on `device` (with autodiff) and trains, from the start or
-/// from `resume`. Checkpoints go to `out`/checkpoints when `out` is given; events to the
-/// progress bar or stdout. Returns the trained model, the run's summary and the label names.
+/// Reads the job's model, data and initial adapter and runs it on `device` (with autodiff)
+/// under `limits`, from the start or from `resume`. With `out`, the split (`split.json`,
+/// once training starts) and the checkpoints go there; events go to the progress bar or
+/// stdout.
 pub fn run_job(
     job: &JobSpec,
     device: &Device,
+    limits: &Limits,
     jsonl: bool,
     out: Option<&Path>,
     resume: Option<&Checkpoint>,
 ) -> Result<RunOutput> {
-    let data = load_split(job)?;
-    describe_data(&data.dataset);
-    let mut files = files::read_model(&job.model.path)?;
-    if let Some(dir) = &job.model.init_adapter {
-        files.adapter = Some(initial_adapter(
-            Path::new(dir),
-            job,
-            &data.dataset.label_names,
-        )?);
-    }
-    if let Some(out) = out {
-        // The split, saved so the run can be reproduced or audited.
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let split = serde_json::to_string_pretty(&data.assignment)?;
-        files::write_atomic(&out.join("split.json"), split.as_bytes())?;
-    }
+    let data = std::fs::read(&job.data.path)
+        .with_context(|| format!("cannot read {}", job.data.path))?;
+    let inputs = RunInputs {
+        model: files::read_model(&job.model.path)?,
+        data,
+        init_adapter: job
+            .model
+            .init_adapter
+            .as_ref()
+            .map(|dir| files::read_adapter(Path::new(dir)))
+            .transpose()?,
+    };
     let mut printer = EventPrinter::new(jsonl);
+    let mut split: Option<Assignment> = None;
+    let mut split_error = None;
+    let mut on_event = |event: &Event| {
+        match (event, out) {
+            (Event::Data(data), _) => split = Some(data.assignment.clone()),
+            // The split is saved once the run really starts, so a refused run writes nothing.
+            (Event::Started { .. }, Some(out)) => {
+                if let Err(e) = save_split(out, split.as_ref()) {
+                    split_error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            _ => {}
+        }
+        printer.on_event(event)
+    };
     let keep = job.train.keep_checkpoints;
     let mut on_checkpoint = |checkpoint: Checkpoint| {
         let Some(out) = out else { return Ok(()) };
         files::write_checkpoint(out, &checkpoint, keep)
             .map_err(|e| hearth_train::TrainError::Checkpoint(format!("{e:#}")))
     };
-    let output = pollster::block_on(hearth_train::run::run(
+    let output = pollster::block_on(hearth_train::start(
         job,
-        &files,
-        &data,
+        inputs,
         device,
+        limits,
         resume,
-        &mut |e| printer.on_event(e),
-        &mut on_checkpoint,
+        RunHooks {
+            on_event: &mut on_event,
+            on_checkpoint: &mut on_checkpoint,
+        },
     ))
     .with_context(|| format!("training with the model in {}", job.model.path))?;
+    if let Some(e) = split_error {
+        return Err(e);
+    }
     Ok(output)
 }
 
-/// The weights of the adapter a job starts from, after checking that it fits the job: the same
-/// LoRA rank and targets, and (for Hearth's adapters) the same labels in the same order.
-fn initial_adapter(dir: &Path, job: &JobSpec, labels: &[String]) -> Result<Vec<u8>> {
-    if job.train.strategy != hearth_models::Strategy::Lora {
-        bail!(
-            "--init-adapter continues LoRA adapters; this job trains with strategy {:?}",
-            job.train.strategy
-        );
-    }
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    let config = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?;
-    let theirs = config.settings();
-    // PEFT stores target_modules as a set: compare them as one.
-    let set = |t: &[String]| t.iter().cloned().collect::<std::collections::BTreeSet<_>>();
-    if (theirs.r, theirs.lora_alpha, set(&theirs.target_modules))
-        != (
-            job.lora.r,
-            job.lora.lora_alpha,
-            set(&job.lora.target_modules),
-        )
-    {
-        bail!(
-            "the adapter in {} has r = {}, alpha = {} on {:?}; set lora.r, lora.lora_alpha and \
-             lora.target_modules (--r, --alpha, --targets) to match it",
-            dir.display(),
-            theirs.r,
-            theirs.lora_alpha,
-            theirs.target_modules
-        );
-    }
-    if let Ok(bytes) = std::fs::read(dir.join(AdapterFiles::RECORD)) {
-        let record: RunRecord = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?;
-        if record.labels != labels {
-            bail!(
-                "the adapter in {} was trained on labels {:?}; this data has {:?}",
-                dir.display(),
-                record.labels,
-                labels
-            );
-        }
-    }
-    read(AdapterFiles::WEIGHTS)
+/// The split, saved so the run can be reproduced or audited.
+fn save_split(out: &Path, split: Option<&Assignment>) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let split = serde_json::to_string_pretty(&split)?;
+    files::write_atomic(&out.join("split.json"), split.as_bytes())
 }
 
 /// `hearth train`.
@@ -373,27 +419,29 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         println!("{}", job.to_json());
         return Ok(());
     }
-    if job.task.is_sft() {
-        return crate::lm::train(&job, &args.run, args.jsonl, &out, resume.as_ref());
-    }
-    // A resumed run keeps its job: adapting it would make it another job.
-    let job = if resume.is_some() {
-        job
-    } else {
-        crate::plan::before_training(&job, args.run.device, args.memory_limit)?
-    };
     let device = device::from_args(&args.run)?.autodiff();
-    let RunOutput {
-        model,
-        summary,
-        labels,
-        ..
-    } = run_job(&job, &device, args.jsonl, Some(&out), resume.as_ref())?;
+    let limits = crate::plan::limits(args.run.device, args.memory_limit);
+    let output = run_job(
+        &job,
+        &device,
+        &limits,
+        args.jsonl,
+        Some(&out),
+        resume.as_ref(),
+    )?;
     if !args.jsonl {
-        print_summary(&summary, &labels);
+        print_summary(&output);
     }
-    save_adapter(&out, &model, &job, &labels)?;
-    eprintln!("adapter written to {} (PEFT format)", out.display());
+    save(&out, &output.files)?;
+    eprintln!(
+        "adapter written to {} (PEFT format{})",
+        out.display(),
+        if output.job.task.is_sft() {
+            ", CAUSAL_LM"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 
@@ -404,81 +452,28 @@ fn load_adapter(
     device: &Device,
 ) -> Result<(RunRecord, BertForSequenceClassification, TextTokenizer)> {
     let dir = &args.adapter;
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+    let adapter = files::read_adapter(dir)?;
+    let record: RunRecord = match hearth_train::base::file(&adapter, AdapterFiles::RECORD) {
+        Ok(bytes) => serde_json::from_slice(bytes)
+            .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?,
+        Err(_) => {
+            let Some(model) = &args.model else {
+                bail!(
+                    "{} has no {} (it was not written by Hearth): give its base model with --model",
+                    dir.display(),
+                    AdapterFiles::RECORD
+                );
+            };
+            let weights = hearth_train::base::file(&adapter, AdapterFiles::WEIGHTS)
+                .with_context(|| format!("in {}", dir.display()))?;
+            hearth_train::adapter::peft_record(model, args.labels.as_deref(), weights)?
+        }
     };
-    let record: RunRecord = if dir.join(AdapterFiles::RECORD).exists() {
-        serde_json::from_slice(&read(AdapterFiles::RECORD)?)
-            .with_context(|| format!("{} in {}", AdapterFiles::RECORD, dir.display()))?
-    } else {
-        peft_record(args, &read(AdapterFiles::WEIGHTS)?)?
-    };
-    if record.job.task.is_sft() {
-        bail!(
-            "{} holds a chat model's (SFT) adapter: try it with `hearth generate --adapter {}`",
-            dir.display(),
-            dir.display()
-        );
-    }
-    let mut job = record.job.clone();
-    let strategy = job.train.strategy;
-    if strategy == hearth_models::Strategy::Lora {
-        job.lora = AdapterConfig::from_json(&read(AdapterFiles::CONFIG)?)?.settings();
-    }
-    let weights = read(strategy.weights_file())?;
-    let base = files::read_model(&job.model.path)?;
-    let tokenizer = TextTokenizer::from_bytes(&base.tokenizer, job.train.max_length)?;
-    let outputs = hearth_train::task::num_outputs(&job.task, record.labels.len());
-    let model = hearth_models::load_trained(
-        &base,
-        &weights,
-        outputs,
-        job.model.pooling,
-        &job.lora,
-        strategy,
-        device,
-    )
-    .with_context(|| format!("loading the trained weights in {}", dir.display()))?;
+    let base = files::read_model(&record.job.model.path)?;
+    let (_, model, tokenizer) =
+        hearth_train::adapter::load_classifier(&record, &adapter, base, device)
+            .with_context(|| format!("loading the trained weights in {}", dir.display()))?;
     Ok((record, model, tokenizer))
-}
-
-/// The run record of an adapter PEFT wrote: the base model `--model`, the labels `--labels` or
-/// transformers' default names, as many as the adapter's head has outputs.
-fn peft_record(args: &AdapterArgs, weights: &[u8]) -> Result<RunRecord> {
-    let Some(model_path) = &args.model else {
-        bail!(
-            "{} has no {} (it was not written by Hearth): give its base model with --model",
-            args.adapter.display(),
-            AdapterFiles::RECORD
-        );
-    };
-    let file = safetensors::SafeTensors::deserialize(weights)
-        .with_context(|| format!("reading {}", AdapterFiles::WEIGHTS))?;
-    let head = file
-        .tensor("base_model.model.classifier.bias")
-        .context("the adapter has no classifier head (base_model.model.classifier.bias)")?;
-    let num_labels = head.shape().first().copied().unwrap_or(0);
-    if num_labels == 1 && args.labels.is_none() {
-        // One output: transformers' regression head.
-        let job = serde_json::json!({"model": {"path": model_path}, "data": {"path": "-"},
-                                     "task": {"kind": "regression"}});
-        return Ok(RunRecord {
-            job: JobSpec::parse(&job.to_string())?,
-            labels: Vec::new(),
-        });
-    }
-    let labels = match &args.labels {
-        Some(labels) if labels.len() == num_labels => labels.clone(),
-        Some(labels) => bail!(
-            "--labels names {} labels; the adapter's head has {num_labels}",
-            labels.len()
-        ),
-        None => (0..num_labels).map(|i| format!("LABEL_{i}")).collect(),
-    };
-    let job = serde_json::json!({"model": {"path": model_path}, "data": {"path": "-"}});
-    let job = JobSpec::parse(&job.to_string())?;
-    Ok(RunRecord { job, labels })
 }
 
 /// `hearth eval`.
@@ -496,7 +491,8 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         }
         Some(path) => {
             let data = files::read_dataset(&record.job, path)?;
-            describe_data(&data);
+            let range = data.targets.value_range();
+            describe_rows(&record.job.task, &data.label_names, range, &data.report);
             let targets = onto_adapter_labels(data.targets, &data.label_names, &record.labels)
                 .with_context(|| format!("in {path}"))?;
             (data.texts, targets)
@@ -573,9 +569,10 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     let device = device::from_args(&args.run)?;
     let (record, model, _) = load_adapter(&args.adapter, &device)?;
     let base = files::read_model(&record.job.model.path)?;
+    let file = |name| hearth_train::base::file(&base, name);
     let merged = pollster::block_on(hearth_models::merge::merge_classifier(
         model,
-        &base.config,
+        file("config.json")?,
         &record.labels,
         record
             .job
@@ -588,7 +585,7 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     files::write_atomic(&args.out.join("model.safetensors"), &merged.weights)?;
     files::write_atomic(&args.out.join("config.json"), &merged.config)?;
-    files::write_atomic(&args.out.join("tokenizer.json"), &base.tokenizer)?;
+    files::write_atomic(&args.out.join("tokenizer.json"), file("tokenizer.json")?)?;
     eprintln!(
         "merged model written to {} (transformers' BertForSequenceClassification, labels {:?})",
         args.out.display(),

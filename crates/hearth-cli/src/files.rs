@@ -1,26 +1,66 @@
-//! Reading model directories and datasets, and writing adapter directories atomically.
+//! Reading models, adapters and datasets into bytes, and writing adapter directories and
+//! checkpoints atomically: the CLI's side of the files a run uses.
 
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use hearth_models::ModelFiles;
-use hearth_train::{Checkpoint, JobSpec};
+use hearth_train::base::MODEL_DIR_FILES;
+use hearth_train::{AdapterFiles, Checkpoint, JobSpec, NamedFiles};
 
-/// Reads `config.json`, `model.safetensors` and `tokenizer.json` from a model directory.
-pub fn read_model(dir: &str) -> Result<ModelFiles> {
-    let dir = Path::new(dir);
-    let read = |name: &str| {
+/// A model's files by name: one file (a `.gguf`), or a model directory's `config.json`,
+/// `model.safetensors` and `tokenizer.json` with `tokenizer_config.json` and
+/// `chat_template.jinja` when present.
+pub fn read_model(path: &str) -> Result<NamedFiles> {
+    let p = Path::new(path);
+    if p.is_file() {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        return Ok(vec![(name, bytes)]);
+    }
+    let (required, optional) = MODEL_DIR_FILES.split_at(3);
+    let mut files = read_dir_files(p, optional)?;
+    for name in required {
+        let path = p.join(name);
+        let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        files.push((name.to_string(), bytes));
+    }
+    Ok(files)
+}
+
+/// The files among `names` that exist in `dir`, by name.
+pub fn read_dir_files(dir: &Path, names: &[&str]) -> Result<NamedFiles> {
+    let mut files = Vec::new();
+    for name in names {
         let path = dir.join(name);
-        fs::read(&path).with_context(|| format!("reading {}", path.display()))
-    };
-    Ok(ModelFiles {
-        config: read("config.json")?,
-        weights: read("model.safetensors")?,
-        tokenizer: read("tokenizer.json")?,
-        adapter: None,
-    })
+        if path.exists() {
+            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            files.push((name.to_string(), bytes));
+        }
+    }
+    Ok(files)
+}
+
+/// The files of an adapter directory: PEFT's adapter, a head or a full model's weights, and
+/// Hearth's run record, those that exist.
+pub fn read_adapter(dir: &Path) -> Result<NamedFiles> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not an adapter directory", dir.display());
+    }
+    read_dir_files(
+        dir,
+        &[
+            AdapterFiles::CONFIG,
+            AdapterFiles::WEIGHTS,
+            AdapterFiles::RECORD,
+            "head.safetensors",
+            "model.safetensors",
+        ],
+    )
 }
 
 /// Loads the dataset at `path` with the job's columns and format (the format from `path`'s
@@ -29,7 +69,7 @@ pub fn read_dataset(job: &JobSpec, path: &str) -> Result<hearth_train::TaskData>
     let bytes = fs::read(path).with_context(|| format!("cannot read {path}"))?;
     let mut job = job.clone();
     job.data.path = path.to_string();
-    hearth_train::run::load_dataset(&job, &bytes).with_context(|| format!("loading {path}"))
+    hearth_train::classify::load_dataset(&job, &bytes).with_context(|| format!("loading {path}"))
 }
 
 /// The directory holding a run's checkpoints.

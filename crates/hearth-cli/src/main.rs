@@ -8,7 +8,7 @@ mod commands;
 mod device;
 mod files;
 mod inspect;
-mod lm;
+mod generate;
 mod plan;
 
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         args::Command::Inspect(a) => inspect::run(&a),
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Plan(a) => plan::run(&a),
-        args::Command::Generate(a) => lm::generate_cmd(&a),
+        args::Command::Generate(a) => generate::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

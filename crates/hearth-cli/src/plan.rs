@@ -1,13 +1,13 @@
-//! `hearth plan`, and the plan `hearth train` prints before it starts: the job's memory
-//! estimate against this machine's limits (`hearth_train::plan` does the arithmetic; this
-//! module only gathers the sizes and the limits the library cannot see).
+//! `hearth plan`: the job's memory estimate against this machine's limits, and those limits
+//! for `hearth train` (`hearth_train::plan` does the arithmetic; this module only gathers the
+//! files and the limits the library cannot see).
 
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use hearth_models::tokenizer::TokenCounter;
-use hearth_train::plan::{self, Context, Limits, Plan, Runtime};
-use hearth_train::{JobSpec, Task};
+use hearth_train::JobSpec;
+use hearth_train::plan::{self, Limits, Plan, Runtime};
+use hearth_train::run::FileSizes;
 
 use crate::args::{DeviceChoice, PlanArgs};
 
@@ -42,93 +42,33 @@ pub fn limits(device: DeviceChoice, memory_mib: Option<u64>) -> Limits {
     }
 }
 
-/// The sizes the planner needs from the job's files: the head's outputs, the model file, the
-/// data and the token length of every training row.
-pub fn context(job: &JobSpec) -> Result<(Vec<u8>, Context)> {
+/// The plan of `job` on `device`: the model's config and tokenizer, the sizes of its weights
+/// and data files, and the data itself.
+pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) -> Result<Plan> {
     let model = Path::new(&job.model.path);
     let read = |name: &str| {
         let path = model.join(name);
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     };
-    let config = read("config.json")?;
-    let weights = model.join("model.safetensors");
-    let model_file_bytes = std::fs::metadata(&weights)
-        .with_context(|| format!("reading {}", weights.display()))?
-        .len();
-    let data_file_bytes = std::fs::metadata(&job.data.path)
-        .with_context(|| format!("cannot read {}", job.data.path))?
-        .len();
-    let data = crate::commands::load_split(job)?;
-    let counter = TokenCounter::from_bytes(&read("tokenizer.json")?)?;
-    let row_lengths: Vec<usize> = data
-        .train
-        .texts
-        .iter()
-        .map(|t| counter.count(t).0)
-        .collect();
-    let num_outputs = match job.task {
-        Task::Regression { .. } => 1,
-        _ => data.dataset.label_names.len(),
+    let size = |path: &Path| {
+        std::fs::metadata(path)
+            .map(|m| m.len())
+            .with_context(|| format!("cannot read {}", path.display()))
     };
-    Ok((
-        config,
-        Context {
-            num_outputs,
-            model_file_bytes,
-            data_file_bytes,
-            data_rows: data.dataset.texts.len() as u64,
-            longest_row: row_lengths.iter().copied().max(),
-            row_lengths,
-            has_pooler: None,
-        },
-    ))
-}
-
-/// The plan of `job` on `device`.
-pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) -> Result<Plan> {
-    if job.task.is_sft() {
-        anyhow::bail!(
-            "the memory planner models BERT-family classifiers; it has no estimate for chat-model \
-             (SFT) jobs yet (docs/BENCHMARKS.md lists the peak memory measured for SmolLM2-135M)"
-        );
-    }
-    let (config, ctx) = context(job)?;
-    Ok(plan::plan(job, &config, &limits(device, memory_mib), &ctx)?)
-}
-
-/// Plans `job` before a run: prints a summary, and returns the job to run (adapted with
-/// `train.fit = "auto"`) or the refusal naming the settings to change.
-pub fn before_training(
-    job: &JobSpec,
-    device: DeviceChoice,
-    memory_mib: Option<u64>,
-) -> Result<JobSpec> {
-    let plan = plan_job(job, device, memory_mib)?;
-    let e = &plan.estimate;
-    eprintln!(
-        "memory plan: about {} for micro-batch {} × {} tokens ({} checked{})",
-        plan::mib(e.total_bytes()),
-        e.batch_size,
-        e.seq_len,
-        plan::mib(plan.checked_bytes),
-        plan.limits
-            .memory_bytes
-            .map(|m| format!(" against {}", plan::mib(m)))
-            .unwrap_or_default()
-    );
-    if !plan.fits {
-        eprint!("{}", plan::render(&plan));
-    }
-    let settled = plan::settle(job, &plan)?;
-    if settled != *job {
-        eprintln!(
-            "train.fit = \"auto\": batch_size {}, gradient_accumulation {}, max_length {}",
-            settled.train.batch_size, settled.train.gradient_accumulation, settled.train.max_length
-        );
-    } else if !plan.fits {
-        eprintln!("warning: train.fit = \"off\": running a job the planner expects not to fit");
-    }
-    Ok(settled)
+    let data = std::fs::read(&job.data.path)
+        .with_context(|| format!("cannot read {}", job.data.path))?;
+    let sizes = FileSizes {
+        model: size(&model.join("model.safetensors"))?,
+        data: data.len() as u64,
+    };
+    Ok(hearth_train::run::plan(
+        job,
+        &read("config.json")?,
+        &read("tokenizer.json")?,
+        sizes,
+        &data,
+        &limits(device, memory_mib),
+    )?)
 }
 
 /// `hearth plan`.

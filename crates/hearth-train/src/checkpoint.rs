@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::run::AdapterFiles;
-use crate::trainer::{Progress, Snapshot};
+use crate::adapter::AdapterFiles;
+use crate::trainer::{Progress, Resume, Snapshot};
 use crate::{JobSpec, RunRecord, TrainError};
 
 /// Version of the checkpoint layout.
@@ -29,7 +29,7 @@ pub struct TrainerState {
     pub format: u32,
     /// Where the run stands.
     pub progress: Progress,
-    /// SHA-256 of the training and held-out rows ([`crate::SplitData::fingerprint`]): a resumed run
+    /// SHA-256 of the training and held-out rows ([`crate::split::SplitData::fingerprint`]): a resumed run
     /// must see the same data.
     pub data_fingerprint: String,
     /// SHA-256 (hex) of every other file of the checkpoint.
@@ -49,6 +49,15 @@ pub struct Checkpoint {
     pub data_fingerprint: String,
 }
 
+/// The settings that decide a run's computation: the job without its file locations
+/// (a resumed run may find the same files elsewhere).
+fn without_paths(job: &JobSpec) -> JobSpec {
+    let mut job = job.clone();
+    job.model.path.clear();
+    job.data.path.clear();
+    job
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -63,7 +72,7 @@ impl Checkpoint {
     pub const STATE: &str = "trainer_state.json";
 
     /// Wraps a loop snapshot with the job, label names and the data's fingerprint
-    /// ([`crate::SplitData::fingerprint`]).
+    /// ([`crate::split::SplitData::fingerprint`]).
     pub fn new(
         job: &JobSpec,
         labels: &[String],
@@ -76,6 +85,31 @@ impl Checkpoint {
             progress: snapshot.progress,
             data_fingerprint: data_fingerprint.to_string(),
         })
+    }
+
+    /// The state `job` continues from on data with label names `labels` and fingerprint
+    /// `data_fingerprint` ([`crate::split::SplitData::fingerprint`]): refused when the
+    /// checkpoint belongs to another job or other data. The optimizer state is loaded on
+    /// `device` (without autodiff).
+    pub fn resume(
+        &self,
+        job: &JobSpec,
+        labels: &[String],
+        data_fingerprint: &str,
+        device: &burn::tensor::Device,
+    ) -> Result<Resume, TrainError> {
+        let record = self.record()?;
+        if without_paths(&record.job) != without_paths(job) {
+            return Err(TrainError::Checkpoint(
+                "the checkpoint was written by a different job (settings differ)".into(),
+            ));
+        }
+        if record.labels != labels || self.data_fingerprint != data_fingerprint {
+            return Err(TrainError::Checkpoint(
+                "the data differs from the data the checkpoint was trained on".into(),
+            ));
+        }
+        Resume::from_checkpoint(job, self, device)
     }
 
     /// Step the checkpoint was taken at.

@@ -644,6 +644,27 @@ impl JobSpec {
     }
 }
 
+impl JobSpec {
+    /// A job with every setting at its default for `task`, on the model at `model_path` and
+    /// the data at `data_path`: what the page's form starts from and what an adapter without
+    /// a run record is read with.
+    pub fn default_for(task: Task, model_path: &str, data_path: &str) -> Result<Self, TrainError> {
+        // A decoder has no `query`/`value`: its default targets are PEFT's for Llama.
+        let lora = if task.is_sft() {
+            LoraSettings::for_decoder()
+        } else {
+            LoraSettings::default()
+        };
+        let value = serde_json::json!({
+            "model": {"path": model_path},
+            "data": {"path": data_path},
+            "task": task,
+            "lora": lora,
+        });
+        Self::parse(&value.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,17 @@
-//! A Hearth fine-tuning run: the job spec, the training loop, schedules, metrics and events.
+//! A Hearth fine-tuning run: the job spec, one entry point for every task ([`run::start`]),
+//! the generic training loop and its objectives (a classifier's, a chat model's), schedules,
+//! optimizers, metrics, checkpoints, the memory planner and events.
 //!
 //! The loop is `async` because the browser can only read tensors back asynchronously; natively
 //! the CLI blocks on it. Progress leaves the loop as [`Event`]s, which the CLI draws as a
 //! progress bar (or JSON lines) and the page as charts. This crate never picks a backend: the
 //! caller hands it a model built on the device it chose.
 
+pub mod adapter;
+pub mod base;
 pub mod checkpoint;
+pub mod classify;
+pub mod event;
 pub mod job;
 pub mod loss;
 pub mod metrics;
@@ -14,10 +20,15 @@ pub mod plan;
 pub mod run;
 pub mod schedule;
 pub mod sft;
+pub mod split;
 pub mod task;
 mod trainer;
 
+pub use adapter::AdapterFiles;
+pub use base::NamedFiles;
 pub use checkpoint::Checkpoint;
+pub use classify::{Examples, TaskData, TrainData, evaluate, predict_scores, train};
+pub use event::{DataSummary, Event, TrainSummary};
 pub use job::{
     DataSpec, EarlyStopping, JobSpec, ModelSpec, RegressionLoss, RunRecord, SplitMethod,
     StopMetric, Strategy, Task, TrainSettings,
@@ -25,12 +36,10 @@ pub use job::{
 pub use metrics::{
     ClassificationMetrics, LanguageModelMetrics, Metrics, MultiLabelMetrics, RegressionMetrics,
 };
-pub use run::{AdapterFiles, Rows, RunOutput, SplitData, TaskData};
+pub use run::{RunHooks, RunInputs, RunOutput, TrainedModel, start};
+pub use split::{Assignment, Conversations, Rows, SplitData};
 pub use task::Targets;
-pub use trainer::{
-    BatchLoss, Event, Examples, Hooks, Objective, Progress, Resume, Snapshot, TrainData,
-    TrainSummary, evaluate, predict_scores, train, train_with,
-};
+pub use trainer::{BatchLoss, Hooks, Objective, Progress, Resume, Snapshot, train_with};
 
 /// What can end a run early.
 #[derive(Debug, thiserror::Error)]

@@ -1,541 +1,417 @@
-//! A whole run from bytes: dataset and model files in, trained adapter files out. The CLI and
-//! the page both go through here, so a job gives the same run wherever it is started.
+//! One run for every task, from bytes to bytes: the CLI and the page both call [`start`] with
+//! the job, the model's and the data's files and the device they chose, and get the trained
+//! model and the files to save. It reads and splits the data, tells the front end what it
+//! found ([`Event::Data`]), checks the job against the memory planner and applies `train.fit`
+//! ([`Event::Planned`]), builds the model the task needs, continues from a checkpoint or an
+//! initial adapter, trains through the generic loop and exports the adapter. A front end never
+//! chooses a pipeline: the task does, here.
 
 use std::ops::ControlFlow;
-use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
-use hearth_data::{DataFormat, LoadReport};
 use hearth_models::ModelFiles;
 use hearth_models::bert::BertForSequenceClassification;
-use hearth_models::peft::AdapterConfig;
-use hearth_models::tokenizer::TextTokenizer;
-use serde::Serialize;
+use hearth_models::llama::LlamaForCausalLM;
+use hearth_models::lm_tokenizer::LmTokenizer;
+use hearth_models::tokenizer::{TextTokenizer, TokenCounter};
 
+use crate::adapter::{AdapterFiles, check_init_adapter, load_chat};
+use crate::base::{NamedFiles, bert_files};
+use crate::classify::{Classify, TrainData};
+use crate::event::DataSummary;
+use crate::plan::{Limits, Plan};
+use crate::sft::SftReport;
+use crate::split::{Part, Rows, SplitData};
 use crate::task::Targets;
-use crate::trainer::{Hooks, Resume, Snapshot};
-use crate::{
-    Checkpoint, Event, Examples, JobSpec, Metrics, RunRecord, Task, TrainError, TrainSummary,
-};
+use crate::trainer::{Hooks, Objective, Snapshot, train_with};
+use crate::{Checkpoint, Event, JobSpec, Metrics, TrainError, TrainSummary};
 
-/// A job's dataset, read for its task: texts, their targets, the label names (none for
-/// regression) and what loading found out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskData {
-    /// The texts.
-    pub texts: Vec<String>,
-    /// The target of each text.
-    pub targets: Targets,
-    /// Label names, sorted; output `i` of the head predicts label `i`. Empty for regression.
-    pub label_names: Vec<String>,
-    /// What loading found out.
-    pub report: LoadReport,
+/// What a run reads: the base model's files, the dataset file and, when the job names
+/// `model.init_adapter`, that adapter directory's files.
+#[derive(Debug, Default)]
+pub struct RunInputs {
+    /// The base model's files by name ([`crate::base`]).
+    pub model: NamedFiles,
+    /// The dataset file's bytes (its format comes from `data.format` or `data.path`).
+    pub data: Vec<u8>,
+    /// `adapter_config.json`, `adapter_model.safetensors` and (optionally) `hearth_run.json`
+    /// of the adapter the job starts from.
+    pub init_adapter: Option<NamedFiles>,
 }
 
-impl TaskData {
-    /// The number of examples.
-    pub fn len(&self) -> usize {
-        self.texts.len()
-    }
+/// Where a run reports: every [`Event`], and every checkpoint to store.
+pub struct RunHooks<'a> {
+    /// Sees every event; `ControlFlow::Break` stops the run after the current step (it still
+    /// ends with a checkpoint and its adapter).
+    pub on_event: &'a mut dyn FnMut(&Event) -> ControlFlow<()>,
+    /// Stores a checkpoint; an error ends the run.
+    pub on_checkpoint: &'a mut dyn FnMut(Checkpoint) -> Result<(), TrainError>,
+}
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.texts.is_empty()
-    }
-
-    /// Rows carrying each label, in label order (empty for regression).
-    pub fn label_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.label_names.len()];
-        let mut count = |l: usize| {
-            if let Some(c) = counts.get_mut(l) {
-                *c += 1;
-            }
-        };
-        match &self.targets {
-            Targets::Classes(v) => v.iter().for_each(|&l| count(l)),
-            Targets::LabelSets(v) => v.iter().flatten().for_each(|&l| count(l)),
-            Targets::Values(_) => {}
-        }
-        counts
+impl std::fmt::Debug for RunHooks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunHooks")
     }
 }
 
-/// Texts with their targets, owned.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Rows {
-    /// The texts.
-    pub texts: Vec<String>,
-    /// The target of each text.
-    pub targets: Targets,
+/// The model a run trained, with what using it needs.
+#[derive(Debug)]
+pub enum TrainedModel {
+    /// A BERT-family classifier (or regressor) and its tokenizer.
+    Classifier {
+        /// The model with its trained adapters and head.
+        model: BertForSequenceClassification,
+        /// Its tokenizer, padding and truncating at the job's max length.
+        tokenizer: TextTokenizer,
+    },
+    /// A chat model with its trained adapters, and its tokenizer with the chat template.
+    Chat {
+        /// The decoder.
+        model: LlamaForCausalLM,
+        /// Its tokenizer.
+        tokenizer: LmTokenizer,
+    },
 }
 
-impl Rows {
-    /// A borrowed view for the training loop.
-    pub fn examples(&self) -> Examples<'_> {
-        Examples {
-            texts: &self.texts,
-            targets: &self.targets,
-        }
-    }
-
-    fn pick(dataset: &TaskData, indices: &[usize]) -> Self {
-        Self {
-            texts: indices.iter().map(|&i| dataset.texts[i].clone()).collect(),
-            targets: dataset.targets.pick(indices),
-        }
-    }
-}
-
-/// A job's dataset split into training and held-out rows.
-#[derive(Debug, Clone)]
-pub struct SplitData {
-    /// The whole dataset (after cleaning), with its label names and load report.
-    pub dataset: TaskData,
-    /// Training rows, in the order of the seeded split, augmented copies after them.
-    pub train: Rows,
-    /// Held-out (validation) rows.
-    pub eval: Rows,
-    /// Test rows, scored once at the end (empty unless the job asks for a test share).
-    pub test: Rows,
-    /// Which dataset rows went where, to save beside the run.
-    pub assignment: Assignment,
-}
-
-/// The row indices (into the cleaned dataset) of each part of a split, and how it was drawn.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Assignment {
-    /// `holdout` or `stratified`.
-    pub method: crate::SplitMethod,
-    /// The seed.
-    pub seed: u64,
-    /// Training rows, before augmentation.
-    pub train: Vec<usize>,
-    /// Validation rows.
-    pub validation: Vec<usize>,
-    /// Test rows.
-    pub test: Vec<usize>,
-    /// Augmented training rows added.
-    pub augmented: usize,
-}
-
-impl SplitData {
-    /// SHA-256 (hex) of the training and held-out rows with their labels, in order: equal
-    /// exactly when a run would see the same data.
-    pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        for (part, rows) in [
-            ("train", &self.train),
-            ("eval", &self.eval),
-            ("test", &self.test),
-        ] {
-            hash.update(part.as_bytes());
-            hash.update((rows.texts.len() as u64).to_le_bytes());
-            for (i, text) in rows.texts.iter().enumerate() {
-                hash.update((text.len() as u64).to_le_bytes());
-                hash.update(text.as_bytes());
-                let name = rows.targets.describe(i, &self.dataset.label_names);
-                hash.update((name.len() as u64).to_le_bytes());
-                hash.update(name.as_bytes());
-            }
-        }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// The format of the job's data: `data.format` if set, else the extension of `data.path`.
-pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
-    let explicit = job
-        .data
-        .format
-        .as_deref()
-        .map(str::parse::<DataFormat>)
-        .transpose()?;
-    Ok(DataFormat::resolve(explicit, Path::new(&job.data.path))?)
-}
-
-/// Reads the job's dataset from the file's bytes for the job's task and applies the job's
-/// cleaning.
-pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<TaskData, TrainError> {
-    if job.task.is_sft() {
-        return Err(TrainError::Job(
-            "an SFT job reads conversations, not labelled texts (crate::sft)".into(),
-        ));
-    }
-    let format = data_format(job)?;
-    if !format.has_columns() {
-        return Err(hearth_data::DataError::NoLabels.into());
-    }
-    let column = &job.data.label_column;
-    let rows = hearth_data::load_rows_with(
-        bytes,
-        format,
-        &job.data.text_column,
-        Some(column),
-        job.data.skip_unlabeled,
-    )?;
-    // Numbers are checked before cleaning, so an error names the row as it is in the file.
-    if matches!(job.task, Task::Regression { .. }) {
-        hearth_data::parse_values(rows.labels.as_deref().unwrap_or_default(), column)?;
-    }
-    let rows = if job.data.clean == hearth_data::clean::CleanOptions::default() {
-        rows
-    } else {
-        let cleaned = hearth_data::clean::clean(
-            rows.texts,
-            rows.labels,
-            &job.data.clean,
-            &hearth_data::neardup::NearDupSettings::default(),
-        );
-        hearth_data::RawRows {
-            texts: cleaned.texts,
-            labels: cleaned.labels,
-            report: rows.report,
-        }
-    };
-    if rows.texts.is_empty() {
-        return Err(hearth_data::DataError::NoDataRows {
-            reason: "no rows are left",
-        }
-        .into());
-    }
-    match &job.task {
-        Task::Classification => {
-            let d = hearth_data::into_classification(rows, column)?;
-            Ok(TaskData {
-                texts: d.texts,
-                targets: Targets::Classes(d.labels),
-                label_names: d.label_names,
-                report: d.report,
-            })
-        }
-        Task::MultiLabel { separator, .. } => {
-            let labels = rows.labels.unwrap_or_default();
-            let (sets, names) = hearth_data::parse_label_sets(&labels, separator, column)?;
-            Ok(TaskData {
-                texts: rows.texts,
-                targets: Targets::LabelSets(sets),
-                label_names: names,
-                report: rows.report,
-            })
-        }
-        Task::Regression { .. } => {
-            let labels = rows.labels.unwrap_or_default();
-            Ok(TaskData {
-                texts: rows.texts,
-                targets: Targets::Values(hearth_data::parse_values(&labels, column)?),
-                label_names: Vec::new(),
-                report: rows.report,
-            })
-        }
-        Task::Sft { .. } => Err(TrainError::Job(
-            "an SFT job reads conversations, not labelled texts".into(),
-        )),
-    }
-}
-
-/// Splits a dataset into training, held-out and test rows as the job says, and augments the
-/// training rows if asked.
-pub fn split(job: &JobSpec, dataset: TaskData) -> Result<SplitData, TrainError> {
-    let n = dataset.texts.len();
-    let seed = job.train.seed;
-    let (train, validation, test) = match job.data.split {
-        crate::SplitMethod::Holdout => {
-            let split = hearth_data::holdout_split(n, job.eval_rows(n), seed)?;
-            (split.train, split.eval, Vec::new())
-        }
-        crate::SplitMethod::Stratified => {
-            let refs: Vec<&str> = dataset.texts.iter().map(String::as_str).collect();
-            let groups = hearth_data::duplicate_groups(
-                &refs,
-                Some(&hearth_data::neardup::NearDupSettings::default()),
-            );
-            let strata = dataset.targets.strata(dataset.label_names.len());
-            let s = hearth_data::stratified_split(
-                &strata,
-                &groups,
-                job.data.eval_fraction,
-                job.data.test_fraction,
-                seed,
-            )?;
-            (s.train, s.validation, s.test)
-        }
-    };
-    let mut train_rows = Rows::pick(&dataset, &train);
-    let mut augmented = 0;
-    if let Some(settings) = &job.data.augment {
-        // Each copy carries the index of the row it came from, which picks its target.
-        let sources: Vec<usize> = (0..train_rows.texts.len()).collect();
-        let (texts, from) = hearth_data::augment::augment(&train_rows.texts, &sources, settings);
-        augmented = texts.len();
-        let targets = train_rows.targets.pick(&from);
-        train_rows.texts.extend(texts);
-        train_rows.targets.extend(targets);
-    }
-    Ok(SplitData {
-        train: train_rows,
-        eval: Rows::pick(&dataset, &validation),
-        test: Rows::pick(&dataset, &test),
-        assignment: Assignment {
-            method: job.data.split,
-            seed,
-            train,
-            validation,
-            test,
-            augmented,
-        },
-        dataset,
-    })
-}
-
-/// Builds the job's model for `labels` label names (the head has one output per label, one
-/// in all for regression) on `device` (autodiff when training), with its tokenizer. Seeds the
-/// device (dropout) and the host draw of the initial adapters.
-pub fn build_model(
-    job: &JobSpec,
-    files: &ModelFiles,
-    labels: usize,
-    device: &Device,
-) -> Result<(BertForSequenceClassification, TextTokenizer), TrainError> {
-    let tokenizer = TextTokenizer::from_bytes(&files.tokenizer, job.train.max_length)?;
-    device.seed(job.train.seed);
-    let model = hearth_models::build_for_strategy(
-        files,
-        crate::task::num_outputs(&job.task, labels),
-        job.model.pooling,
-        &job.lora,
-        job.train.strategy,
-        job.train.seed,
-        device,
-    )?;
-    let model = match job.train.head_dropout {
-        Some(p) => model.with_head_dropout(p),
-        None => model,
-    };
-    Ok((model, tokenizer))
-}
-
-/// A finished run: the trained model, its figures and the label names in head order.
+/// A finished run.
 #[derive(Debug)]
 pub struct RunOutput {
-    /// The model with its trained adapters and head.
-    pub model: BertForSequenceClassification,
+    /// The job as it ran (after `train.fit`); the one the run record holds.
+    pub job: JobSpec,
+    /// The trained model.
+    pub model: TrainedModel,
+    /// Label names in head order (empty for regression and SFT).
+    pub labels: Vec<String>,
     /// Figures of the run.
     pub summary: TrainSummary,
+    /// Validation before the first step, when the task scores the base model (SFT).
+    pub before: Option<Metrics>,
     /// Metrics on the test rows, when the split has any.
     pub test: Option<Metrics>,
-    /// Label names; index `i` is the head's output `i`.
-    pub labels: Vec<String>,
+    /// What tokenizing the training conversations found (SFT).
+    pub sft: Option<SftReport>,
+    /// The files to save: the adapter (or head, or model) and the run record.
+    pub files: AdapterFiles,
 }
 
-/// The settings that decide a run's computation: the job without its file locations
-/// (a resumed run may find the same files elsewhere).
-pub(crate) fn without_paths(job: &JobSpec) -> JobSpec {
-    let mut job = job.clone();
-    job.model.path.clear();
-    job.data.path.clear();
-    job
-}
-
-/// Builds the model, trains it on the split data and evaluates it, reporting every [`Event`]
-/// and handing every checkpoint to `on_checkpoint`. With `resume`, the run continues from that
-/// checkpoint, which must belong to this job and this data.
-pub async fn run(
+/// Runs `job` on `inputs` on `device` (autodiff), from the start or from `resume` (a
+/// checkpoint of this job on this data), checked against `limits` for `train.fit`.
+pub async fn start(
     job: &JobSpec,
-    files: &ModelFiles,
-    data: &SplitData,
+    inputs: RunInputs,
     device: &Device,
+    limits: &Limits,
     resume: Option<&Checkpoint>,
-    on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
-    on_checkpoint: &mut dyn FnMut(Checkpoint) -> Result<(), TrainError>,
+    hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
     job.validate()?;
+    let RunInputs {
+        model,
+        data,
+        init_adapter,
+    } = inputs;
+    if job.model.init_adapter.is_some() && init_adapter.is_none() {
+        return Err(TrainError::Job(
+            "model.init_adapter names an adapter whose files were not given".into(),
+        ));
+    }
     // Gradient checkpointing is a property of the autodiff device the model lives on.
     let device = &if job.train.gradient_checkpointing && device.is_autodiff() {
         device.clone().gradient_checkpointing()
     } else {
         device.clone()
     };
-    let labels = data.dataset.label_names.clone();
-    let (mut model, tokenizer) = build_model(job, files, labels.len(), device)?;
+    if job.task.is_sft() {
+        let split = crate::sft::load_conversations(job, &data)?;
+        drop(data);
+        let _ = (hooks.on_event)(&Event::Data(summarize(job, &split, None)));
+        return run_chat(job, model, split, init_adapter, device, resume, hooks).await;
+    }
+    let data_bytes = data.len() as u64;
+    let split = crate::classify::split(job, crate::classify::load_dataset(job, &data)?)?;
+    drop(data);
+    let range = [&split.train, &split.eval, &split.test]
+        .iter()
+        .filter_map(|part| part.targets.value_range())
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+    let _ = (hooks.on_event)(&Event::Data(summarize(job, &split, range)));
+    let files = bert_files(model)?;
+    // A resumed run keeps its job: adapting it would make it another job.
+    let job = match resume {
+        Some(_) => job.clone(),
+        None => {
+            let sizes = FileSizes {
+                model: files.weights.len() as u64,
+                data: data_bytes,
+            };
+            let plan = plan_split(job, &files.config, &files.tokenizer, sizes, &split, limits)?;
+            let settled = crate::plan::settle(job, &plan)?;
+            let t = &settled.train;
+            let _ = (hooks.on_event)(&Event::Planned {
+                changed: settled != *job,
+                batch_size: t.batch_size,
+                gradient_accumulation: t.gradient_accumulation,
+                max_length: t.max_length,
+                plan: Box::new(plan),
+            });
+            settled
+        }
+    };
+    run_classifier(&job, files, split, init_adapter, device, resume, hooks).await
+}
+
+fn summarize<P: Part>(
+    job: &JobSpec,
+    split: &SplitData<P>,
+    target_range: Option<(f32, f32)>,
+) -> DataSummary {
+    DataSummary {
+        task: job.task.clone(),
+        rows: split.rows,
+        train_rows: split.train.len(),
+        eval_rows: split.eval.len(),
+        test_rows: split.test.len(),
+        labels: split.labels.clone(),
+        class_counts: split.class_counts.clone(),
+        target_range,
+        report: split.report.clone(),
+        assignment: split.assignment.clone(),
+    }
+}
+
+/// Bytes of the files the planner counts as held in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSizes {
+    /// `model.safetensors`.
+    pub model: u64,
+    /// The dataset file.
+    pub data: u64,
+}
+
+/// The memory plan of a classifier job on its model (`config.json`, `tokenizer.json` and the
+/// sizes of the weights and data files) and data (the dataset file's bytes), against `limits`:
+/// `hearth plan`, and what [`start`] checks before a run.
+pub fn plan(
+    job: &JobSpec,
+    config: &[u8],
+    tokenizer: &[u8],
+    sizes: FileSizes,
+    data: &[u8],
+    limits: &Limits,
+) -> Result<Plan, TrainError> {
+    if job.task.is_sft() {
+        return Err(TrainError::Job(
+            "the memory planner models BERT-family classifiers; it has no estimate for \
+             chat-model (SFT) jobs yet (docs/BENCHMARKS.md lists the peak memory measured \
+             for SmolLM2-135M)"
+                .into(),
+        ));
+    }
+    let split = crate::classify::split(job, crate::classify::load_dataset(job, data)?)?;
+    plan_split(job, config, tokenizer, sizes, &split, limits)
+}
+
+fn plan_split(
+    job: &JobSpec,
+    config: &[u8],
+    tokenizer: &[u8],
+    sizes: FileSizes,
+    split: &SplitData<Rows>,
+    limits: &Limits,
+) -> Result<Plan, TrainError> {
+    let counter = TokenCounter::from_bytes(tokenizer)?;
+    let row_lengths: Vec<usize> = split
+        .train
+        .texts
+        .iter()
+        .map(|t| counter.count(t).0)
+        .collect();
+    let ctx = crate::plan::Context {
+        num_outputs: crate::task::num_outputs(&job.task, split.labels.len()),
+        model_file_bytes: sizes.model,
+        data_file_bytes: sizes.data,
+        data_rows: split.rows as u64,
+        longest_row: row_lengths.iter().copied().max(),
+        row_lengths,
+        has_pooler: None,
+    };
+    crate::plan::plan(job, config, limits, &ctx)
+}
+
+/// Trains `model` on `objective` through the generic loop, from the start or from `resume`,
+/// wrapping every snapshot into a [`Checkpoint`] of `job` on data with `labels` and
+/// `fingerprint`. With `evaluate_first`, a fresh run scores the held-out rows before the first
+/// step and reports it as an evaluation at step 0.
+async fn fit<O: Objective>(
+    job: &JobSpec,
+    objective: &O,
+    model: O::Model,
+    labels: &[String],
+    fingerprint: &str,
+    resume: Option<&Checkpoint>,
+    hooks: &mut RunHooks<'_>,
+    evaluate_first: bool,
+) -> Result<(O::Model, TrainSummary, Option<Metrics>), TrainError> {
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .ok_or_else(|| TrainError::Job("the model has no parameters".into()))?;
+    let resume = resume
+        .map(|c| c.resume(job, labels, fingerprint, &device.inner()))
+        .transpose()?;
+    let before = if evaluate_first && resume.is_none() && objective.eval_rows() > 0 {
+        let metrics = objective.evaluate(&model).await?;
+        let _ = (hooks.on_event)(&Event::Evaluated {
+            step: 0,
+            metrics: metrics.clone(),
+        });
+        Some(metrics)
+    } else {
+        None
+    };
+    let on_checkpoint = &mut *hooks.on_checkpoint;
+    let mut wrap = |snapshot: Snapshot| {
+        on_checkpoint(Checkpoint::new(job, labels, fingerprint, snapshot)?)
+    };
+    let (model, summary) = train_with(
+        model,
+        objective,
+        &job.train,
+        resume,
+        Hooks {
+            on_event: &mut *hooks.on_event,
+            on_checkpoint: &mut wrap,
+        },
+    )
+    .await?;
+    Ok((model, summary, before))
+}
+
+async fn run_classifier(
+    job: &JobSpec,
+    mut files: ModelFiles,
+    split: SplitData<Rows>,
+    init_adapter: Option<NamedFiles>,
+    device: &Device,
+    resume: Option<&Checkpoint>,
+    mut hooks: RunHooks<'_>,
+) -> Result<RunOutput, TrainError> {
+    let labels = split.labels.clone();
+    // The trained weights the run starts from: the checkpoint's, the initial adapter's, or
+    // none (the seeded init).
+    files.adapter = match (resume, &init_adapter) {
+        (Some(checkpoint), _) => Some(checkpoint.adapter.weights.clone()),
+        (None, Some(adapter)) => Some(check_init_adapter(adapter, job, &labels)?.1),
+        (None, None) => None,
+    };
+    let (mut model, tokenizer) = crate::classify::build_model(job, &files, labels.len(), device)?;
     // A fresh regression head starts at the mean training target: its first steps then learn
     // from the texts instead of walking the bias from 0 to the targets' scale.
-    if let (Targets::Values(values), None, None) = (&data.train.targets, resume, &files.adapter)
+    if let (Targets::Values(values), None) = (&split.train.targets, &files.adapter)
         && !values.is_empty()
     {
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
         model = model.with_head_bias(&[mean as f32])?;
     }
-    // Hashing every row once per run, not once per checkpoint.
-    let fingerprint = data.fingerprint();
-    let (model, resume) = match resume {
-        None => (model, None),
-        Some(checkpoint) => {
-            let record = checkpoint.record()?;
-            if without_paths(&record.job) != without_paths(job) {
-                return Err(TrainError::Checkpoint(
-                    "the checkpoint was written by a different job (settings differ)".into(),
-                ));
-            }
-            if record.labels != labels || checkpoint.data_fingerprint != fingerprint {
-                return Err(TrainError::Checkpoint(
-                    "the data differs from the data the checkpoint was trained on".into(),
-                ));
-            }
-            // The checkpoint's trained weights on a freshly built base.
-            let files = ModelFiles {
-                adapter: Some(checkpoint.adapter.weights.clone()),
-                ..files.clone()
-            };
-            drop(model);
-            let (model, _) = build_model(job, &files, labels.len(), device)?;
-            let state = Resume::from_checkpoint(job, checkpoint, &device.clone().inner())?;
-            (model, Some(state))
-        }
-    };
-    let mut wrap =
-        |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, &labels, &fingerprint, snapshot)?);
-    let (model, summary) = crate::train(
-        model,
+    let objective = Classify::new(
         &tokenizer,
-        crate::TrainData {
+        TrainData {
             task: &job.task,
-            train: data.train.examples(),
-            eval: data.eval.examples(),
+            train: split.train.examples(),
+            eval: split.eval.examples(),
         },
         &job.train,
+        model.num_labels(),
+    )?;
+    let fingerprint = split.fingerprint();
+    let (model, summary, _) = fit(
+        job,
+        &objective,
+        model,
+        &labels,
+        &fingerprint,
         resume,
-        Hooks {
-            on_event,
-            on_checkpoint: &mut wrap,
-        },
+        &mut hooks,
+        false,
     )
     .await?;
-    let test = if data.test.texts.is_empty() {
+    let test = if split.test.is_empty() {
         None
     } else {
-        let metrics = crate::evaluate(
+        let metrics = crate::classify::evaluate(
             &model,
             &tokenizer,
             &job.task,
-            data.test.examples(),
+            split.test.examples(),
             job.train.batch_size,
         )
         .await?;
-        let _ = on_event(&Event::Tested {
+        let _ = (hooks.on_event)(&Event::Tested {
             step: summary.steps,
             metrics: metrics.clone(),
         });
         Some(metrics)
     };
+    files.adapter = None;
+    let saved = AdapterFiles::export(job, &model, &labels, &files).await?;
     Ok(RunOutput {
-        model,
-        summary,
-        test,
+        job: job.clone(),
+        model: TrainedModel::Classifier { model, tokenizer },
         labels,
+        summary,
+        before: None,
+        test,
+        sft: None,
+        files: saved,
     })
 }
 
-/// The files a run leaves, as bytes: by strategy, PEFT's adapter (`adapter_config.json`,
-/// `adapter_model.safetensors`), the head (`head.safetensors`) or a complete model directory
-/// (`config.json`, `model.safetensors`, `tokenizer.json`); and `hearth_run.json`, the job and
-/// the label names.
-#[derive(Debug, Clone)]
-pub struct AdapterFiles {
-    /// What the run trained, which names the files.
-    pub strategy: hearth_models::Strategy,
-    /// `adapter_config.json` for LoRA runs; empty otherwise.
-    pub config: String,
-    /// The trained weights, in the file [`hearth_models::Strategy::weights_file`] names.
-    pub weights: Vec<u8>,
-    /// `hearth_run.json`: the job and the label names.
-    pub record: String,
-    /// A full model's `config.json` and `tokenizer.json` (final output only, not checkpoints).
-    pub extra: Vec<(&'static str, Vec<u8>)>,
-}
-
-impl AdapterFiles {
-    /// PEFT's config file name.
-    pub const CONFIG: &str = "adapter_config.json";
-    /// PEFT's weights file name.
-    pub const WEIGHTS: &str = "adapter_model.safetensors";
-    /// Hearth's run record file name.
-    pub const RECORD: &str = "hearth_run.json";
-
-    /// What a model trained by `job` saves (PEFT's format for LoRA), plus the run record.
-    /// `base` is the base model's files (a full model's directory takes its config and
-    /// tokenizer).
-    pub async fn export(
-        job: &JobSpec,
-        model: &BertForSequenceClassification,
-        labels: &[String],
-        base: &ModelFiles,
-    ) -> Result<Self, TrainError> {
-        let trained = hearth_models::export_trained(
+async fn run_chat(
+    job: &JobSpec,
+    files: NamedFiles,
+    split: SplitData<crate::split::Conversations>,
+    init_adapter: Option<NamedFiles>,
+    device: &Device,
+    resume: Option<&Checkpoint>,
+    mut hooks: RunHooks<'_>,
+) -> Result<RunOutput, TrainError> {
+    let init = match (resume, &init_adapter) {
+        (None, Some(adapter)) => Some(check_init_adapter(adapter, job, &[])?),
+        _ => None,
+    };
+    let adapter = match (resume, &init) {
+        (Some(c), _) => Some((c.adapter.config.as_str(), c.adapter.weights.as_slice())),
+        (None, Some((config, weights))) => Some((config.as_str(), weights.as_slice())),
+        (None, None) => None,
+    };
+    let chat = load_chat(job, files, adapter, device)?;
+    let (objective, report) = crate::sft::objective(job, &chat.tokenizer, &split)?;
+    let fingerprint = split.fingerprint();
+    let (model, summary, before) = fit(
+        job,
+        &objective,
+        chat.model,
+        &[],
+        &fingerprint,
+        resume,
+        &mut hooks,
+        true,
+    )
+    .await?;
+    let weights = hearth_models::peft::export_adapter(&model).await?;
+    Ok(RunOutput {
+        job: job.clone(),
+        files: AdapterFiles::with_weights(job, &[], weights)?,
+        model: TrainedModel::Chat {
             model,
-            job.train.strategy,
-            &job.lora,
-            base,
-            &job.model.path,
-            labels,
-            job.task.problem_type().ok_or_else(|| {
-                TrainError::Job("an SFT run exports a causal-LM adapter, not a classifier".into())
-            })?,
-        )
-        .await?;
-        let mut files = Self::with_weights(job, labels, trained.weights().to_vec())?;
-        if let hearth_models::Trained::Model {
-            config, tokenizer, ..
-        } = trained
-        {
-            files.extra = vec![("config.json", config), ("tokenizer.json", tokenizer)];
-        }
-        Ok(files)
-    }
-
-    /// The files around already exported weights of the job's strategy.
-    pub fn with_weights(
-        job: &JobSpec,
-        labels: &[String],
-        weights: Vec<u8>,
-    ) -> Result<Self, TrainError> {
-        let strategy = job.train.strategy;
-        let config = if job.task.is_sft() {
-            pretty(&AdapterConfig::for_causal_lm(&job.lora, &job.model.path))?
-        } else if strategy == hearth_models::Strategy::Lora {
-            pretty(&AdapterConfig::for_classification(
-                &job.lora,
-                &job.model.path,
-            ))?
-        } else {
-            String::new()
-        };
-        let record = RunRecord {
-            job: job.clone(),
-            labels: labels.to_vec(),
-        };
-        Ok(Self {
-            strategy,
-            config,
-            weights,
-            record: pretty(&record)?,
-            extra: Vec::new(),
-        })
-    }
-
-    /// Every file by name, the run record last.
-    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let mut files = Vec::new();
-        if !self.config.is_empty() {
-            files.push((Self::CONFIG, self.config.clone().into_bytes()));
-        }
-        files.push((self.strategy.weights_file(), self.weights.clone()));
-        files.extend(self.extra.iter().cloned());
-        files.push((Self::RECORD, self.record.clone().into_bytes()));
-        files
-    }
-}
-
-fn pretty<T: Serialize>(value: &T) -> Result<String, TrainError> {
-    serde_json::to_string_pretty(value).map_err(|e| TrainError::Job(e.to_string()))
+            tokenizer: chat.tokenizer,
+        },
+        labels: Vec::new(),
+        summary,
+        before,
+        test: None,
+        sft: Some(report),
+    })
 }

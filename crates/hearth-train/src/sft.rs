@@ -10,7 +10,8 @@
 //!   `max_length` tokens (first fit, in file order). A packed conversation still attends only
 //!   to itself and its positions start at 0 ([`LlamaForCausalLM::forward_packed`]), so packing
 //!   changes how much padding is computed, not the numbers.
-//! - [`Sft`] is the [`Objective`] the generic loop ([`crate::trainer::train_with`]) runs.
+//! - [`Sft`] is the [`Objective`] the generic loop ([`crate::trainer::train_with`]) runs;
+//!   [`objective`] builds it for a job.
 
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -23,6 +24,7 @@ use serde::Serialize;
 use crate::job::EarlyStopping;
 use crate::loss::causal_lm_loss;
 use crate::metrics::{LanguageModelMetrics, Metrics};
+use crate::split::{Assignment, Conversations, SplitData};
 use crate::trainer::{BatchLoss, Objective};
 use crate::{JobSpec, TrainError};
 
@@ -331,89 +333,47 @@ impl Objective for Sft {
     }
 }
 
-/// Conversations split into training and held-out ones.
-#[derive(Debug, Clone)]
-pub struct SftData {
-    /// Training conversations.
-    pub train: Vec<Vec<Turn>>,
-    /// Held-out conversations.
-    pub eval: Vec<Vec<Turn>>,
-    /// Which file conversation went where (indices into the file's conversations).
-    pub assignment: (Vec<usize>, Vec<usize>),
-    /// What loading found out.
-    pub report: hearth_data::LoadReport,
-}
-
-impl SftData {
-    /// SHA-256 (hex) of the training and held-out conversations in order: equal exactly when
-    /// a run would see the same data.
-    pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        for (part, convs) in [("train", &self.train), ("eval", &self.eval)] {
-            hash.update(part.as_bytes());
-            hash.update((convs.len() as u64).to_le_bytes());
-            for turns in convs.iter() {
-                hash.update((turns.len() as u64).to_le_bytes());
-                for t in turns {
-                    for field in [&t.role, &t.content] {
-                        hash.update((field.len() as u64).to_le_bytes());
-                        hash.update(field.as_bytes());
-                    }
-                }
-            }
-        }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
 /// Reads the job's conversations from the file's bytes and holds out `data.eval_rows` (or
 /// `data.eval_fraction`) of them after the seeded shuffle every Hearth split uses.
-pub fn load_sft_data(job: &JobSpec, bytes: &[u8]) -> Result<SftData, TrainError> {
-    let format = crate::run::data_format(job)?;
+pub fn load_conversations(
+    job: &JobSpec,
+    bytes: &[u8],
+) -> Result<SplitData<Conversations>, TrainError> {
+    let format = crate::split::data_format(job)?;
     let conversations = hearth_data::chat::load_conversations(bytes, format)?;
     let n = conversations.items.len();
     let split = hearth_data::holdout_split(n, job.eval_rows(n), job.train.seed)?;
-    let pick = |idx: &[usize]| -> Vec<Vec<Turn>> {
+    let pick = |idx: &[usize]| -> Conversations {
         idx.iter()
             .map(|&i| conversations.items[i].clone())
             .collect()
     };
-    Ok(SftData {
+    Ok(SplitData {
         train: pick(&split.train),
         eval: pick(&split.eval),
-        assignment: (split.train, split.eval),
+        test: Vec::new(),
+        labels: Vec::new(),
+        class_counts: Vec::new(),
+        rows: n,
         report: conversations.report,
+        assignment: Assignment {
+            method: crate::SplitMethod::Holdout,
+            seed: job.train.seed,
+            train: split.train,
+            validation: split.eval,
+            test: Vec::new(),
+            augmented: 0,
+        },
     })
 }
 
-/// A finished SFT run.
-#[derive(Debug)]
-pub struct SftOutput {
-    /// The model with its trained adapters.
-    pub model: LlamaForCausalLM,
-    /// Figures of the run.
-    pub summary: crate::TrainSummary,
-    /// Validation before the first step (the base model: fresh adapters change nothing).
-    pub before: Option<LanguageModelMetrics>,
-    /// What tokenizing the training conversations found.
-    pub report: SftReport,
-}
-
-/// Trains `model` (a chat model on an autodiff device, adapters attached) on the job's
-/// conversations: tokenizes them with `tokenizer`'s chat template, evaluates the held-out ones
-/// before the first step (reported as an evaluation at step 0) and then runs the generic loop,
-/// from the start or from `resume`.
-pub async fn run_sft(
+/// The SFT objective of `job` on `data`: the conversations tokenized with `tokenizer`'s chat
+/// template, in rows (packed or not), and what tokenizing the training conversations found.
+pub fn objective(
     job: &JobSpec,
-    model: LlamaForCausalLM,
     tokenizer: &LmTokenizer,
-    data: &SftData,
-    resume: Option<&crate::Checkpoint>,
-    on_event: &mut dyn FnMut(&crate::Event) -> std::ops::ControlFlow<()>,
-    on_checkpoint: &mut dyn FnMut(crate::Checkpoint) -> Result<(), TrainError>,
-) -> Result<SftOutput, TrainError> {
-    job.validate()?;
+    data: &SplitData<Conversations>,
+) -> Result<(Sft, SftReport), TrainError> {
     let crate::Task::Sft { packing, .. } = job.task else {
         return Err(TrainError::Job("the job's task is not sft".into()));
     };
@@ -427,7 +387,7 @@ pub async fn run_sft(
             report.dropped
         )));
     }
-    let objective = Sft::new(
+    let sft = Sft::new(
         train,
         eval,
         packing,
@@ -435,65 +395,7 @@ pub async fn run_sft(
         tokenizer.pad_id().unwrap_or(0),
         job.train.batch_size,
     );
-    let fingerprint = data.fingerprint();
-    let resume = match resume {
-        None => None,
-        Some(checkpoint) => {
-            let record = checkpoint.record()?;
-            if crate::run::without_paths(&record.job) != crate::run::without_paths(job) {
-                return Err(TrainError::Checkpoint(
-                    "the checkpoint was written by a different job (settings differ)".into(),
-                ));
-            }
-            if checkpoint.data_fingerprint != fingerprint {
-                return Err(TrainError::Checkpoint(
-                    "the data differs from the data the checkpoint was trained on".into(),
-                ));
-            }
-            let device = model
-                .devices()
-                .into_iter()
-                .next()
-                .ok_or_else(|| TrainError::Job("the model has no parameters".into()))?;
-            Some(crate::Resume::from_checkpoint(
-                job,
-                checkpoint,
-                &device.inner(),
-            )?)
-        }
-    };
-    let before = if resume.is_none() && objective.eval_rows() > 0 {
-        let Metrics::LanguageModel(m) = objective.evaluate(&model).await? else {
-            return Err(TrainError::Job("SFT evaluation gave no loss".into()));
-        };
-        let _ = on_event(&crate::Event::Evaluated {
-            step: 0,
-            metrics: Metrics::LanguageModel(m.clone()),
-        });
-        Some(m)
-    } else {
-        None
-    };
-    let mut wrap = |snapshot: crate::Snapshot| {
-        on_checkpoint(crate::Checkpoint::new(job, &[], &fingerprint, snapshot)?)
-    };
-    let (model, summary) = crate::trainer::train_with(
-        model,
-        &objective,
-        &job.train,
-        resume,
-        crate::Hooks {
-            on_event,
-            on_checkpoint: &mut wrap,
-        },
-    )
-    .await?;
-    Ok(SftOutput {
-        model,
-        summary,
-        before,
-        report,
-    })
+    Ok((sft, report))
 }
 
 #[cfg(test)]

@@ -69,6 +69,18 @@ impl Targets {
         }
     }
 
+    /// The smallest and largest target, for regression targets (`None` for labels or no
+    /// rows).
+    pub fn value_range(&self) -> Option<(f32, f32)> {
+        match self {
+            Self::Values(v) if !v.is_empty() => Some(v.iter().fold(
+                (f32::INFINITY, f32::NEG_INFINITY),
+                |(lo, hi), &x| (lo.min(x), hi.max(x)),
+            )),
+            _ => None,
+        }
+    }
+
     /// A group per row for stratified splitting: the class; for label sets the row's rarest
     /// label (`labels` for a row with none); for numbers the decile of its rank.
     pub fn strata(&self, labels: usize) -> Vec<usize> {

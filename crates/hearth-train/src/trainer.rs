@@ -1,4 +1,5 @@
-//! The training loop, evaluation and prediction.
+//! The generic training loop: any [`Objective`] (a classifier's, a language model's) over
+//! micro-batches, with gradient accumulation, evaluation, early stopping and checkpoints.
 //!
 //! One page long on purpose: forward, loss, `backward`, `GradientsParams::from_grads`,
 //! `optim.step`, with the learning rate a pure function of the step. Every read back to the host
@@ -10,131 +11,15 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::Tensor;
 use hearth_data::python_shuffle_indices;
-use hearth_models::bert::{BertForSequenceClassification, BertInput};
-use hearth_models::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
 use crate::job::EarlyStopping;
-use crate::job::Task;
+use crate::event::{Event, TrainSummary};
 use crate::metrics::Metrics;
 use crate::optim::Optimizer;
 use crate::schedule::learning_rate;
-use crate::task::Targets;
 use crate::{TrainError, TrainSettings};
-
-/// Texts with their targets.
-#[derive(Debug, Clone, Copy)]
-pub struct Examples<'a> {
-    /// The texts.
-    pub texts: &'a [String],
-    /// The target of each text.
-    pub targets: &'a Targets,
-}
-
-impl Examples<'_> {
-    fn len(&self) -> usize {
-        self.texts.len().min(self.targets.len())
-    }
-}
-
-/// What a run learns from: the task, the training rows and the held-out rows.
-#[derive(Debug, Clone, Copy)]
-pub struct TrainData<'a> {
-    /// What the head predicts and its loss.
-    pub task: &'a Task,
-    /// The rows to train on.
-    pub train: Examples<'a>,
-    /// The rows to evaluate on.
-    pub eval: Examples<'a>,
-}
-
-/// What the loop reports while it runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// Training is about to start.
-    Started {
-        /// Total steps planned.
-        steps: usize,
-        /// Steps already done by the checkpoint this run resumed from (0 for a fresh run).
-        resumed_at: usize,
-        /// Training rows.
-        train_rows: usize,
-        /// Held-out rows.
-        eval_rows: usize,
-        /// Parameters that receive gradients.
-        trainable_params: usize,
-        /// All parameters, adapters included.
-        total_params: usize,
-    },
-    /// One optimizer step finished.
-    Step {
-        /// 1-based step.
-        step: usize,
-        /// Total steps planned.
-        steps: usize,
-        /// Passes over the training rows so far.
-        epoch: f64,
-        /// Mean loss of the step's examples (the task's loss, without the L1 penalty).
-        loss: f32,
-        /// Learning rate used by this step.
-        learning_rate: f64,
-        /// Training throughput since the start.
-        examples_per_s: f64,
-    },
-    /// An evaluation on the held-out rows finished.
-    Evaluated {
-        /// Steps done when it ran.
-        step: usize,
-        /// Its metrics.
-        metrics: Metrics,
-    },
-    /// Early stopping put back the adapter of its best evaluation.
-    Restored {
-        /// Steps run.
-        step: usize,
-        /// The step of the restored adapter.
-        best_step: usize,
-    },
-    /// The test rows were scored once, after training.
-    Tested {
-        /// Steps done.
-        step: usize,
-        /// Its metrics.
-        metrics: Metrics,
-    },
-    /// Training ended.
-    Finished(TrainSummary),
-}
-
-/// Figures of a finished run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TrainSummary {
-    /// Steps run.
-    pub steps: usize,
-    /// Whether the caller stopped the run before `steps`.
-    pub stopped: bool,
-    /// Wall time of the training steps, evaluation excluded.
-    pub train_seconds: f64,
-    /// Training examples per second.
-    pub examples_per_s: f64,
-    /// Real (non-padding) tokens per second.
-    pub real_tokens_per_s: f64,
-    /// Padded tokens per second (what the device computed).
-    pub padded_tokens_per_s: f64,
-    /// Loss of the first step.
-    pub loss_first: f32,
-    /// Mean loss of the last 20 steps.
-    pub loss_last20: f32,
-    /// Metrics on the held-out rows at the end (of the restored adapter after early
-    /// stopping), if there were any.
-    pub eval: Option<Metrics>,
-    /// Whether early stopping ended the run.
-    pub early_stopped: bool,
-    /// The step whose adapter early stopping restored, if it restored one.
-    pub best_step: Option<usize>,
-}
 
 /// The order in which training rows are visited: the split's order first, then a fresh
 /// seeded shuffle for every further epoch.
@@ -146,7 +31,7 @@ fn epoch_order(n: usize, epoch: usize, seed: u64) -> Vec<usize> {
     }
 }
 
-async fn read_f32(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+pub(crate) async fn read_f32(tensor: Tensor<1>) -> Result<Vec<f32>, TrainError> {
     let data = tensor
         .into_data_async()
         .await
@@ -258,8 +143,8 @@ pub struct BatchLoss {
 }
 
 /// What the loop optimizes: a model's loss on micro-batches of training rows, its evaluation
-/// on held-out rows, and what of it a checkpoint keeps. [`train`] is the loop over a
-/// classifier's objective; [`crate::sft`] has the language model's.
+/// on held-out rows, and what of it a checkpoint keeps. [`crate::classify`] has a classifier's
+/// objective and [`crate::sft`] a language model's.
 pub trait Objective {
     /// The model trained.
     type Model: Module + Clone;
@@ -281,63 +166,6 @@ pub trait Objective {
     ) -> impl Future<Output = Result<Vec<u8>, TrainError>>;
 }
 
-/// A classifier's objective: the task's loss on tokenized texts, its metrics on held-out texts.
-struct Classify<'a> {
-    tokenizer: &'a TextTokenizer,
-    task: &'a Task,
-    train: Examples<'a>,
-    eval: Examples<'a>,
-    class_weights: Option<Vec<f64>>,
-    label_smoothing: f64,
-    batch_size: usize,
-}
-
-impl Objective for Classify<'_> {
-    type Model = BertForSequenceClassification;
-
-    fn train_rows(&self) -> usize {
-        self.train.len()
-    }
-
-    fn eval_rows(&self) -> usize {
-        self.eval.len()
-    }
-
-    fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
-        let texts: Vec<&str> = rows.iter().map(|&i| self.train.texts[i].as_str()).collect();
-        let encoded = self.tokenizer.encode_batch(&texts)?;
-        let input = BertInput::new(&encoded, &model.classifier.weight.device());
-        let loss = self.train.targets.loss(
-            self.task,
-            model.forward(&input),
-            rows,
-            self.class_weights.as_deref(),
-            self.label_smoothing,
-        );
-        Ok(BatchLoss {
-            loss,
-            real_tokens: encoded.real_tokens(),
-            padded_tokens: encoded.batch_size * encoded.seq_len,
-        })
-    }
-
-    async fn evaluate(&self, model: &Self::Model) -> Result<Metrics, TrainError> {
-        evaluate(model, self.tokenizer, self.task, self.eval, self.batch_size).await
-    }
-
-    fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64> {
-        rule.metric_for(self.task).of(metrics)
-    }
-
-    async fn trained_weights(
-        &self,
-        model: &Self::Model,
-        strategy: hearth_models::Strategy,
-    ) -> Result<Vec<u8>, TrainError> {
-        Ok(hearth_models::strategy::trained_weights(model, strategy).await?)
-    }
-}
-
 async fn snapshot<O: Objective>(
     objective: &O,
     model: &O::Model,
@@ -352,43 +180,7 @@ async fn snapshot<O: Objective>(
     })
 }
 
-/// Fine-tunes `model` (built on an autodiff device) for `task` on `train` and evaluates on
-/// `eval`, from the start or from `resume`.
-///
-/// Each optimizer step averages the gradients of `gradient_accumulation` micro-batches of
-/// `batch_size` rows, so it equals one step on their union.
-///
-/// A non-finite loss ends the run with [`TrainError::NonFiniteLoss`]; the last checkpoint
-/// stays the last good state.
-pub async fn train(
-    model: BertForSequenceClassification,
-    tokenizer: &TextTokenizer,
-    data: TrainData<'_>,
-    settings: &TrainSettings,
-    resume: Option<Resume>,
-    hooks: Hooks<'_>,
-) -> Result<(BertForSequenceClassification, TrainSummary), TrainError> {
-    let TrainData { task, train, eval } = data;
-    let class_weights = match (&settings.class_weights, train.targets.classes()) {
-        (Some(w), Some(classes)) => Some(
-            w.resolve(&classes[..train.len()], model.num_labels())
-                .map_err(TrainError::Job)?,
-        ),
-        _ => None,
-    };
-    let objective = Classify {
-        tokenizer,
-        task,
-        train,
-        eval,
-        class_weights,
-        label_smoothing: settings.label_smoothing,
-        batch_size: settings.batch_size,
-    };
-    train_with(model, &objective, settings, resume, hooks).await
-}
-
-/// The loop of [`train`] over any [`Objective`]: fine-tunes `model` (built on an autodiff
+/// The training loop over any [`Objective`]: fine-tunes `model` (built on an autodiff
 /// device) from the start or from `resume`, evaluating every `eval_every` steps and at the end,
 /// with early stopping, checkpoints and gradient accumulation as `settings` asks.
 pub async fn train_with<O: Objective>(
@@ -615,41 +407,4 @@ pub async fn train_with<O: Objective>(
     };
     let _ = on_event(&Event::Finished(summary.clone()));
     Ok((model, summary))
-}
-
-/// The head's scores `[rows][outputs]` for `texts`, in batches, without dropout: class
-/// probabilities, label probabilities or predicted numbers, as `task` reads them
-/// ([`crate::task::scores`]).
-pub async fn predict_scores(
-    model: &BertForSequenceClassification,
-    tokenizer: &TextTokenizer,
-    task: &Task,
-    texts: &[String],
-    batch_size: usize,
-) -> Result<Vec<Vec<f32>>, TrainError> {
-    let model = model.valid();
-    let outputs = model.num_labels();
-    let device = model.classifier.weight.device();
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(batch_size.max(1)) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let encoded = tokenizer.encode_batch(&refs)?;
-        let input = BertInput::new(&encoded, &device);
-        let scores = crate::task::scores(task, model.forward(&input));
-        let flat = read_f32(scores.reshape([chunk.len() * outputs])).await?;
-        out.extend(flat.chunks(outputs).map(<[f32]>::to_vec));
-    }
-    Ok(out)
-}
-
-/// The task's metrics of `model` on `examples`.
-pub async fn evaluate(
-    model: &BertForSequenceClassification,
-    tokenizer: &TextTokenizer,
-    task: &Task,
-    examples: Examples<'_>,
-    batch_size: usize,
-) -> Result<Metrics, TrainError> {
-    let scores = predict_scores(model, tokenizer, task, examples.texts, batch_size).await?;
-    Ok(examples.targets.metrics(task, &scores, model.num_labels()))
 }

@@ -150,7 +150,7 @@ fn packed_and_unpacked_rows_give_the_same_validation_loss() {
     let device = Device::flex();
     let chat = ChatModel::load(&files(), 0.0, &device).expect("loads");
     let bytes = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
-    let data = hearth_train::sft::load_sft_data(&job(false), &bytes).expect("data");
+    let data = hearth_train::sft::load_conversations(&job(false), &bytes).expect("data");
     let (eval, _) = tokenize(&chat.tokenizer, &data.eval, 64).expect("tokenizes");
     let score = |packing: bool| {
         let sft = Sft::new(Vec::<Tokenized>::new(), eval.clone(), packing, 64, 2, 4);
@@ -182,32 +182,41 @@ fn the_sft_loop_lowers_validation_loss() {
     for packing in [false, true] {
         let device = Device::flex().autodiff();
         let job = job(packing);
-        let chat = ChatModel::load(&files(), 0.0, &device).expect("loads");
-        let model = chat
-            .model
-            .with_lora(&job.lora)
-            .and_then(|m| m.seeded_lora(job.train.seed))
-            .expect("adapters");
-        let bytes = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
-        let data = hearth_train::sft::load_sft_data(&job, &bytes).expect("data");
+        let model: Vec<(String, Vec<u8>)> = [
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "chat_template.jinja",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(dir().join(n)).expect("fixture file")))
+        .collect();
+        let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
         let mut evals = Vec::new();
-        let out = pollster::block_on(hearth_train::sft::run_sft(
+        let out = pollster::block_on(hearth_train::start(
             &job,
-            model,
-            &chat.tokenizer,
-            &data,
-            None,
-            &mut |e| {
-                if let Event::Evaluated {
-                    step,
-                    metrics: Metrics::LanguageModel(m),
-                } = e
-                {
-                    evals.push((*step, m.loss));
-                }
-                ControlFlow::Continue(())
+            hearth_train::RunInputs {
+                model,
+                data,
+                init_adapter: None,
             },
-            &mut |_| Ok(()),
+            &device,
+            &hearth_train::plan::Limits::native_cpu(None, "not checked"),
+            None,
+            hearth_train::RunHooks {
+                on_event: &mut |e| {
+                    if let Event::Evaluated {
+                        step,
+                        metrics: Metrics::LanguageModel(m),
+                    } = e
+                    {
+                        evals.push((*step, m.loss));
+                    }
+                    ControlFlow::Continue(())
+                },
+                on_checkpoint: &mut |_| Ok(()),
+            },
         ))
         .expect("trains");
         assert_eq!(out.summary.steps, 40);

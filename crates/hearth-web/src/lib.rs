@@ -8,7 +8,11 @@
 #![cfg(target_arch = "wasm32")]
 
 mod api;
-mod chat;
+mod inspect;
+mod run;
+mod trained;
 
 pub use api::*;
-pub use chat::*;
+pub use inspect::*;
+pub use run::*;
+pub use trained::*;
