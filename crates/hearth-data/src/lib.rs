@@ -16,6 +16,7 @@ mod columns;
 mod decode;
 mod error;
 mod format;
+mod hash;
 mod load;
 pub mod mojibake;
 pub mod neardup;

@@ -51,10 +51,18 @@
 //! two near-duplicates more than 32 members apart that are not linked through other texts or
 //! other bands may be missed. Work is thus bounded by about `bands × texts × 32`
 //! verifications whatever the data.
+//!
+//! The code follows the same steps: `shingles` turns folded texts into shingle sets, `lsh`
+//! finds and verifies candidate pairs, and `union_find` joins the verified pairs into clusters.
+
+mod lsh;
+mod shingles;
+mod union_find;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use shingles::{ShingleKind, ShingleSets, for_each_shingle, jaccard_sorted};
+use union_find::UnionFind;
 
 /// Buckets with at most this many texts have all their pairs compared; see the module docs.
 pub const FULL_BUCKET_MAX: usize = 200;
@@ -72,29 +80,24 @@ const CHAR_GRAM: usize = 4;
 pub fn fold(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
+    // Appends one lowercased character: a letter or digit as it is, anything else as (at most)
+    // one space before the next letter or digit.
+    let mut put = |l: char| {
+        if l.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(l);
+        } else {
+            pending_space = true;
+        }
+    };
     for c in text.chars() {
         if c.is_ascii() {
-            if c.is_ascii_alphanumeric() {
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.push(c.to_ascii_lowercase());
-            } else {
-                pending_space = true;
-            }
-            continue;
-        }
-        for l in c.to_lowercase() {
-            if l.is_alphanumeric() {
-                if pending_space && !out.is_empty() {
-                    out.push(' ');
-                }
-                pending_space = false;
-                out.push(l);
-            } else {
-                pending_space = true;
-            }
+            put(c.to_ascii_lowercase());
+        } else {
+            c.to_lowercase().for_each(&mut put);
         }
     }
     out
@@ -151,131 +154,19 @@ pub fn near_duplicate_groups(texts: &[&str], settings: &NearDupSettings) -> Vec<
     let folded: Vec<String> = texts.iter().map(|t| fold(t)).collect();
     // One entry per distinct non-empty folded text, in order of first appearance.
     let (distinct, members) = group_folded(&folded);
-    let n = distinct.len();
-    if n == 0 {
+    if distinct.is_empty() {
         return Vec::new();
     }
-    let shingle = settings.shingle.max(1);
-    let threshold = settings.threshold;
+    let distinct_texts: Vec<&str> = distinct.iter().map(|&i| folded[i].as_str()).collect();
+    let sets = ShingleSets::new(&distinct_texts, settings.shingle.max(1));
+    let forest = lsh::link_similar(&sets, settings);
+    clusters(forest, &members, settings.threshold)
+}
 
-    // Shingle sets as sorted ids of interned shingle strings, so the Jaccard check is exact.
-    // The interner is keyed by the shingle's 64-bit hash (also its MinHash input); on a hit the
-    // strings are compared, and the astronomically rare true collision goes to a second map.
-    let mut by_hash: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>> = HashMap::default();
-    let mut collided: HashMap<(ShingleKind, &str), u32> = HashMap::new();
-    let mut shingles: Vec<(ShingleKind, &str)> = Vec::new();
-    let mut base_hashes: Vec<u32> = Vec::new();
-    let mut set_ids: Vec<u32> = Vec::new();
-    let mut set_starts: Vec<usize> = Vec::with_capacity(n + 1);
-    set_starts.push(0);
-    for &i in &distinct {
-        let text = folded[i].as_str();
-        let start = set_ids.len();
-        for_each_shingle(text, shingle, |kind, s| {
-            let h = shingle_hash(kind, s);
-            let next = u32::try_from(shingles.len()).unwrap_or(u32::MAX);
-            let id = match by_hash.entry(h) {
-                Entry::Occupied(slot) if shingles.get(*slot.get() as usize) == Some(&(kind, s)) => {
-                    *slot.get()
-                }
-                Entry::Occupied(_) => *collided.entry((kind, s)).or_insert_with(|| {
-                    shingles.push((kind, s));
-                    base_hashes.push((h ^ (h >> 32)) as u32);
-                    next
-                }),
-                Entry::Vacant(slot) => {
-                    slot.insert(next);
-                    shingles.push((kind, s));
-                    base_hashes.push((h ^ (h >> 32)) as u32);
-                    next
-                }
-            };
-            set_ids.push(id);
-        });
-        let set = &mut set_ids[start..];
-        set.sort_unstable();
-        let mut kept = 0;
-        for k in 0..set.len() {
-            if k == 0 || set[k] != set[kept - 1] {
-                set[kept] = set[k];
-                kept += 1;
-            }
-        }
-        set_ids.truncate(start + kept);
-        set_starts.push(set_ids.len());
-    }
-    drop((by_hash, collided, shingles));
-    let set_of = |d: usize| &set_ids[set_starts[d]..set_starts[d + 1]];
-
-    // MinHash signatures, reduced at once to one 32-bit key per band. A band entry packs the
-    // key above the text's number, so sorting plain u64s groups a band's buckets with their
-    // members in ascending order. Two different bands of signatures get the same 32-bit key
-    // with probability 2^-32, which only adds a candidate pair that verification rejects.
-    let permutations = settings.permutations.max(1);
-    let bands = settings.bands.clamp(1, permutations);
-    let rows = permutations / bands;
-    let hasher = MinHasher::new(settings.seed, bands * rows);
-    let mut band_entries: Vec<Vec<u64>> = (0..bands).map(|_| Vec::with_capacity(n)).collect();
-    let mut signature = vec![u32::MAX; bands * rows];
-    for d in 0..n {
-        hasher.sign(
-            set_of(d).iter().map(|&id| base_hashes[id as usize]),
-            &mut signature,
-        );
-        for (b, entries) in band_entries.iter_mut().enumerate() {
-            let mut key = mix64(b as u64 ^ 0x9E37_79B9_7F4A_7C15);
-            for &v in &signature[b * rows..(b + 1) * rows] {
-                key = mix64(key ^ u64::from(v));
-            }
-            entries.push((key & 0xFFFF_FFFF_0000_0000) | d as u64);
-        }
-    }
-
-    // Candidate pairs from shared buckets, each verified exactly; union-find of verified pairs.
-    let mut forest = UnionFind::new(n);
-    let verify = |a: usize, b: usize, forest: &mut UnionFind| {
-        if forest.find(a) == forest.find(b) {
-            return;
-        }
-        let (sa, sb) = (set_of(a), set_of(b));
-        // Jaccard ≤ smaller / larger set size: skip pairs whose sizes already rule them out.
-        // (Division, like the Jaccard itself, so both round the same way.)
-        let (small, large) = (sa.len().min(sb.len()), sa.len().max(sb.len()));
-        if (small as f64 / large as f64) < threshold {
-            return;
-        }
-        if jaccard_sorted(sa, sb) >= threshold {
-            forest.union(a, b);
-        }
-    };
-    let key_of = |entry: u64| entry >> 32;
-    let text_of = |entry: u64| (entry & 0xFFFF_FFFF) as usize;
-    for mut entries in band_entries {
-        entries.sort_unstable();
-        let mut start = 0;
-        while start < entries.len() {
-            let key = key_of(entries[start]);
-            let mut end = start + 1;
-            while end < entries.len() && key_of(entries[end]) == key {
-                end += 1;
-            }
-            let bucket = &entries[start..end];
-            let full = bucket.len() <= FULL_BUCKET_MAX;
-            for (j, &b) in bucket.iter().enumerate() {
-                let from = if full {
-                    0
-                } else {
-                    j.saturating_sub(BUCKET_WINDOW)
-                };
-                for &a in &bucket[from..j] {
-                    verify(text_of(a), text_of(b), &mut forest);
-                }
-            }
-            start = end;
-        }
-    }
-
-    // Expand distinct folded texts back to rows. Identical folded texts have similarity 1.
+/// The clusters of rows: the distinct folded texts joined in `forest`, each expanded back to
+/// its rows (`members`). A text's own copies form a cluster too, since identical folded texts
+/// have similarity 1.
+fn clusters(mut forest: UnionFind, members: &[Vec<usize>], threshold: f64) -> Vec<Vec<usize>> {
     let identical_ok = 1.0 >= threshold;
     let mut clusters: Vec<Vec<usize>> = Vec::new();
     let mut cluster_of_root: HashMap<usize, usize> = HashMap::new();
@@ -317,72 +208,6 @@ pub fn similarity(a: &str, b: &str, settings: &NearDupSettings) -> f64 {
     jaccard_sorted(&set(&fa), &set(&fb))
 }
 
-/// Which kind of shingle a string is, so a word n-gram never equals a character n-gram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum ShingleKind {
-    Words,
-    Chars,
-}
-
-/// Calls `f` with every shingle of a folded text (with repeats): word `shingle`-grams, or
-/// character 4-grams when there are fewer words, or the whole text when it has fewer than 4
-/// characters. Nothing for an empty text. All shingles are slices of `folded`.
-fn for_each_shingle<'a>(folded: &'a str, shingle: usize, mut f: impl FnMut(ShingleKind, &'a str)) {
-    if folded.is_empty() {
-        return;
-    }
-    let shingle = shingle.max(1);
-    // (start, end) byte offsets of each word; a folded text has single spaces only.
-    let mut words: Vec<(usize, usize)> = Vec::new();
-    let mut start = 0;
-    for (i, byte) in folded.bytes().enumerate() {
-        if byte == b' ' {
-            words.push((start, i));
-            start = i + 1;
-        }
-    }
-    words.push((start, folded.len()));
-    if words.len() >= shingle {
-        for w in words.windows(shingle) {
-            if let (Some(first), Some(last)) = (w.first(), w.last()) {
-                f(ShingleKind::Words, &folded[first.0..last.1]);
-            }
-        }
-        return;
-    }
-    let mut bounds: Vec<usize> = folded.char_indices().map(|(i, _)| i).collect();
-    bounds.push(folded.len());
-    if bounds.len() <= CHAR_GRAM {
-        f(ShingleKind::Chars, folded);
-        return;
-    }
-    for w in bounds.windows(CHAR_GRAM + 1) {
-        if let (Some(&s), Some(&e)) = (w.first(), w.last()) {
-            f(ShingleKind::Chars, &folded[s..e]);
-        }
-    }
-}
-
-/// Jaccard similarity of two sorted, deduplicated slices; 0.0 when either is empty.
-fn jaccard_sorted<T: Ord>(a: &[T], b: &[T]) -> f64 {
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    let (mut i, mut j, mut common) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                common += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    common as f64 / (a.len() + b.len() - common) as f64
-}
-
 /// Distinct non-empty folded texts: the row of each one's first appearance, and all its rows
 /// (ascending), both in order of first appearance.
 fn group_folded(folded: &[String]) -> (Vec<usize>, Vec<Vec<usize>>) {
@@ -403,138 +228,11 @@ fn group_folded(folded: &[String]) -> (Vec<usize>, Vec<Vec<usize>>) {
     (first, members)
 }
 
-/// 64-bit hash of a shingle, the same on every platform: the kind and length, then the UTF-8
-/// bytes eight at a time (little-endian, the last chunk padded with zeros), each step mixed
-/// with the splitmix64 finalizer.
-fn shingle_hash(kind: ShingleKind, s: &str) -> u64 {
-    let tag: u64 = match kind {
-        ShingleKind::Words => 0x5157_4F52_4453_0001,
-        ShingleKind::Chars => 0x4348_4152_5300_0002,
-    };
-    let bytes = s.as_bytes();
-    let mut h = mix64(tag ^ (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = mix64(h ^ u64::from_le_bytes(word));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = mix64(h ^ u64::from_le_bytes(word));
-    }
-    h
-}
-
-/// The MinHash hash functions: function `p` maps a shingle's (already well mixed) 32-bit hash
-/// `x` to `x * mul[p] + add[p]` (mod 2^32), a bijection of u32 for odd `mul[p]`. The constants
-/// come from a splitmix64 sequence started at the seed. (Multiply-add on hashed input is the
-/// classic cheap MinHash family; 32-bit arithmetic keeps it fast natively and in wasm.)
-struct MinHasher {
-    mul: Vec<u32>,
-    add: Vec<u32>,
-}
-
-impl MinHasher {
-    fn new(seed: u64, permutations: usize) -> Self {
-        let mut state = seed;
-        let mut mul = Vec::with_capacity(permutations);
-        let mut add = Vec::with_capacity(permutations);
-        for _ in 0..permutations {
-            let r = splitmix64(&mut state);
-            mul.push((r >> 32) as u32 | 1);
-            add.push(r as u32);
-        }
-        Self { mul, add }
-    }
-
-    /// Writes into `signature` (one slot per hash function) the least value of each function
-    /// over the shingle hashes; `u32::MAX` everywhere when there are none.
-    fn sign(&self, shingle_hashes: impl Iterator<Item = u32>, signature: &mut [u32]) {
-        signature.fill(u32::MAX);
-        for x in shingle_hashes {
-            for ((slot, &m), &a) in signature.iter_mut().zip(&self.mul).zip(&self.add) {
-                *slot = (*slot).min(x.wrapping_mul(m).wrapping_add(a));
-            }
-        }
-    }
-}
-
-/// A hasher for keys that already are good 64-bit hashes: passes a `u64` through.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used for u64 keys; FNV-1a keeps it correct for anything else.
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// The next number of a splitmix64 sequence.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    mix64(*state)
-}
-
-/// The splitmix64 finalizer: a bijection of u64 that scrambles every bit.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Disjoint sets with path halving and union by size.
-struct UnionFind {
-    parent: Vec<usize>,
-    size: Vec<usize>,
-}
-
-impl UnionFind {
-    fn new(n: usize) -> Self {
-        Self {
-            parent: (0..n).collect(),
-            size: vec![1; n],
-        }
-    }
-
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
-        }
-        x
-    }
-
-    fn union(&mut self, a: usize, b: usize) {
-        let (mut ra, mut rb) = (self.find(a), self.find(b));
-        if ra == rb {
-            return;
-        }
-        if self.size[ra] < self.size[rb] {
-            std::mem::swap(&mut ra, &mut rb);
-        }
-        self.parent[rb] = ra;
-        self.size[ra] += self.size[rb];
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // A failed unwrap is the report a failing test should give.
 mod tests {
     use super::*;
+    use crate::hash::splitmix64;
 
     fn groups(texts: &[&str]) -> Vec<Vec<usize>> {
         near_duplicate_groups(texts, &NearDupSettings::default())
@@ -836,37 +534,6 @@ mod tests {
         assert!(found.contains(&vec![12, 13]));
         assert!(folded_duplicate_groups(&texts).contains(&vec![5, 6]));
         assert!(near_duplicate_groups(&[], &base).is_empty());
-    }
-
-    #[test]
-    fn minhash_agreement_estimates_jaccard() {
-        // Two sets sharing `common` shingles with `extra` more each: Jaccard
-        // common / (common + 2 extra). Averaged over 200 pairs and 128 functions, the share of
-        // equal signature slots must be close to it (standard error below 0.003).
-        let hasher = MinHasher::new(0, 128);
-        let hash = |s: String| {
-            let h = shingle_hash(ShingleKind::Words, &s);
-            (h ^ (h >> 32)) as u32
-        };
-        for (common, extra) in [(40, 5), (20, 10), (10, 20), (5, 40)] {
-            let jaccard = common as f64 / (common + 2 * extra) as f64;
-            let (mut equal, mut total) = (0usize, 0usize);
-            let (mut sa, mut sb) = (vec![0u32; 128], vec![0u32; 128]);
-            for pair in 0..200 {
-                let shared: Vec<u32> = (0..common).map(|i| hash(format!("p{pair} c{i}"))).collect();
-                let only_a = (0..extra).map(|i| hash(format!("p{pair} a{i}")));
-                let only_b = (0..extra).map(|i| hash(format!("p{pair} b{i}")));
-                hasher.sign(shared.iter().copied().chain(only_a), &mut sa);
-                hasher.sign(shared.iter().copied().chain(only_b), &mut sb);
-                equal += sa.iter().zip(&sb).filter(|(x, y)| x == y).count();
-                total += 128;
-            }
-            let estimate = equal as f64 / total as f64;
-            assert!(
-                (estimate - jaccard).abs() < 0.02,
-                "Jaccard {jaccard}: MinHash agreement {estimate}"
-            );
-        }
     }
 
     /// Runs both searches five times; prints the fastest and the median time.
