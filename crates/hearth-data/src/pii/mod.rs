@@ -81,7 +81,7 @@ impl PiiKind {
         PiiKind::IpAddress,
     ];
 
-    /// The placeholder a redaction writes: "[EMAIL]", "[PHONE]", "[CARD]", "[IBAN]", "[IP]".
+    /// The placeholder a redaction writes: `[EMAIL]`, `[PHONE]`, `[CARD]`, `[IBAN]`, `[IP]`.
     #[must_use]
     pub fn placeholder(self) -> &'static str {
         match self {
