@@ -4,10 +4,12 @@
 /// Disjoint sets with path halving and union by size.
 pub(super) struct UnionFind {
     parent: Vec<usize>,
+    /// The number of elements in each root's set (stale for elements that are not roots).
     pub(super) size: Vec<usize>,
 }
 
 impl UnionFind {
+    /// `n` elements, each in a set of its own.
     pub(super) fn new(n: usize) -> Self {
         Self {
             parent: (0..n).collect(),
@@ -15,6 +17,7 @@ impl UnionFind {
         }
     }
 
+    /// The root of `x`'s set, halving the path on the way.
     pub(super) fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
             self.parent[x] = self.parent[self.parent[x]];
@@ -23,6 +26,7 @@ impl UnionFind {
         x
     }
 
+    /// Joins the sets of `a` and `b`, the smaller under the larger.
     pub(super) fn union(&mut self, a: usize, b: usize) {
         let (mut ra, mut rb) = (self.find(a), self.find(b));
         if ra == rb {

@@ -7,8 +7,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::scan::{digit_runs, is_word, next_char, prev_char};
 use super::{PiiKind, PiiMatch, push};
 
+/// Every IP address in `text`, IPv4 then IPv6.
+pub(super) fn find(text: &str, out: &mut Vec<PiiMatch>) {
+    find_ipv4(text, out);
+    find_ipv6(text, out);
+}
+
 /// Every IPv4 address in `text` that is not part of a longer dotted number.
-pub(super) fn find_ipv4(text: &str, out: &mut Vec<PiiMatch>) {
+fn find_ipv4(text: &str, out: &mut Vec<PiiMatch>) {
     let b = text.as_bytes();
     for run in digit_runs(b, b".") {
         let (i, end) = (run.start(), run.end());
@@ -45,7 +51,7 @@ fn ipv6_candidate_ok(s: &str) -> bool {
 }
 
 /// Every IPv6 address in `text` that identifies a host.
-pub(super) fn find_ipv6(text: &str, out: &mut Vec<PiiMatch>) {
+fn find_ipv6(text: &str, out: &mut Vec<PiiMatch>) {
     let b = text.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -134,8 +134,7 @@ pub fn find_pii(text: &str) -> Vec<PiiMatch> {
     email::find(text, &mut candidates);
     card::find(text, &mut candidates);
     iban::find(text, &mut candidates);
-    ip::find_ipv4(text, &mut candidates);
-    ip::find_ipv6(text, &mut candidates);
+    ip::find(text, &mut candidates);
 
     let mut phones = Vec::new();
     phone::find(text, &mut phones);
