@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::decode::decode_text;
 use crate::error::{DataError, RowRef};
 use crate::format::DataFormat;
-use crate::load::{LoadReport, column_index, csv_reader, json_objects};
+use crate::load::{LoadReport, column_index, csv_reader, csv_row_ref, json_objects};
 use crate::{TextEncoding, sniff_delimiter};
 
 /// One turn of a conversation.
@@ -210,10 +210,7 @@ fn csv_turns(text: &str, delimiter: u8) -> Result<Vec<(Vec<Turn>, bool)>, DataEr
     let mut out = Vec::new();
     for (row, record) in (1_u64..).zip(reader.records()) {
         let record = record?;
-        let at = RowRef::CsvRow {
-            row,
-            line: record.position().map_or(0, csv::Position::line),
-        };
+        let at = csv_row_ref(row, &record);
         let cell = |i: usize| record.get(i).unwrap_or_default().to_string();
         let turns = pair_turns(system.map(cell), cell(prompt), cell(response), at)?;
         out.push((turns, record.iter().any(|f| !f.is_ascii())));

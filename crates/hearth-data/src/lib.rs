@@ -8,6 +8,9 @@
 //! permutation Python's `random.Random(seed).shuffle` produces, so a run here and a run of the
 //! PyTorch reference see the same rows. The core functions take bytes, not paths, so the crate
 //! also works in the browser (wasm32); `load_path` is only a convenience for native callers.
+//!
+//! Beside labelled texts, [`chat`] reads the conversations a chat model is fine-tuned on, and
+//! [`stream`] reads a file in chunks, so a file too large to hold can still be inspected.
 
 pub mod augment;
 pub mod chat;
@@ -16,6 +19,7 @@ mod columns;
 mod decode;
 mod error;
 mod format;
+mod hash;
 mod load;
 pub mod mojibake;
 pub mod neardup;

@@ -176,8 +176,9 @@ fn read_records(
     match format {
         DataFormat::Csv => read_csv(text, sniff_delimiter(text), text_column, label_column),
         DataFormat::Tsv => read_csv(text, b'\t', text_column, label_column),
-        DataFormat::Jsonl => read_jsonl(text, text_column, label_column),
-        DataFormat::Json => read_json(text, text_column, label_column),
+        DataFormat::Jsonl | DataFormat::Json => {
+            json_records(text, format, text_column, label_column)
+        }
         DataFormat::Text => Ok(read_lines(text)),
     }
 }
@@ -356,6 +357,14 @@ pub(crate) fn csv_reader(text: &str, delimiter: u8) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
+/// Where CSV data row `row` (1-based), read as `record`, came from.
+pub(crate) fn csv_row_ref(row: u64, record: &csv::StringRecord) -> RowRef {
+    RowRef::CsvRow {
+        row,
+        line: record.position().map_or(0, csv::Position::line),
+    }
+}
+
 fn read_csv(
     text: &str,
     delimiter: u8,
@@ -375,10 +384,7 @@ fn read_csv(
     let mut records = Vec::new();
     for (row, result) in (1_u64..).zip(reader.records()) {
         let record = result?;
-        let at = RowRef::CsvRow {
-            row,
-            line: record.position().map_or(0, csv::Position::line),
-        };
+        let at = csv_row_ref(row, &record);
         let label = label_index.map(|(index, _)| record.get(index).unwrap_or_default().to_owned());
         records.push(RawRecord {
             text: record.get(text_index).unwrap_or_default().to_owned(),
@@ -390,22 +396,7 @@ fn read_csv(
     Ok(records)
 }
 
-fn read_jsonl(
-    text: &str,
-    text_column: &str,
-    label_column: Option<&str>,
-) -> Result<Vec<RawRecord>, DataError> {
-    json_records(text, DataFormat::Jsonl, text_column, label_column)
-}
-
-fn read_json(
-    text: &str,
-    text_column: &str,
-    label_column: Option<&str>,
-) -> Result<Vec<RawRecord>, DataError> {
-    json_records(text, DataFormat::Json, text_column, label_column)
-}
-
+/// The records of a JSONL or JSON file: one per object.
 fn json_records(
     text: &str,
     format: DataFormat,
