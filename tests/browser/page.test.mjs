@@ -47,6 +47,18 @@ async function exportJob(p, name) {
   return { path, job: JSON.parse(readFileSync(path, "utf8")) };
 }
 
+/** Downloads the run's three adapter files through their links into the folder `name`. */
+async function saveAdapter(name) {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  for (const file of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
+    const [d] = await Promise.all([page.waitForEvent("download"),
+      page.getByRole("link", { name: new RegExp(file.replace(".", "\\.")) }).click()]);
+    await d.saveAs(join(dir, file));
+  }
+  return dir;
+}
+
 /** The job `hearth train --job FILE --print-job` makes of `job`: the CLI's defaults filled in. */
 function cliJob(job, cwd) {
   const path = join(work, "cli-input-job.json");
@@ -146,13 +158,7 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.equal(bytes.length, dataStart + end);
 
   // Keep the three files, to check them against the CLI below.
-  run.adapterDir = join(work, "page-adapter");
-  mkdirSync(run.adapterDir, { recursive: true });
-  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
-    const [d] = await Promise.all([page.waitForEvent("download"),
-      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
-    await d.saveAs(join(run.adapterDir, name));
-  }
+  run.adapterDir = await saveAdapter("page-adapter");
 
   // "Try it": base model + the trained adapter classify new texts in the tab.
   await page.fill("#try-text", tryTexts.join("\n"));
@@ -406,13 +412,7 @@ test("a chat model is fine-tuned (SFT) in the page and answers with and without 
   run.chatEvals = evals.map((e) => e.metrics.loss);
   assert.ok(run.chatEvals[2] < run.chatEvals[0], `validation loss ${run.chatEvals.join(" → ")}`);
 
-  run.chatAdapterDir = join(work, "page-sft-adapter");
-  mkdirSync(run.chatAdapterDir, { recursive: true });
-  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
-    const [d] = await Promise.all([page.waitForEvent("download"),
-      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
-    await d.saveAs(join(run.chatAdapterDir, name));
-  }
+  run.chatAdapterDir = await saveAdapter("page-sft-adapter");
   const config = JSON.parse(readFileSync(join(run.chatAdapterDir, "adapter_config.json"), "utf8"));
   assert.equal(config.task_type, "CAUSAL_LM");
   assert.deepEqual(config.target_modules.sort(), ["q_proj", "v_proj"]);
