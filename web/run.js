@@ -114,15 +114,18 @@ function fitNote(e) {
   return e.fits ? "" : ` train.fit: over this GPU's limits, run as written${estimate}.`;
 }
 
+/** The "data" event, one shape for every task: rows (conversations for SFT) and their split; the
+ * label counts where the task has labels; how the file was decoded. */
 function showData(e) {
-  state.labels = e.labels;
-  const r = e.report;
-  const counts = e.labels.map((l, i) => `${l}: ${e.class_counts[i]}`).join(", ");
-  const unit = e.task?.kind === "sft" ? "conversations" : "rows";
+  state.labels = e.labels ?? [];
+  const r = e.report ?? {};
+  const counts = state.labels.map((l, i) => `${l}: ${e.class_counts[i]}`).join(", ");
+  const unit = (e.task?.kind ?? e.task) === "sft" ? "conversations" : "rows";
   const test = e.test_rows ? `, ${e.test_rows} for the test` : "";
+  const encoding = r.encoding ? `; encoding ${r.encoding}` : "";
   const latin1 = r.fallback_rows ? ` ${r.fallback_rows} rows are not valid UTF-8 and were read as latin-1.` : "";
   setStatus($("data-status"), `${e.rows} ${unit}${counts ? ` (${counts})` : ""}: ${e.train_rows} to train on, ` +
-    `${e.eval_rows} held out${test}; encoding ${r.encoding}.${latin1}`, "ok");
+    `${e.eval_rows} held out${test}${encoding}.${latin1}`, "ok");
 }
 
 function showStep(e) {
