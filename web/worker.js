@@ -58,7 +58,8 @@
 //                                                request that failed
 //
 // Checkpoints live in the origin-private file system (OPFS), on this device only, under
-// hearth-run/: job.json, meta.json ({status: running | stopped | finished, demo, ...}), data.bin,
+// hearth-run/: job.json (as checkJob returns it, every default filled in), meta.json ({status:
+// running | stopped | finished, demo, ...}), data.bin,
 // the model's files by name under model/ (unless it is the demo model, fetched again on resume)
 // and checkpoints/step-NNNNNN/ with the files the wasm module hands over. Each file is written
 // through createWritable (committed on close), trainer_state.json last; it carries the checksums
