@@ -1,32 +1,46 @@
 // Hearth's module worker: everything heavy runs here (WebGPU set-up, model loading,
-// tokenization, training, evaluation, adapter export); the page only renders.
+// tokenization, training, evaluation, adapter export); the page only renders. The worker does
+// not choose a pipeline: it gathers the model's files by name and calls the module's one
+// `train`, which reads the task from the job (a classifier or a chat model, SFT).
 //
 // Protocol. Page → worker:
 //   {type: "init"}
 //   {type: "columns", name, bytes: ArrayBuffer}
 //   {type: "job", job}                           validate a job for export
-//   {type: "train", job, model: {demo: true} | {config, weights, tokenizer}, data: ArrayBuffer}
-//                                                a chat model (job.task.kind "sft"): model is
-//                                                {files: [[name, ArrayBuffer], …]}, a .gguf or the
-//                                                HF files (config.json, model.safetensors,
+//   {type: "plan", job, config: string | null, context: {num_outputs, model_file_bytes,
+//                  data_file_bytes}}             the memory plan (config null: the demo model's)
+//   {type: "train", job, model: {demo: true} | {files: [[name, ArrayBuffer], …]}, data: ArrayBuffer}
+//                                                the demo model is fetched here as its three files;
+//                                                any other model comes as its files by name (the HF
+//                                                files config.json, model.safetensors,
 //                                                tokenizer.json, tokenizer_config.json,
-//                                                chat_template.jinja); data holds conversations
+//                                                chat_template.jinja, or one .gguf); data holds
+//                                                labelled texts or conversations, as the job says
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
 //   {type: "discard"}                            forget it
-//   {type: "classify", texts: [string]}          with the model the last run trained
+//   {type: "classify", texts: [string]}          with the classifier the last run trained
 //   {type: "generate", prompt, system?, settings} the last SFT run's chat model answers, first
 //                                                without the adapter, then with it
-//   {type: "merge"}                               merge the last run's adapter into its model
+//   {type: "merge"}                              merge the last run's adapter into its model
 //   {type: "inspect", name, file: Blob, settings, model: {demo: true} | {tokenizer} | {}}
 //                                                the data report, read in 8 MiB slices
 //   {type: "stop"}
 // Worker → page:
-//   {type: "ready", gpu, defaults} | {type: "no-webgpu", message}
+//   {type: "ready", gpu, defaults: {classification, multi_label, regression, sft}}
+//                                                the module's default job for each task kind,
+//                                                which the form starts from
+//   {type: "no-webgpu", message}
 //   {type: "pending", run: null | {step, steps, status, data_name, started}}  after ready/discard
 //   {type: "columns", columns: {names, text, label}}
 //   {type: "job", json}
+//   {type: "plan", text, fits} | {type: "plan", error}
 //   {type: "loading", what}
-//   {type: "event", event}                       started / step / evaluated / tested / finished
+//   {type: "event", event}                       the module's events, in order: data (rows,
+//                                                train_rows, eval_rows, test_rows, labels,
+//                                                class_counts, report; the same shape for every
+//                                                task), planned (what train.fit changed;
+//                                                classifiers), started, step, evaluated, tested,
+//                                                restored, finished
 //   {type: "resuming", step, job}                continuing from that checkpoint
 //   {type: "checkpoint", step}                   a checkpoint is safely in OPFS
 //   {type: "warning", message}                   e.g. a damaged checkpoint was skipped
@@ -40,18 +54,23 @@
 //   {type: "report", settings, report, wasm_before, wasm_bytes, file_bytes}  the data-quality
 //                                                report (the same as hearth inspect --json) and the
 //                                                module's memory before and after
-//   {type: "error", message, fatal}              fatal: the module must be restarted
+//   {type: "error", message, fatal, during}      fatal: the module must be restarted; during: the
+//                                                request that failed
 //
 // Checkpoints live in the origin-private file system (OPFS), on this device only, under
-// hearth-run/: job.json, meta.json ({status: running | stopped | finished, ...}), data.bin, the
-// model files (model/, unless it is the demo model) and checkpoints/step-NNNNNN/ with the files
-// the wasm module hands over. Each file is written through createWritable (committed on close),
-// trainer_state.json last; it carries the checksums of the others, so a checkpoint torn by a
-// closed tab is recognised and an older one used.
+// hearth-run/: job.json (as checkJob returns it, every default filled in), meta.json ({status:
+// running | stopped | finished, demo, ...}), data.bin,
+// the model's files by name under model/ (unless it is the demo model, fetched again on resume)
+// and checkpoints/step-NNNNNN/ with the files the wasm module hands over. Each file is written
+// through createWritable (committed on close), trainer_state.json last; it carries the checksums
+// of the others, so a checkpoint torn by a closed tab is recognised and an older one used.
 import init, {
   initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
-  mergeTrained, trainChat, generateChat,
+  mergeTrained, generateChat,
 } from "./pkg/hearth_web.js";
+
+/** The task kinds the page offers; the form starts from the module's default job of each. */
+const TASK_KINDS = ["classification", "multi_label", "regression", "sft"];
 
 let wasmMemory = null;
 
@@ -70,7 +89,8 @@ async function fetchBytes(url) {
 // ---------- OPFS ----------
 
 const RUN_DIR = "hearth-run";
-const MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json"];
+/** The demo model's files, served under models/demo/. */
+const DEMO_FILES = ["config.json", "model.safetensors", "tokenizer.json"];
 const text = (bytes) => new TextDecoder().decode(bytes);
 
 async function runDir(create) {
@@ -101,25 +121,30 @@ async function setStatus(statusValue) {
   await writeFile(run, "meta.json", JSON.stringify(meta));
 }
 
-/** Replaces the stored run with a new one: job, data and (unless demo) model files. */
-async function storeRun(msg, files) {
+/** Replaces the stored run with a new one: job, data and the model's files by name (the demo
+ * model's are not stored: they are fetched again on resume). */
+async function storeRun(job, data, files, demo) {
   const root = await navigator.storage.getDirectory();
   await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
   const run = await root.getDirectoryHandle(RUN_DIR, { create: true });
-  await writeFile(run, "job.json", JSON.stringify(msg.job));
-  await writeFile(run, "data.bin", new Uint8Array(msg.data));
-  if (files.named) {
+  await writeFile(run, "job.json", JSON.stringify(job));
+  await writeFile(run, "data.bin", data);
+  if (!demo) {
     const dir = await run.getDirectoryHandle("model", { create: true });
-    for (const [name, bytes] of files.named) await writeFile(dir, name, bytes);
-  } else if (!msg.model.demo) {
-    const dir = await run.getDirectoryHandle("model", { create: true });
-    for (const [name, key] of [["config.json", "config"], ["model.safetensors", "weights"], ["tokenizer.json", "tokenizer"]]) {
-      await writeFile(dir, name, files[key]);
-    }
+    for (const [name, bytes] of files) await writeFile(dir, name, bytes);
   }
   await writeFile(run, "meta.json", JSON.stringify({
-    status: "running", demo: !!msg.model.demo, data_name: msg.job.data.path, started: new Date().toISOString(),
+    status: "running", demo, data_name: job.data.path, started: new Date().toISOString(),
   }));
+}
+
+/** Every file of a stored folder, `[[name, Uint8Array], …]`. */
+async function readFiles(dir) {
+  const files = [];
+  for await (const [name, handle] of dir.entries()) {
+    if (handle.kind === "file") files.push([name, new Uint8Array(await (await handle.getFile()).arrayBuffer())]);
+  }
+  return files;
 }
 
 async function checkpointNames(run) {
@@ -148,11 +173,7 @@ async function storeCheckpoint(step, files, keep) {
 async function newestCheckpoint(run, report) {
   const { dir, names } = await checkpointNames(run);
   for (const name of names.reverse()) {
-    const files = {};
-    const handle = await dir.getDirectoryHandle(name);
-    for await (const [file, h] of handle.entries()) {
-      if (h.kind === "file") files[file] = new Uint8Array(await (await h.getFile()).arrayBuffer());
-    }
+    const files = Object.fromEntries(await readFiles(await dir.getDirectoryHandle(name)));
     try {
       return { name, files, info: JSON.parse(checkCheckpoint(files)) };
     } catch (e) {
@@ -199,34 +220,34 @@ async function boot() {
   const info = adapter.info ?? {};
   gpu.browser = { vendor: info.vendor ?? "", architecture: info.architecture ?? "",
                   device: info.device ?? "", description: info.description ?? "" };
-  post({ type: "ready", gpu, defaults: JSON.parse(defaultJob()) });
+  const defaults = Object.fromEntries(TASK_KINDS.map((kind) => [kind, JSON.parse(defaultJob(kind))]));
+  post({ type: "ready", gpu, defaults });
   post({ type: "pending", run: await pendingRun() });
 }
 
 let gpuLimits = {};
 
-/** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`). */
+/** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`);
+ * the page says how many outputs the head has (it knows the labels from the data report). */
 async function planFor(msg) {
   const config = msg.config ?? text(await fetchBytes("models/demo/config.json"));
-  // The label count is known only once the data is read; the head's size barely matters.
-  const context = { num_outputs: 2, model_file_bytes: msg.modelBytes, data_file_bytes: msg.dataBytes };
   try {
     const { plan, text: table } = JSON.parse(planJob(JSON.stringify(msg.job), config,
-      JSON.stringify(gpuLimits), JSON.stringify(context)));
+      JSON.stringify(gpuLimits), JSON.stringify(msg.context)));
     return { text: table, fits: plan.fits };
   } catch (e) {
     return { error: errorText(e) };
   }
 }
 
+/** The demo model, as the files it is served as: `[[name, Uint8Array], …]`. */
 async function demoModel() {
   post({ type: "loading", what: "the demo model" });
-  const [config, weights, tokenizer] = await Promise.all(
-    MODEL_FILES.map((f) => fetchBytes(`models/demo/${f}`)));
-  return { config, weights, tokenizer };
+  return Promise.all(DEMO_FILES.map(async (name) => [name, await fetchBytes(`models/demo/${name}`)]));
 }
 
-/** Trains `job` on `files` and `data`, from scratch or from `resume`, checkpointing to OPFS. */
+/** Trains `job` (complete, as checkJob returns it) on the model's named `files` and `data`, from
+ * scratch or from `resume`, checkpointing to OPFS. */
 async function trainStored(job, files, data, resume) {
   post({ type: "loading", what: "the model onto the GPU" });
   const onEvent = (json) => {
@@ -237,7 +258,7 @@ async function trainStored(job, files, data, resume) {
   // last one landed. A failed write is reported and stops the run.
   let writes = Promise.resolve();
   let writeError = null;
-  const keep = job.train.keep_checkpoints ?? 3;
+  const keep = job.train.keep_checkpoints;
   const onCheckpoint = (step, ckpt) => {
     writes = writes.then(() => storeCheckpoint(step, ckpt, keep))
       .then(() => post({ type: "checkpoint", step }))
@@ -245,11 +266,8 @@ async function trainStored(job, files, data, resume) {
   };
   let trained;
   try {
-    trained = files.named
-      ? await trainChat(JSON.stringify(job), files.named.map(([name]) => name),
-        files.named.map(([, bytes]) => bytes), data, onEvent, onCheckpoint, resume ?? undefined)
-      : await train(JSON.stringify(job), files.config, files.weights, files.tokenizer, data,
-        onEvent, onCheckpoint, resume ?? undefined);
+    trained = await train(JSON.stringify(job), files.map(([name]) => name), files.map(([, bytes]) => bytes),
+      data, onEvent, onCheckpoint, resume ?? undefined);
   } finally {
     await writes;
   }
@@ -266,15 +284,14 @@ async function runTraining(msg) {
   busy = true;
   stopRequested = false;
   try {
-    const files = msg.model.files
-      ? { named: msg.model.files.map(([name, buffer]) => [name, new Uint8Array(buffer)]) }
-      : msg.model.demo ? await demoModel() : {
-      config: new Uint8Array(msg.model.config),
-      weights: new Uint8Array(msg.model.weights),
-      tokenizer: new Uint8Array(msg.model.tokenizer),
-    };
-    await storeRun(msg, files);
-    await trainStored(msg.job, files, new Uint8Array(msg.data), null);
+    // The job with every default filled in, as `hearth train --job` reads it: what is stored
+    // is then complete, whatever the page left blank.
+    const job = JSON.parse(checkJob(JSON.stringify(msg.job)));
+    const demo = !!msg.model.demo;
+    const files = demo ? await demoModel() : msg.model.files.map(([name, buffer]) => [name, new Uint8Array(buffer)]);
+    const data = new Uint8Array(msg.data);
+    await storeRun(job, data, files, demo);
+    await trainStored(job, files, data, null);
   } finally {
     busy = false;
   }
@@ -289,21 +306,7 @@ async function resumeTraining() {
     const job = JSON.parse(text(await readFile(run, "job.json")));
     const found = await newestCheckpoint(run, (message) => post({ type: "warning", message }));
     if (!found) throw new Error("no intact checkpoint of the unfinished run is left");
-    let files;
-    if (job.task?.kind === "sft") {
-      const dir = await run.getDirectoryHandle("model");
-      const named = [];
-      for await (const [name, handle] of dir.entries()) {
-        if (handle.kind === "file") named.push([name, new Uint8Array(await (await handle.getFile()).arrayBuffer())]);
-      }
-      files = { named };
-    } else if (meta.demo) {
-      files = await demoModel();
-    } else {
-      const dir = await run.getDirectoryHandle("model");
-      const [config, weights, tokenizer] = await Promise.all(MODEL_FILES.map((f) => readFile(dir, f)));
-      files = { config, weights, tokenizer };
-    }
+    const files = meta.demo ? await demoModel() : await readFiles(await run.getDirectoryHandle("model"));
     await setStatus("running");
     post({ type: "resuming", step: found.info.step, job });
     await trainStored(job, files, await readFile(run, "data.bin"), found.files);

@@ -1,6 +1,7 @@
 // The page, end to end, in headless Chromium on WebGPU: a tiny BERT and a small CSV picked
 // through the page's real file inputs, a LoRA run, its metrics and its adapter; every network
-// request checked; and the same job run by the CLI on the CPU giving the same losses.
+// request checked; the same job run by the CLI on the CPU giving the same losses; and the job of
+// an untouched form equal to the one the CLI makes of the same files and task.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -38,6 +39,33 @@ after(async () => {
   if (process.exitCode) console.error(consoleLines.join("\n"));
 });
 
+/** Clicks "Export job" on `p` and saves the job (checkJob's JSON) as `name` in the work folder. */
+async function exportJob(p, name) {
+  const [download] = await Promise.all([p.waitForEvent("download"), p.click("#export-job")]);
+  const path = join(work, name);
+  await download.saveAs(path);
+  return { path, job: JSON.parse(readFileSync(path, "utf8")) };
+}
+
+/** Downloads the run's three adapter files through their links into the folder `name`. */
+async function saveAdapter(name) {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  for (const file of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
+    const [d] = await Promise.all([page.waitForEvent("download"),
+      page.getByRole("link", { name: new RegExp(file.replace(".", "\\.")) }).click()]);
+    await d.saveAs(join(dir, file));
+  }
+  return dir;
+}
+
+/** The job `hearth train --job FILE --print-job` makes of `job`: the CLI's defaults filled in. */
+function cliJob(job, cwd) {
+  const path = join(work, "cli-input-job.json");
+  writeFileSync(path, JSON.stringify(job));
+  return JSON.parse(execFileSync(bin("hearth"), ["train", "--job", path, "--print-job"], { cwd, encoding: "utf8" }));
+}
+
 /** Waits for `predicate` in the page, failing early with the page's own error message. */
 async function waitFor(predicate, timeout, what, arg = undefined) {
   const deadline = Date.now() + timeout;
@@ -71,13 +99,14 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
   await page.selectOption("#pooling", "mean");
 
-  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
-  run.jobPath = join(work, "hearth-job.json");
-  await jobDownload.saveAs(run.jobPath);
+  run.jobPath = (await exportJob(page, "hearth-job.json")).path;
 
-  // The memory plan is shown before Start, checked against this adapter's buffer limits.
+  // The memory plan is shown before Start, checked against this adapter's buffer limits, with
+  // the head's three outputs as the data report counts the labels.
   await waitFor(() => !document.getElementById("plan-panel").hidden &&
-    document.getElementById("plan-text").textContent.includes("micro-batch 16 × 32 tokens"), 60_000, "the memory plan");
+    document.getElementById("plan-text").textContent.includes("micro-batch 16 × 32 tokens") &&
+    document.getElementById("plan-outputs").dataset.assumed === "false", 60_000, "the memory plan");
+  assert.match(await page.locator("#plan-outputs").textContent(), /^Head outputs: 3 \(the data report/);
   const plan = await page.locator("#plan-text").textContent();
   assert.equal(await page.locator("#plan-panel").getAttribute("data-fits"), "true", plan);
   assert.match(plan, /activations/);
@@ -129,13 +158,7 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.equal(bytes.length, dataStart + end);
 
   // Keep the three files, to check them against the CLI below.
-  run.adapterDir = join(work, "page-adapter");
-  mkdirSync(run.adapterDir, { recursive: true });
-  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
-    const [d] = await Promise.all([page.waitForEvent("download"),
-      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
-    await d.saveAs(join(run.adapterDir, name));
-  }
+  run.adapterDir = await saveAdapter("page-adapter");
 
   // "Try it": base model + the trained adapter classify new texts in the tab.
   await page.fill("#try-text", tryTexts.join("\n"));
@@ -279,9 +302,7 @@ test("a run survives closing the tab: reopened, the page resumes it from OPFS an
   // tiny.csv is still the chosen file, from the Stop test.
   await page.fill("#steps", "24");
   await page.fill("#checkpoint-every", "4");
-  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
-  run.resumeJobPath = join(work, "resume-job.json");
-  await jobDownload.saveAs(run.resumeJobPath);
+  run.resumeJobPath = (await exportJob(page, "resume-job.json")).path;
   await page.click("#start");
   await waitFor(() => Number(document.getElementById("checkpoint-status").dataset.step ?? 0) >= 8,
     600_000, "the second checkpoint");
@@ -329,9 +350,7 @@ test("a regression run reports validation and test metrics, equal to the CLI's",
     "#warmup": "2", "#eval-every": "0", "#checkpoint-every": "0", "#seed": "3" };
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
   await page.selectOption("#pooling", "mean");
-  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
-  const jobPath = join(work, "regression-job.json");
-  await jobDownload.saveAs(jobPath);
+  const jobPath = (await exportJob(page, "regression-job.json")).path;
   await page.click("#start");
   await waitFor(() => document.querySelectorAll("#downloads li").length === 3, 600_000, "the regression run");
   const evals = await page.locator("#eval-table tbody tr").evaluateAll((trs) =>
@@ -370,10 +389,9 @@ test("a chat model is fine-tuned (SFT) in the page and answers with and without 
     "#lora-dropout": "0", "#lr": "0.05", "#steps": "6", "#batch-size": "4", "#max-length": "64",
     "#warmup": "0", "#eval-every": "3", "#checkpoint-every": "0", "#seed": "3" };
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
-  const [jobDownload] = await Promise.all([page.waitForEvent("download"), page.click("#export-job")]);
-  run.chatJobPath = join(work, "sft-job.json");
-  await jobDownload.saveAs(run.chatJobPath);
-  assert.equal(JSON.parse(readFileSync(run.chatJobPath, "utf8")).task.kind, "sft");
+  const chatJob = await exportJob(page, "sft-job.json");
+  run.chatJobPath = chatJob.path;
+  assert.equal(chatJob.job.task.kind, "sft");
 
   const clicked = Date.now();
   await page.click("#start");
@@ -394,13 +412,7 @@ test("a chat model is fine-tuned (SFT) in the page and answers with and without 
   run.chatEvals = evals.map((e) => e.metrics.loss);
   assert.ok(run.chatEvals[2] < run.chatEvals[0], `validation loss ${run.chatEvals.join(" → ")}`);
 
-  run.chatAdapterDir = join(work, "page-sft-adapter");
-  mkdirSync(run.chatAdapterDir, { recursive: true });
-  for (const name of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
-    const [d] = await Promise.all([page.waitForEvent("download"),
-      page.getByRole("link", { name: new RegExp(name.replace(".", "\\.")) }).click()]);
-    await d.saveAs(join(run.chatAdapterDir, name));
-  }
+  run.chatAdapterDir = await saveAdapter("page-sft-adapter");
   const config = JSON.parse(readFileSync(join(run.chatAdapterDir, "adapter_config.json"), "utf8"));
   assert.equal(config.task_type, "CAUSAL_LM");
   assert.deepEqual(config.target_modules.sort(), ["q_proj", "v_proj"]);
@@ -426,6 +438,44 @@ test("a chat model is fine-tuned (SFT) in the page and answers with and without 
   };
   assert.match(await page.locator("#try-base").getAttribute("data-done"), /^(length|stop)$/);
   console.log(`# try it: base ${JSON.stringify(run.chatAnswers.base)}, adapter ${JSON.stringify(run.chatAnswers.adapter)}`);
+});
+
+test("the page's job, left at its defaults, is the CLI's for the same files and task", { timeout: 240_000 }, async () => {
+  // A tab of its own: a form nobody has touched, filled from the module's default job.
+  const fresh = await context.newPage();
+  fresh.on("pageerror", (e) => consoleLines.push(`pageerror (defaults tab): ${e.message}`));
+  try {
+    await fresh.goto(`${server.origin}/`, { timeout: 120_000 });
+    await fresh.waitForFunction(() => document.getElementById("gpu").dataset.adapter !== undefined, null,
+      { timeout: 120_000 });
+    // The model folder and the data file name are what the exported job names: the CLI reads the
+    // same job in the folder that holds tiny.csv.
+    await fresh.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+    await fresh.waitForFunction(() => document.getElementById("model-status").textContent.includes("All three"));
+    await fresh.fill("#model-path", tiny);
+    await fresh.setInputFiles("#data-file", csvPath);
+    await fresh.waitForFunction(() => document.getElementById("label-column").options.length > 0);
+    const cwd = join(root, "tests/browser");
+    const paths = { model: { path: tiny }, data: { path: "tiny.csv" } };
+    const atDefaults = (await exportJob(fresh, "defaults-job.json")).job;
+    assert.deepEqual(atDefaults, cliJob(paths, cwd));
+
+    // A blank field is the job's default, not a number of the page's (a blank warmup once was 0).
+    await fresh.fill("#warmup", "");
+    const blank = (await exportJob(fresh, "blank-warmup-job.json")).job;
+    const cli = cliJob(paths, cwd);
+    assert.equal(blank.train.warmup_steps, cli.train.warmup_steps);
+    assert.deepEqual(blank, cli);
+
+    // The chat-model task: its own defaults (the decoder's q_proj, v_proj), the CLI's for that task.
+    await fresh.selectOption("#task", "sft");
+    const sft = (await exportJob(fresh, "defaults-sft-job.json")).job;
+    assert.deepEqual(sft.lora.target_modules, ["q_proj", "v_proj"]);
+    assert.deepEqual(sft, cliJob({ ...paths, task: { kind: "sft" } }, cwd));
+    console.log(`# the page's default jobs (classification, blank warmup ${blank.train.warmup_steps}, sft) are the CLI's`);
+  } finally {
+    await fresh.close();
+  }
 });
 
 test("the server sends a Content-Security-Policy that keeps fetches same-origin", async () => {

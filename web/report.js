@@ -1,0 +1,100 @@
+// The data report panel: what `hearth inspect` says about the chosen file, computed by the
+// worker in slices before any training, and the label count it tells the memory plan.
+import { $, headedRow, post, setStatus, state } from "./ui.js";
+import { isSft, modelSource, setting, taskKind } from "./form.js";
+
+let timer = null;
+
+/** Asks the worker for the report of the chosen file with the form's settings (debounced). */
+export function requestReport() {
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    if (!state.data || !state.ready || !$("text-column").value) return;
+    if (isSft()) {
+      // The report reads labelled texts; conversations are checked when the run reads them.
+      setStatus($("report-status"), "The data report covers labelled texts; an SFT run checks every conversation when it starts.");
+      return;
+    }
+    const tokenizer = state.modelFiles["tokenizer.json"];
+    const model = modelSource() === "demo" ? { demo: true } : tokenizer ? { tokenizer: tokenizer.slice(0) } : {};
+    const settings = {
+      text_column: $("text-column").value,
+      label_column: $("label-column").value || null,
+      max_length: setting("max-length"),
+      eval_fraction: setting("eval-fraction"),
+      seed: setting("seed"),
+    };
+    setStatus($("report-status"), "Checking the data…");
+    post({ type: "inspect", name: state.data.name, file: state.data.file, settings, model });
+  }, 200);
+}
+
+export function showProgress({ pass, bytes, total }) {
+  setStatus($("report-status"), `Checking the data: ${pass === "encoding" ? "encoding" : "rows"} ` +
+    `${(100 * bytes / Math.max(1, total)).toFixed(0)}%…`);
+}
+
+export function reportFailed(message) {
+  setStatus($("report-status"), `The data report failed: ${message}`, "error");
+}
+
+/** Renders the worker's "report" message; the test reads the figures from the data- attributes. */
+export function showReport({ settings, report: r, wasm_before, wasm_bytes, file_bytes }) {
+  state.report = { settings, report: r, name: state.data?.name };
+  const box = $("report");
+  box.dataset.wasmBefore = String(wasm_before);
+  box.dataset.wasmBytes = String(wasm_bytes);
+  box.dataset.fileBytes = String(file_bytes);
+  box.dataset.json = JSON.stringify(r);
+  box.dataset.settings = JSON.stringify(settings);
+  const rows = [
+    ["Rows", `${r.rows} (${r.encoding}${r.fallback_rows ? `, ${r.fallback_rows} read as latin-1` : ""})`],
+    ["Labels", r.labels ? r.labels.names.map((n, i) => `${n} ${r.labels.counts[i]}`).join(", ") +
+      ` (imbalance ${r.labels.imbalance_ratio.toFixed(2)}×)` : "none"],
+    ["Characters", `median ${r.chars.p50}, p90 ${r.chars.p90}, max ${r.chars.max}`],
+    ["Tokens", r.tokens ? `median ${r.tokens.lengths.p50}, max ${r.tokens.lengths.max}; ` +
+      `${r.tokens.truncated.count} over ${r.tokens.max_length}; unknown ${(100 * r.tokens.unknown_rate).toFixed(2)}%` : "—"],
+    ["Empty texts", r.empty_texts.count],
+    ["Exact duplicates", `${r.exact_duplicates.groups} groups, ${r.exact_duplicates.redundant} repeats`],
+    ["Folded duplicates", `${r.folded_duplicates.groups} groups`],
+    [`Near-duplicates (≥ ${r.near_settings.threshold})`, `${r.near_duplicates.groups} clusters`],
+    ["Conflicting labels", r.conflicting_labels ? `${r.conflicting_labels.texts} texts` : "—"],
+    ["Encoding damage", r.mojibake.count],
+    ["Personal data", `${r.pii.rows.count} rows`],
+    ["Held-out rows also in training", r.leakage ? `${r.leakage.exact.count} exact, ${r.leakage.near.count} incl. near` : "—"],
+  ];
+  const table = $("report-table").tBodies[0];
+  table.replaceChildren();
+  for (const [label, value] of rows) headedRow(table, label, [value]);
+  const list = $("findings");
+  list.replaceChildren();
+  for (const f of r.findings) {
+    const li = document.createElement("li");
+    li.className = `finding-${f.severity}`;
+    li.dataset.check = f.check;
+    li.textContent = `${f.severity}: ${f.message}. ${f.suggestion}.` + (f.rows.length ? ` Rows ${f.rows.join(", ")}.` : "");
+    list.appendChild(li);
+  }
+  setStatus($("report-status"), r.findings.length
+    ? `${r.findings.length} findings; choose what to clean below before you start.`
+    : "No findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
+}
+
+/**
+ * The head's outputs as the data report knows them: `{count, from}`, or `null` when the page
+ * cannot know yet (no report of the chosen file and label column). Regression has one output
+ * whatever the data; a multi-label cell lists several labels, split at the separator.
+ */
+export function reportedOutputs() {
+  if (taskKind() === "regression") return { count: 1, from: "regression: one output" };
+  const known = state.report;
+  if (!known?.report.labels || known.name !== state.data?.name
+    || known.settings.label_column !== $("label-column").value) return null;
+  const names = known.report.labels.names;
+  if (taskKind() === "multi_label") {
+    const separator = setting("separator");
+    const labels = new Set(names.flatMap((n) => n.split(separator).map((s) => s.trim()).filter(Boolean)));
+    return { count: labels.size, from: `the data report: ${labels.size} labels in “${known.settings.label_column}”` };
+  }
+  return { count: names.length, from: `the data report: ${names.length} labels in “${known.settings.label_column}”` };
+}

@@ -1,0 +1,230 @@
+// A run: Start and Resume, the run's events as status lines, progress figures, the step log,
+// evaluations and the confusion matrix, and the files it leaves to download. The worker decides
+// nothing about the task either: it hands the model's named files to the module's one `train`.
+import { $, clearDownloads, download, headedRow, post, setStatus, state } from "./ui.js";
+import { buildJob, modelReady, modelSource } from "./form.js";
+import { requestPlan } from "./plan.js";
+import { drawChart, scheduleChart } from "./chart.js";
+
+export function updateButtons() {
+  $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
+  $("stop").disabled = !state.running;
+  $("resume").disabled = !(state.ready && !state.running);
+  $("try-button").disabled = !(state.trained && !state.trainedChat && !state.running);
+  $("chat-button").disabled = !(state.trainedChat && !state.running && !state.generating);
+  $("merge").disabled = !(state.trained && !state.trainedChat && !state.running);
+  requestPlan();
+}
+
+/** A run that could not start or ended in an error: the message, and Start offered again. */
+export function runFailed(message) {
+  state.running = false;
+  setStatus($("run-status"), `Error: ${message}`, "error");
+  updateButtons();
+}
+
+function resetRunView() {
+  state.running = true;
+  state.steps = [];
+  state.firstStep = null;
+  state.startedAt = performance.now();
+  state.fitNote = "";
+  $("step-log").tBodies[0].replaceChildren();
+  $("eval-table").tBodies[0].replaceChildren();
+  $("confusion").replaceChildren();
+  clearDownloads();
+  setStatus($("merge-status"), "");
+  delete $("checkpoint-status").dataset.step;
+  delete $("run-status").dataset.planned;
+  setStatus($("checkpoint-status"), "");
+  setStatus($("result-status"), "Training…");
+  drawChart();
+}
+
+export async function start() {
+  state.job = buildJob();
+  $("resume-banner").hidden = true;
+  resetRunView();
+  // Copies, so the page keeps its own files for the next run. The worker fetches the demo
+  // model itself; any other model travels as its files by name, whatever the task.
+  const model = modelSource() === "demo" ? { demo: true }
+    : { files: Object.entries(state.modelFiles).map(([name, bytes]) => [name, bytes.slice(0)]) };
+  setStatus($("run-status"), "Starting…");
+  updateButtons();
+  let data;
+  try {
+    data = await state.data.file.arrayBuffer();
+  } catch (e) {
+    runFailed(`The dataset could not be read: ${e.message}`);
+    return;
+  }
+  post({ type: "train", job: state.job, model, data });
+}
+
+export function stop() {
+  post({ type: "stop" });
+  setStatus($("run-status"), "Stopping after this step…");
+}
+
+// ---------- an unfinished run, kept in OPFS ----------
+
+export function showPending(run) {
+  $("resume-banner").hidden = !run;
+  if (!run) return;
+  const of = run.steps ? ` of ${run.steps}` : "";
+  $("resume-text").textContent = `A run on ${run.data_name} started ${new Date(run.started).toLocaleString()} ` +
+    `${run.status === "stopped" ? "was stopped" : "did not finish"}; its last checkpoint is at step ${run.step}${of}.`;
+  $("resume-banner").dataset.step = String(run.step);
+  updateButtons();
+}
+
+export function resume() {
+  resetRunView();
+  post({ type: "resume" });
+  setStatus($("run-status"), "Reading the unfinished run…");
+  updateButtons();
+}
+
+export function onResuming({ step, job }) {
+  state.job = job;
+  $("resume-banner").hidden = true;
+  setStatus($("run-status"), `Resuming the run from its checkpoint at step ${step}…`);
+}
+
+export function onCheckpoint({ step }) {
+  $("checkpoint-status").dataset.step = String(step);
+  setStatus($("checkpoint-status"), `Checkpoint at step ${step} saved in this browser's private storage.`, "ok");
+}
+
+// ---------- the run's events ----------
+
+/** A training setting of the run's job: as the job has it, or the module's default for its task. */
+function jobSetting(key) {
+  const job = state.job ?? {};
+  return job.train?.[key] ?? state.defaults?.[job.task?.kind ?? "classification"]?.train[key];
+}
+
+/** "train.fit: batch 16 → 8, accumulation 1 → 2" for what the planner changed, or why not. */
+function fitNote(e) {
+  const changes = [["batch_size", "batch"], ["gradient_accumulation", "accumulation"], ["max_length", "max length"]]
+    .filter(([key]) => e[key] !== undefined && e[key] !== jobSetting(key))
+    .map(([key, name]) => `${name} ${jobSetting(key) ?? "?"} → ${e[key]}`);
+  const estimate = e.estimate_bytes ? ` (estimate ${(e.estimate_bytes / 2 ** 20).toFixed(0)} MiB)` : "";
+  if (changes.length) return ` train.fit: ${changes.join(", ")}${estimate}.`;
+  return e.fits ? "" : ` train.fit: over this GPU's limits, run as written${estimate}.`;
+}
+
+/** The "data" event, one shape for every task: rows (conversations for SFT) and their split; the
+ * label counts where the task has labels; how the file was decoded. */
+function showData(e) {
+  state.labels = e.labels ?? [];
+  const r = e.report ?? {};
+  const counts = state.labels.map((l, i) => `${l}: ${e.class_counts[i]}`).join(", ");
+  const unit = (e.task?.kind ?? e.task) === "sft" ? "conversations" : "rows";
+  const test = e.test_rows ? `, ${e.test_rows} for the test` : "";
+  const encoding = r.encoding ? `; encoding ${r.encoding}` : "";
+  const latin1 = r.fallback_rows ? ` ${r.fallback_rows} rows are not valid UTF-8 and were read as latin-1.` : "";
+  setStatus($("data-status"), `${e.rows} ${unit}${counts ? ` (${counts})` : ""}: ${e.train_rows} to train on, ` +
+    `${e.eval_rows} held out${test}${encoding}.${latin1}`, "ok");
+}
+
+function showStep(e) {
+  if (state.firstStep === null) {
+    state.firstStep = performance.now();
+    $("fig-first").textContent =
+      `${(state.firstStep / 1000).toFixed(1)} s (page open), ${((state.firstStep - state.startedAt) / 1000).toFixed(1)} s (Start)`;
+  }
+  state.steps.push(e);
+  $("progress").value = e.step;
+  $("fig-step").textContent = `${e.step} / ${e.steps}`;
+  $("fig-loss").textContent = e.loss.toFixed(4);
+  $("fig-lr").textContent = e.learning_rate.toExponential(2);
+  $("fig-speed").textContent = e.examples_per_s.toFixed(1);
+  const row = $("step-log").tBodies[0].insertRow();
+  for (const v of [e.step, e.loss.toFixed(6), e.learning_rate.toExponential(3), e.examples_per_s.toFixed(2)]) {
+    row.insertCell().textContent = v;
+  }
+  row.dataset.loss = String(e.loss);
+  scheduleChart();
+}
+
+export function onTrainEvent(e) {
+  switch (e.event) {
+    case "data": showData(e); break;
+    case "planned":
+      $("run-status").dataset.planned = JSON.stringify(e);
+      state.fitNote = fitNote(e);
+      if (state.fitNote) setStatus($("run-status"), state.fitNote.trim());
+      break;
+    case "started":
+      state.totalSteps = e.steps;
+      $("progress").max = e.steps;
+      setStatus($("run-status"), `${e.resumed_at ? `Resumed at step ${e.resumed_at}. ` : ""}` +
+        `Training ${e.trainable_params.toLocaleString()} of ${e.total_params.toLocaleString()} parameters on ` +
+        `${e.train_rows} rows; ${e.eval_rows} held out.${state.fitNote}`);
+      break;
+    case "step": showStep(e); break;
+    case "evaluated": showMetrics(e.step, e.metrics, "validation"); break;
+    case "tested": showMetrics(e.step, e.metrics, "test"); break;
+    default: break;
+  }
+}
+
+// The figures of one evaluation, by task (the same ones `hearth` prints).
+function metricFigures(m) {
+  const f = (name, v) => `${name} ${v.toFixed(4)}`;
+  if (m.task === "regression") {
+    return [f("MAE", m.mae), f("RMSE", m.rmse), f("R²", m.r2), f("Pearson", m.pearson)];
+  }
+  if (m.task === "language_model") {
+    return [f("loss", m.loss), `perplexity ${m.perplexity.toFixed(3)}`, `${m.tokens} tokens`];
+  }
+  if (m.task === "multi_label") {
+    return [f("micro-F1", m.micro_avg.f1), f("macro-F1", m.macro_avg.f1),
+      f("subset accuracy", m.subset_accuracy), f("Hamming loss", m.hamming_loss)];
+  }
+  return [f("accuracy", m.accuracy), f("macro-F1", m.macro_f1)];
+}
+
+function showMetrics(step, m, set) {
+  const row = $("eval-table").tBodies[0].insertRow();
+  row.dataset.set = set;
+  row.dataset.metrics = JSON.stringify(m);
+  for (const v of [step, m.n, set, metricFigures(m).join(" · ")]) row.insertCell().textContent = v;
+  if (!m.confusion) return;
+  const labels = state.labels.length === m.confusion.length ? state.labels : m.confusion.map((_, i) => `class ${i}`);
+  const table = document.createElement("table");
+  table.id = "confusion-matrix";
+  table.createCaption().textContent = `Step ${step} (${set}): rows are the true labels, columns the predicted ones`;
+  const head = table.createTHead().insertRow();
+  head.appendChild(document.createElement("td"));
+  for (const l of labels) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.textContent = l;
+    head.appendChild(th);
+  }
+  const body = table.createTBody();
+  m.confusion.forEach((counts, i) => headedRow(body, labels[i], counts));
+  $("confusion").replaceChildren(table);
+}
+
+/** The run's end: its summary and its files (PEFT's adapter files for LoRA, hearth_run.json). */
+export function onDone({ files, summary }) {
+  state.running = false;
+  $("run-status").dataset.summary = JSON.stringify(summary);
+  setStatus($("run-status"), `${summary.stopped ? "Stopped" : "Finished"} after ${summary.steps} steps: ` +
+    `${summary.examples_per_s.toFixed(1)} examples/s, loss ${summary.loss_first.toFixed(4)} → ` +
+    `${summary.loss_last20.toFixed(4)} (mean of the last 20 steps).${state.fitNote}`, "ok");
+  const names = files.map(([name]) => name);
+  setStatus($("result-status"), names.includes("adapter_config.json") ? "Your adapter, in HuggingFace PEFT's format:"
+    : names.includes("config.json") ? "Your fine-tuned model, a HuggingFace model directory:"
+      : "Your trained head (load it onto the base model with hearth_run.json):", "ok");
+  for (const [name, bytes] of files) {
+    const type = name.endsWith(".json") ? "application/json" : "application/octet-stream";
+    download(name, new Blob([bytes], { type }));
+  }
+  state.trained = true;
+  state.trainedChat = state.job?.task?.kind === "sft";
+  updateButtons();
+}
