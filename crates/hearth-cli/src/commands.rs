@@ -11,7 +11,7 @@ use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::plan::Limits;
 use hearth_train::{
     AdapterFiles, Assignment, Checkpoint, DataSummary, Event, Examples, JobSpec, Metrics,
-    RunHooks, RunInputs, RunOutput, RunRecord, Targets, TrainSummary,
+    RunHooks, RunInputs, RunOutput, RunRecord, Targets,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
