@@ -3,19 +3,29 @@
 //! Paper: Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers for Language
 //! Understanding" (<https://arxiv.org/abs/1810.04805>). Upstream modeling file:
 //! `transformers/models/bert/modeling_bert.py`. Each struct below mirrors one HF submodule and
-//! carries its name, so a weight's burn path is its HF name after the one table in
-//! [`HF_TO_BURN`] (`LayerNorm` → `layer_norm`, `self` → `self_attention`, both of which Rust
-//! cannot spell as field names).
+//! carries its name, so a weight's burn path is its HF name after the one two-way table in
+//! [`names`] (`LayerNorm` → `layer_norm`, `self` → `self_attention`, both of which Rust cannot
+//! spell as field names). The config is in [`config`], the sequence-classification head in
+//! [`classifier`].
 //!
 //! LoRA: every projection goes through [`crate::lora::linear`], which computes
 //! `x·W + b + s·(dropout(x)·A)·B` when burn's `apply_lora` attached an adapter to the weight,
 //! so LoRA dropout acts on the adapter's input only, as in PEFT, and the frozen base weight never
 //! takes a weight-sized gradient.
 
-use burn::module::{Module, Param};
+mod classifier;
+mod config;
+pub mod names;
+
+pub use classifier::{BertForSequenceClassification, Pooling, head_weights, import_head};
+pub use config::BertConfig;
+pub(crate) use config::FAMILY;
+pub use names::{burn_to_hf, hf_to_burn};
+
+use burn::module::Module;
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
-    Linear, LinearConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
 };
 use burn::store::{
     FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
@@ -23,173 +33,11 @@ use burn::store::{
 };
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
-use serde::Deserialize;
 
 use crate::ModelError;
 use crate::activation::{gelu_erf, gelu_tanh, safe_tanh};
-use crate::lora::{self, LoraSettings};
-
-/// HuggingFace weight names → burn module paths, for every BERT-family checkpoint.
-///
-/// Regex patterns applied in order to each tensor name of `model.safetensors`. A
-/// `BertForSequenceClassification` checkpoint prefixes the encoder with `bert.`; a plain
-/// `BertModel` (as sentence-transformers ships) does not, so the prefix is optional.
-pub const HF_TO_BURN: &[(&str, &str)] = &[
-    (r"^bert\.", ""),
-    (r"\.LayerNorm\.", ".layer_norm."),
-    (r"\.attention\.self\.", ".attention.self_attention."),
-];
-
-/// Maps one HF weight name to its burn path with [`HF_TO_BURN`], as the loader's remapper does.
-pub fn hf_to_burn(name: &str) -> String {
-    HF_TO_BURN.iter().fold(
-        name.to_string(),
-        |acc, (from, to)| match regex::Regex::new(from) {
-            Ok(re) => re.replace_all(&acc, *to).into_owned(),
-            Err(_) => acc,
-        },
-    )
-}
-
-/// The linear layers of one encoder layer, by their HF module path inside `encoder.layer.N`.
-/// PEFT's `target_modules` are matched against these names (and the pooler's).
-pub const LAYER_LINEARS: &[&str] = &[
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-];
-
-/// `config.json` of a BERT-family model, as transformers writes it.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
-pub struct BertConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Width of every hidden state.
-    pub hidden_size: usize,
-    /// Number of encoder layers.
-    pub num_hidden_layers: usize,
-    /// Attention heads per layer.
-    pub num_attention_heads: usize,
-    /// Width of the feed-forward layer.
-    pub intermediate_size: usize,
-    /// Feed-forward activation (`gelu` is the exact, erf-based GELU).
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
-    /// Dropout on embeddings and sublayer outputs.
-    #[serde(default = "default_dropout")]
-    pub hidden_dropout_prob: f64,
-    /// Dropout on attention probabilities.
-    #[serde(default = "default_dropout")]
-    pub attention_probs_dropout_prob: f64,
-    /// Number of learned positions.
-    pub max_position_embeddings: usize,
-    /// Number of token types (segments).
-    #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: usize,
-    /// LayerNorm epsilon.
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    /// Id of the padding token.
-    #[serde(default)]
-    pub pad_token_id: usize,
-    /// Only `absolute` positions are supported.
-    #[serde(default = "default_position_type")]
-    pub position_embedding_type: String,
-    /// Dropout before a classification head; `hidden_dropout_prob` when absent.
-    #[serde(default)]
-    pub classifier_dropout: Option<f64>,
-    /// Standard deviation of the normal init of new weights (the classification head).
-    #[serde(default = "default_init_range")]
-    pub initializer_range: f64,
-}
-
-fn default_act() -> String {
-    "gelu".into()
-}
-fn default_dropout() -> f64 {
-    0.1
-}
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-fn default_position_type() -> String {
-    "absolute".into()
-}
-fn default_init_range() -> f64 {
-    0.02
-}
-
-/// The feed-forward activations HF's BERT config may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activation {
-    Gelu,
-    GeluApprox,
-    Relu,
-}
-
-impl BertConfig {
-    /// Parses and checks `config.json`.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
-        let config: Self = serde_json::from_slice(bytes).map_err(|source| ModelError::Config {
-            family: "BERT",
-            source,
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), ModelError> {
-        let bad = |msg: String| Err(ModelError::UnsupportedConfig(msg));
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return bad(format!(
-                "hidden_size {} is not a multiple of num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        if self.position_embedding_type != "absolute" {
-            return bad(format!(
-                "position_embedding_type `{}` is not supported (only `absolute`)",
-                self.position_embedding_type
-            ));
-        }
-        self.activation()?;
-        for (name, p) in [
-            ("hidden_dropout_prob", self.hidden_dropout_prob),
-            (
-                "attention_probs_dropout_prob",
-                self.attention_probs_dropout_prob,
-            ),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return bad(format!("{name} must be in [0, 1), found {p}"));
-            }
-        }
-        Ok(())
-    }
-
-    fn activation(&self) -> Result<Activation, ModelError> {
-        match self.hidden_act.as_str() {
-            "gelu" => Ok(Activation::Gelu),
-            "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluApprox),
-            "relu" => Ok(Activation::Relu),
-            other => Err(ModelError::UnsupportedConfig(format!(
-                "hidden_act `{other}` is not supported (gelu, gelu_new, gelu_pytorch_tanh, relu)"
-            ))),
-        }
-    }
-
-    fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
-    }
-}
+use crate::lora;
+use config::Activation;
 
 /// A tokenized batch on the device: ids, segment ids and the padding mask, all `[batch, seq]`.
 #[derive(Debug, Clone)]
@@ -407,11 +255,11 @@ pub struct BertPooler {
 
 impl BertPooler {
     fn forward(&self, hidden: Tensor<3>) -> Tensor<2> {
-        let [batch, _, width] = hidden.dims();
-        let first = hidden
-            .slice([0..batch, 0..1, 0..width])
-            .reshape([batch, width]);
-        safe_tanh(lora::linear(&self.dense, first, &self.lora_dropout))
+        safe_tanh(lora::linear(
+            &self.dense,
+            first_token(hidden),
+            &self.lora_dropout,
+        ))
     }
 }
 
@@ -421,6 +269,9 @@ pub struct BertModel {
     embeddings: BertEmbeddings,
     encoder: BertEncoder,
     pooler: Option<BertPooler>,
+    /// The config it was built from: the shapes of its linear layers.
+    #[module(skip)]
+    config: BertConfig,
 }
 
 impl BertModel {
@@ -451,6 +302,7 @@ impl BertModel {
                 dense: LinearConfig::new(h, h).init(device),
                 lora_dropout: DropoutConfig::new(lora_dropout).init(),
             }),
+            config: config.clone(),
         })
     }
 
@@ -461,8 +313,7 @@ impl BertModel {
     /// use (`position_ids`, a classification head) are ignored. Half-precision weights are cast
     /// to f32.
     pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
-        let remapper = KeyRemapper::from_patterns(HF_TO_BURN.to_vec())
-            .map_err(|e| ModelError::Weights(format!("bad name table: {e}")))?;
+        let remapper = checkpoint_remapper(&bytes)?;
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
             .remap(remapper)
             .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
@@ -515,25 +366,52 @@ impl BertModel {
         mean_pool(self.forward(input), input.attention_mask.clone())
     }
 
-    /// HF module paths and burn parameter paths of every linear layer, in model order.
+    /// HF module paths, burn parameter paths and shapes of every linear layer, in model order
+    /// ([`BertConfig::linear_modules`] with this checkpoint's pooler).
     ///
     /// Names are relative to the encoder (`encoder.layer.0.attention.self.query`), as PEFT sees
     /// them under a `BertModel`; [`lora`] matches `target_modules` against them.
     pub fn linear_modules(&self) -> Vec<lora::LinearModule> {
-        let mut out = Vec::new();
-        for i in 0..self.encoder.layer.len() {
-            for name in LAYER_LINEARS {
-                out.push(lora::LinearModule::from_hf(
-                    &format!("encoder.layer.{i}.{name}"),
-                    hf_to_burn,
-                ));
-            }
-        }
-        if self.pooler.is_some() {
-            out.push(lora::LinearModule::from_hf("pooler.dense", hf_to_burn));
-        }
-        out
+        self.config.linear_modules(self.has_pooler())
     }
+
+    /// The pooler's output over the [CLS] token `[batch, hidden]`, or the raw [CLS] state when
+    /// the checkpoint has no pooler.
+    fn cls_pooled(&self, hidden: Tensor<3>) -> Tensor<2> {
+        match &self.pooler {
+            Some(pooler) => pooler.forward(hidden),
+            // `BertForSequenceClassification::new` refuses CLS pooling without a pooler; the
+            // raw [CLS] state is the only sensible reading if a caller got here anyway.
+            None => first_token(hidden),
+        }
+    }
+}
+
+/// The hidden state of the first ([CLS]) token: `[batch, seq, hidden]` → `[batch, hidden]`.
+fn first_token(hidden: Tensor<3>) -> Tensor<2> {
+    let [batch, _, width] = hidden.dims();
+    hidden
+        .slice([0..batch, 0..1, 0..width])
+        .reshape([batch, width])
+}
+
+/// The store's key remapper for a checkpoint: each tensor name of the file renamed to its
+/// encoder path by [`names::checkpoint_to_encoder`]. A file whose header cannot be read gets
+/// none, and the store reports it.
+fn checkpoint_remapper(bytes: &[u8]) -> Result<KeyRemapper, ModelError> {
+    let Ok(file) = safetensors::SafeTensors::deserialize(bytes) else {
+        return Ok(KeyRemapper::new());
+    };
+    let renames: Vec<(String, String)> = file
+        .names()
+        .into_iter()
+        .filter_map(|name| {
+            let path = names::checkpoint_to_encoder(name);
+            (path != *name).then(|| (format!("^{}$", regex::escape(name)), path))
+        })
+        .collect();
+    KeyRemapper::from_patterns(renames)
+        .map_err(|e| ModelError::Weights(format!("bad name table: {e}")))
 }
 
 /// Mask-weighted mean over the sequence: `[batch, seq, hidden]`, `[batch, seq]` → `[batch, hidden]`.
@@ -543,174 +421,4 @@ fn mean_pool(hidden: Tensor<3>, attention_mask: Tensor<2, Int>) -> Tensor<2> {
     let summed = (hidden * mask.clone()).sum_dim(1).reshape([batch, width]);
     let counts = mask.sum_dim(1).reshape([batch, 1]).clamp_min(1e-9);
     summed / counts
-}
-
-/// How a sequence becomes one vector for the classification head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Pooling {
-    /// HF's `BertForSequenceClassification`: the pooler (dense + tanh) over the [CLS] token.
-    #[default]
-    Cls,
-    /// Attention-mask weighted mean of the last hidden state.
-    Mean,
-}
-
-/// A BERT encoder with a sequence-classification head (HF `BertForSequenceClassification`,
-/// with mean pooling as an alternative): one output per label, or one for regression.
-#[derive(Module, Debug)]
-pub struct BertForSequenceClassification {
-    /// The encoder; LoRA adapters attach here.
-    pub bert: BertModel,
-    dropout: Dropout,
-    /// The head, `[hidden, num_labels]`; trained in full alongside the adapters.
-    pub classifier: Linear,
-    #[module(skip)]
-    pooling: Pooling,
-}
-
-impl BertForSequenceClassification {
-    /// Wraps a loaded encoder with a freshly initialized head, as transformers does
-    /// (normal with `initializer_range` std, zero bias).
-    pub fn new(
-        bert: BertModel,
-        config: &BertConfig,
-        num_labels: usize,
-        pooling: Pooling,
-        device: &Device,
-    ) -> Result<Self, ModelError> {
-        if num_labels == 0 {
-            return Err(ModelError::UnsupportedConfig(
-                "a head needs at least one output".into(),
-            ));
-        }
-        if pooling == Pooling::Cls && !bert.has_pooler() {
-            return Err(ModelError::UnsupportedConfig(
-                "CLS pooling needs the pooler weights, which this checkpoint lacks; use mean pooling"
-                    .into(),
-            ));
-        }
-        let classifier = LinearConfig::new(config.hidden_size, num_labels)
-            .with_initializer(Initializer::Normal {
-                mean: 0.0,
-                std: config.initializer_range,
-            })
-            .init(device);
-        let classifier = Linear {
-            bias: classifier
-                .bias
-                .map(|_| Param::from_tensor(Tensor::zeros([num_labels], device))),
-            weight: classifier.weight,
-        };
-        Ok(Self {
-            bert,
-            dropout: DropoutConfig::new(
-                config
-                    .classifier_dropout
-                    .unwrap_or(config.hidden_dropout_prob),
-            )
-            .init(),
-            classifier,
-            pooling,
-        })
-    }
-
-    /// Attaches LoRA adapters to the encoder's target modules; the head stays trainable and the
-    /// rest of the encoder is frozen.
-    ///
-    /// The adapters scale by [`LoraSettings::scale`] (`alpha / r`, or `alpha / √r` with rsLoRA)
-    /// and sit only in `layers_to_transform` when it is given.
-    pub fn with_lora(self, settings: &LoraSettings) -> Result<Self, ModelError> {
-        settings.validate()?;
-        let modules = self.bert.linear_modules();
-        let group = lora::target_group(&modules, settings, self.bert.num_layers())?;
-        Ok(Self {
-            bert: self.bert.apply_lora(
-                burn::module::Lora::new(settings.r, settings.burn_alpha()).set_param_group(group),
-            ),
-            ..self
-        })
-    }
-
-    /// The same model with dropout `p` before the head instead of the config's.
-    pub fn with_head_dropout(self, p: f64) -> Self {
-        Self {
-            dropout: DropoutConfig::new(p).init(),
-            ..self
-        }
-    }
-
-    /// Freezes the whole encoder: only the head trains (a linear probe). No adapters.
-    pub fn head_only(self) -> Self {
-        Self {
-            bert: self.bert.no_grad(),
-            ..self
-        }
-    }
-
-    /// The same model with the head's bias set to `bias` (one value per output), e.g. a
-    /// regression head starting at the mean target rather than at 0.
-    pub fn with_head_bias(mut self, bias: &[f32]) -> Result<Self, ModelError> {
-        if bias.len() != self.num_labels() {
-            return Err(ModelError::UnsupportedConfig(format!(
-                "{} bias values for a head with {} outputs",
-                bias.len(),
-                self.num_labels()
-            )));
-        }
-        let device = self.classifier.weight.device();
-        let value = Tensor::<1>::from_data(TensorData::new(bias.to_vec(), [bias.len()]), &device);
-        self.classifier.bias = Some(Param::from_tensor(value));
-        Ok(self)
-    }
-
-    /// Every weight of the encoder and the head trains (full fine-tuning). No adapters.
-    pub fn full(self) -> Self {
-        self.set_require_grad(true)
-    }
-
-    /// The pooling this head uses.
-    pub fn pooling(&self) -> Pooling {
-        self.pooling
-    }
-
-    /// Number of labels the head predicts.
-    pub fn num_labels(&self) -> usize {
-        self.classifier.weight.dims()[1]
-    }
-
-    /// Classification logits `[batch, num_labels]`.
-    pub fn forward(&self, input: &BertInput) -> Tensor<2> {
-        let pooled = match self.pooling {
-            Pooling::Mean => self.bert.mean_pooled(input),
-            Pooling::Cls => {
-                let hidden = self.bert.forward(input);
-                match &self.bert.pooler {
-                    Some(pooler) => pooler.forward(hidden),
-                    // `new` refuses CLS pooling without a pooler; the raw [CLS] state is the
-                    // only sensible reading if a caller got here anyway.
-                    None => {
-                        let [batch, _, width] = hidden.dims();
-                        hidden
-                            .slice([0..batch, 0..1, 0..width])
-                            .reshape([batch, width])
-                    }
-                }
-            }
-        };
-        self.classifier.forward(self.dropout.forward(pooled))
-    }
-}
-
-/// PEFT sees the encoder's linear layers under `bert.`, and saves the head (`classifier`).
-impl crate::peft::PeftModel for BertForSequenceClassification {
-    const FAMILY: crate::peft::AdapterFamily = crate::peft::BERT_CLASSIFIER;
-
-    fn adaptable_modules(&self) -> Vec<lora::LinearModule> {
-        self.bert.linear_modules()
-    }
-
-    fn with_lora(self, settings: &LoraSettings) -> Result<Self, ModelError> {
-        Self::with_lora(self, settings)
-    }
 }
