@@ -12,7 +12,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::Tensor;
+use burn::store::{
+    ApplyResult, FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot,
+    PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{DType, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::ModelError;
@@ -124,6 +128,40 @@ pub async fn pytorch_safetensors<M: Module>(
         ));
     }
     serialize(&tensors, pytorch_metadata())
+}
+
+/// Loads an HF checkpoint (`model.safetensors` in PyTorch's layout) onto `module`: tensor
+/// names renamed by `remapper`, linear weights transposed, LayerNorm's `weight`/`bias` read
+/// as burn's `gamma`/`beta`, half precision cast to f32. Tensors the module lacks and
+/// parameters the file lacks are reported in the result, not refused: the caller decides
+/// ([`crate::error::check_loaded`]).
+pub fn load_pytorch<M: ModuleSnapshot>(
+    module: &mut M,
+    bytes: Vec<u8>,
+    remapper: KeyRemapper,
+) -> Result<ApplyResult, ModelError> {
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .remap(remapper)
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        .validate(false)
+        .allow_partial(true);
+    module
+        .load_from(&mut store)
+        .map_err(|e| ModelError::Weights(e.to_string()))
+}
+
+/// Loads `tensors`, named by burn path and in burn's layout, onto `module` through burn's
+/// store, which keeps each parameter's id and whether it trains. The error is the store's
+/// message; the caller says which file it was.
+pub fn load_host<M: ModuleSnapshot>(
+    module: &mut M,
+    tensors: &BTreeMap<String, HostTensor>,
+) -> Result<ApplyResult, String> {
+    let bytes = serialize(tensors, None).map_err(|e| e.to_string())?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
+        .validate(false)
+        .allow_partial(true);
+    module.load_from(&mut store).map_err(|e| e.to_string())
 }
 
 /// A visitor that sees every float parameter with its burn path (`bert.encoder.layer.0.…`).

@@ -13,12 +13,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::Module;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::error::first_errors;
-use crate::host::{HostTensor, pytorch_metadata, serialize, to_host};
+use crate::host::{HostTensor, load_host, pytorch_metadata, serialize, to_host};
 use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
 
 /// Kept here too for the callers that find parameters by path through this module; the
@@ -417,14 +416,8 @@ pub fn import_adapter<M: PeftModel>(model: M, adapter_safetensors: &[u8]) -> Res
         };
         burn_tensors.insert(burn_name, host);
     }
-    let bytes = serialize(&burn_tensors, None)?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes))
-        .validate(false)
-        .allow_partial(true);
     let mut model = model;
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ModelError::Lora(e.to_string()))?;
+    let result = load_host(&mut model, &burn_tensors).map_err(ModelError::Lora)?;
     if !result.errors.is_empty() {
         return Err(ModelError::Lora(format!(
             "the adapter does not fit the model (is r the same as in adapter_config.json?): {}",

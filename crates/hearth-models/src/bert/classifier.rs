@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::{BertConfig, BertInput, BertModel};
 use crate::ModelError;
-use crate::host::{HostTensor, pytorch_metadata, serialize, to_host};
+use crate::host::{HostTensor, load_host, pytorch_metadata, serialize, to_host};
 use crate::lora::{self, LoraSettings};
 use crate::peft::{AdapterFamily, BERT_CLASSIFIER, PeftModel};
 
@@ -220,14 +219,8 @@ pub fn import_head(
         "classifier.bias".to_string(),
         read("classifier.bias", &[outputs])?,
     );
-    // Loaded through burn's store, which keeps each parameter's id and gradient setting.
-    let mut store = SafetensorsStore::from_bytes(Some(serialize(&tensors, None)?))
-        .validate(false)
-        .allow_partial(true);
     let mut model = model;
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ModelError::WeightsMismatch(e.to_string()))?;
+    let result = load_host(&mut model, &tensors).map_err(ModelError::WeightsMismatch)?;
     if !result.errors.is_empty() || !result.unused.is_empty() {
         return Err(ModelError::WeightsMismatch(format!(
             "the head's weights do not fit the model: {:?} {:?}",

@@ -27,15 +27,13 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::store::{
-    FloatCastAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter,
-    SafetensorsStore,
-};
+use burn::store::KeyRemapper;
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::ModelError;
 use crate::activation::{gelu_erf, gelu_tanh, safe_tanh};
+use crate::host::load_pytorch;
 use crate::lora;
 use config::Activation;
 
@@ -314,14 +312,7 @@ impl BertModel {
     /// to f32.
     pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
         let remapper = checkpoint_remapper(&bytes)?;
-        let mut store = SafetensorsStore::from_bytes(Some(bytes))
-            .remap(remapper)
-            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
-            .validate(false)
-            .allow_partial(true);
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let result = load_pytorch(&mut self, bytes, remapper)?;
         crate::error::check_loaded(
             &result,
             |p| p.starts_with("pooler."),
