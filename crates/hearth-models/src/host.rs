@@ -5,7 +5,8 @@
 //! models, a GGUF file's dequantized weights) goes through [`HostTensor`]: read back with
 //! [`to_host`] (async, so it runs in a browser too), renamed and transposed as the target format
 //! wants, and written with [`serialize`]. Every reader of a single tensor goes through
-//! [`HostTensor::from_view`]. The burn path of a parameter (`bert.encoder.layer.0.…`) is
+//! [`HostTensor::from_view`]; weights go back onto a module through [`load_pytorch`] (an HF
+//! checkpoint) or [`load_host`] (tensors already named and laid out as burn's). The burn path of a parameter (`bert.encoder.layer.0.…`) is
 //! tracked in one place too: [`PathVisitor`] and [`PathMapper`] see each parameter with its
 //! path, and [`named_params`] is the visitor the other modules use to find parameters by path.
 
