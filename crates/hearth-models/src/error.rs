@@ -45,16 +45,10 @@ pub(crate) fn check_loaded(
     hint: &str,
 ) -> Result<(), ModelError> {
     if !result.errors.is_empty() {
-        let shown: Vec<String> = result
-            .errors
-            .iter()
-            .take(5)
-            .map(|e| e.to_string())
-            .collect();
         return Err(ModelError::WeightsMismatch(format!(
             "{} tensor(s) do not fit: {}",
             result.errors.len(),
-            shown.join("; ")
+            first_errors(result, 5)
         )));
     }
     let missing: Vec<&str> = result
@@ -72,4 +66,32 @@ pub(crate) fn check_loaded(
         )));
     }
     Ok(())
+}
+
+/// The first `n` errors of a weight load, joined for a message.
+pub(crate) fn first_errors(result: &burn::store::ApplyResult, n: usize) -> String {
+    let shown: Vec<String> = result
+        .errors
+        .iter()
+        .take(n)
+        .map(|e| e.to_string())
+        .collect();
+    shown.join("; ")
+}
+
+/// Parses JSON of a model family's config (`config.json`, or the JSON value a writer edits):
+/// a parse error names the family.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    family: &'static str,
+) -> Result<T, ModelError> {
+    serde_json::from_slice(bytes).map_err(|source| ModelError::Config { family, source })
+}
+
+/// Writes a family's config as transformers does (pretty-printed JSON).
+pub(crate) fn write_config(
+    value: &serde_json::Value,
+    family: &'static str,
+) -> Result<Vec<u8>, ModelError> {
+    serde_json::to_vec_pretty(value).map_err(|source| ModelError::Config { family, source })
 }

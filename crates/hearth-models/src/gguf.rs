@@ -12,8 +12,8 @@ use burn::tensor::Device;
 use hearth_gguf::Gguf;
 
 use crate::ModelError;
+use crate::host::{HostTensor, serialize};
 use crate::llama::{LlamaConfig, LlamaForCausalLM};
-use crate::peft::{HostTensor, serialize};
 
 fn gguf_error(e: hearth_gguf::GgufError) -> ModelError {
     ModelError::Weights(format!("GGUF: {e}"))

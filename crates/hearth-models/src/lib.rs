@@ -17,6 +17,7 @@ pub mod chat;
 pub mod chat_model;
 pub mod generate;
 pub mod gguf;
+pub mod host;
 pub mod llama;
 pub mod llama_lora;
 pub mod lm_tokenizer;

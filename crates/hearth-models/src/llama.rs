@@ -8,14 +8,13 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::store::{
-    FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
-};
+use burn::store::KeyRemapper;
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use crate::ModelError;
+use crate::host::load_pytorch;
 use crate::lora;
 
 /// `config.json` of a Llama-family model, as transformers writes it.
@@ -309,13 +308,7 @@ impl LlamaForCausalLM {
     /// Loads HF weights from the bytes of `model.safetensors` (half precision cast to f32).
     /// Every tensor the config implies must be there with its shape.
     pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
-        let mut store = SafetensorsStore::from_bytes(Some(bytes))
-            .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
-            .validate(false)
-            .allow_partial(true);
-        let result = self
-            .load_from(&mut store)
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let result = load_pytorch(&mut self, bytes, KeyRemapper::new())?;
         crate::error::check_loaded(
             &result,
             |_| false,

@@ -12,32 +12,38 @@
 use burn::module::Module;
 use burn::tensor::Device;
 
+use crate::host::pytorch_safetensors;
 use crate::llama::{LlamaConfig, LlamaForCausalLM};
 use crate::lora::{self, LinearModule, LoraSettings};
-use crate::merge::{MergedModel, hf_safetensors};
+use crate::merge::MergedModel;
 use crate::peft::{self, AdapterFamily, LLAMA_CAUSAL_LM, PeftModel};
 use crate::{ModelError, ModelFiles};
 
-/// The linear layers of one decoder layer, by their HF module path inside `model.layers.N`.
-/// PEFT's `target_modules` are matched against these names.
-pub const DECODER_LINEARS: &[&str] = &[
-    "self_attn.q_proj",
-    "self_attn.k_proj",
-    "self_attn.v_proj",
-    "self_attn.o_proj",
-    "mlp.gate_proj",
-    "mlp.up_proj",
-    "mlp.down_proj",
-];
-
 impl LlamaForCausalLM {
-    /// HF module paths and burn parameter paths of every linear layer LoRA may adapt, in model
-    /// order (`model.layers.0.self_attn.q_proj`, …); `lm_head` is left out.
+    /// HF module paths, burn parameter paths and shapes of every linear layer LoRA may adapt,
+    /// in model order (`model.layers.0.self_attn.q_proj`, …); `lm_head` is left out.
     pub fn linear_modules(&self) -> Vec<LinearModule> {
-        (0..self.num_layers())
-            .flat_map(|i| {
-                DECODER_LINEARS.iter().map(move |name| {
-                    LinearModule::from_hf(&format!("model.layers.{i}.{name}"), str::to_string)
+        self.model
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, layer)| {
+                let (attn, mlp) = (&layer.self_attn, &layer.mlp);
+                [
+                    ("self_attn.q_proj", &attn.q_proj),
+                    ("self_attn.k_proj", &attn.k_proj),
+                    ("self_attn.v_proj", &attn.v_proj),
+                    ("self_attn.o_proj", &attn.o_proj),
+                    ("mlp.gate_proj", &mlp.gate_proj),
+                    ("mlp.up_proj", &mlp.up_proj),
+                    ("mlp.down_proj", &mlp.down_proj),
+                ]
+                .map(|(name, linear)| {
+                    LinearModule::from_hf(
+                        &format!("model.layers.{i}.{name}"),
+                        str::to_string,
+                        linear.weight.lazy_shape().dims::<2>(),
+                    )
                 })
             })
             .collect()
@@ -116,7 +122,7 @@ pub async fn merge_causal_lm(
     base_config: &[u8],
 ) -> Result<MergedModel, ModelError> {
     LlamaConfig::from_json(base_config)?;
-    let weights = hf_safetensors(&model.materialize(), str::to_string, |path| {
+    let weights = pytorch_safetensors(&model.materialize(), str::to_string, |path| {
         path.contains("embed_tokens")
     })
     .await?;

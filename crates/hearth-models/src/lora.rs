@@ -14,6 +14,7 @@ use burn::tensor::module::linear as linear_op;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::host::{PathMapper, map_paths};
 
 /// The LoRA hyper-parameters of a job, named as PEFT's `LoraConfig` names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +125,15 @@ impl LoraSettings {
         self.scale() * self.r as f64
     }
 
+    /// Whether `module` lies in `layers_to_transform` (every module does when it is absent; a
+    /// module outside the layer stack, such as BERT's pooler, never does when it is given).
+    pub fn in_layers(&self, module: &LinearModule) -> bool {
+        match &self.layers_to_transform {
+            None => true,
+            Some(layers) => module.layer().is_some_and(|l| layers.contains(&l)),
+        }
+    }
+
     /// Checks `layers_to_transform` against the model's number of layers.
     pub fn check_layers(&self, num_layers: usize) -> Result<(), ModelError> {
         if let Some(layers) = &self.layers_to_transform
@@ -139,7 +149,8 @@ impl LoraSettings {
     }
 }
 
-/// One linear layer of a model, by its HF module name and the burn path of its weight.
+/// One linear layer of a model, by its HF module name and the burn path of its weight, with
+/// its shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinearModule {
     /// HF module path, e.g. `encoder.layer.0.attention.self.query` or
@@ -147,6 +158,10 @@ pub struct LinearModule {
     pub hf_name: String,
     /// burn parameter path of the weight, e.g. `encoder.layer.0.attention.self_attention.query.weight`.
     pub weight_path: String,
+    /// Input width (rows of burn's `[in, out]` weight).
+    pub d_in: usize,
+    /// Output width.
+    pub d_out: usize,
 }
 
 /// The names of the numbered layer stacks in HF models: BERT's `encoder.layer.N`, Llama's
@@ -156,11 +171,14 @@ pub const LAYER_STACKS: &[&str] = &["layer", "layers"];
 impl LinearModule {
     /// Derives the burn path from the HF name through the family's one mapping table
     /// (`to_burn` maps an HF weight name to its burn path; the identity for Llama, whose burn
-    /// paths are HF's names).
-    pub fn from_hf(hf_name: &str, to_burn: impl Fn(&str) -> String) -> Self {
+    /// paths are HF's names); `[d_in, d_out]` is the layer's shape.
+    pub fn from_hf(hf_name: &str, to_burn: impl Fn(&str) -> String, shape: [usize; 2]) -> Self {
+        let [d_in, d_out] = shape;
         Self {
             hf_name: hf_name.to_string(),
             weight_path: to_burn(&format!("{hf_name}.weight")),
+            d_in,
+            d_out,
         }
     }
 
@@ -183,6 +201,17 @@ impl LinearModule {
     }
 }
 
+/// The modules `settings` adapts, in model order: those a target matches by PEFT's rule
+/// ([`LinearModule::matches`]), within `layers_to_transform` when given. The same selection
+/// as [`target_group`], without its checks (a target that matches nothing is simply absent):
+/// what a memory estimate counts before the model exists.
+pub fn targeted<'a>(modules: &'a [LinearModule], settings: &LoraSettings) -> Vec<&'a LinearModule> {
+    modules
+        .iter()
+        .filter(|m| settings.target_modules.iter().any(|t| m.matches(t)) && settings.in_layers(m))
+        .collect()
+}
+
 /// The parameter group of the weights `settings` selects: `target_modules` by PEFT's suffix rule,
 /// restricted to the layers of `layers_to_transform` when given (as in PEFT, a module outside the
 /// layer stack, such as BERT's pooler, is then never adapted).
@@ -195,15 +224,11 @@ pub fn target_group(
     num_layers: usize,
 ) -> Result<ParamGroup, ModelError> {
     settings.check_layers(num_layers)?;
-    let in_layers = |m: &LinearModule| match &settings.layers_to_transform {
-        None => true,
-        Some(layers) => m.layer().is_some_and(|l| layers.contains(&l)),
-    };
     let mut paths = Vec::new();
     for target in &settings.target_modules {
         let hits: Vec<&LinearModule> = modules
             .iter()
-            .filter(|m| m.matches(target) && in_layers(m))
+            .filter(|m| m.matches(target) && settings.in_layers(m))
             .collect();
         if hits.is_empty() && settings.layers_to_transform.is_some() {
             return Err(ModelError::Lora(format!(
@@ -258,17 +283,10 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -
 /// adapter; the base weights are shared, not copied, and `module` itself is unchanged (burn
 /// 0.22 offers no public way to detach an adapter).
 pub fn without_adapters<M: Module>(module: M) -> M {
-    #[derive(Default)]
-    struct ZeroB(Vec<String>);
-    impl burn::module::ModuleMapper for ZeroB {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.0.push(name.to_string());
-        }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.0.pop();
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if self.0.len() >= 2 && self.0[self.0.len() - 2..] == ["lora", "b"] {
+    struct ZeroB;
+    impl PathMapper for ZeroB {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if format!(".{path}").ends_with(".lora.b") {
                 let zeros = param.base().zeros_like();
                 Param::initialized(param.id, zeros)
             } else {
@@ -276,7 +294,7 @@ pub fn without_adapters<M: Module>(module: M) -> M {
             }
         }
     }
-    module.map(&mut ZeroB::default())
+    map_paths(module, ZeroB)
 }
 
 /// Number of parameters that will receive gradients (counted on an autodiff device).
@@ -297,20 +315,10 @@ pub fn trainable_params<M: Module>(module: &M) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bert::hf_to_burn;
 
-    #[test]
-    fn hf_names_map_through_the_family_table() {
-        let m = LinearModule::from_hf("encoder.layer.3.attention.self.query", hf_to_burn);
-        assert_eq!(
-            m.weight_path,
-            "encoder.layer.3.attention.self_attention.query.weight"
-        );
-        let m = LinearModule::from_hf("encoder.layer.0.attention.output.dense", hf_to_burn);
-        assert_eq!(
-            m.weight_path,
-            "encoder.layer.0.attention.output.dense.weight"
-        );
+    /// A module whose burn path is its HF name (the names are all these tests read).
+    fn module(hf_name: &str) -> LinearModule {
+        LinearModule::from_hf(hf_name, str::to_string, [4, 4])
     }
 
     #[test]
@@ -323,7 +331,7 @@ mod tests {
             "pooler.dense",
         ]
         .iter()
-        .map(|n| LinearModule::from_hf(n, hf_to_burn))
+        .map(|n| module(n))
         .collect();
         assert!(modules[0].matches("query"));
         assert!(!modules[0].matches("uery"));
@@ -368,14 +376,11 @@ mod tests {
 
     #[test]
     fn decoder_layers_are_numbered_like_encoder_layers() {
-        let q = LinearModule::from_hf("model.layers.12.self_attn.q_proj", str::to_string);
+        let q = module("model.layers.12.self_attn.q_proj");
         assert_eq!(q.weight_path, "model.layers.12.self_attn.q_proj.weight");
         assert_eq!(q.layer(), Some(12));
         assert!(q.matches("q_proj") && q.matches("self_attn.q_proj"));
-        assert_eq!(
-            LinearModule::from_hf("lm_head", str::to_string).layer(),
-            None
-        );
+        assert_eq!(module("lm_head").layer(), None);
         let settings = LoraSettings::for_decoder();
         assert_eq!(settings.target_modules, ["q_proj", "v_proj"]);
         settings.validate().expect("valid");

@@ -2,33 +2,20 @@
 //! directory that transformers loads without PEFT.
 //!
 //! Every adapted weight becomes `W + s·A·B` (burn's `materialize`), and every parameter is
-//! written under its HF name in PyTorch's layout: `bert.` before the encoder, `LayerNorm` and
-//! `self` spelled as HF does, LayerNorm's `gamma`/`beta` as `weight`/`bias`, linear weights
-//! transposed to `[out, in]`. `config.json` is the base's with the head's labels added.
-//! Reading back is async, so the page can merge too.
-
-use std::collections::BTreeMap;
+//! written under its HF name ([`crate::bert::names`], the table loading reads too) in PyTorch's
+//! layout: linear weights transposed to `[out, in]`. `config.json` is the base's with the
+//! head's labels added. Reading back is async, so the page can merge too.
 
 use burn::module::Module;
 use burn::tensor::Device;
 use serde_json::{Map, Value};
 
-use crate::bert::{BertConfig, BertForSequenceClassification, BertModel, Pooling};
-use crate::peft::{named_params, serialize, to_host};
+use crate::bert::{
+    self, BertConfig, BertForSequenceClassification, BertModel, Pooling, burn_to_hf, import_head,
+};
+use crate::error::{parse_config, write_config};
+use crate::host::pytorch_safetensors;
 use crate::{ModelError, ModelFiles};
-
-/// The HF name of a burn parameter path of [`BertForSequenceClassification`].
-pub fn burn_to_hf(path: &str) -> String {
-    let mut name = path
-        .replace(".layer_norm.", ".LayerNorm.")
-        .replace(".attention.self_attention.", ".attention.self.");
-    if name.contains(".LayerNorm.") {
-        name = name
-            .replace(".LayerNorm.gamma", ".LayerNorm.weight")
-            .replace(".LayerNorm.beta", ".LayerNorm.bias");
-    }
-    name
-}
 
 /// Whether a rank-2 parameter is an embedding table (stored as is) rather than a linear
 /// weight (stored transposed).
@@ -114,43 +101,7 @@ pub async fn merge_classifier(
 /// PyTorch's layout (what [`merge_classifier`] writes after merging, and what a full
 /// fine-tuning run saves).
 pub async fn hf_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
-    hf_safetensors(model, burn_to_hf, is_embedding).await
-}
-
-/// `model.safetensors` of any model without adapters: every parameter under the HF name
-/// `to_hf` gives its burn path, matrices transposed to PyTorch's `[out, in]` except the
-/// embedding tables (`is_embedding`), which both store as `[vocab, hidden]`.
-pub(crate) async fn hf_safetensors<M: Module>(
-    model: &M,
-    to_hf: impl Fn(&str) -> String,
-    is_embedding: impl Fn(&str) -> bool,
-) -> Result<Vec<u8>, ModelError> {
-    let named = named_params(model);
-    let mut tensors = BTreeMap::new();
-    for (path, t) in named.matrices {
-        let host = to_host(t).await?;
-        let host = if is_embedding(&path) {
-            host
-        } else {
-            host.transposed()
-        };
-        tensors.insert(to_hf(&path), host);
-    }
-    for (path, t) in named.vectors {
-        tensors.insert(to_hf(&path), to_host(t).await?);
-    }
-    if tensors.keys().any(|k| k.contains(".lora.")) {
-        return Err(ModelError::Lora(
-            "the model still carries adapters (merge them first); nothing was written".into(),
-        ));
-    }
-    serialize(
-        &tensors,
-        Some(std::collections::HashMap::from([(
-            "format".to_string(),
-            "pt".to_string(),
-        )])),
-    )
+    pytorch_safetensors(model, burn_to_hf, is_embedding).await
 }
 
 /// The base `config.json` turned into a sequence-classification config with `labels`.
@@ -159,11 +110,7 @@ pub(crate) fn classifier_config(
     labels: &[String],
     problem: ProblemType,
 ) -> Result<Vec<u8>, ModelError> {
-    let mut config: Map<String, Value> =
-        serde_json::from_slice(base).map_err(|source| ModelError::Config {
-            family: "BERT",
-            source,
-        })?;
+    let mut config: Map<String, Value> = parse_config(base, bert::FAMILY)?;
     let id2label: Map<String, Value> = labels
         .iter()
         .enumerate()
@@ -181,10 +128,7 @@ pub(crate) fn classifier_config(
     config.insert("id2label".into(), Value::Object(id2label));
     config.insert("label2id".into(), Value::Object(label2id));
     config.insert("problem_type".into(), Value::from(problem.name()));
-    serde_json::to_vec_pretty(&Value::Object(config)).map_err(|source| ModelError::Config {
-        family: "BERT",
-        source,
-    })
+    write_config(&Value::Object(config), bert::FAMILY)
 }
 
 /// Loads a complete HF `BertForSequenceClassification` directory (a merged model, say): the
@@ -194,11 +138,7 @@ pub fn load_classifier(
     device: &Device,
 ) -> Result<(BertForSequenceClassification, Vec<String>), ModelError> {
     let config = BertConfig::from_json(&files.config)?;
-    let raw: Value =
-        serde_json::from_slice(&files.config).map_err(|source| ModelError::Config {
-            family: "BERT",
-            source,
-        })?;
+    let raw: Value = parse_config(&files.config, bert::FAMILY)?;
     let id2label = raw
         .get("id2label")
         .and_then(Value::as_object)
@@ -221,6 +161,6 @@ pub fn load_classifier(
     let model =
         BertForSequenceClassification::new(encoder, &config, labels.len(), Pooling::Cls, device)?;
     // The head is read as a head-only run's is: by HF name, shapes checked.
-    let model = crate::strategy::import_head(model, &files.weights)?;
+    let model = import_head(model, &files.weights)?;
     Ok((model, labels))
 }

@@ -12,14 +12,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Tensor;
-use safetensors::tensor::{Dtype, TensorView};
+use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::error::first_errors;
+use crate::host::{HostTensor, load_host, pytorch_metadata, serialize, to_host};
 use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
+
+/// Kept here too for the callers that find parameters by path through this module; the
+/// visitor itself lives in [`crate::host`].
+pub use crate::host::{NamedParams, named_params};
 
 /// The prefix PEFT puts before HF module names of a `PeftModel` (any task type).
 const PREFIX: &str = "base_model.model.";
@@ -243,53 +246,6 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// The float parameters of a module by burn path (adapter factors included), as live tensors:
-/// on an autodiff device they are the leaves gradients attach to.
-#[derive(Default)]
-pub struct NamedParams {
-    path: Vec<String>,
-    /// Rank-2 parameters.
-    pub matrices: BTreeMap<String, Tensor<2>>,
-    /// Rank-1 parameters.
-    pub vectors: BTreeMap<String, Tensor<1>>,
-    /// The id of every parameter, the key of its gradient in `GradientsParams`.
-    pub ids: BTreeMap<String, ParamId>,
-}
-
-impl ModuleVisitor for NamedParams {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        self.ids.insert(path.clone(), param.id);
-        let value = param.base();
-        let dims = value.dims();
-        match D {
-            2 => {
-                self.matrices
-                    .insert(path, value.reshape([dims[0], dims[D - 1]]));
-            }
-            1 => {
-                self.vectors.insert(path, value.reshape([dims[0]]));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Every float parameter of `module` by burn path.
-pub fn named_params<M: Module>(module: &M) -> NamedParams {
-    let mut named = NamedParams::default();
-    module.visit(&mut named);
-    named
-}
-
 /// burn path → PEFT name of everything an adapter saves: both factors of every adapted module
 /// and the family's `modules_to_save` (a classifier's head). Only parameters the model actually
 /// carries are listed.
@@ -328,61 +284,6 @@ fn saved_names(family: &AdapterFamily) -> Vec<(String, String)> {
 /// The burn path of a LoRA factor (`a` or `b`) attached to the weight at `weight_path`.
 pub fn factor_path(weight_path: &str, factor: char) -> String {
     format!("{weight_path}.lora.{factor}")
-}
-
-/// One tensor on the host, row-major f32.
-pub(crate) struct HostTensor {
-    pub(crate) shape: Vec<usize>,
-    pub(crate) data: Vec<f32>,
-}
-
-impl HostTensor {
-    pub(crate) fn transposed(self) -> Self {
-        let (rows, cols) = (self.shape[0], self.shape[1]);
-        let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
-        }
-        Self {
-            shape: vec![cols, rows],
-            data,
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        self.data.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
-}
-
-pub(crate) async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelError> {
-    let shape = tensor.dims().to_vec();
-    let data = tensor
-        .into_data_async()
-        .await
-        .map_err(|e| ModelError::Lora(format!("reading a tensor back failed: {e:?}")))?;
-    let data = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| ModelError::Lora(format!("reading a tensor back failed: {e:?}")))?;
-    Ok(HostTensor { shape, data })
-}
-
-pub(crate) fn serialize(
-    tensors: &BTreeMap<String, HostTensor>,
-    metadata: Option<HashMap<String, String>>,
-) -> Result<Vec<u8>, ModelError> {
-    let bytes: BTreeMap<&String, Vec<u8>> = tensors.iter().map(|(k, t)| (k, t.bytes())).collect();
-    let views = tensors
-        .iter()
-        .map(|(name, t)| {
-            TensorView::new(Dtype::F32, t.shape.clone(), &bytes[name])
-                .map(|view| (name.clone(), view))
-                .map_err(|e| ModelError::Lora(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| ModelError::Lora(e.to_string()))
 }
 
 /// The PEFT tensors of a model's adapters (and head), by PEFT name, in PEFT's layout.
@@ -457,9 +358,7 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
 /// `adapter_model.safetensors` of a trained model, as PEFT writes it (metadata
 /// `{"format": "pt"}`).
 pub async fn export_adapter<M: PeftModel>(model: &M) -> Result<Vec<u8>, ModelError> {
-    let tensors = peft_tensors(model).await?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    serialize(&tensors, Some(metadata))
+    serialize(&peft_tensors(model).await?, pytorch_metadata())
 }
 
 /// A PEFT adapter directory's two files loaded onto `model` (without adapters): the config's
@@ -500,21 +399,11 @@ pub fn import_adapter<M: PeftModel>(model: M, adapter_safetensors: &[u8]) -> Res
         .collect();
     let mut burn_tensors = BTreeMap::new();
     for (name, view) in file.tensors() {
-        let data = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect::<Vec<f32>>(),
-            other => {
-                return Err(ModelError::Lora(format!(
-                    "adapter tensor `{name}` is {other:?}; only F32 adapters are supported"
-                )));
-            }
-        };
-        let host = HostTensor {
-            shape: view.shape().to_vec(),
-            data,
+        let Some(host) = HostTensor::from_view(&view) else {
+            return Err(ModelError::Lora(format!(
+                "adapter tensor `{name}` is {:?}; only F32 adapters are supported",
+                view.dtype()
+            )));
         };
         let burn_name = match saved.get(&name) {
             Some(path) => path.clone(),
@@ -527,24 +416,12 @@ pub fn import_adapter<M: PeftModel>(model: M, adapter_safetensors: &[u8]) -> Res
         };
         burn_tensors.insert(burn_name, host);
     }
-    let bytes = serialize(&burn_tensors, None)?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes))
-        .validate(false)
-        .allow_partial(true);
     let mut model = model;
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ModelError::Lora(e.to_string()))?;
+    let result = load_host(&mut model, &burn_tensors).map_err(ModelError::Lora)?;
     if !result.errors.is_empty() {
-        let shown: Vec<String> = result
-            .errors
-            .iter()
-            .take(4)
-            .map(|e| e.to_string())
-            .collect();
         return Err(ModelError::Lora(format!(
             "the adapter does not fit the model (is r the same as in adapter_config.json?): {}",
-            shown.join("; ")
+            first_errors(&result, 4)
         )));
     }
     if !result.unused.is_empty() {

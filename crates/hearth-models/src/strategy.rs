@@ -18,15 +18,15 @@
 //! and the job, to rebuild the trained model: it is what a checkpoint stores and what
 //! [`crate::ModelFiles::adapter`] takes back ([`build_for_strategy`], [`load_trained`]).
 
-use std::collections::{BTreeMap, HashMap};
-
-use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::bert::{BertConfig, BertForSequenceClassification, BertModel, Pooling};
+use crate::bert::{
+    self, BertConfig, BertForSequenceClassification, BertModel, Pooling, head_weights, import_head,
+};
+use crate::error::{parse_config, write_config};
 use crate::lora::LoraSettings;
-use crate::peft::{self, AdapterConfig, HostTensor, serialize, to_host};
+use crate::peft::{self, AdapterConfig};
 use crate::{ModelError, ModelFiles, merge};
 
 /// What a run trains.
@@ -218,86 +218,9 @@ pub async fn export_trained(
 /// `BertForSequenceClassification` always pools [CLS] through the pooler), Hearth's run record
 /// carries the pooling anyway; the key tells a reader of the directory why its logits differ.
 fn with_mean_pooling_note(config: &[u8]) -> Result<Vec<u8>, ModelError> {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(config).map_err(|source| ModelError::Config {
-            family: "BERT",
-            source,
-        })?;
+    let mut value: serde_json::Value = parse_config(config, bert::FAMILY)?;
     value["hearth_pooling"] = "mean".into();
-    serde_json::to_vec_pretty(&value).map_err(|source| ModelError::Config {
-        family: "BERT",
-        source,
-    })
-}
-
-/// `head.safetensors`: the head under HF's names and layout.
-async fn head_weights(model: &BertForSequenceClassification) -> Result<Vec<u8>, ModelError> {
-    let mut tensors = BTreeMap::new();
-    tensors.insert(
-        "classifier.weight".to_string(),
-        to_host(model.classifier.weight.val()).await?.transposed(),
-    );
-    if let Some(bias) = &model.classifier.bias {
-        tensors.insert("classifier.bias".to_string(), to_host(bias.val()).await?);
-    }
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    serialize(&tensors, Some(metadata))
-}
-
-/// Replaces the head with `classifier.weight` and `classifier.bias` from a safetensors file under
-/// HF's names (`head.safetensors`, or a full model's `model.safetensors`), keeping each
-/// parameter's id and whether it trains.
-pub fn import_head(
-    model: BertForSequenceClassification,
-    safetensors_bytes: &[u8],
-) -> Result<BertForSequenceClassification, ModelError> {
-    let file = safetensors::SafeTensors::deserialize(safetensors_bytes)
-        .map_err(|e| ModelError::Weights(format!("the head's weights cannot be read: {e}")))?;
-    let [hidden, outputs] = model.classifier.weight.dims();
-    let read = |name: &str, shape: &[usize]| -> Result<HostTensor, ModelError> {
-        let view = file.tensor(name).map_err(|_| {
-            ModelError::WeightsMismatch(format!("the trained weights have no `{name}`"))
-        })?;
-        if view.shape() != shape || view.dtype() != safetensors::Dtype::F32 {
-            return Err(ModelError::WeightsMismatch(format!(
-                "`{name}` is {:?} {:?}, expected F32 {shape:?} (the head has {outputs} outputs)",
-                view.dtype(),
-                view.shape()
-            )));
-        }
-        Ok(HostTensor {
-            shape: shape.to_vec(),
-            data: view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        })
-    };
-    let mut tensors = BTreeMap::new();
-    tensors.insert(
-        "classifier.weight".to_string(),
-        read("classifier.weight", &[outputs, hidden])?.transposed(),
-    );
-    tensors.insert(
-        "classifier.bias".to_string(),
-        read("classifier.bias", &[outputs])?,
-    );
-    // Loaded through burn's store, which keeps each parameter's id and gradient setting.
-    let mut store = SafetensorsStore::from_bytes(Some(serialize(&tensors, None)?))
-        .validate(false)
-        .allow_partial(true);
-    let mut model = model;
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| ModelError::WeightsMismatch(e.to_string()))?;
-    if !result.errors.is_empty() || !result.unused.is_empty() {
-        return Err(ModelError::WeightsMismatch(format!(
-            "the head's weights do not fit the model: {:?} {:?}",
-            result.errors, result.unused
-        )));
-    }
-    Ok(model)
+    write_config(&value, bert::FAMILY)
 }
 
 /// A BERT classifier prepared for `strategy` on `device`, ready to train.

@@ -1,0 +1,163 @@
+//! The planner's invariants on all-MiniLM-L6-v2's shape: parameter counts that match the
+//! model's, what the strategy and optimizer add, how activations grow, and what fitting
+//! proposes against a memory budget and the browser's buffer limits.
+
+use super::*;
+
+/// all-MiniLM-L6-v2's shape.
+fn minilm() -> BertConfig {
+    BertConfig::from_json(
+        br#"{"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+             "num_attention_heads": 12, "intermediate_size": 1536,
+             "max_position_embeddings": 512}"#,
+    )
+    .unwrap()
+}
+
+fn job(toml_train: &str) -> JobSpec {
+    JobSpec::parse(&format!(
+        "[model]\npath = 'm'\n[data]\npath = 'd.csv'\n[train]\n{toml_train}"
+    ))
+    .unwrap()
+}
+
+fn ctx() -> Context {
+    Context {
+        num_outputs: 3,
+        model_file_bytes: 90 << 20,
+        ..Context::default()
+    }
+}
+
+#[test]
+fn parameters_match_the_models_count() {
+    let e = estimate(&job(""), &minilm(), &ctx());
+    // 22,713,216 encoder parameters with the pooler; 74,883 trained (README invariant).
+    assert_eq!(e.trainable_params, 74_883);
+    assert_eq!(e.total_params - e.trainable_params, 22_713_216);
+    assert_eq!(e.part("weights"), 22_713_216 * 4);
+}
+
+#[test]
+fn strategy_and_optimizer_decide_gradients_and_state() {
+    let c = minilm();
+    let head = estimate(&job("strategy = 'head'"), &c, &ctx());
+    assert_eq!(head.trainable_params, 384 * 3 + 3);
+    // No encoder layer is recorded: only the head's input is kept.
+    assert!(head.part("activations") < 1 << 20);
+    let full = estimate(&job("strategy = 'full'"), &c, &ctx());
+    assert_eq!(
+        full.part("gradients"),
+        full.part("weights") + (384 * 3 + 3) * 4
+    );
+    assert_eq!(full.part("optimizer state"), 2 * full.part("gradients"));
+    let sgd = estimate(&job("optimizer = { name = 'sgd' }"), &c, &ctx());
+    assert_eq!(sgd.part("optimizer state"), 0);
+    let accum = estimate(&job("gradient_accumulation = 4"), &c, &ctx());
+    assert_eq!(accum.part("gradients"), 2 * sgd.part("gradients"));
+}
+
+#[test]
+fn activations_grow_with_batch_and_quadratically_with_length() {
+    let c = minilm();
+    let a = |t: &str| estimate(&job(t), &c, &ctx()).part("activations") as f64;
+    let base = a("batch_size = 8\nmax_length = 64");
+    assert!((a("batch_size = 16\nmax_length = 64") / base - 2.0).abs() < 0.05);
+    let longer = a("batch_size = 8\nmax_length = 128") / base;
+    assert!(longer > 2.2 && longer < 4.0, "{longer}");
+    // Adapters on every linear layer keep their dropped inputs too.
+    let all = a("batch_size = 8\nmax_length = 64\n[lora]\ntarget_modules = \
+                 ['query', 'key', 'value', 'dense']");
+    assert!(all > base);
+    // The data's longest row caps the padded length.
+    let short = Context {
+        longest_row: Some(40),
+        ..ctx()
+    };
+    let e = estimate(&job("max_length = 128"), &c, &short);
+    assert_eq!(e.seq_len, 40);
+}
+
+#[test]
+fn a_job_over_budget_is_refused_with_the_settings_to_change() {
+    let c = minilm();
+    let limits = Limits::native_cpu(Some(1 << 30), "test budget");
+    let j = job("batch_size = 64\nmax_length = 256");
+    let plan = fit(&j, &c, &limits, &ctx());
+    assert!(!plan.fits);
+    let first = &plan.suggestions[0];
+    assert!(first.batch_size < 64);
+    assert_eq!(first.batch_size * first.gradient_accumulation, 64);
+    assert_eq!(first.max_length, 256, "a smaller batch is enough here");
+    assert!(first.estimate_bytes <= 1 << 30);
+    let err = settle(&j, &plan).unwrap_err().to_string();
+    assert!(err.contains("train.batch_size"), "{err}");
+    assert!(err.contains("train.fit = \"auto\""), "{err}");
+    assert!(err.contains("test budget"), "{err}");
+}
+
+#[test]
+fn auto_adapts_and_off_runs_as_given() {
+    let c = minilm();
+    let limits = Limits::native_cpu(Some(1 << 30), "test budget");
+    let j = job("batch_size = 64\nmax_length = 256\nfit = 'auto'");
+    let plan = fit(&j, &c, &limits, &ctx());
+    let adapted = settle(&j, &plan).unwrap();
+    assert_eq!(adapted.train.effective_batch(), 64);
+    assert!(adapted.train.batch_size < 64);
+    let fits = fit(&adapted, &c, &limits, &ctx());
+    assert!(fits.fits, "{}", render(&fits));
+    let off = job("batch_size = 64\nmax_length = 256\nfit = 'off'");
+    assert_eq!(settle(&off, &fit(&off, &c, &limits, &ctx())).unwrap(), off);
+}
+
+#[test]
+fn max_length_shrinks_only_when_no_micro_batch_fits() {
+    let c = minilm();
+    // Weights and the model file alone take ~200 MiB; batch 1 at 512 tokens does not fit
+    // in 330 MiB, a shorter length does.
+    let limits = Limits::native_cpu(Some(330 << 20), "small");
+    let j = job("batch_size = 4\nmax_length = 512");
+    let mut context = ctx();
+    context.row_lengths = vec![10, 100, 300, 500];
+    let plan = fit(&j, &c, &limits, &context);
+    assert!(!plan.fits);
+    let s = &plan.suggestions[0];
+    assert!(s.max_length < 512, "{s:?}");
+    assert!(s.cost.contains("% of rows are longer"), "{}", s.cost);
+}
+
+#[test]
+fn browser_buffers_are_checked_against_the_adapter() {
+    let c = minilm();
+    // WebGPU's default maxStorageBufferBindingSize is 128 MiB.
+    let limits = Limits::browser(Some(256 << 20), Some(128 << 20));
+    let j = job("batch_size = 64\nmax_length = 512");
+    let plan = fit(&j, &c, &limits, &ctx());
+    assert!(!plan.fits);
+    assert!(plan.violations[0].what.contains("attention scores"));
+    assert!(plan.violations[0].limit.contains("storage buffer"));
+    assert!(plan.suggestions[0].estimate_bytes > 0);
+    let ok = fit(
+        &job("batch_size = 16\nmax_length = 128"),
+        &c,
+        &limits,
+        &ctx(),
+    );
+    assert!(ok.fits, "{}", render(&ok));
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let limits = Limits::native_cpu(None, "unknown");
+    assert!(plan(&job(""), b"{", &limits, &ctx()).is_err());
+    let zero = Context {
+        num_outputs: 0,
+        ..ctx()
+    };
+    let config = br#"{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 8}"#;
+    assert!(plan(&job(""), config, &limits, &zero).is_err());
+    let p = plan(&job(""), config, &limits, &ctx()).unwrap();
+    assert!(p.fits && p.notes.iter().any(|n| n.contains("unknown")));
+}
