@@ -33,7 +33,9 @@ pub enum Command {
     /// Fine-tune LoRA adapters and a classification head; write them as a PEFT adapter.
     ///
     /// Settings come from a job file (--job, TOML or JSON; the web page exports the same format)
-    /// and/or flags; a flag overrides the file. Example:
+    /// and/or flags; a flag overrides the file. Each flag's help names the job setting it sets,
+    /// in brackets, with the job's default; --print-job prints the job the flags resolve to.
+    /// Example:
     ///
     ///   hearth train --model assets/all-MiniLM-L6-v2 --data tweets.csv --label-column sentiment --steps 200 --out my-adapter
     #[command(mut_args = annotate)]
@@ -683,8 +685,8 @@ impl TrainArgs {
     }
 }
 
-/// Whether an error message names the setting at `path` or a section holding it
-/// (`train.early_stopping` for `train.early_stopping.metric`), as a whole word.
+/// Whether an error message names the setting at `path`, or as a whole word a section holding
+/// it (`train.early_stopping` for `train.early_stopping.metric`, not `train.early_stopping.x`).
 fn mentions(message: &str, path: &str) -> bool {
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
     let mut prefix = path;
@@ -692,7 +694,14 @@ fn mentions(message: &str, path: &str) -> bool {
         let whole = message.match_indices(prefix).any(|(at, _)| {
             let before = message[..at].chars().next_back();
             let after = message[at + prefix.len()..].chars().next();
-            !before.is_some_and(word) && !after.is_some_and(|c| c != '.' && word(c))
+            // The setting itself may end a sentence ("… train.steps."); a section may not go
+            // on into another setting.
+            let ends = match after {
+                Some('.') if prefix == path => true,
+                Some(c) => !word(c),
+                None => true,
+            };
+            !before.is_some_and(word) && ends
         });
         if whole {
             return true;
@@ -943,5 +952,10 @@ mod tests {
         assert!(mentions("set lora.r to 4", "lora.r"));
         assert!(!mentions("lora.rank is unknown", "lora.r"));
         assert!(!mentions("train.steps must", "train.steps_x"));
+        assert!(!mentions(
+            "train.optimizer.nesterov needs",
+            "train.optimizer.name"
+        ));
+        assert!(mentions("set train.steps.", "train.steps"));
     }
 }

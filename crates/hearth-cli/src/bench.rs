@@ -110,52 +110,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         cur.as_f64()
     };
-    let our_eval = ours.eval.as_ref();
-    let rows: Vec<(&str, Option<f64>, Option<f64>)> = vec![
-        (
-            "examples/s",
-            Some(ours.examples_per_s),
-            get(&peer, &["examples_per_s"]),
-        ),
+    let our_eval = ours.eval.as_ref().and_then(|m| m.classification());
+    // Each row: the figure, Hearth's value, and where the peer's JSON holds its value.
+    let rows: [(&str, Option<f64>, &[&str]); 9] = [
+        ("examples/s", Some(ours.examples_per_s), &["examples_per_s"]),
         (
             "padded tokens/s",
             Some(ours.padded_tokens_per_s),
-            get(&peer, &["padded_tokens_per_s"]),
+            &["padded_tokens_per_s"],
         ),
         (
             "real tokens/s",
             Some(ours.real_tokens_per_s),
-            get(&peer, &["real_tokens_per_s"]),
+            &["real_tokens_per_s"],
         ),
-        (
-            "train wall s",
-            Some(ours.train_seconds),
-            get(&peer, &["train_wall_s"]),
-        ),
-        ("peak RSS MiB", our_rss, get(&peer, &["peak_rss_mib"])),
+        ("train wall s", Some(ours.train_seconds), &["train_wall_s"]),
+        ("peak RSS MiB", our_rss, &["peak_rss_mib"]),
         (
             "loss first",
             Some(f64::from(ours.loss_first)),
-            get(&peer, &["loss_first"]),
+            &["loss_first"],
         ),
         (
             "loss last 20",
             Some(f64::from(ours.loss_last20)),
-            get(&peer, &["loss_mean_last20"]),
+            &["loss_mean_last20"],
         ),
         (
             "eval accuracy",
-            our_eval
-                .and_then(|m| m.classification())
-                .map(|m| m.accuracy),
-            get(&peer, &["eval_after", "accuracy"]),
+            our_eval.map(|m| m.accuracy),
+            &["eval_after", "accuracy"],
         ),
         (
             "eval macro-F1",
-            our_eval
-                .and_then(|m| m.classification())
-                .map(|m| m.macro_f1),
-            get(&peer, &["eval_after", "macro_f1"]),
+            our_eval.map(|m| m.macro_f1),
+            &["eval_after", "macro_f1"],
         ),
     ];
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -167,7 +156,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         "{:<16} {:>14} {:>14} {:>16}",
         "", "hearth", "pytorch+peft", "hearth / peer"
     );
-    for (name, a, b) in rows {
+    for (name, a, peer_path) in rows {
+        let b = get(&peer, peer_path);
         let ratio = match (a, b) {
             (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
             _ => "-".into(),

@@ -116,7 +116,8 @@ impl RawJob {
                     .find(|(s, _, _)| *s == section)
                     .map_or("kind", |t| t.1);
                 return Err(TrainError::Job(format!(
-                    "{path} applies to {section}.{tag} = {} only, and this job's is {kind}",
+                    "{path} applies to {section}.{tag} = {} only; this job's {section}.{tag} is \
+                     {kind}",
                     kinds.join(" or ")
                 )));
             }
