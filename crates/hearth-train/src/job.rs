@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
 
+mod raw;
+pub use raw::RawJob;
+
 /// Everything that defines a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -478,15 +481,10 @@ impl JobSpec {
             .unwrap_or_else(|| (rows as f64 * self.data.eval_fraction).round() as usize)
     }
 
-    /// Parses a job file: JSON when it starts with `{`, TOML otherwise.
+    /// Parses a job file: JSON when it starts with `{`, TOML otherwise (see [`RawJob`], which
+    /// also takes the CLI's flags before the one parse).
     pub fn parse(text: &str) -> Result<Self, TrainError> {
-        let job: Self = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| TrainError::Job(e.to_string()))?
-        } else {
-            toml::from_str(text).map_err(|e| TrainError::Job(e.to_string()))?
-        };
-        job.validate()?;
-        Ok(job)
+        RawJob::from_text(text)?.parse()
     }
 
     /// The job as pretty JSON (what the page exports).

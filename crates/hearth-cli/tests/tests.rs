@@ -1,0 +1,13 @@
+//! The `hearth` binary end to end: what a user types, what they see, and that bad input ends
+//! with a message and exit code 1 rather than a panic. One test binary (one link) with a module
+//! per topic over one harness, `util`, as ripgrep's tests are laid out.
+
+mod errors;
+mod flags;
+mod inspect;
+mod peft;
+mod plan;
+mod resume;
+mod sft;
+mod train;
+mod util;
