@@ -109,12 +109,7 @@ impl EventPrinter {
     }
 
     pub fn on_event(&mut self, event: &Event) -> ControlFlow<()> {
-        let Some(bar) = &self.bar else {
-            if let Ok(line) = serde_json::to_string(event) {
-                println!("{line}");
-            }
-            return ControlFlow::Continue(());
-        };
+        // What the data holds and the memory plan go to stderr in both modes, before the run.
         match event {
             Event::Data(data) => describe_data(data),
             Event::Planned {
@@ -128,6 +123,16 @@ impl EventPrinter {
                 *changed,
                 [*batch_size, *gradient_accumulation, *max_length],
             ),
+            _ => {}
+        }
+        let Some(bar) = &self.bar else {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return ControlFlow::Continue(());
+        };
+        match event {
+            Event::Data(_) | Event::Planned { .. } => {}
             Event::Started {
                 steps,
                 resumed_at,

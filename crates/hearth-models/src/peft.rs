@@ -17,12 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::error::first_errors;
-use crate::host::{HostTensor, load_host, pytorch_metadata, serialize, to_host};
+use crate::host::{HostTensor, load_host, named_params, pytorch_metadata, serialize, to_host};
 use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
-
-/// Kept here too for the callers that find parameters by path through this module; the
-/// visitor itself lives in [`crate::host`].
-pub use crate::host::{NamedParams, named_params};
 
 /// The prefix PEFT puts before HF module names of a `PeftModel` (any task type).
 const PREFIX: &str = "base_model.model.";

@@ -182,19 +182,16 @@ pub fn peft_record(
         bad("the adapter has no classifier head (base_model.model.classifier.bias)".into())
     })?;
     let num_labels = head.shape().first().copied().unwrap_or(0);
-    let mut job = JobSpec::default_for(Task::Classification, model_path, "-")?;
     if num_labels == 1 && labels.is_none() {
         // One output: transformers' regression head.
-        job.task = Task::Regression {
-            loss: Default::default(),
-            huber_delta: 1.0,
-        };
-        job.validate()?;
+        let regression = serde_json::from_value(serde_json::json!({"kind": "regression"}))
+            .map_err(|e| bad(e.to_string()))?;
         return Ok(RunRecord {
-            job,
+            job: JobSpec::default_for(regression, model_path, "-")?,
             labels: Vec::new(),
         });
     }
+    let job = JobSpec::default_for(Task::Classification, model_path, "-")?;
     let labels = match labels {
         Some(labels) if labels.len() == num_labels => labels.to_vec(),
         Some(labels) => {

@@ -647,19 +647,12 @@ impl JobSpec {
     /// the data at `data_path`: what the page's form starts from and what an adapter without
     /// a run record is read with.
     pub fn default_for(task: Task, model_path: &str, data_path: &str) -> Result<Self, TrainError> {
-        // A decoder has no `query`/`value`: its default targets are PEFT's for Llama.
-        let lora = if task.is_sft() {
-            LoraSettings::for_decoder()
-        } else {
-            LoraSettings::default()
-        };
-        let value = serde_json::json!({
-            "model": {"path": model_path},
-            "data": {"path": data_path},
-            "task": task,
-            "lora": lora,
-        });
-        Self::parse(&value.to_string())
+        let task = serde_json::to_value(&task).map_err(|e| TrainError::Job(e.to_string()))?;
+        let mut raw = RawJob::empty();
+        raw.set("model.path", model_path.into())
+            .set("data.path", data_path.into())
+            .set("task", task);
+        raw.parse()
     }
 }
 

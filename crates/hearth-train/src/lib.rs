@@ -30,7 +30,7 @@ pub use checkpoint::Checkpoint;
 pub use classify::{Examples, TaskData, TrainData, evaluate, predict_scores, train};
 pub use event::{DataSummary, Event, TrainSummary};
 pub use job::{
-    DataSpec, EarlyStopping, JobSpec, ModelSpec, RegressionLoss, RunRecord, SplitMethod,
+    DataSpec, EarlyStopping, JobSpec, ModelSpec, RawJob, RegressionLoss, RunRecord, SplitMethod,
     StopMetric, Strategy, Task, TrainSettings,
 };
 pub use metrics::{

@@ -586,7 +586,7 @@ mod tests {
     }
 
     fn flat(net: &Net) -> Vec<f32> {
-        let named = hearth_models::peft::named_params(net);
+        let named = hearth_models::host::named_params(net);
         let matrices = named.matrices.values().map(|t| t.clone().into_data());
         let vectors = named.vectors.values().map(|t| t.clone().into_data());
         matrices

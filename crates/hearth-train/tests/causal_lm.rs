@@ -116,7 +116,8 @@ fn worst(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn lora_gradients_and_one_adamw_step_match_pytorch() {
     use burn::optim::GradientsParams;
-    use hearth_models::peft::{load_adapter, named_params, peft_names};
+    use hearth_models::host::named_params;
+    use hearth_models::peft::{load_adapter, peft_names};
     use hearth_train::optim::Optimizer;
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");

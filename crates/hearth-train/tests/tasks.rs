@@ -82,7 +82,7 @@ fn train(
 
 /// Every trained matrix (LoRA factors, head) by burn path, on the host.
 fn trained_matrices(model: &BertForSequenceClassification) -> BTreeMap<String, Vec<f32>> {
-    hearth_models::peft::named_params(model)
+    hearth_models::host::named_params(model)
         .matrices
         .into_iter()
         .filter(|(path, _)| path.contains(".lora.") || path.starts_with("classifier"))
