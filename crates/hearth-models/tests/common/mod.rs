@@ -107,7 +107,7 @@ pub fn tiny_batch() -> hearth_models::tokenizer::Encoded {
     }
 }
 
-/// The committed tiny random Llama (`scripts/make_llama_fixtures.py`) as model files.
+/// The committed tiny random Llama (`scripts/fixtures/tiny_llama.py`) as model files.
 pub fn tiny_llama_files() -> ModelFiles {
     let dir = fixture("tiny-llama");
     let read = |n: &str| std::fs::read(dir.join(n)).expect("tiny-llama is committed");
