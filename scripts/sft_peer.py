@@ -20,6 +20,7 @@ import json
 import os
 import random
 import resource
+import sys
 import time
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,50 +31,15 @@ import torch  # noqa: E402
 from peft import LoraConfig, TaskType, get_peft_model  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup  # noqa: E402
 
-
-def conversations(path):
-    out = []
-    for line in open(path, encoding="utf-8"):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "messages" in row:
-            out.append(row["messages"])
-        else:
-            turns = [{"role": "system", "content": row["system"]}] if row.get("system") else []
-            response = row.get("response", row.get("completion"))
-            out.append(turns + [{"role": "user", "content": row["prompt"]},
-                                {"role": "assistant", "content": response}])
-    return out
+# The conversations and the assistant mask are the fixtures' (scripts/fixtures/chat.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts.fixtures import chat  # noqa: E402
 
 
 def encode(tok, messages, max_len):
-    """Ids and the assistant mask: a token is scored when it starts inside an assistant turn's
-    content or the end-of-turn marker right after it."""
-    text = tok.apply_chat_template(messages, tokenize=False)
-    spans = []
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant":
-            continue
-        start = len(tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True))
-        end = len(tok.apply_chat_template(messages[:i + 1], tokenize=False).rstrip("\n"))
-        spans.append((start, end))
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = enc["input_ids"][:max_len]
-    mask = [any(s <= a < e for s, e in spans) for a, _ in enc["offset_mapping"][:max_len]]
-    return ids, mask
-
-
-def batch(rows, pad):
-    n = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), n), pad)
-    att = torch.zeros((len(rows), n), dtype=torch.long)
-    labels = torch.full((len(rows), n), -100)
-    for i, (x, m) in enumerate(rows):
-        ids[i, :len(x)] = torch.tensor(x)
-        att[i, :len(x)] = 1
-        labels[i, :len(x)] = torch.tensor([t if s else -100 for t, s in zip(x, m)])
-    return ids, att, labels
+    """Ids and the assistant mask (the rule of scripts/fixtures/chat.py), truncated to max_len."""
+    _, ids, mask, _ = chat.encode(tok, messages)
+    return ids[:max_len], mask[:max_len]
 
 
 def evaluate(model, rows, pad, bs):
@@ -81,7 +47,7 @@ def evaluate(model, rows, pad, bs):
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(rows), bs):
-            ids, att, labels = batch(rows[i:i + bs], pad)
+            ids, att, labels = chat.padded_batch(rows[i:i + bs], pad)
             n = int((labels[:, 1:] != -100).sum())
             total += model(input_ids=ids, attention_mask=att, labels=labels).loss.item() * n
             count += n
@@ -111,7 +77,7 @@ def main():
         tok = AutoTokenizer.from_pretrained(a.model)
         model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    convs = conversations(a.data)
+    convs = chat.conversations(a.data)
     random.Random(a.seed).shuffle(convs)
     rows = [encode(tok, c, a.max_len) for c in convs]
     held, train = rows[:a.eval_rows], rows[a.eval_rows:]
@@ -132,7 +98,7 @@ def main():
                 cursor = 0
             chunk.append(train[cursor])
             cursor += 1
-        ids, att, labels = batch(chunk, pad)
+        ids, att, labels = chat.padded_batch(chunk, pad)
         real += int(att.sum())
         padded += ids.numel()
         loss = model(input_ids=ids, attention_mask=att, labels=labels).loss

@@ -1,27 +1,14 @@
-//! The harness shared by the model tests: fixture and asset paths, the tiny test device.
+//! The harness shared by the model tests: fixture and asset paths, the tiny test models.
 
-#![allow(dead_code)]
+// Each test binary uses a part of this harness.
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 
 use burn::tensor::Tensor;
+use hearth_fixtures::TinyBert;
+pub use hearth_fixtures::{fixture, json, root};
 use hearth_models::ModelFiles;
-
-/// The repository root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A committed PyTorch fixture (see tests/fixtures/README.md).
-pub fn fixture(name: &str) -> PathBuf {
-    root().join("tests/fixtures").join(name)
-}
-
-/// Parses a JSON fixture.
-pub fn json(name: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture(name)).expect("fixture is committed");
-    serde_json::from_str(&text).expect("fixture is JSON")
-}
 
 /// The MiniLM directory `scripts/fetch-assets.sh` fills. Tests need it: CI fetches it first.
 pub fn minilm_dir() -> PathBuf {
@@ -83,84 +70,19 @@ pub fn read_vec(t: Tensor<2>) -> Vec<f32> {
 
 /// Layers of [`tiny_files`]'s model: enough for `layers_to_transform = [1, 3]` to leave
 /// layers out.
-pub const TINY_LAYERS: usize = 4;
+pub const TINY_LAYERS: usize = TinyBert::MODEL_TESTS.layers;
 /// Width of [`tiny_files`]'s model.
-pub const TINY_HIDDEN: usize = 32;
+pub const TINY_HIDDEN: usize = TinyBert::MODEL_TESTS.hidden;
 
-/// A tiny random BERT (4 layers, hidden 32, 64 ids, with a pooler, no dropout) as HF files,
-/// drawn from a fixed seed: the loading path of a real checkpoint at a fraction of the cost.
-/// `tokenizer.json` is MiniLM's; tests feed [`tiny_batch`] ids directly.
+/// A tiny random BERT ([`TinyBert::MODEL_TESTS`]: 4 layers, hidden 32, 64 ids, with a pooler,
+/// no dropout, every tensor drawn from a fixed seed) as HF files: the loading path of a real
+/// checkpoint at a fraction of the cost. `tokenizer.json` is MiniLM's; tests feed
+/// [`tiny_batch`] ids directly.
 pub fn tiny_files() -> ModelFiles {
-    use rand::SeedableRng;
-    use rand_distr::{Distribution, Normal};
-    let (h, inner, vocab, positions) = (TINY_HIDDEN, 64, 64, 32);
-    let config = serde_json::json!({
-        "architectures": ["BertModel"], "model_type": "bert", "vocab_size": vocab,
-        "hidden_size": h, "num_hidden_layers": TINY_LAYERS, "num_attention_heads": 2,
-        "intermediate_size": inner, "hidden_act": "gelu", "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0, "max_position_embeddings": positions,
-        "type_vocab_size": 2, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
-        "pad_token_id": 0, "position_embedding_type": "absolute"
-    });
-    let mut shapes: Vec<(String, Vec<usize>)> = vec![
-        ("embeddings.word_embeddings.weight".into(), vec![vocab, h]),
-        (
-            "embeddings.position_embeddings.weight".into(),
-            vec![positions, h],
-        ),
-        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
-        ("embeddings.LayerNorm.weight".into(), vec![h]),
-        ("embeddings.LayerNorm.bias".into(), vec![h]),
-        ("pooler.dense.weight".into(), vec![h, h]),
-        ("pooler.dense.bias".into(), vec![h]),
-    ];
-    for l in 0..TINY_LAYERS {
-        let p = format!("encoder.layer.{l}");
-        for (m, out, inp) in [
-            ("attention.self.query", h, h),
-            ("attention.self.key", h, h),
-            ("attention.self.value", h, h),
-            ("attention.output.dense", h, h),
-            ("intermediate.dense", inner, h),
-            ("output.dense", h, inner),
-        ] {
-            shapes.push((format!("{p}.{m}.weight"), vec![out, inp]));
-            shapes.push((format!("{p}.{m}.bias"), vec![out]));
-        }
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            shapes.push((format!("{p}.{norm}.weight"), vec![h]));
-            shapes.push((format!("{p}.{norm}.bias"), vec![h]));
-        }
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let normal = Normal::new(0.0f32, 0.2).expect("normal");
-    let data: Vec<Vec<u8>> = shapes
-        .iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let offset = if name.ends_with("LayerNorm.weight") {
-                1.0
-            } else {
-                0.0
-            };
-            (0..n)
-                .flat_map(|_| (offset + normal.sample(&mut rng)).to_le_bytes())
-                .collect()
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = shapes
-        .iter()
-        .zip(&data)
-        .map(|((name, shape), bytes)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .expect("view");
-            (name.clone(), view)
-        })
-        .collect();
+    let model = TinyBert::MODEL_TESTS;
     ModelFiles {
-        config: serde_json::to_vec(&config).expect("json"),
-        weights: safetensors::serialize(views, None).expect("serializes"),
+        config: serde_json::to_vec(&model.config()).expect("json"),
+        weights: model.safetensors().expect("serializes"),
         tokenizer: minilm_files().tokenizer,
         adapter: None,
     }
@@ -185,7 +107,7 @@ pub fn tiny_batch() -> hearth_models::tokenizer::Encoded {
     }
 }
 
-/// The committed tiny random Llama (`scripts/make_llama_fixtures.py`) as model files.
+/// The committed tiny random Llama (`scripts/fixtures/tiny_llama.py`) as model files.
 pub fn tiny_llama_files() -> ModelFiles {
     let dir = fixture("tiny-llama");
     let read = |n: &str| std::fs::read(dir.join(n)).expect("tiny-llama is committed");

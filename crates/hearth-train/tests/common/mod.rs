@@ -1,13 +1,9 @@
 //! Helpers of the tests that read PyTorch / scikit-learn fixtures from `tests/fixtures/`.
-#![allow(dead_code)]
+// Each test binary uses a part of this harness.
+#![allow(dead_code, unused_imports)]
 
 /// A committed fixture, parsed.
-pub fn fixture(name: &str) -> serde_json::Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name);
-    serde_json::from_slice(&std::fs::read(path).expect("fixture is committed")).expect("json")
-}
+pub use hearth_fixtures::json as fixture;
 
 /// A JSON array of numbers as f32.
 pub fn floats(v: &serde_json::Value) -> Vec<f32> {
