@@ -10,8 +10,8 @@ use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::plan::Limits;
 use hearth_train::{
-    AdapterFiles, Assignment, Checkpoint, DataSummary, Event, Examples, JobSpec, Metrics,
-    RunHooks, RunInputs, RunOutput, RunRecord, Targets,
+    AdapterFiles, Assignment, Checkpoint, DataSummary, Event, Examples, JobSpec, Metrics, RunHooks,
+    RunInputs, RunOutput, RunRecord, Targets,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -322,8 +322,8 @@ pub fn run_job(
     out: Option<&Path>,
     resume: Option<&Checkpoint>,
 ) -> Result<RunOutput> {
-    let data = std::fs::read(&job.data.path)
-        .with_context(|| format!("cannot read {}", job.data.path))?;
+    let data =
+        std::fs::read(&job.data.path).with_context(|| format!("cannot read {}", job.data.path))?;
     let inputs = RunInputs {
         model: files::read_model(&job.model.path)?,
         data,

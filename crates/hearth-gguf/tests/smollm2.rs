@@ -1,7 +1,7 @@
 //! hearth-gguf against gguf-py (llama.cpp's Python reader) on a real file:
 //! SmolLM2-135M-Instruct.Q4_1.gguf (Q4_1 weights, Q8_0 embeddings, F32 norms), fetched by
 //! `scripts/fetch-assets.sh`. The expected values are in `tests/fixtures/gguf_smollm2.json`,
-//! written by `scripts/make_gguf_fixtures.py`; values are compared in ggml's (the file's) order.
+//! written by `scripts/fixtures/gguf_smollm2.py`; values are compared in ggml's (the file's) order.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! Writes a LoRA adapter on the tiny random Llama, as Hearth exports it, for
-//! `scripts/make_llama_lora_fixtures.py` to load in PEFT (`tests/fixtures/hearth-llama-adapter/`).
+//! `scripts/fixtures/llama_lora.py` to load in PEFT (`tests/fixtures/hearth-llama-adapter/`).
 //!
 //! `cargo run -p hearth-models --example llama_adapter -- MODEL_DIR OUT_DIR`
 //!

@@ -1,5 +1,5 @@
 //! Writes an rsLoRA adapter restricted to layers 1 and 3, as Hearth exports it, for
-//! `scripts/make_rslora_fixtures.py` to load in PEFT (`tests/fixtures/hearth-rslora-adapter/`).
+//! `scripts/fixtures/rslora.py` to load in PEFT (`tests/fixtures/hearth-rslora-adapter/`).
 //!
 //! `cargo run -p hearth-models --example rslora_adapter -- MODEL_DIR OUT_DIR`
 //!

@@ -1,5 +1,5 @@
 //! PEFT's adapter format, both ways, against PEFT itself (fixtures from
-//! `scripts/make_adapter_fixtures.py`): an adapter trained and saved by PyTorch + PEFT is imported
+//! `scripts/fixtures/adapters.py`): an adapter trained and saved by PyTorch + PEFT is imported
 //! and gives PEFT's logits; an adapter exported by Hearth, loaded by PEFT, gave logits that
 //! Hearth reproduces.
 

@@ -1,5 +1,5 @@
 //! The Llama decoder against transformers: a seeded tiny random `LlamaForCausalLM` (grouped-query
-//! attention, tied embeddings, non-trivial RMSNorm weights; `scripts/make_llama_fixtures.py`)
+//! attention, tied embeddings, non-trivial RMSNorm weights; `scripts/fixtures/tiny_llama.py`)
 //! gives transformers' logits at every real position of a padded batch.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! LoRA on the Llama decoder against PEFT (fixtures from `scripts/make_llama_lora_fixtures.py`):
+//! LoRA on the Llama decoder against PEFT (fixtures from `scripts/fixtures/llama_lora.py`):
 //! a PEFT `CAUSAL_LM` adapter loaded in Hearth gives PEFT's logits; an adapter Hearth exported
 //! has PEFT's names, shapes and config and gave, loaded by PEFT, the logits Hearth computes; the
 //! seeded init starts at the base model; only the factors train; a merge keeps the logits; bad
@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{fixture, json, safetensors_f32, strings, tiny_llama, tiny_llama_files};
+use hearth_models::host::named_params;
 use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::llama_lora::{build_causal_lm, merge_causal_lm};
 use hearth_models::lora::{LoraSettings, trainable_params};
 use hearth_models::peft::{
-    AdapterConfig, PeftModel, export_adapter, import_adapter, load_adapter, named_params,
-    peft_names,
+    AdapterConfig, PeftModel, export_adapter, import_adapter, load_adapter, peft_names,
 };
 
 /// The two files of a committed adapter directory.

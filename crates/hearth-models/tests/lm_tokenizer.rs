@@ -1,5 +1,5 @@
 //! SmolLM2-135M-Instruct's tokenizer, rebuilt from its GGUF's metadata, gives transformers' ids,
-//! decodes, chat renderings and assistant masks (`scripts/make_lm_tokenizer_fixtures.py`), and
+//! decodes, chat renderings and assistant masks (`scripts/fixtures/smollm2_tokenizer.py`), and
 //! bad metadata or templates are errors, not panics.
 
 mod common;

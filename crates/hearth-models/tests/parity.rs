@@ -1,5 +1,5 @@
 //! Numeric parity with PyTorch + transformers + PEFT, from the committed fixtures that
-//! `scripts/make_fixtures.py` writes: token ids, mean-pooled embeddings, LoRA classification
+//! `scripts/fixtures/minilm.py` writes: token ids, mean-pooled embeddings, LoRA classification
 //! logits and the gradients of every LoRA factor after one backward pass.
 
 mod common;
@@ -12,8 +12,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{floats, ints, json, minilm_files, read_vec, strings};
 use hearth_models::bert::{BertConfig, BertInput, BertModel, Pooling};
+use hearth_models::host::named_params;
 use hearth_models::lora::{LoraSettings, trainable_params};
-use hearth_models::peft::{import_adapter, named_params, peft_names};
+use hearth_models::peft::{import_adapter, peft_names};
 use hearth_models::tokenizer::{Encoded, TextTokenizer};
 use safetensors::tensor::{Dtype, TensorView};
 

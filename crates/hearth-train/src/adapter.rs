@@ -178,9 +178,11 @@ pub fn peft_record(
     let bad = |msg: String| TrainError::Job(msg);
     let file = safetensors::SafeTensors::deserialize(weights)
         .map_err(|e| bad(format!("reading {}: {e}", AdapterFiles::WEIGHTS)))?;
-    let head = file.tensor("base_model.model.classifier.bias").map_err(|_| {
-        bad("the adapter has no classifier head (base_model.model.classifier.bias)".into())
-    })?;
+    let head = file
+        .tensor("base_model.model.classifier.bias")
+        .map_err(|_| {
+            bad("the adapter has no classifier head (base_model.model.classifier.bias)".into())
+        })?;
     let num_labels = head.shape().first().copied().unwrap_or(0);
     if num_labels == 1 && labels.is_none() {
         // One output: transformers' regression head.
@@ -216,8 +218,7 @@ pub fn load_classifier(
 ) -> Result<(JobSpec, BertForSequenceClassification, TextTokenizer), TrainError> {
     if record.job.task.is_sft() {
         return Err(TrainError::Job(
-            "this is a chat model's (SFT) adapter: try it with `hearth generate --adapter`"
-                .into(),
+            "this is a chat model's (SFT) adapter: try it with `hearth generate --adapter`".into(),
         ));
     }
     let mut job = record.job.clone();

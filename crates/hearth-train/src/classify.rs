@@ -10,11 +10,11 @@ use hearth_models::ModelFiles;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
 use hearth_models::tokenizer::TextTokenizer;
 
+use crate::event::TrainSummary;
 use crate::job::{EarlyStopping, Task};
 use crate::metrics::Metrics;
 use crate::split::{Assignment, Rows, SplitData};
 use crate::task::Targets;
-use crate::event::TrainSummary;
 use crate::trainer::{BatchLoss, Hooks, Objective, Resume, read_f32, train_with};
 use crate::{JobSpec, TrainError, TrainSettings};
 

@@ -47,30 +47,10 @@ pub enum OptimizerSettings {
         nesterov: bool,
     },
     /// Adam, with L2 weight decay added to the gradient.
-    Adam {
-        /// β₁.
-        #[serde(default = "beta1")]
-        beta1: f64,
-        /// β₂.
-        #[serde(default = "beta2")]
-        beta2: f64,
-        /// ε.
-        #[serde(default = "eps")]
-        eps: f64,
-    },
+    Adam(AdamSettings),
     /// AdamW: Adam with decoupled weight decay.
     #[serde(rename = "adamw")]
-    AdamW {
-        /// β₁.
-        #[serde(default = "beta1")]
-        beta1: f64,
-        /// β₂.
-        #[serde(default = "beta2")]
-        beta2: f64,
-        /// ε.
-        #[serde(default = "eps")]
-        eps: f64,
-    },
+    AdamW(AdamSettings),
     /// RMSprop (not centered).
     #[serde(rename = "rmsprop")]
     RmsProp {
@@ -99,13 +79,34 @@ fn alpha() -> f64 {
     0.99
 }
 
-impl Default for OptimizerSettings {
+/// The hyper-parameters Adam and AdamW share.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamSettings {
+    /// β₁.
+    #[serde(default = "beta1")]
+    pub beta1: f64,
+    /// β₂.
+    #[serde(default = "beta2")]
+    pub beta2: f64,
+    /// ε.
+    #[serde(default = "eps")]
+    pub eps: f64,
+}
+
+impl Default for AdamSettings {
     fn default() -> Self {
-        Self::AdamW {
+        Self {
             beta1: beta1(),
             beta2: beta2(),
             eps: eps(),
         }
+    }
+}
+
+impl Default for OptimizerSettings {
+    fn default() -> Self {
+        Self::AdamW(AdamSettings::default())
     }
 }
 
@@ -138,7 +139,8 @@ impl OptimizerSettings {
                 }
                 Ok(())
             }
-            Self::Adam { beta1, beta2, eps } | Self::AdamW { beta1, beta2, eps } => {
+            Self::Adam(AdamSettings { beta1, beta2, eps })
+            | Self::AdamW(AdamSettings { beta1, beta2, eps }) => {
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)?;
                 positive("eps", eps)
@@ -160,7 +162,7 @@ impl OptimizerSettings {
         match *self {
             Self::Sgd { momentum, .. } if momentum > 0.0 => &["momentum_buffer"],
             Self::Sgd { .. } => &[],
-            Self::Adam { .. } | Self::AdamW { .. } => &["exp_avg", "exp_avg_sq"],
+            Self::Adam(_) | Self::AdamW(_) => &["exp_avg", "exp_avg_sq"],
             Self::RmsProp { momentum, .. } if momentum > 0.0 => &["square_avg", "momentum_buffer"],
             Self::RmsProp { .. } => &["square_avg"],
         }
@@ -169,8 +171,8 @@ impl OptimizerSettings {
     fn name(&self) -> &'static str {
         match self {
             Self::Sgd { .. } => "sgd",
-            Self::Adam { .. } => "adam",
-            Self::AdamW { .. } => "adamw",
+            Self::Adam(_) => "adam",
+            Self::AdamW(_) => "adamw",
             Self::RmsProp { .. } => "rmsprop",
         }
     }
@@ -504,9 +506,9 @@ impl ModuleMapper for Mapper<'_> {
                     (p - g.mul_scalar(lr), Vec::new())
                 }
             }
-            OptimizerSettings::Adam { beta1, beta2, eps }
-            | OptimizerSettings::AdamW { beta1, beta2, eps } => {
-                if matches!(self.settings, OptimizerSettings::AdamW { .. }) {
+            OptimizerSettings::Adam(AdamSettings { beta1, beta2, eps })
+            | OptimizerSettings::AdamW(AdamSettings { beta1, beta2, eps }) => {
+                if matches!(self.settings, OptimizerSettings::AdamW(_)) {
                     p = p.mul_scalar(1.0 - lr * wd);
                 } else if wd != 0.0 {
                     g = g + p.clone().mul_scalar(wd);

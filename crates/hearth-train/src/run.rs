@@ -272,9 +272,8 @@ async fn fit<O: Objective>(
         None
     };
     let on_checkpoint = &mut *hooks.on_checkpoint;
-    let mut wrap = |snapshot: Snapshot| {
-        on_checkpoint(Checkpoint::new(job, labels, fingerprint, snapshot)?)
-    };
+    let mut wrap =
+        |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, labels, fingerprint, snapshot)?);
     let (model, summary) = train_with(
         model,
         objective,

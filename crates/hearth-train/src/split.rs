@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use hearth_data::{DataFormat, LoadReport};
 use hearth_data::chat::Turn;
+use hearth_data::{DataFormat, LoadReport};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -150,4 +150,3 @@ pub fn data_format(job: &JobSpec) -> Result<DataFormat, TrainError> {
         .transpose()?;
     Ok(DataFormat::resolve(explicit, Path::new(&job.data.path))?)
 }
-

@@ -73,10 +73,12 @@ impl Targets {
     /// rows).
     pub fn value_range(&self) -> Option<(f32, f32)> {
         match self {
-            Self::Values(v) if !v.is_empty() => Some(v.iter().fold(
-                (f32::INFINITY, f32::NEG_INFINITY),
-                |(lo, hi), &x| (lo.min(x), hi.max(x)),
-            )),
+            Self::Values(v) if !v.is_empty() => Some(
+                v.iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    }),
+            ),
             _ => None,
         }
     }

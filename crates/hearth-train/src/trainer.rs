@@ -14,8 +14,8 @@ use hearth_data::python_shuffle_indices;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use crate::job::EarlyStopping;
 use crate::event::{Event, TrainSummary};
+use crate::job::EarlyStopping;
 use crate::metrics::Metrics;
 use crate::optim::Optimizer;
 use crate::schedule::learning_rate;

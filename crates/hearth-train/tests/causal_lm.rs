@@ -1,5 +1,5 @@
 //! The causal-LM loss with the prompt masked equals transformers' on the tiny random Llama
-//! (`scripts/make_llama_fixtures.py`): labels −100 on the prompt and on padding.
+//! (`scripts/fixtures/tiny_llama.py`): labels −100 on the prompt and on padding.
 
 mod common;
 
@@ -109,7 +109,7 @@ fn worst(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
-/// The PEFT adapter of `scripts/make_llama_lora_fixtures.py` on the tiny Llama, as llm.c checks
+/// The PEFT adapter of `scripts/fixtures/llama_lora.py` on the tiny Llama, as llm.c checks
 /// GPT-2 against PyTorch: the masked loss, the gradient of every lora_A and lora_B after one
 /// backward pass, and every factor after one AdamW step (lr 1e-2, weight decay 0.01) equal
 /// PyTorch's within 1e-5.

@@ -1,5 +1,5 @@
 //! Cross-entropy with and without label smoothing and class weights: the loss and its gradient
-//! equal PyTorch's (fixture from `scripts/make_loss_fixtures.py`).
+//! equal PyTorch's (fixture from `scripts/fixtures/losses.py`).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Classification metrics equal scikit-learn's (fixture from `scripts/make_metric_fixtures.py`):
+//! Classification metrics equal scikit-learn's (fixture from `scripts/fixtures/metrics.py`):
 //! accuracy, per-class precision/recall/F1/support, and macro, micro and weighted averages,
 //! including a class never predicted and a class absent from the gold labels.
 

@@ -1,5 +1,5 @@
 //! Every optimizer's first five steps equal PyTorch's on a fixed problem (fixture from
-//! `scripts/make_optimizer_fixtures.py`): the same initial parameters and gradients, and the
+//! `scripts/fixtures/optimizers.py`): the same initial parameters and gradients, and the
 //! parameters `torch.optim` left after each step, with clipping by norm and by value.
 
 mod common;

@@ -118,12 +118,19 @@ fn data_is_described_before_the_model_and_fit_adapts_the_job() {
         _ => None,
     });
     let (changed, batch, accumulation) = planned.expect("a planned event");
-    assert!(changed, "the job did not fit and train.fit = auto changed it");
+    assert!(
+        changed,
+        "the job did not fit and train.fit = auto changed it"
+    );
     assert!(batch < 32, "micro-batch {batch}");
     assert_eq!(batch * accumulation, 32, "the effective batch is kept");
     // The run and its record use the adapted job.
     assert_eq!(out.job.train.batch_size, batch);
-    assert!(out.files.record.contains(&format!("\"batch_size\": {batch}")));
+    assert!(
+        out.files
+            .record
+            .contains(&format!("\"batch_size\": {batch}"))
+    );
 
     // train.fit = check refuses the same job under the same limits, naming the setting.
     let err = start(&job(FitMode::Check), &limits, &mut Vec::new()).expect_err("refused");

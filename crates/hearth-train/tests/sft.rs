@@ -1,5 +1,5 @@
 //! Supervised fine-tuning against transformers on the tiny chat model
-//! (`scripts/make_tiny_chat_fixtures.py`: a random 2-layer Llama with a byte-level BPE tokenizer
+//! (`scripts/fixtures/tiny_chat.py`: a random 2-layer Llama with a byte-level BPE tokenizer
 //! and a ChatML template): the rendered conversations' ids and assistant masks, the masked loss
 //! of a padded batch, the logits, greedy generation; then a short run of the SFT loop.
 
@@ -190,7 +190,12 @@ fn the_sft_loop_lowers_validation_loss() {
             "chat_template.jinja",
         ]
         .iter()
-        .map(|n| (n.to_string(), std::fs::read(dir().join(n)).expect("fixture file")))
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read(dir().join(n)).expect("fixture file"),
+            )
+        })
         .collect();
         let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
         let mut evals = Vec::new();

@@ -64,7 +64,9 @@ thread_local! {
 }
 
 /// Runs `f` on what the last run trained.
-pub(crate) fn with_trained<R>(f: impl FnOnce(&Trained) -> Result<R, JsError>) -> Result<R, JsError> {
+pub(crate) fn with_trained<R>(
+    f: impl FnOnce(&Trained) -> Result<R, JsError>,
+) -> Result<R, JsError> {
     TRAINED.with(|t| match t.borrow().as_ref() {
         Some(trained) => f(trained),
         None => Err(js_error("train a model first")),
@@ -73,7 +75,9 @@ pub(crate) fn with_trained<R>(f: impl FnOnce(&Trained) -> Result<R, JsError>) ->
 
 impl Trained {
     /// The classifier and its tokenizer, if the last run trained one.
-    pub(crate) fn classifier(&self) -> Result<(&BertForSequenceClassification, &TextTokenizer), JsError> {
+    pub(crate) fn classifier(
+        &self,
+    ) -> Result<(&BertForSequenceClassification, &TextTokenizer), JsError> {
         match &self.model {
             TrainedModel::Classifier { model, tokenizer } => Ok((model, tokenizer)),
             TrainedModel::Chat { .. } => Err(js_error(

@@ -20,7 +20,7 @@ pub fn optimizer_slots(optimizer: &OptimizerSettings) -> u64 {
     match *optimizer {
         OptimizerSettings::Sgd { momentum, .. } => u64::from(momentum != 0.0),
         OptimizerSettings::RmsProp { momentum, .. } => 1 + u64::from(momentum != 0.0),
-        OptimizerSettings::Adam { .. } | OptimizerSettings::AdamW { .. } => 2,
+        OptimizerSettings::Adam(_) | OptimizerSettings::AdamW(_) => 2,
     }
 }
 
