@@ -3,10 +3,11 @@
 //! reach only their own origin.
 
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{Result, anyhow};
-use tiny_http::{Header, Request, Response, Server};
+use anyhow::{Context, Result};
 
 /// Only same-origin fetches; wasm compilation and a same-origin module worker; downloads are
 /// `blob:` links made by the page. No third-party script, style, font, frame or form target.
@@ -69,54 +70,74 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     file.is_file().then_some(file)
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
+/// The headers every response carries. One request per connection (`Connection: close`):
+/// tiny_http, which served the page before, kept idle keep-alive connections on its pool's
+/// threads and could leave a new connection queued behind them, so the page's parallel module
+/// requests sometimes never got an answer.
+const HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cache-Control", "no-cache"),
+    ("Connection", "close"),
+];
 
-fn respond(root: &Path, request: Request) {
-    let headers = [
-        header("Content-Security-Policy", CSP),
-        header("X-Content-Type-Options", "nosniff"),
-        header("Referrer-Policy", "no-referrer"),
-        header("Cross-Origin-Opener-Policy", "same-origin"),
-        header("Cache-Control", "no-cache"),
-    ];
-    let file = match request.method() {
-        tiny_http::Method::Get | tiny_http::Method::Head => resolve(root, request.url()),
+/// Reads one request from `stream` and answers it: the file for a GET or HEAD of a path that
+/// [`resolve`] accepts, else 404 (405 for other methods).
+fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, url) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+    // The headers are not needed; read them so the client sees its request consumed.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
+    let found = match method {
+        "GET" | "HEAD" => resolve(root, url).and_then(|path| {
+            let file = File::open(&path).ok()?;
+            let len = file.metadata().ok()?.len();
+            Some((path, file, len))
+        }),
         _ => None,
     };
-    let result = match file.and_then(|path| File::open(&path).ok().map(|f| (path, f))) {
-        Some((path, f)) => {
-            let mut response = Response::from_file(f);
-            for h in headers.into_iter().flatten() {
-                response.add_header(h);
-            }
-            if let Some(h) = header("Content-Type", content_type(&path)) {
-                response.add_header(h);
-            }
-            request.respond(response)
-        }
-        None => {
-            let mut response = Response::from_string("not found").with_status_code(404);
-            for h in headers.into_iter().flatten() {
-                response.add_header(h);
-            }
-            request.respond(response)
-        }
+    let mut out = std::io::BufWriter::new(stream);
+    let status = match (&found, method) {
+        (Some(_), _) => "200 OK",
+        (None, "GET" | "HEAD") => "404 Not Found",
+        (None, _) => "405 Method Not Allowed",
     };
-    if let Err(e) = result {
-        eprintln!("responding failed: {e}");
+    write!(out, "HTTP/1.1 {status}\r\n")?;
+    for (name, value) in HEADERS {
+        write!(out, "{name}: {value}\r\n")?;
     }
+    match found {
+        Some((path, mut file, len)) => {
+            write!(
+                out,
+                "Content-Type: {}\r\nContent-Length: {len}\r\n\r\n",
+                content_type(&path)
+            )?;
+            if method == "GET" {
+                std::io::copy(&mut file, &mut out)?;
+            }
+        }
+        None => write!(
+            out,
+            "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
+        )?,
+    }
+    out.flush()
 }
 
-/// Serves until killed. Each request gets a thread, so a 90 MB model download does not hold
-/// up the page's other requests.
+/// Serves until killed. Each connection gets a thread, so a 90 MB model download does not
+/// hold up the page's other requests.
 pub fn serve(root: &Path, port: u16) -> Result<()> {
-    let server = Server::http(("127.0.0.1", port)).map_err(|e| anyhow!("listening: {e}"))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| anyhow!("not listening on an IP address"))?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).context("listening")?;
+    let addr = listener.local_addr().context("the listening address")?;
     println!("serving Hearth on http://{addr}/");
     for missing in MOUNTS.iter().filter(|(_, dir)| !root.join(dir).exists()) {
         eprintln!(
@@ -124,9 +145,12 @@ pub fn serve(root: &Path, port: u16) -> Result<()> {
             missing.1, missing.0
         );
     }
-    for request in server.incoming_requests() {
+    for stream in listener.incoming().flatten() {
         let root = root.to_path_buf();
-        std::thread::spawn(move || respond(&root, request));
+        std::thread::spawn(move || {
+            // A client that went away mid-response is not the server's error.
+            let _ = respond(&root, stream);
+        });
     }
     Ok(())
 }

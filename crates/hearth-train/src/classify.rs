@@ -108,7 +108,7 @@ pub struct TrainData<'a> {
 pub fn load_dataset(job: &JobSpec, bytes: &[u8]) -> Result<TaskData, TrainError> {
     if job.task.is_sft() {
         return Err(TrainError::Job(
-            "an SFT job reads conversations, not labelled texts (crate::sft)".into(),
+            "an SFT job reads conversations, not labelled texts".into(),
         ));
     }
     let format = crate::split::data_format(job)?;

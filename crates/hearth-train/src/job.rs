@@ -116,6 +116,22 @@ fn default_huber_delta() -> f64 {
 /// What a run trains: `lora` (default), `head` or `full`; defined beside the model it shapes.
 pub use hearth_models::Strategy;
 
+/// What the planner does before a run (`train.fit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FitMode {
+    /// Estimate, and refuse a job whose estimate exceeds a limit (naming the setting to
+    /// change).
+    #[default]
+    Check,
+    /// Estimate, and when the job does not fit, take the planner's largest micro-batch (with
+    /// more gradient accumulation, keeping the effective batch) and, only if that is not
+    /// enough, a shorter `max_length`.
+    Auto,
+    /// Estimate and warn only; run whatever the job says.
+    Off,
+}
+
 /// Where the base model is and how its head reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,7 +238,7 @@ pub struct TrainSettings {
     /// estimate exceeds the device's limits, naming the setting to change), `auto` (take the
     /// planner's micro-batch, accumulation and, if needed, max_length) or `off` (warn only).
     #[serde(default, skip_serializing_if = "is_default")]
-    pub fit: crate::plan::FitMode,
+    pub fit: FitMode,
     /// burn's gradient checkpointing (its "balanced" strategy): element-wise activations are
     /// recomputed in the backward pass instead of kept, trading time for memory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -56,6 +56,8 @@ impl std::fmt::Debug for RunHooks<'_> {
 }
 
 /// The model a run trained, with what using it needs.
+// One per run, moved a few times: boxing the classifier would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum TrainedModel {
     /// A BERT-family classifier (or regressor) and its tokenizer.
@@ -241,8 +243,8 @@ fn plan_split(
 
 /// Trains `model` on `objective` through the generic loop, from the start or from `resume`,
 /// wrapping every snapshot into a [`Checkpoint`] of `job` on data with `labels` and
-/// `fingerprint`. With `evaluate_first`, a fresh run scores the held-out rows before the first
-/// step and reports it as an evaluation at step 0.
+/// `fingerprint`. When the objective asks for it ([`Objective::evaluate_first`]), a fresh run
+/// scores the held-out rows before the first step and reports it as an evaluation at step 0.
 async fn fit<O: Objective>(
     job: &JobSpec,
     objective: &O,
@@ -251,7 +253,6 @@ async fn fit<O: Objective>(
     fingerprint: &str,
     resume: Option<&Checkpoint>,
     hooks: &mut RunHooks<'_>,
-    evaluate_first: bool,
 ) -> Result<(O::Model, TrainSummary, Option<Metrics>), TrainError> {
     let device = model
         .devices()
@@ -261,7 +262,7 @@ async fn fit<O: Objective>(
     let resume = resume
         .map(|c| c.resume(job, labels, fingerprint, &device.inner()))
         .transpose()?;
-    let before = if evaluate_first && resume.is_none() && objective.eval_rows() > 0 {
+    let before = if objective.evaluate_first() && resume.is_none() && objective.eval_rows() > 0 {
         let metrics = objective.evaluate(&model).await?;
         let _ = (hooks.on_event)(&Event::Evaluated {
             step: 0,
@@ -333,7 +334,6 @@ async fn run_classifier(
         &fingerprint,
         resume,
         &mut hooks,
-        false,
     )
     .await?;
     let test = if split.test.is_empty() {
@@ -396,7 +396,6 @@ async fn run_chat(
         &fingerprint,
         resume,
         &mut hooks,
-        true,
     )
     .await?;
     let weights = hearth_models::peft::export_adapter(&model).await?;

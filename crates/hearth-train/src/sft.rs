@@ -284,6 +284,11 @@ pub async fn evaluate_lm(
 impl Objective for Sft {
     type Model = LlamaForCausalLM;
 
+    /// The base model's validation loss, before any step, is the figure a run is judged by.
+    fn evaluate_first(&self) -> bool {
+        true
+    }
+
     fn train_rows(&self) -> usize {
         self.train_rows.len()
     }

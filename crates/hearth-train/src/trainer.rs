@@ -156,6 +156,11 @@ pub trait Objective {
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError>;
     /// Metrics on the held-out rows.
     fn evaluate(&self, model: &Self::Model) -> impl Future<Output = Result<Metrics, TrainError>>;
+    /// Whether a fresh run scores the held-out rows before its first step (the base model's
+    /// figures to compare against); off unless the objective says so.
+    fn evaluate_first(&self) -> bool {
+        false
+    }
     /// The value early stopping maximizes, read from an evaluation's metrics.
     fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64>;
     /// The trained weights (what a checkpoint stores and [`Snapshot::adapter`] holds).

@@ -29,21 +29,7 @@ pub use estimate::{estimate, optimizer_slots};
 pub use fit::{CHECKPOINTING, fit, settle};
 pub use render::{mib, render};
 
-/// What the planner does before a run (`train.fit`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FitMode {
-    /// Estimate, and refuse a job whose estimate exceeds a limit (naming the setting to
-    /// change).
-    #[default]
-    Check,
-    /// Estimate, and when the job does not fit, take the planner's largest micro-batch (with
-    /// more gradient accumulation, keeping the effective batch) and, only if that is not
-    /// enough, a shorter `max_length`.
-    Auto,
-    /// Estimate and warn only; run whatever the job says.
-    Off,
-}
+pub use crate::job::FitMode;
 
 /// Bytes of an `f32`.
 const F32: u64 = 4;
