@@ -21,6 +21,7 @@ use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
 use serde::Serialize;
 
+use crate::collective::Collective;
 use crate::job::EarlyStopping;
 use crate::loss::causal_lm_loss;
 use crate::metrics::{LanguageModelMetrics, Metrics};
@@ -310,17 +311,47 @@ impl Objective for Sft {
         })
     }
 
-    async fn evaluate(&self, model: &Self::Model) -> Result<Metrics, TrainError> {
-        Ok(Metrics::LanguageModel(
-            evaluate_lm(
-                model,
-                &self.eval,
-                &self.eval_rows,
-                self.pad_id,
-                self.eval_batch,
-            )
-            .await?,
-        ))
+    async fn evaluate(
+        &self,
+        model: &Self::Model,
+        collective: &dyn Collective,
+    ) -> Result<Metrics, TrainError> {
+        if collective.size() == 1 {
+            return Ok(Metrics::LanguageModel(
+                evaluate_lm(
+                    model,
+                    &self.eval,
+                    &self.eval_rows,
+                    self.pad_id,
+                    self.eval_batch,
+                )
+                .await?,
+            ));
+        }
+        // Each rank scores its share of the rows; the loss sums and token counts add up.
+        let n = self.eval_rows.len();
+        let mine: Vec<Vec<usize>> = crate::collective::shard(n, collective)
+            .map(|i| self.eval_rows[i].clone())
+            .collect();
+        let part = evaluate_lm(model, &self.eval, &mine, self.pad_id, self.eval_batch).await?;
+        let total = if part.tokens == 0 {
+            0.0
+        } else {
+            part.loss * part.tokens as f64
+        };
+        let mut sums = [total, part.tokens as f64];
+        collective.sum_f64(&mut sums)?;
+        let loss = if sums[1] == 0.0 {
+            f64::NAN
+        } else {
+            sums[0] / sums[1]
+        };
+        Ok(Metrics::LanguageModel(LanguageModelMetrics {
+            n,
+            tokens: sums[1] as usize,
+            loss,
+            perplexity: loss.exp(),
+        }))
     }
 
     fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64> {
