@@ -280,3 +280,60 @@ fn a_killed_rank_ends_the_job_and_its_checkpoints_stay_intact() {
         "resumed from a later checkpoint"
     );
 }
+
+/// A chat model's loss is a mean over the answers' tokens, not over rows: two ranks weigh
+/// their shares by their token counts, so they give one process's losses and validation loss
+/// with the same global batch (SmolLM2, LoRA dropout off; Llama has no other dropout).
+#[test]
+fn two_ranks_fine_tune_a_chat_model_as_one_process() {
+    let dir = temp_dir("mpi-sft");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--task",
+            "sft",
+            "--model",
+            "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "--data",
+            "tests/fixtures/capitals_sft.jsonl",
+            "--steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "64",
+            "--lora-dropout",
+            "0",
+            "--threads",
+            "1",
+            "--jsonl",
+            "--out",
+            &out.to_string_lossy(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let one = hearth(&args(&dir.join("single")));
+    assert!(one.status.success(), "{}", stderr(&one));
+    let two = run(mpirun(&args(&dir.join("parallel"))));
+    assert!(two.status.success(), "{}", stderr(&two));
+    let (one, two) = (events(&one), events(&two));
+    assert_same_losses(
+        &losses(&one),
+        &losses(&two),
+        "SFT: 2 ranks × 2 rows against 1 × 4",
+    );
+    let validation = |events: &[serde_json::Value]| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "evaluated")
+            .map(|e| e["metrics"]["loss"].as_f64().expect("loss"))
+            .collect()
+    };
+    let (a, b) = (validation(&one), validation(&two));
+    assert_eq!(a.len(), 2, "before the first step and at the end");
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-5, "validation loss {x} vs {y}");
+    }
+}

@@ -308,6 +308,7 @@ impl Objective for Sft {
             loss: batch.loss(model)?,
             real_tokens: batch.real_tokens(),
             padded_tokens: batch.batch * batch.seq,
+            mean_over: batch.scored_tokens(),
         })
     }
 

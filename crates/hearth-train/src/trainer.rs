@@ -148,6 +148,10 @@ pub struct BatchLoss {
     pub real_tokens: usize,
     /// Tokens computed, padding included.
     pub padded_tokens: usize,
+    /// What the loss is the mean over: rows for a classifier, scored tokens for a language
+    /// model. Ranks weigh their shares of a micro-batch by it, so that several ranks compute
+    /// the mean over the whole micro-batch, as one process does.
+    pub mean_over: usize,
 }
 
 /// What the loop optimizes: a model's loss on micro-batches of training rows, its evaluation
@@ -309,14 +313,24 @@ pub async fn train_with<O: Objective>(
             let rows: Vec<usize> = collective::shard(rows.len(), collective)
                 .map(|i| rows[i])
                 .collect();
-            let share = (rows.len() * ranks) as f64 / settings.batch_size as f64;
             let BatchLoss {
                 loss,
                 real_tokens,
                 padded_tokens,
+                mean_over,
             } = objective.batch_loss(&model, &rows)?;
             let mut total = loss.clone().div_scalar(micro_batches as f64);
+            let mut share = 1.0;
             if ranks > 1 {
+                let exchange = Instant::now();
+                let mut whole = [mean_over as f64];
+                collective.sum_f64(&mut whole)?;
+                communication_seconds += exchange.elapsed().as_secs_f64();
+                share = if whole[0] > 0.0 {
+                    mean_over as f64 * ranks as f64 / whole[0]
+                } else {
+                    0.0
+                };
                 total = total.mul_scalar(share);
             }
             if settings.l1 > 0.0
