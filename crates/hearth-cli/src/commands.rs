@@ -460,10 +460,12 @@ pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
         let s = &output.summary;
         if s.ranks > 1 {
             eprintln!(
-                "data-parallel over {} ranks: {:.1} ms of each step exchanging gradients ({:.1}% of training)",
+                "data-parallel over {} ranks: {:.1} ms of each step exchanging gradients ({:.1}% of \
+                 training), {:.1} ms waiting for the slowest rank",
                 s.ranks,
                 s.communication_ms_per_step,
-                100.0 * s.communication_share
+                100.0 * s.communication_share,
+                s.waiting_ms_per_step
             );
         }
     }

@@ -335,7 +335,6 @@ impl Objective for Classify<'_> {
             loss,
             real_tokens: encoded.real_tokens(),
             padded_tokens: encoded.batch_size * encoded.seq_len,
-            mean_over: rows.len(),
         })
     }
 

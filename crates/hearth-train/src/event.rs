@@ -116,6 +116,9 @@ pub struct TrainSummary {
     /// counts with the other ranks (reading the gradients back included), over the steps this
     /// session ran (0 in one process).
     pub communication_ms_per_step: f64,
+    /// Milliseconds per step this process waited for the slowest rank before the exchange
+    /// (0 in one process): unequal work or a busy machine, not the network.
+    pub waiting_ms_per_step: f64,
     /// The share of this session's training time that exchange took.
     pub communication_share: f64,
 }

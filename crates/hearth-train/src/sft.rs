@@ -238,6 +238,15 @@ impl Sft {
             eval_batch: eval_batch.max(1),
         }
     }
+
+    /// The training rows `rows`, padded into one batch on the host.
+    fn train_batch(&self, rows: &[usize]) -> Batch {
+        let members: Vec<&[usize]> = rows
+            .iter()
+            .map(|&r| self.train_rows[r].as_slice())
+            .collect();
+        Batch::new(&self.train, &members, self.pad_id)
+    }
 }
 
 /// The mean loss per scored token of `model` (dropout off) over `rows` of `examples`, and
@@ -299,17 +308,16 @@ impl Objective for Sft {
     }
 
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
-        let members: Vec<&[usize]> = rows
-            .iter()
-            .map(|&r| self.train_rows[r].as_slice())
-            .collect();
-        let batch = Batch::new(&self.train, &members, self.pad_id);
+        let batch = self.train_batch(rows);
         Ok(BatchLoss {
             loss: batch.loss(model)?,
             real_tokens: batch.real_tokens(),
             padded_tokens: batch.batch * batch.seq,
-            mean_over: batch.scored_tokens(),
         })
+    }
+
+    fn mean_over(&self, rows: &[usize]) -> usize {
+        self.train_batch(rows).scored_tokens()
     }
 
     async fn evaluate(

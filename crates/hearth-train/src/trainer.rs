@@ -148,10 +148,6 @@ pub struct BatchLoss {
     pub real_tokens: usize,
     /// Tokens computed, padding included.
     pub padded_tokens: usize,
-    /// What the loss is the mean over: rows for a classifier, scored tokens for a language
-    /// model. Ranks weigh their shares of a micro-batch by it, so that several ranks compute
-    /// the mean over the whole micro-batch, as one process does.
-    pub mean_over: usize,
 }
 
 /// What the loop optimizes: a model's loss on micro-batches of training rows, its evaluation
@@ -166,6 +162,13 @@ pub trait Objective {
     fn eval_rows(&self) -> usize;
     /// The loss of the training rows `rows`, with dropout on.
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError>;
+    /// What [`Self::batch_loss`] of `rows` is a mean over, from the data alone: rows for a
+    /// classifier, scored tokens for a language model. Every rank counts it for each rank's
+    /// share of a micro-batch, so ranks weigh their losses to the mean of the whole
+    /// micro-batch, as one process computes it, without exchanging a word.
+    fn mean_over(&self, rows: &[usize]) -> usize {
+        rows.len()
+    }
     /// Metrics on the held-out rows; with several ranks, each scores its share
     /// ([`collective::shard`]) and every rank gets the metrics of all of them.
     fn evaluate(
@@ -286,7 +289,7 @@ pub async fn train_with<O: Objective>(
     let mut best_model: Option<O::Model> = None;
     // Examples per second count only the steps this session ran.
     let (first_step, seconds_before) = (progress.step, progress.train_seconds);
-    let mut communication_seconds = 0.0;
+    let (mut communication_seconds, mut waiting_seconds) = (0.0, 0.0);
     while progress.step < steps && !stop {
         let started = Instant::now();
         device.seed(step_seed(settings.seed, progress.step, rank));
@@ -310,27 +313,26 @@ pub async fn train_with<O: Objective>(
             // This rank's rows of the global micro-batch, and its share of the mean: the
             // gradients summed over the ranks and divided by their number are then the mean
             // over the whole micro-batch, as in one process.
-            let rows: Vec<usize> = collective::shard(rows.len(), collective)
-                .map(|i| rows[i])
-                .collect();
+            let mut share = 1.0;
+            if ranks > 1 {
+                let whole = objective.mean_over(&rows) as f64;
+                let mine: Vec<usize> = collective::shard(rows.len(), collective)
+                    .map(|i| rows[i])
+                    .collect();
+                share = if whole > 0.0 {
+                    objective.mean_over(&mine) as f64 * ranks as f64 / whole
+                } else {
+                    0.0
+                };
+                rows = mine;
+            }
             let BatchLoss {
                 loss,
                 real_tokens,
                 padded_tokens,
-                mean_over,
             } = objective.batch_loss(&model, &rows)?;
             let mut total = loss.clone().div_scalar(micro_batches as f64);
-            let mut share = 1.0;
             if ranks > 1 {
-                let exchange = Instant::now();
-                let mut whole = [mean_over as f64];
-                collective.sum_f64(&mut whole)?;
-                communication_seconds += exchange.elapsed().as_secs_f64();
-                share = if whole[0] > 0.0 {
-                    mean_over as f64 * ranks as f64 / whole[0]
-                } else {
-                    0.0
-                };
                 total = total.mul_scalar(share);
             }
             if settings.l1 > 0.0
@@ -348,6 +350,12 @@ pub async fn train_with<O: Objective>(
             shared[0] += f64::from(value) * share;
             shared[1] += real_tokens as f64;
             shared[2] += padded_tokens as f64;
+        }
+        if ranks > 1 {
+            // Waiting for the slowest rank, timed apart from the exchange itself.
+            let waiting = Instant::now();
+            collective.any(false)?;
+            waiting_seconds += waiting.elapsed().as_secs_f64();
         }
         let exchange = Instant::now();
         let grads = collective::mean_gradients(&model, accumulated.grads(), collective).await?;
@@ -493,6 +501,7 @@ pub async fn train_with<O: Objective>(
         best_step,
         ranks,
         communication_ms_per_step: 1e3 * communication_seconds / (step - first_step).max(1) as f64,
+        waiting_ms_per_step: 1e3 * waiting_seconds / (step - first_step).max(1) as f64,
         communication_share: communication_seconds
             / (progress.train_seconds - seconds_before).max(1e-9),
     };
