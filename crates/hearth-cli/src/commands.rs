@@ -10,12 +10,13 @@ use hearth_models::bert::BertForSequenceClassification;
 use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::plan::Limits;
 use hearth_train::{
-    AdapterFiles, Assignment, Checkpoint, DataSummary, Event, Examples, JobSpec, Metrics, RunHooks,
-    RunInputs, RunOutput, RunRecord, Targets,
+    AdapterFiles, Assignment, Checkpoint, Collective, DataSummary, Event, Examples, JobSpec,
+    Metrics, RunHooks, RunInputs, RunOutput, RunRecord, Targets,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{AdapterArgs, EvalArgs, MergeArgs, PredictArgs, TrainArgs};
+use crate::ranks::Ranks;
 use crate::{device, files};
 
 /// Loads the job's data from disk and splits it.
@@ -314,6 +315,9 @@ pub fn save(out: &Path, saved: &AdapterFiles) -> Result<()> {
 /// under `limits`, from the start or from `resume`. With `out`, the split (`split.json`,
 /// once training starts) and the checkpoints go there; events go to the progress bar or
 /// stdout.
+///
+/// With several ranks ([`Collective`]), only rank 0 prints and writes.
+#[allow(clippy::too_many_arguments)]
 pub fn run_job(
     job: &JobSpec,
     device: &Device,
@@ -321,7 +325,10 @@ pub fn run_job(
     jsonl: bool,
     out: Option<&Path>,
     resume: Option<&Checkpoint>,
+    collective: &dyn Collective,
 ) -> Result<RunOutput> {
+    let leader = collective.is_leader();
+    let out = out.filter(|_| leader);
     let data =
         std::fs::read(&job.data.path).with_context(|| format!("cannot read {}", job.data.path))?;
     let inputs = RunInputs {
@@ -349,7 +356,11 @@ pub fn run_job(
             }
             _ => {}
         }
-        printer.on_event(event)
+        if leader {
+            printer.on_event(event)
+        } else {
+            ControlFlow::Continue(())
+        }
     };
     let keep = job.train.keep_checkpoints;
     let mut on_checkpoint = |checkpoint: Checkpoint| {
@@ -366,6 +377,7 @@ pub fn run_job(
         RunHooks {
             on_event: &mut on_event,
             on_checkpoint: &mut on_checkpoint,
+            collective,
         },
     ))
     .with_context(|| format!("training with the model in {}", job.model.path))?;
@@ -382,8 +394,9 @@ fn save_split(out: &Path, split: Option<&Assignment>) -> Result<()> {
     files::write_atomic(&out.join("split.json"), split.as_bytes())
 }
 
-/// `hearth train`.
-pub fn train(args: &TrainArgs) -> Result<()> {
+/// `hearth train`, in this process or as one rank of a data-parallel job.
+pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
+    let leader = ranks.is_leader();
     let (job, resume, out) = match &args.resume {
         None => (
             args.job()?,
@@ -399,11 +412,13 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 );
             }
             let (path, checkpoint) = files::latest_checkpoint(dir)?;
-            eprintln!(
-                "resuming from {} (step {})",
-                path.display(),
-                checkpoint.step()
-            );
+            if leader {
+                eprintln!(
+                    "resuming from {} (step {})",
+                    path.display(),
+                    checkpoint.step()
+                );
+            }
             let mut job = checkpoint.record()?.job;
             if let Some(v) = args.checkpoint_every {
                 job.train.checkpoint_every = v;
@@ -421,10 +436,12 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         }
     };
     if args.print_job {
-        println!("{}", job.to_json());
+        if leader {
+            println!("{}", job.to_json());
+        }
         return Ok(());
     }
-    let device = device::from_args(&args.run)?.autodiff();
+    let device = device::for_rank(&args.run, ranks.local_gpu())?.autodiff();
     let limits = crate::plan::limits(args.run.device, args.memory_limit);
     let output = run_job(
         &job,
@@ -433,9 +450,24 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         args.jsonl,
         Some(&out),
         resume.as_ref(),
+        ranks.collective(),
     )?;
+    if !leader {
+        return Ok(());
+    }
     if !args.jsonl {
         print_summary(&output);
+        let s = &output.summary;
+        if s.ranks > 1 {
+            eprintln!(
+                "data-parallel over {} ranks: {:.1} ms of each step exchanging gradients ({:.1}% of \
+                 training), {:.1} ms waiting for the slowest rank",
+                s.ranks,
+                s.communication_ms_per_step,
+                100.0 * s.communication_share,
+                s.waiting_ms_per_step
+            );
+        }
     }
     save(&out, &output.files)?;
     eprintln!(

@@ -18,10 +18,22 @@ pub fn set_threads(threads: usize) -> Result<()> {
 
 /// The device a command runs on (without autodiff).
 pub fn device(choice: DeviceChoice) -> Result<Device> {
+    on_gpu(choice, None)
+}
+
+/// The device of `choice`, on the node's `gpu`-th discrete GPU where given (one rank per GPU
+/// of a multi-GPU node) unless `CUBECL_WGPU_DEFAULT_DEVICE` names the device.
+#[cfg_attr(not(feature = "wgpu"), allow(unused_variables))]
+fn on_gpu(choice: DeviceChoice, gpu: Option<usize>) -> Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
-        DeviceChoice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        DeviceChoice::Wgpu => Ok(Device::wgpu(
+            match gpu.filter(|_| std::env::var_os("CUBECL_WGPU_DEFAULT_DEVICE").is_none()) {
+                Some(index) => burn::tensor::DeviceKind::DiscreteGpu(index),
+                None => burn::tensor::DeviceKind::DefaultDevice,
+            },
+        )),
         #[cfg(not(feature = "wgpu"))]
         DeviceChoice::Wgpu => bail!("this hearth was built without the `wgpu` feature"),
         #[cfg(feature = "ndarray")]
@@ -34,6 +46,12 @@ pub fn device(choice: DeviceChoice) -> Result<Device> {
 
 /// Applies `--threads` and returns the device of `--device`.
 pub fn from_args(run: &RunArgs) -> Result<Device> {
+    for_rank(run, None)
+}
+
+/// [`from_args`] for one rank of a data-parallel job: with several ranks on a node, each
+/// takes its own GPU (`local_gpu`, its rank on the node).
+pub fn for_rank(run: &RunArgs, local_gpu: Option<usize>) -> Result<Device> {
     set_threads(run.threads)?;
-    device(run.device)
+    on_gpu(run.device, local_gpu)
 }

@@ -10,6 +10,7 @@ mod files;
 mod generate;
 mod inspect;
 mod plan;
+mod ranks;
 
 use std::process::ExitCode;
 
@@ -17,8 +18,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    let ranks = match ranks::Ranks::from_env() {
+        Ok(ranks) => ranks,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        args::Command::Train(a) => commands::train(&a),
+        args::Command::Train(a) => commands::train(&a, &ranks),
+        _ if ranks.is_parallel() => {
+            if ranks.is_leader() {
+                eprintln!(
+                    "error: only `hearth train` runs data-parallel; run this command in one \
+                     process"
+                );
+            }
+            return ExitCode::FAILURE;
+        }
         args::Command::Eval(a) => commands::eval(&a),
         args::Command::Predict(a) => commands::predict(&a),
         args::Command::Merge(a) => commands::merge(&a),
@@ -29,6 +46,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if ranks.is_parallel() => {
+            // The other ranks may be waiting for this one in a collective: end them all.
+            eprintln!("error ({}): {err:#}", ranks.describe());
+            ranks.abort(1)
+        }
         Err(err) => {
             // The whole chain: "in job file x: job spec: train.batch_size must be ...".
             eprintln!("error: {err:#}");

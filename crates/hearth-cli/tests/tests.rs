@@ -5,6 +5,8 @@
 mod errors;
 mod flags;
 mod inspect;
+#[cfg(feature = "mpi")]
+mod mpi;
 mod peft;
 mod plan;
 mod resume;

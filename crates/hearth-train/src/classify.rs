@@ -10,6 +10,7 @@ use hearth_models::ModelFiles;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
 use hearth_models::tokenizer::TextTokenizer;
 
+use crate::collective::Collective;
 use crate::event::TrainSummary;
 use crate::job::{EarlyStopping, Task};
 use crate::metrics::Metrics;
@@ -337,8 +338,29 @@ impl Objective for Classify<'_> {
         })
     }
 
-    async fn evaluate(&self, model: &Self::Model) -> Result<Metrics, TrainError> {
-        evaluate(model, self.tokenizer, self.task, self.eval, self.batch_size).await
+    async fn evaluate(
+        &self,
+        model: &Self::Model,
+        collective: &dyn Collective,
+    ) -> Result<Metrics, TrainError> {
+        if collective.size() == 1 {
+            return evaluate(model, self.tokenizer, self.task, self.eval, self.batch_size).await;
+        }
+        // Each rank scores its share of the rows into a zeroed table of every row's scores;
+        // the sum over the ranks is then the whole table on every rank.
+        let n = self.eval.texts.len();
+        let outputs = model.num_labels();
+        let mine: Vec<usize> = crate::collective::shard(n, collective).collect();
+        let texts: Vec<String> = mine.iter().map(|&i| self.eval.texts[i].clone()).collect();
+        let scores =
+            predict_scores(model, self.tokenizer, self.task, &texts, self.batch_size).await?;
+        let mut table = vec![0.0f32; n * outputs];
+        for (&i, row) in mine.iter().zip(&scores) {
+            table[i * outputs..(i + 1) * outputs].copy_from_slice(row);
+        }
+        collective.sum_f32(&mut table)?;
+        let scores: Vec<Vec<f32>> = table.chunks(outputs.max(1)).map(<[f32]>::to_vec).collect();
+        Ok(self.eval.targets.metrics(self.task, &scores, outputs))
     }
 
     fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64> {

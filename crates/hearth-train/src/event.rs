@@ -110,6 +110,17 @@ pub struct TrainSummary {
     pub early_stopped: bool,
     /// The step whose adapter early stopping restored, if it restored one.
     pub best_step: Option<usize>,
+    /// Ranks the run trained in (1 in one process).
+    pub ranks: usize,
+    /// Milliseconds per step this process spent exchanging gradients, losses and token
+    /// counts with the other ranks (reading the gradients back included), over the steps this
+    /// session ran (0 in one process).
+    pub communication_ms_per_step: f64,
+    /// Milliseconds per step this process waited for the slowest rank before the exchange
+    /// (0 in one process): unequal work or a busy machine, not the network.
+    pub waiting_ms_per_step: f64,
+    /// The share of this session's training time that exchange took.
+    pub communication_share: f64,
 }
 
 /// What the data of a run holds, once read and split.

@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod base;
 pub mod checkpoint;
 pub mod classify;
+pub mod collective;
 pub mod event;
 pub mod job;
 pub mod loss;
@@ -28,6 +29,7 @@ pub use adapter::AdapterFiles;
 pub use base::NamedFiles;
 pub use checkpoint::Checkpoint;
 pub use classify::{Examples, TaskData, TrainData, evaluate, predict_scores, train};
+pub use collective::{Collective, Single};
 pub use event::{DataSummary, Event, TrainSummary};
 pub use job::{
     DataSpec, EarlyStopping, JobSpec, ModelSpec, RawJob, RegressionLoss, RunRecord, SplitMethod,
@@ -72,4 +74,7 @@ pub enum TrainError {
     /// The device failed to run or read back a computation.
     #[error("device error: {0}")]
     Device(String),
+    /// The ranks of a data-parallel run could not work together.
+    #[error("data-parallel run: {0}")]
+    Collective(String),
 }

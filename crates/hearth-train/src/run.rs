@@ -40,13 +40,16 @@ pub struct RunInputs {
     pub init_adapter: Option<NamedFiles>,
 }
 
-/// Where a run reports: every [`Event`], and every checkpoint to store.
+/// Where a run reports (every [`Event`], every checkpoint to store) and whom it trains with.
 pub struct RunHooks<'a> {
     /// Sees every event; `ControlFlow::Break` stops the run after the current step (it still
     /// ends with a checkpoint and its adapter).
     pub on_event: &'a mut dyn FnMut(&Event) -> ControlFlow<()>,
-    /// Stores a checkpoint; an error ends the run.
+    /// Stores a checkpoint (called on rank 0 only); an error ends the run.
     pub on_checkpoint: &'a mut dyn FnMut(Checkpoint) -> Result<(), TrainError>,
+    /// The processes the run trains in: [`crate::Single`], or the ranks of a data-parallel
+    /// job ([`crate::collective`]).
+    pub collective: &'a dyn crate::Collective,
 }
 
 impl std::fmt::Debug for RunHooks<'_> {
@@ -263,7 +266,7 @@ async fn fit<O: Objective>(
         .map(|c| c.resume(job, labels, fingerprint, &device.inner()))
         .transpose()?;
     let before = if objective.evaluate_first() && resume.is_none() && objective.eval_rows() > 0 {
-        let metrics = objective.evaluate(&model).await?;
+        let metrics = objective.evaluate(&model, hooks.collective).await?;
         let _ = (hooks.on_event)(&Event::Evaluated {
             step: 0,
             metrics: metrics.clone(),
@@ -283,6 +286,7 @@ async fn fit<O: Objective>(
         Hooks {
             on_event: &mut *hooks.on_event,
             on_checkpoint: &mut wrap,
+            collective: hooks.collective,
         },
     )
     .await?;

@@ -21,6 +21,7 @@ use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
 use serde::Serialize;
 
+use crate::collective::Collective;
 use crate::job::EarlyStopping;
 use crate::loss::causal_lm_loss;
 use crate::metrics::{LanguageModelMetrics, Metrics};
@@ -237,6 +238,15 @@ impl Sft {
             eval_batch: eval_batch.max(1),
         }
     }
+
+    /// The training rows `rows`, padded into one batch on the host.
+    fn train_batch(&self, rows: &[usize]) -> Batch {
+        let members: Vec<&[usize]> = rows
+            .iter()
+            .map(|&r| self.train_rows[r].as_slice())
+            .collect();
+        Batch::new(&self.train, &members, self.pad_id)
+    }
 }
 
 /// The mean loss per scored token of `model` (dropout off) over `rows` of `examples`, and
@@ -298,11 +308,7 @@ impl Objective for Sft {
     }
 
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
-        let members: Vec<&[usize]> = rows
-            .iter()
-            .map(|&r| self.train_rows[r].as_slice())
-            .collect();
-        let batch = Batch::new(&self.train, &members, self.pad_id);
+        let batch = self.train_batch(rows);
         Ok(BatchLoss {
             loss: batch.loss(model)?,
             real_tokens: batch.real_tokens(),
@@ -310,17 +316,51 @@ impl Objective for Sft {
         })
     }
 
-    async fn evaluate(&self, model: &Self::Model) -> Result<Metrics, TrainError> {
-        Ok(Metrics::LanguageModel(
-            evaluate_lm(
-                model,
-                &self.eval,
-                &self.eval_rows,
-                self.pad_id,
-                self.eval_batch,
-            )
-            .await?,
-        ))
+    fn mean_over(&self, rows: &[usize]) -> usize {
+        self.train_batch(rows).scored_tokens()
+    }
+
+    async fn evaluate(
+        &self,
+        model: &Self::Model,
+        collective: &dyn Collective,
+    ) -> Result<Metrics, TrainError> {
+        if collective.size() == 1 {
+            return Ok(Metrics::LanguageModel(
+                evaluate_lm(
+                    model,
+                    &self.eval,
+                    &self.eval_rows,
+                    self.pad_id,
+                    self.eval_batch,
+                )
+                .await?,
+            ));
+        }
+        // Each rank scores its share of the rows; the loss sums and token counts add up.
+        let n = self.eval_rows.len();
+        let mine: Vec<Vec<usize>> = crate::collective::shard(n, collective)
+            .map(|i| self.eval_rows[i].clone())
+            .collect();
+        let part = evaluate_lm(model, &self.eval, &mine, self.pad_id, self.eval_batch).await?;
+        let total = if part.tokens == 0 {
+            0.0
+        } else {
+            part.loss * part.tokens as f64
+        };
+        let mut sums = [total, part.tokens as f64];
+        collective.sum_f64(&mut sums)?;
+        let loss = if sums[1] == 0.0 {
+            f64::NAN
+        } else {
+            sums[0] / sums[1]
+        };
+        Ok(Metrics::LanguageModel(LanguageModelMetrics {
+            n,
+            tokens: sums[1] as usize,
+            loss,
+            perplexity: loss.exp(),
+        }))
     }
 
     fn stop_value(&self, rule: &EarlyStopping, metrics: &Metrics) -> Option<f64> {

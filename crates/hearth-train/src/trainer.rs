@@ -14,6 +14,7 @@ use hearth_data::python_shuffle_indices;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::collective::{self, Collective};
 use crate::event::{Event, TrainSummary};
 use crate::job::EarlyStopping;
 use crate::metrics::Metrics;
@@ -109,13 +110,17 @@ impl Resume {
     }
 }
 
-/// Where the loop reports: progress events, and checkpoints to keep.
+/// Where the loop reports (progress events, checkpoints to keep) and whom it trains with.
 pub struct Hooks<'a> {
-    /// Sees every [`Event`]; `ControlFlow::Break` stops after the current step.
+    /// Sees every [`Event`]; `ControlFlow::Break` stops after the current step (on every
+    /// rank, when any rank asks).
     pub on_event: &'a mut dyn FnMut(&Event) -> ControlFlow<()>,
-    /// Stores a checkpoint, every `checkpoint_every` steps and at the end. An error ends the
-    /// run: training on without the checkpoints the user asked for would risk their work.
+    /// Stores a checkpoint, every `checkpoint_every` steps and at the end; called on rank 0
+    /// only. An error ends the run: training on without the checkpoints the user asked for
+    /// would risk their work.
     pub on_checkpoint: &'a mut dyn FnMut(Snapshot) -> Result<(), TrainError>,
+    /// The processes the run trains in ([`collective::Single`] for one).
+    pub collective: &'a dyn Collective,
 }
 
 impl std::fmt::Debug for Hooks<'_> {
@@ -124,10 +129,13 @@ impl std::fmt::Debug for Hooks<'_> {
     }
 }
 
-/// The seed of the device RNG (dropout) for a step: a pure function of the job's seed and the
-/// step, so a run resumed from a checkpoint draws the same masks as one never interrupted.
-fn step_seed(seed: u64, step: usize) -> u64 {
-    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// The seed of the device RNG (dropout) for a step on a rank: a pure function of the job's
+/// seed, the step and the rank, so a run resumed from a checkpoint draws the same masks as one
+/// never interrupted, and ranks draw different masks for their different rows (rank 0 draws a
+/// single process's).
+fn step_seed(seed: u64, step: usize, rank: usize) -> u64 {
+    seed.wrapping_add((rank as u64) << 40)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step as u64)
 }
 
@@ -154,8 +162,20 @@ pub trait Objective {
     fn eval_rows(&self) -> usize;
     /// The loss of the training rows `rows`, with dropout on.
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError>;
-    /// Metrics on the held-out rows.
-    fn evaluate(&self, model: &Self::Model) -> impl Future<Output = Result<Metrics, TrainError>>;
+    /// What [`Self::batch_loss`] of `rows` is a mean over, from the data alone: rows for a
+    /// classifier, scored tokens for a language model. Every rank counts it for each rank's
+    /// share of a micro-batch, so ranks weigh their losses to the mean of the whole
+    /// micro-batch, as one process computes it, without exchanging a word.
+    fn mean_over(&self, rows: &[usize]) -> usize {
+        rows.len()
+    }
+    /// Metrics on the held-out rows; with several ranks, each scores its share
+    /// ([`collective::shard`]) and every rank gets the metrics of all of them.
+    fn evaluate(
+        &self,
+        model: &Self::Model,
+        collective: &dyn Collective,
+    ) -> impl Future<Output = Result<Metrics, TrainError>>;
     /// Whether a fresh run scores the held-out rows before its first step (the base model's
     /// figures to compare against); off unless the objective says so.
     fn evaluate_first(&self) -> bool {
@@ -198,7 +218,16 @@ pub async fn train_with<O: Objective>(
     let Hooks {
         on_event,
         on_checkpoint,
+        collective,
     } = hooks;
+    let (rank, ranks) = (collective.rank(), collective.size());
+    if settings.batch_size < ranks {
+        return Err(TrainError::Job(format!(
+            "train.batch_size ({}) is the global batch, shared out over {ranks} ranks: it must \
+             be at least the number of ranks",
+            settings.batch_size
+        )));
+    }
     let n_train = objective.train_rows();
     if n_train == 0 {
         return Err(TrainError::Job("there are no training rows".into()));
@@ -229,6 +258,18 @@ pub async fn train_with<O: Objective>(
             Progress::default(),
         ),
     };
+    if ranks > 1 {
+        // Every rank continues from rank 0's state: its weights, optimizer and progress.
+        model = collective::broadcast_trainable(model, collective).await?;
+        let mut state = optim.to_safetensors().await?;
+        collective.broadcast(&mut state)?;
+        optim.load_safetensors(&state, &device.clone().inner())?;
+        let mut at =
+            serde_json::to_vec(&progress).map_err(|e| TrainError::Collective(e.to_string()))?;
+        collective.broadcast(&mut at)?;
+        progress = serde_json::from_slice(&at)
+            .map_err(|e| TrainError::Collective(format!("rank 0's progress: {e}")))?;
+    }
     let micro_batches = settings.gradient_accumulation.max(1);
 
     let mut stop = on_event(&Event::Started {
@@ -240,6 +281,7 @@ pub async fn train_with<O: Objective>(
         total_params: model.num_params(),
     })
     .is_break();
+    stop = collective.any(stop)?;
 
     let mut order = epoch_order(n_train, progress.epoch, settings.seed);
     let mut early_stopped = false;
@@ -247,11 +289,15 @@ pub async fn train_with<O: Objective>(
     let mut best_model: Option<O::Model> = None;
     // Examples per second count only the steps this session ran.
     let (first_step, seconds_before) = (progress.step, progress.train_seconds);
+    let (mut communication_seconds, mut waiting_seconds) = (0.0, 0.0);
     while progress.step < steps && !stop {
         let started = Instant::now();
-        device.seed(step_seed(settings.seed, progress.step));
+        device.seed(step_seed(settings.seed, progress.step, rank));
         let mut accumulated = GradientsAccumulator::new();
         let mut loss_sum = 0.0f32;
+        // With several ranks: this rank's losses weighted by its share of each micro-batch,
+        // and its token counts, summed over the ranks after the step.
+        let mut shared = [0.0f64; 3];
         for _ in 0..micro_batches {
             // Fill the micro-batch, wrapping into a new epoch when the rows run out.
             let mut rows = Vec::with_capacity(settings.batch_size);
@@ -264,14 +310,31 @@ pub async fn train_with<O: Objective>(
                 rows.push(order[progress.cursor]);
                 progress.cursor += 1;
             }
+            // This rank's rows of the global micro-batch, and its share of the mean: the
+            // gradients summed over the ranks and divided by their number are then the mean
+            // over the whole micro-batch, as in one process.
+            let mut share = 1.0;
+            if ranks > 1 {
+                let whole = objective.mean_over(&rows) as f64;
+                let mine: Vec<usize> = collective::shard(rows.len(), collective)
+                    .map(|i| rows[i])
+                    .collect();
+                share = if whole > 0.0 {
+                    objective.mean_over(&mine) as f64 * ranks as f64 / whole
+                } else {
+                    0.0
+                };
+                rows = mine;
+            }
             let BatchLoss {
                 loss,
                 real_tokens,
                 padded_tokens,
             } = objective.batch_loss(&model, &rows)?;
-            progress.real_tokens += real_tokens;
-            progress.padded_tokens += padded_tokens;
             let mut total = loss.clone().div_scalar(micro_batches as f64);
+            if ranks > 1 {
+                total = total.mul_scalar(share);
+            }
             if settings.l1 > 0.0
                 && let Some(penalty) =
                     crate::loss::l1_penalty(&crate::loss::trained_matrices(&model), settings.l1)
@@ -282,9 +345,28 @@ pub async fn train_with<O: Objective>(
                 &model,
                 GradientsParams::from_grads(total.backward(), &model),
             );
-            loss_sum += read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
+            let value = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
+            loss_sum += value;
+            shared[0] += f64::from(value) * share;
+            shared[1] += real_tokens as f64;
+            shared[2] += padded_tokens as f64;
         }
-        let grads = accumulated.grads();
+        if ranks > 1 {
+            // Waiting for the slowest rank, timed apart from the exchange itself.
+            let waiting = Instant::now();
+            collective.any(false)?;
+            waiting_seconds += waiting.elapsed().as_secs_f64();
+        }
+        let exchange = Instant::now();
+        let grads = collective::mean_gradients(&model, accumulated.grads(), collective).await?;
+        if ranks > 1 {
+            // The counts of every rank, and the loss of the global batch.
+            collective.sum_f64(&mut shared)?;
+            loss_sum = (shared[0] / ranks as f64) as f32;
+            communication_seconds += exchange.elapsed().as_secs_f64();
+        }
+        progress.real_tokens += shared[1] as usize;
+        progress.padded_tokens += shared[2] as usize;
         let learning_rate = learning_rate(
             settings.schedule,
             settings.learning_rate,
@@ -321,7 +403,7 @@ pub async fn train_with<O: Objective>(
         let due =
             settings.eval_every > 0 && step.is_multiple_of(settings.eval_every) && step < steps;
         if due && objective.eval_rows() > 0 {
-            let metrics = objective.evaluate(&model).await?;
+            let metrics = objective.evaluate(&model, collective).await?;
             stop |= on_event(&Event::Evaluated {
                 step,
                 metrics: metrics.clone(),
@@ -348,10 +430,12 @@ pub async fn train_with<O: Objective>(
             }
             progress.last_eval = Some((step, metrics));
         }
+        // A stop asked on any rank (or early stopping, the same on every rank) stops all.
+        stop = collective.any(stop)?;
         let checkpoint_due = settings.checkpoint_every > 0
             && step.is_multiple_of(settings.checkpoint_every)
             && step < steps;
-        if checkpoint_due && !stop {
+        if checkpoint_due && !stop && collective.is_leader() {
             on_checkpoint(
                 snapshot(objective, &model, settings.strategy, &optim, &progress).await?,
             )?;
@@ -360,7 +444,13 @@ pub async fn train_with<O: Objective>(
 
     let step = progress.step;
     // The final state, also when stopped early, so the run can be continued later.
-    on_checkpoint(snapshot(objective, &model, settings.strategy, &optim, &progress).await?)?;
+    let last = snapshot(objective, &model, settings.strategy, &optim, &progress).await?;
+    if ranks > 1 {
+        agree(&last.adapter, collective)?;
+    }
+    if collective.is_leader() {
+        on_checkpoint(last)?;
+    }
     let mut best_step = None;
     if let (Some(rule), Some((at, _)), Some(best)) =
         (&settings.early_stopping, progress.best, best_model)
@@ -379,7 +469,7 @@ pub async fn train_with<O: Objective>(
     let eval_metrics = match &progress.last_eval {
         Some((at, metrics)) if *at == step => Some(metrics.clone()),
         _ if objective.eval_rows() > 0 => {
-            let metrics = objective.evaluate(&model).await?;
+            let metrics = objective.evaluate(&model, collective).await?;
             // The run is over either way; a stop request here changes nothing.
             let _ = on_event(&Event::Evaluated {
                 step,
@@ -409,7 +499,31 @@ pub async fn train_with<O: Objective>(
         eval: eval_metrics,
         early_stopped,
         best_step,
+        ranks,
+        communication_ms_per_step: 1e3 * communication_seconds / (step - first_step).max(1) as f64,
+        waiting_ms_per_step: 1e3 * waiting_seconds / (step - first_step).max(1) as f64,
+        communication_share: communication_seconds
+            / (progress.train_seconds - seconds_before).max(1e-9),
     };
     let _ = on_event(&Event::Finished(summary.clone()));
     Ok((model, summary))
+}
+
+/// Checks that every rank ends with rank 0's trained weights, byte for byte: ranks that
+/// drifted apart (a different build, a non-deterministic kernel) would otherwise go unnoticed.
+fn agree(weights: &[u8], collective: &dyn Collective) -> Result<(), TrainError> {
+    use sha2::{Digest, Sha256};
+    let ours = Sha256::digest(weights).to_vec();
+    let mut leader = ours.clone();
+    collective.broadcast(&mut leader)?;
+    let differs = collective.any(leader != ours)?;
+    if differs {
+        return Err(TrainError::Collective(
+            "the ranks ended with different weights; the adapter is rank 0's, but the run \
+             was not data-parallel as it should be (same hearth build and device on every \
+             rank?)"
+                .into(),
+        ));
+    }
+    Ok(())
 }

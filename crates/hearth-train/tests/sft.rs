@@ -156,7 +156,8 @@ fn packed_and_unpacked_rows_give_the_same_validation_loss() {
         let sft = Sft::new(Vec::<Tokenized>::new(), eval.clone(), packing, 64, 2, 4);
         let rows = sft.eval_rows.len();
         let Metrics::LanguageModel(m) =
-            pollster::block_on(sft.evaluate(&chat.model)).expect("evaluates")
+            pollster::block_on(sft.evaluate(&chat.model, &hearth_train::Single))
+                .expect("evaluates")
         else {
             panic!("not a language-model evaluation")
         };
@@ -221,6 +222,7 @@ fn the_sft_loop_lowers_validation_loss() {
                     ControlFlow::Continue(())
                 },
                 on_checkpoint: &mut |_| Ok(()),
+                collective: &hearth_train::Single,
             },
         ))
         .expect("trains");

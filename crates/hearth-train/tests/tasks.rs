@@ -75,6 +75,7 @@ fn train(
         Hooks {
             on_event: &mut |_| ControlFlow::Continue(()),
             on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
         },
     ))
     .expect("trains")

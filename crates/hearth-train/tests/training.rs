@@ -92,6 +92,7 @@ fn thirty_steps_on_500_rows_learn() {
                 std::ops::ControlFlow::Continue(())
             },
             on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
         },
     ))
     .expect("training runs");
@@ -158,6 +159,7 @@ fn toy_run(
         Hooks {
             on_event,
             on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
         },
     ))
     .map(|(_, summary)| summary)
@@ -268,6 +270,7 @@ fn early_stopping_stops_and_restores_the_best_adapter() {
                 std::ops::ControlFlow::Continue(())
             },
             on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
         },
     ))
     .expect("training runs");
