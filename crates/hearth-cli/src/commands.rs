@@ -93,7 +93,7 @@ fn describe_plan(plan: &hearth_train::plan::Plan, changed: bool, settled: [usize
              max_length {max_length}"
         );
     } else if !plan.fits {
-        eprintln!("warning: train.fit = \"off\": running a job the planner expects not to fit");
+        crate::ranks::warn("train.fit = \"off\": running a job the planner expects not to fit");
     }
 }
 

@@ -169,10 +169,10 @@ pub fn latest_checkpoint(path: &Path) -> Result<(std::path::PathBuf, Checkpoint)
         match read_checkpoint(path) {
             Ok(checkpoint) => return Ok((path.clone(), checkpoint)),
             Err(err) => {
-                eprintln!(
-                    "warning: checkpoint {} is unusable ({err}); trying an older one",
+                crate::ranks::warn(format!(
+                    "checkpoint {} is unusable ({err}); trying an older one",
                     path.display()
-                );
+                ));
                 problems.push(format!("{}: {err}", path.display()));
             }
         }

@@ -5,6 +5,16 @@
 use anyhow::{Result, bail};
 use hearth_train::{Collective, Single};
 
+/// " (rank r of N)" in a data-parallel job, set once the ranks are known.
+static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Prints a warning on stderr; in a data-parallel job, tagged with this process's rank (every
+/// rank may warn, only rank 0 prints anything else).
+pub fn warn(message: impl std::fmt::Display) {
+    let tag = TAG.get().map_or("", String::as_str);
+    eprintln!("warning{tag}: {message}");
+}
+
 /// The number of processes the launcher says it started, from the variables Open MPI,
 /// MPICH/Hydra, MVAPICH and Slurm set for each of them (`None` outside a launcher).
 fn launched_size() -> Option<usize> {
@@ -74,6 +84,7 @@ impl Ranks {
         let world = universe.world();
         let node = world.split_shared(world.rank());
         let (local_rank, local_size) = (node.rank() as usize, node.size() as usize);
+        let _ = TAG.set(format!(" (rank {} of {})", world.rank(), world.size()));
         Ok(Self {
             collective: Box::new(mpi_impl::Mpi { world }),
             local_rank,

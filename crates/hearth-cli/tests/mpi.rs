@@ -210,6 +210,39 @@ fn two_ranks_train_as_one_process_and_checkpoints_move_between_rank_counts() {
         let drift = max_adapter_difference(&adapter(from), &adapter(&resumed));
         assert!(drift <= 1e-4, "resumed adapter differs by {drift}");
     }
+
+    // Each rank reads the checkpoint: a damaged newer one is passed over with a warning that
+    // every rank tags with its rank, and the run goes on from the older one.
+    let damaged = dir.join("damaged");
+    for step in ["step-000003", "step-000004"] {
+        std::fs::create_dir_all(damaged.join("checkpoints").join(step)).expect("dir");
+    }
+    copy_dir(
+        &parallel.join("checkpoints/step-000003"),
+        &damaged.join("checkpoints/step-000003"),
+    );
+    let out = run(mpirun(
+        &["train", "--resume", &damaged.to_string_lossy(), "--jsonl"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for rank in 0..2 {
+        assert!(
+            err.contains(&format!(
+                "warning (rank {rank} of 2): checkpoint {}",
+                damaged.join("checkpoints/step-000004").display()
+            )),
+            "{err}"
+        );
+    }
+    assert_same_losses(
+        &losses(&events(&out)),
+        &two_losses[3..],
+        "resumed past a damaged checkpoint",
+    );
 }
 
 /// The pid of rank `rank` of the job writing to `out` (Open MPI tells each process its rank
