@@ -19,6 +19,10 @@ fn mpirun(args: &[String]) -> Command {
     cmd
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn run(mut cmd: Command) -> Output {
     cmd.output()
         .expect("mpirun runs (Debian: openmpi-bin; .ci/run installs it)")
@@ -57,7 +61,7 @@ fn model_without_dropout() -> PathBuf {
 /// The job: global batch 8 (4 rows per rank), evaluated on 16 held-out rows.
 fn job(out: &Path, steps: usize, checkpoint_every: usize) -> Vec<String> {
     let data = root().join("tests/browser/tiny.csv");
-    [
+    strings(&[
         "train",
         "--model",
         &model_without_dropout().to_string_lossy(),
@@ -90,10 +94,7 @@ fn job(out: &Path, steps: usize, checkpoint_every: usize) -> Vec<String> {
         "--jsonl",
         "--out",
         &out.to_string_lossy(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ])
 }
 
 /// The events a run printed on stdout.
@@ -195,10 +196,8 @@ fn two_ranks_train_as_one_process_and_checkpoints_move_between_rank_counts() {
         let at = resumed.join("checkpoints/step-000003");
         std::fs::create_dir_all(&at).expect("dir");
         copy_dir(&from.join("checkpoints/step-000003"), &at);
-        let args: Vec<String> = ["train", "--resume", &resumed.to_string_lossy(), "--jsonl"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> =
+            strings(&["train", "--resume", &resumed.to_string_lossy(), "--jsonl"]);
         let out = if launch {
             run(mpirun(&args))
         } else {
@@ -221,12 +220,12 @@ fn two_ranks_train_as_one_process_and_checkpoints_move_between_rank_counts() {
         &parallel.join("checkpoints/step-000003"),
         &damaged.join("checkpoints/step-000003"),
     );
-    let out = run(mpirun(
-        &["train", "--resume", &damaged.to_string_lossy(), "--jsonl"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    ));
+    let out = run(mpirun(&strings(&[
+        "train",
+        "--resume",
+        &damaged.to_string_lossy(),
+        "--jsonl",
+    ])));
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
     for rank in 0..2 {
@@ -299,12 +298,12 @@ fn a_killed_rank_ends_the_job_and_its_checkpoints_stay_intact() {
     };
     assert!(!status.success(), "a job with a dead rank exits non-zero");
 
-    let resumed = hearth(
-        &["train", "--resume", &out.to_string_lossy(), "--jsonl"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    );
+    let resumed = hearth(&strings(&[
+        "train",
+        "--resume",
+        &out.to_string_lossy(),
+        "--jsonl",
+    ]));
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let steps = losses(&events(&resumed));
     assert_eq!(steps.last().map(|s| s.0), Some(30));
@@ -321,7 +320,7 @@ fn a_killed_rank_ends_the_job_and_its_checkpoints_stay_intact() {
 fn two_ranks_fine_tune_a_chat_model_as_one_process() {
     let dir = temp_dir("mpi-sft");
     let args = |out: &Path| -> Vec<String> {
-        [
+        strings(&[
             "train",
             "--task",
             "sft",
@@ -342,10 +341,7 @@ fn two_ranks_fine_tune_a_chat_model_as_one_process() {
             "--jsonl",
             "--out",
             &out.to_string_lossy(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ])
     };
     let one = hearth(&args(&dir.join("single")));
     assert!(one.status.success(), "{}", stderr(&one));
