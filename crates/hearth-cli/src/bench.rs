@@ -100,7 +100,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         steps, args.device, args.threads
     );
     let limits = crate::plan::limits(args.device, None);
-    let ours = commands::run_job(&job, &device, &limits, false, None, None)?.summary;
+    let ours = commands::run_job(&job, &device, &limits, false, None, None, None)?
+        .0
+        .summary;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args, &job, steps)?;
 

@@ -10,6 +10,8 @@ mod files;
 mod generate;
 mod inspect;
 mod plan;
+mod run_dir;
+mod stop;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<stop::Interrupted>().is_some() => {
+            eprintln!("{err}");
+            ExitCode::from(stop::EXIT_CODE)
+        }
         Err(err) => {
             // The whole chain: "in job file x: job spec: train.batch_size must be ...".
             eprintln!("error: {err:#}");

@@ -67,6 +67,7 @@ fn start(job: &JobSpec, limits: &Limits, events: &mut Vec<Event>) -> Result<RunO
                 ControlFlow::Continue(())
             },
             on_checkpoint: &mut |_| Ok(()),
+            stop: None,
         },
     ))
 }

@@ -221,6 +221,7 @@ fn the_sft_loop_lowers_validation_loss() {
                     ControlFlow::Continue(())
                 },
                 on_checkpoint: &mut |_| Ok(()),
+                stop: None,
             },
         ))
         .expect("trains");

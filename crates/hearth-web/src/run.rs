@@ -240,6 +240,7 @@ pub async fn train(
         RunHooks {
             on_event: &mut |e| hooks.event(e),
             on_checkpoint: &mut |c| hooks.checkpoint(c),
+            stop: None,
         },
     )
     .await
