@@ -295,7 +295,8 @@ pub fn refuse_overwriting(
             && let Some((_, input)) = dirs.iter().find(|(c, _)| *c == real)
         {
             anyhow::bail!(
-                "{what} would write into {}, which holds this command's input: choose another {what}",
+                "{what} would write into {}, which holds an input of this command: choose another \
+                 {what}",
                 input.display()
             );
         }

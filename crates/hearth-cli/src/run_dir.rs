@@ -352,7 +352,7 @@ impl Drop for RunDir {
 pub fn absolute_paths(job: &mut JobSpec) -> Result<()> {
     let canonical = |path: &str, what: &str| -> Result<String> {
         let real =
-            std::fs::canonicalize(path).with_context(|| format!("cannot read {what} {path}"))?;
+            std::fs::canonicalize(path).with_context(|| format!("cannot read {path} ({what})"))?;
         Ok(real.to_string_lossy().into_owned())
     };
     job.model.path = canonical(&job.model.path, "the model")?;
@@ -386,4 +386,3 @@ pub fn check_not_an_input(job: &JobSpec, out: &Path) -> Result<()> {
     outputs.push(files::checkpoints_dir(out));
     files::refuse_overwriting("--out", &outputs, &inputs, &dirs)
 }
-

@@ -31,14 +31,15 @@ fn tiny_job(out: &Path, steps: usize, extra: &[&str]) -> Vec<String> {
         "8",
         "--warmup",
         "0",
-        "--lr",
-        "1e-3",
         "--out",
         &out.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if !extra.contains(&"--lr") {
+        args.extend(["--lr".into(), "1e-3".into()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -97,14 +98,20 @@ fn a_new_job_does_not_take_over_another_runs_directory() {
         "{}",
         stderr(&replaced)
     );
-    assert_eq!(std::fs::read(out.join("notes.txt")).expect("notes"), b"mine");
+    assert_eq!(
+        std::fs::read(out.join("notes.txt")).expect("notes"),
+        b"mine"
+    );
     assert_eq!(record(&out)["job"]["train"]["learning_rate"], 5e-4);
     assert_eq!(
         names(&out.join("checkpoints")),
         ["step-000003"],
         "only the new run's checkpoints"
     );
-    assert!(!out.join("hearth.lock").exists(), "the lock goes with the run");
+    assert!(
+        !out.join("hearth.lock").exists(),
+        "the lock goes with the run"
+    );
 
     // A file a run would write that is not from a Hearth run is never replaced.
     let foreign = dir.join("foreign");
@@ -144,7 +151,10 @@ fn a_live_lock_refuses_and_a_dead_ones_is_taken_over() {
     lock(std::process::id(), &host());
     let live = run(&job);
     assert_user_error(&live, "in use by another hearth run");
-    assert_user_error(&live, &format!("PID {} on host {}", std::process::id(), host()));
+    assert_user_error(
+        &live,
+        &format!("PID {} on host {}", std::process::id(), host()),
+    );
     assert!(!out.join("split.json").exists(), "nothing written");
 
     lock(1, "another-machine");
@@ -227,7 +237,15 @@ fn no_command_writes_over_its_input_or_the_base_model() {
     let out = hearth(&["inspect", &data, "--clean", "whitespace", "--out", &data]);
     assert_user_error(&out, "an input of this command");
     assert_eq!(std::fs::read(&data).expect("data"), csv);
-    let split = hearth(&["inspect", &data, "--split", "0.3", "0.3", "--split-out", &data]);
+    let split = hearth(&[
+        "inspect",
+        &data,
+        "--split",
+        "0.3",
+        "0.3",
+        "--split-out",
+        &data,
+    ]);
     assert_user_error(&split, "--split-out");
     assert_eq!(std::fs::read(&data).expect("data"), csv);
 
@@ -243,7 +261,11 @@ fn no_command_writes_over_its_input_or_the_base_model() {
             .iter()
             .zip(&before)
         {
-            assert_eq!(&std::fs::read(base.join(f)).expect("base file"), bytes, "{f}");
+            assert_eq!(
+                &std::fs::read(base.join(f)).expect("base file"),
+                bytes,
+                "{f}"
+            );
         }
     };
     let tiny = root().join("tests/browser/tiny.csv");
@@ -267,7 +289,7 @@ fn no_command_writes_over_its_input_or_the_base_model() {
     for strategy in ["lora", "full"] {
         assert_user_error(
             &train(&base, &["--strategy", strategy]),
-            "holds this command's input",
+            "input of this command",
         );
     }
     assert_user_error(&train(&tiny, &[]), "an input of this command");
@@ -286,8 +308,8 @@ fn no_command_writes_over_its_input_or_the_base_model() {
             &out.to_string_lossy(),
         ])
     };
-    assert_user_error(&merge(&base), "holds this command's input");
-    assert_user_error(&merge(&adapter), "holds this command's input");
+    assert_user_error(&merge(&base), "input of this command");
+    assert_user_error(&merge(&adapter), "input of this command");
     #[cfg(unix)]
     {
         // A folder holding the base's files through links.
@@ -373,10 +395,7 @@ fn too_many_threads_are_capped_to_the_machine() {
     let out = child.wait_with_output().expect("output");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("--threads 100000 is more than the"),
-        "{err}"
-    );
+    assert!(err.contains("--threads 100000 is more than the"), "{err}");
 }
 
 /// The run record holds absolute paths: `--resume` from another working directory finds the
@@ -428,7 +447,9 @@ fn a_run_resumes_from_another_working_directory() {
 #[test]
 fn ctrl_c_stops_after_the_step_with_a_checkpoint_to_resume_from() {
     let dir = temp_dir("sigint");
-    let steps = 400;
+    // More steps than the step events a pipe holds (about 155 bytes each, 64 KiB): the run
+    // cannot finish before the signal, since nothing reads its output until then.
+    let steps = 1000;
     let whole = dir.join("whole");
     let done = run(&tiny_job(&whole, steps, &["--lora-dropout", "0"]));
     assert!(done.status.success(), "{}", stderr(&done));
@@ -446,7 +467,8 @@ fn ctrl_c_stops_after_the_step_with_a_checkpoint_to_resume_from() {
         .expect("hearth starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    // The first step events: the run is training, and holds its directory.
+    // The first step events: the run is training, and holds its directory. Its output is not
+    // read again until the signal is sent.
     let mut seen = 0;
     for line in lines.by_ref() {
         let line = line.expect("line");
@@ -469,7 +491,7 @@ fn ctrl_c_stops_after_the_step_with_a_checkpoint_to_resume_from() {
         .status()
         .expect("kill runs");
     assert!(kill.success());
-    // Drain stdout so the child never blocks on a full pipe.
+    // Now drain stdout, so the run can finish its step.
     for line in lines {
         let _ = line;
     }

@@ -431,17 +431,14 @@ pub fn rewrite(
             let mut lines = Vec::with_capacity(cleaned.kept.len());
             for (i, &row) in cleaned.kept.iter().enumerate() {
                 let (line, json) = rows.get(row).ok_or_else(|| lost(row))?;
-                let object: OrderedObject = serde_json::from_str(json)
-                    .map_err(|source| DataError::Json {
+                let object: OrderedObject =
+                    serde_json::from_str(json).map_err(|source| DataError::Json {
                         line: *line,
                         source,
                     })?;
                 lines.push(
-                    match object.replaced(
-                        (text_column, label_column),
-                        &cleaned.texts[i],
-                        label(i),
-                    ) {
+                    match object.replaced((text_column, label_column), &cleaned.texts[i], label(i))
+                    {
                         Some(changed) => changed.to_json(),
                         None => json.clone(),
                     },
@@ -489,19 +486,39 @@ mod tests {
             drop_empty: true,
             ..CleanOptions::default()
         };
-        clean(rows.texts, rows.labels, &options, &NearDupSettings::default())
+        clean(
+            rows.texts,
+            rows.labels,
+            &options,
+            &NearDupSettings::default(),
+        )
     }
 
     #[test]
     fn a_cleaned_csv_keeps_every_column_in_place() {
-        let csv = b"id;text;label;note\n1;  a   b ;x;keep me\n2;   ;y;gone\n3;c;\"x\";\"q;uoted\"\n";
+        let csv =
+            b"id;text;label;note\n1;  a   b ;x;keep me\n2;   ;y;gone\n3;c;\"x\";\"q;uoted\"\n";
         let c = cleaned(csv, DataFormat::Csv, Some("label"));
-        let out = rewrite(csv, DataFormat::Csv, "text", Some("label"), &c, DataFormat::Csv);
+        let out = rewrite(
+            csv,
+            DataFormat::Csv,
+            "text",
+            Some("label"),
+            &c,
+            DataFormat::Csv,
+        );
         assert_eq!(
             String::from_utf8(out.unwrap()).unwrap(),
             "id;text;label;note\n1;a b;x;keep me\n3;c;x;\"q;uoted\"\n"
         );
-        let tsv = rewrite(csv, DataFormat::Csv, "text", Some("label"), &c, DataFormat::Tsv);
+        let tsv = rewrite(
+            csv,
+            DataFormat::Csv,
+            "text",
+            Some("label"),
+            &c,
+            DataFormat::Tsv,
+        );
         assert_eq!(
             String::from_utf8(tsv.unwrap()).unwrap(),
             "id\ttext\tlabel\tnote\n1\ta b\tx\tkeep me\n3\tc\tx\tq;uoted\n"
@@ -512,13 +529,27 @@ mod tests {
     fn a_cleaned_jsonl_keeps_every_key_in_order() {
         let jsonl = b"{\"z\": 1, \"text\": \" a  b \", \"label\": 2, \"meta\": {\"k\": [1, 2]}}\n\n{\"text\": \"\", \"label\": 1}\n{\"text\":\"same\",  \"z\":true,\"label\":1}\r\n";
         let c = cleaned(jsonl, DataFormat::Jsonl, Some("label"));
-        let out = rewrite(jsonl, DataFormat::Jsonl, "text", Some("label"), &c, DataFormat::Jsonl);
+        let out = rewrite(
+            jsonl,
+            DataFormat::Jsonl,
+            "text",
+            Some("label"),
+            &c,
+            DataFormat::Jsonl,
+        );
         assert_eq!(
             String::from_utf8(out.unwrap()).unwrap(),
             "{\"z\":1,\"text\":\"a b\",\"label\":2,\"meta\":{\"k\":[1,2]}}\n\
              {\"text\":\"same\",  \"z\":true,\"label\":1}\n"
         );
-        let refused = rewrite(jsonl, DataFormat::Jsonl, "text", Some("label"), &c, DataFormat::Csv);
+        let refused = rewrite(
+            jsonl,
+            DataFormat::Jsonl,
+            "text",
+            Some("label"),
+            &c,
+            DataFormat::Csv,
+        );
         assert!(refused.unwrap_err().to_string().contains("jsonl"));
     }
 
