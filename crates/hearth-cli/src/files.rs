@@ -261,38 +261,66 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses to write any of `outputs` where it would replace one of `inputs` (compared as
-/// canonical paths, so links and `..` do not hide it), or into a directory that is one of
-/// `input_dirs`: `what` names the flag that chose the output.
+/// `path` made absolute with every link and `..` resolved, also where its last components do
+/// not exist yet (those are taken as written).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in std::path::absolute(path).ok()?.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = fs::canonicalize(&out) {
+                    out = real;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether `a` and `b` are one file: the same path once resolved, or (on Unix) the same inode
+/// under two names.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if resolved(a).is_some_and(|a| resolved(b) == Some(a)) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (fs::metadata(a), fs::metadata(b)) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+    }
+    false
+}
+
+/// Refuses to write any of `outputs` where it would replace one of `inputs` (compared after
+/// resolving links and `..`, and by inode, so no other name hides it), or into one of
+/// `input_dirs` or a folder inside one: `what` names the flag that chose the output.
 pub fn refuse_overwriting(
     what: &str,
     outputs: &[PathBuf],
     inputs: &[PathBuf],
     input_dirs: &[PathBuf],
 ) -> Result<()> {
-    let canonical = |p: &Path| fs::canonicalize(p).ok();
-    let inputs: Vec<(PathBuf, &PathBuf)> = inputs
-        .iter()
-        .filter_map(|p| Some((canonical(p)?, p)))
-        .collect();
     let dirs: Vec<(PathBuf, &PathBuf)> = input_dirs
         .iter()
-        .filter_map(|p| Some((canonical(p)?, p)))
+        .filter_map(|p| Some((resolved(p)?, p)))
         .collect();
     for out in outputs {
-        // A file that does not exist yet replaces nothing; its directory may still be an input's.
-        if let Some(real) = canonical(out)
-            && let Some((_, input)) = inputs.iter().find(|(c, _)| *c == real)
-        {
+        if let Some(input) = inputs.iter().find(|input| same_file(out, input)) {
             anyhow::bail!(
                 "{what} would write {} over {}, an input of this command: choose another {what}",
                 out.display(),
                 input.display()
             );
         }
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(real) = canonical(parent.unwrap_or(Path::new(".")))
-            && let Some((_, input)) = dirs.iter().find(|(c, _)| *c == real)
+        if let Some(real) = resolved(out)
+            && let Some((_, input)) = dirs.iter().find(|(dir, _)| real.starts_with(dir))
         {
             anyhow::bail!(
                 "{what} would write into {}, which holds an input of this command: choose another \

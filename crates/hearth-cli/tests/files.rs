@@ -227,14 +227,34 @@ fn a_failed_write_leaves_no_temporary_file() {
 }
 
 /// No command writes over its own input: inspect onto its input file, train into the model's
-/// folder or onto the data file, merge into the base model's folder (or a folder whose files
-/// are the base's through links). Each refuses with a message and writes nothing.
+/// folder or onto the data file, merge into the base model's folder, a folder inside it, or a
+/// folder whose files are the base's through links. Each refuses with a message and writes nothing.
 #[test]
 fn no_command_writes_over_its_input_or_the_base_model() {
     let dir = temp_dir("inputs");
     let csv = b"id,text,label\n1,good,pos\n2,bad,neg\n";
     let data = write(&dir, "d.csv", csv);
     let out = hearth(&["inspect", &data, "--clean", "whitespace", "--out", &data]);
+    assert_user_error(&out, "an input of this command");
+    assert_eq!(std::fs::read(&data).expect("data"), csv);
+    // The same file through `..`, and under a second name (a hard link).
+    let dotted = format!(
+        "{}/../{}/d.csv",
+        dir.display(),
+        dir.file_name().expect("name").to_string_lossy()
+    );
+    let out = hearth(&["inspect", &data, "--clean", "whitespace", "--out", &dotted]);
+    assert_user_error(&out, "an input of this command");
+    let linked = dir.join("also-d.csv");
+    std::fs::hard_link(&data, &linked).expect("hard link");
+    let out = hearth(&[
+        "inspect",
+        &data,
+        "--clean",
+        "whitespace",
+        "--out",
+        &linked.to_string_lossy(),
+    ]);
     assert_user_error(&out, "an input of this command");
     assert_eq!(std::fs::read(&data).expect("data"), csv);
     let split = hearth(&[
@@ -310,6 +330,8 @@ fn no_command_writes_over_its_input_or_the_base_model() {
     };
     assert_user_error(&merge(&base), "input of this command");
     assert_user_error(&merge(&adapter), "input of this command");
+    assert_user_error(&merge(&base.join("merged")), "input of this command");
+    assert!(!base.join("merged").exists());
     #[cfg(unix)]
     {
         // A folder holding the base's files through links.
