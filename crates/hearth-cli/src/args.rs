@@ -293,6 +293,10 @@ pub struct TrainArgs {
     /// [default: hearth-adapter; with --resume, the resumed run's directory].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Start a new run in an --out directory that holds another run: that run's files
+    /// (its adapter, record, split and checkpoints; nothing else) are removed first.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Memory budget in MiB for the planner [default: MemAvailable on the CPU].
     #[arg(long, value_name = "MIB")]
     pub memory_limit: Option<u64>,
@@ -514,7 +518,9 @@ pub struct InspectArgs {
     /// Texts with conflicting labels: drop them, or keep each text's majority label.
     #[arg(long, value_enum)]
     pub conflicts: Option<ConflictArg>,
-    /// Write the cleaned rows to this CSV file.
+    /// Write the cleaned rows to this file, with every column of the input: in the input's
+    /// format (CSV/TSV, JSONL/JSON or text), or the other of CSV/TSV or JSONL/JSON its
+    /// extension names.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// A stratified, duplicate-aware split: validation and test shares, e.g. 0.1,0.1.

@@ -107,8 +107,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         false,
         None,
         None,
+        None,
         &hearth_train::Single,
     )?
+    .0
     .summary;
     let our_rss = peak_rss_mib();
     let peer = run_peer(args, &job, steps)?;

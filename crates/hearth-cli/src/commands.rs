@@ -1,8 +1,9 @@
 //! `hearth train`, `eval`, `predict` and `merge`: flags and files in, the library's run and
 //! adapters, events and figures out. Glue only: the run itself is [`hearth_train::start`].
 
+use std::cell::RefCell;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -17,6 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{AdapterArgs, EvalArgs, MergeArgs, PredictArgs, TrainArgs};
 use crate::ranks::Ranks;
+use crate::run_dir::{self, Claim, RunDir};
+use crate::stop::{Interrupted, StopRequest};
 use crate::{device, files};
 
 /// Loads the job's data from disk and splits it.
@@ -311,22 +314,34 @@ pub fn save(out: &Path, saved: &AdapterFiles) -> Result<()> {
     Ok(())
 }
 
+/// Where a run writes: its directory, and how it means to use it.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The run directory (`--out`).
+    pub dir: &'a Path,
+    /// A new run (perhaps replacing another) or one resumed in its own directory.
+    pub claim: Claim,
+}
+
 /// Reads the job's model, data and initial adapter and runs it on `device` (with autodiff)
-/// under `limits`, from the start or from `resume`. With `out`, the split (`split.json`,
-/// once training starts) and the checkpoints go there; events go to the progress bar or
-/// stdout.
+/// under `limits`, from the start or from `resume`. With `out`, the run takes that directory
+/// once training starts (its lock, `--overwrite`'s removal, the split in `split.json`) and
+/// writes its checkpoints there; the directory stays held until the returned [`RunDir`] is
+/// dropped. Events go to the progress bar or stdout; once `stop` is requested, the run ends
+/// after the current step with a checkpoint.
 ///
-/// With several ranks ([`Collective`]), only rank 0 prints and writes.
+/// With several ranks ([`Collective`]), only rank 0 takes the directory, prints and writes.
 #[allow(clippy::too_many_arguments)]
 pub fn run_job(
     job: &JobSpec,
     device: &Device,
     limits: &Limits,
     jsonl: bool,
-    out: Option<&Path>,
+    out: Option<Destination<'_>>,
     resume: Option<&Checkpoint>,
+    stop: Option<&StopRequest>,
     collective: &dyn Collective,
-) -> Result<RunOutput> {
+) -> Result<(RunOutput, Option<RunDir>)> {
     let leader = collective.is_leader();
     let out = out.filter(|_| leader);
     let data =
@@ -343,15 +358,21 @@ pub fn run_job(
     };
     let mut printer = EventPrinter::new(jsonl);
     let mut split: Option<Assignment> = None;
-    let mut split_error = None;
+    let held: RefCell<Option<RunDir>> = RefCell::new(None);
+    let mut out_error = None;
     let mut on_event = |event: &Event| {
         match (event, out) {
             (Event::Data(data), _) => split = Some(data.assignment.clone()),
-            // The split is saved once the run really starts, so a refused run writes nothing.
+            // The directory is taken once the run really starts, so a refused run writes nothing.
             (Event::Started { .. }, Some(out)) => {
-                if let Err(e) = save_split(out, split.as_ref()) {
-                    split_error = Some(e);
-                    return ControlFlow::Break(());
+                let taken = RunDir::claim(out.dir, out.claim, job.train.strategy)
+                    .and_then(|dir| save_split(out.dir, split.as_ref()).map(|()| dir));
+                match taken {
+                    Ok(dir) => *held.borrow_mut() = Some(dir),
+                    Err(e) => {
+                        out_error = Some(e);
+                        return ControlFlow::Break(());
+                    }
                 }
             }
             _ => {}
@@ -365,7 +386,14 @@ pub fn run_job(
     let keep = job.train.keep_checkpoints;
     let mut on_checkpoint = |checkpoint: Checkpoint| {
         let Some(out) = out else { return Ok(()) };
-        files::write_checkpoint(out, &checkpoint, keep)
+        if held.borrow().is_none() {
+            // The directory was refused: end the run without writing there.
+            return Err(hearth_train::TrainError::Checkpoint(format!(
+                "{} was not taken",
+                out.dir.display()
+            )));
+        }
+        files::write_checkpoint(out.dir, &checkpoint, keep)
             .map_err(|e| hearth_train::TrainError::Checkpoint(format!("{e:#}")))
     };
     let output = pollster::block_on(hearth_train::start(
@@ -377,31 +405,35 @@ pub fn run_job(
         RunHooks {
             on_event: &mut on_event,
             on_checkpoint: &mut on_checkpoint,
+            stop: stop.map(StopRequest::flag),
             collective,
         },
-    ))
-    .with_context(|| format!("training with the model in {}", job.model.path))?;
-    if let Some(e) = split_error {
+    ));
+    if let Some(e) = out_error {
         return Err(e);
     }
-    Ok(output)
+    let output =
+        output.with_context(|| format!("training with the model in {}", job.model.path))?;
+    Ok((output, held.into_inner()))
 }
 
 /// The split, saved so the run can be reproduced or audited.
 fn save_split(out: &Path, split: Option<&Assignment>) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let split = serde_json::to_string_pretty(&split)?;
-    files::write_atomic(&out.join("split.json"), split.as_bytes())
+    files::write_atomic(&out.join(run_dir::SPLIT), split.as_bytes())
 }
 
 /// `hearth train`, in this process or as one rank of a data-parallel job.
 pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
     let leader = ranks.is_leader();
-    let (job, resume, out) = match &args.resume {
+    let (mut job, resume, out, claim) = match &args.resume {
         None => (
             args.job()?,
             None,
             args.out.clone().unwrap_or_else(|| "hearth-adapter".into()),
+            Claim::New {
+                overwrite: args.overwrite,
+            },
         ),
         Some(dir) => {
             let given = args.job_flags();
@@ -431,8 +463,20 @@ pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
                 .parent()
                 .and_then(Path::parent)
                 .map_or_else(|| dir.clone(), Path::to_path_buf);
-            let out = args.out.clone().unwrap_or(run_dir);
-            (job, Some(checkpoint), out)
+            let out = args.out.clone().unwrap_or_else(|| run_dir.clone());
+            let same = |a: &Path, b: &Path| {
+                std::fs::canonicalize(a)
+                    .ok()
+                    .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+            };
+            let claim = if same(&out, &run_dir) {
+                Claim::Resume
+            } else {
+                Claim::New {
+                    overwrite: args.overwrite,
+                }
+            };
+            (job, Some(checkpoint), out, claim)
         }
     };
     if args.print_job {
@@ -441,19 +485,40 @@ pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
         }
         return Ok(());
     }
+    if resume.is_none() {
+        run_dir::absolute_paths(&mut job)?;
+    }
+    if leader {
+        // Only rank 0 writes: the other ranks' nodes need not even see the directory.
+        run_dir::check_not_an_input(&job, &out)?;
+        run_dir::check(&out, claim, job.train.strategy)?;
+    }
     let device = device::for_rank(&args.run, ranks.local_gpu())?.autodiff();
     let limits = crate::plan::limits(args.run.device, args.memory_limit);
-    let output = run_job(
+    let stop = StopRequest::listen();
+    let (output, _held) = run_job(
         &job,
         &device,
         &limits,
         args.jsonl,
-        Some(&out),
+        Some(Destination { dir: &out, claim }),
         resume.as_ref(),
+        Some(&stop),
         ranks.collective(),
     )?;
     if !leader {
         return Ok(());
+    }
+    if stop.requested() && output.summary.stopped {
+        let step = output.summary.steps;
+        return Err(Interrupted(format!(
+            "stopped at step {step}: checkpoint {} written; continue with `hearth train --resume {}`",
+            files::checkpoints_dir(&out)
+                .join(Checkpoint::dir_name(step))
+                .display(),
+            out.display()
+        ))
+        .into());
     }
     if !args.jsonl {
         print_summary(&output);
@@ -607,6 +672,19 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     let (record, model, _) = load_adapter(&args.adapter, &device)?;
     let base = files::read_model(&record.job.model.path)?;
     let file = |name| hearth_train::base::file(&base, name);
+    let outputs: Vec<PathBuf> = ["model.safetensors", "config.json", "tokenizer.json"]
+        .iter()
+        .map(|name| args.out.join(name))
+        .chain([args.out.clone()])
+        .collect();
+    let base_path = Path::new(&record.job.model.path);
+    let mut inputs = files::model_inputs(base_path);
+    inputs.extend(files::adapter_inputs(&args.adapter.adapter));
+    let mut dirs = vec![args.adapter.adapter.clone()];
+    if base_path.is_dir() {
+        dirs.push(base_path.to_path_buf());
+    }
+    files::refuse_overwriting("--out", &outputs, &inputs, &dirs)?;
     let merged = pollster::block_on(hearth_models::merge::merge_classifier(
         model,
         file("config.json")?,

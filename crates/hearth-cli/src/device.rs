@@ -5,8 +5,18 @@ use burn::tensor::Device;
 
 use crate::args::{DeviceChoice, RunArgs};
 
-/// Sets the CPU thread count once (rayon's global pool, which Flex uses).
+/// Sets the CPU thread count once (rayon's global pool, which Flex uses), at most the cores
+/// the machine has: more only queue behind each other (and a huge count never starts).
 pub fn set_threads(threads: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = if threads > cores {
+        crate::ranks::warn(format!(
+            "--threads {threads} is more than the {cores} this machine has; using {cores}"
+        ));
+        cores
+    } else {
+        threads
+    };
     if threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use hearth_train::base::MODEL_DIR_FILES;
@@ -63,6 +63,22 @@ pub fn read_adapter(dir: &Path) -> Result<NamedFiles> {
     )
 }
 
+/// The files a model path stands for: the file itself, or a model directory's files.
+pub fn model_inputs(path: &Path) -> Vec<PathBuf> {
+    if path.is_dir() {
+        MODEL_DIR_FILES.iter().map(|name| path.join(name)).collect()
+    } else {
+        vec![path.to_path_buf()]
+    }
+}
+
+/// The files of an adapter directory a command reads.
+pub fn adapter_inputs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
 /// Loads the dataset at `path` with the job's columns and format (the format from `path`'s
 /// extension unless the job names one).
 pub fn read_dataset(job: &JobSpec, path: &str) -> Result<hearth_train::TaskData> {
@@ -84,40 +100,45 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// The PID in the name of a temporary checkpoint directory, `.step-NNNNNN.tmp-PID`.
+pub fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(".step-")?;
+    let (step, pid) = rest.split_once(".tmp-")?;
+    step.parse::<usize>().ok()?;
+    pid.parse().ok()
+}
+
 /// Writes a checkpoint as `RUN/checkpoints/step-NNNNNN/` so that a crash at any moment leaves
 /// only complete checkpoints under that name: every file is written and fsynced in a temporary
-/// directory, which is then renamed. Afterwards only the newest `keep` checkpoints remain.
+/// directory, which is then renamed. Afterwards only the newest `keep` checkpoints of this run
+/// (the same job on the same data) remain; another run's checkpoints are never touched, nor
+/// the temporary directory of a process that is still running. The caller holds the run
+/// directory ([`crate::run_dir::RunDir`]).
 pub fn write_checkpoint(run_dir: &Path, checkpoint: &Checkpoint, keep: usize) -> Result<()> {
     let dir = checkpoints_dir(run_dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = Checkpoint::dir_name(checkpoint.step());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    for (file, bytes) in checkpoint.to_files()? {
-        let path = tmp.join(file);
-        let mut f =
-            fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        f.write_all(&bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", path.display()))?;
+    let written = write_checkpoint_files(&dir, &tmp, &name, checkpoint);
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
     }
-    sync_dir(&tmp);
-    let target = dir.join(&name);
-    if target.exists() {
-        // The same step again (a run resumed at its last step): replace it.
-        fs::remove_dir_all(&target).with_context(|| format!("replacing {}", target.display()))?;
-    }
-    fs::rename(&tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
-    sync_dir(&dir);
+    written?;
 
-    // Prune: the newest `keep` checkpoints stay, and temporary directories of dead runs go.
+    // Prune: the newest `keep` checkpoints of this run stay, and temporary directories of
+    // processes that are gone go.
     let mut steps = Vec::new();
     for entry in fs::read_dir(&dir)?.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         if let Some(step) = Checkpoint::step_of_dir(&file_name) {
-            steps.push((step, entry.path()));
-        } else if file_name.starts_with(".step-") && entry.path() != tmp {
+            let path = entry.path();
+            if checkpoint.same_run_as(|f| fs::read(path.join(f)).ok()) {
+                steps.push((step, path));
+            }
+        } else if let Some(pid) = temp_owner(&file_name)
+            && (pid == std::process::id() || crate::run_dir::process_alive(pid) == Some(false))
+        {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -126,6 +147,39 @@ pub fn write_checkpoint(run_dir: &Path, checkpoint: &Checkpoint, keep: usize) ->
     for (_, path) in &steps[..excess] {
         let _ = fs::remove_dir_all(path);
     }
+    Ok(())
+}
+
+/// Writes `checkpoint`'s files into `tmp` and renames it to `dir/name`.
+fn write_checkpoint_files(
+    dir: &Path,
+    tmp: &Path,
+    name: &str,
+    checkpoint: &Checkpoint,
+) -> Result<()> {
+    fs::create_dir(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    for (file, bytes) in checkpoint.to_files()? {
+        let path = tmp.join(file);
+        let mut f =
+            fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    sync_dir(tmp);
+    let target = dir.join(name);
+    if target.exists() {
+        // The same step again (a run resumed at its last step): replace it, if it is this run's.
+        if !checkpoint.same_run_as(|f| fs::read(target.join(f)).ok()) {
+            anyhow::bail!(
+                "{} holds a checkpoint of another run; it is left as it is",
+                target.display()
+            );
+        }
+        fs::remove_dir_all(&target).with_context(|| format!("replacing {}", target.display()))?;
+    }
+    fs::rename(tmp, &target).with_context(|| format!("renaming into {}", target.display()))?;
+    sync_dir(dir);
     Ok(())
 }
 
@@ -190,12 +244,91 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    let written = (|| {
+        let mut file =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    })();
+    if written.is_err() {
+        // A failed write or rename leaves no temporary file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir);
+    Ok(())
+}
+
+/// `path` made absolute with every link and `..` resolved, also where its last components do
+/// not exist yet (those are taken as written).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in std::path::absolute(path).ok()?.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = fs::canonicalize(&out) {
+                    out = real;
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether `a` and `b` are one file: the same path once resolved, or (on Unix) the same inode
+/// under two names.
+fn same_file(a: &Path, b: &Path) -> bool {
+    if resolved(a).is_some_and(|a| resolved(b) == Some(a)) {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (fs::metadata(a), fs::metadata(b)) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+    }
+    false
+}
+
+/// Refuses to write any of `outputs` where it would replace one of `inputs` (compared after
+/// resolving links and `..`, and by inode, so no other name hides it), or into one of
+/// `input_dirs` or a folder inside one: `what` names the flag that chose the output.
+pub fn refuse_overwriting(
+    what: &str,
+    outputs: &[PathBuf],
+    inputs: &[PathBuf],
+    input_dirs: &[PathBuf],
+) -> Result<()> {
+    let dirs: Vec<(PathBuf, &PathBuf)> = input_dirs
+        .iter()
+        .filter_map(|p| Some((resolved(p)?, p)))
+        .collect();
+    for out in outputs {
+        if let Some(input) = inputs.iter().find(|input| same_file(out, input)) {
+            anyhow::bail!(
+                "{what} would write {} over {}, an input of this command: choose another {what}",
+                out.display(),
+                input.display()
+            );
+        }
+        if let Some(real) = resolved(out)
+            && let Some((_, input)) = dirs.iter().find(|(dir, _)| real.starts_with(dir))
+        {
+            anyhow::bail!(
+                "{what} would write into {}, which holds an input of this command: choose another \
+                 {what}",
+                input.display()
+            );
+        }
+    }
     Ok(())
 }
 

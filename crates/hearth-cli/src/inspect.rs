@@ -109,6 +109,7 @@ macro_rules! outln {
 /// `hearth inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
     let started = std::time::Instant::now();
+    check_outputs(args)?;
     let (format, text_column, label_column) = plan(args)?;
     let counter = match &args.model {
         Some(dir) => {
@@ -263,29 +264,54 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     crate::files::print_stdout(&out);
     if let (Some(out), Some(c)) = (&args.out, &cleaned) {
-        let label = label_column.as_deref().unwrap_or("label");
-        let mut writer = csv::Writer::from_writer(Vec::new());
-        match &c.labels {
-            Some(labels) => {
-                writer.write_record([text_column.as_str(), label])?;
-                for (t, l) in c.texts.iter().zip(labels) {
-                    writer.write_record([t, l])?;
-                }
-            }
-            None => {
-                writer.write_record([text_column.as_str()])?;
-                for t in &c.texts {
-                    writer.write_record([t])?;
-                }
-            }
-        }
-        let bytes = writer.into_inner().context("writing the cleaned CSV")?;
+        let bytes =
+            std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+        let bytes = clean::rewrite(
+            &bytes,
+            format,
+            &text_column,
+            label_column.as_deref(),
+            c,
+            output_format(out, format),
+        )
+        .with_context(|| format!("writing the cleaned rows to {}", out.display()))?;
         files::write_atomic(out, &bytes)?;
         eprintln!("cleaned rows written to {}", out.display());
     }
     if let (Some(path), Some(s)) = (&args.split_out, &split) {
         files::write_atomic(path, serde_json::to_string_pretty(s)?.as_bytes())?;
         eprintln!("split written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The format the cleaned rows are written in: `out`'s extension, else the input's.
+fn output_format(out: &Path, input: DataFormat) -> DataFormat {
+    match DataFormat::from_extension(out) {
+        Some(format) => format,
+        None => input,
+    }
+}
+
+/// Refuses outputs that would replace the input file, or each other.
+fn check_outputs(args: &InspectArgs) -> Result<()> {
+    let input = [std::path::PathBuf::from(&args.file)];
+    for (flag, path) in [("--out", &args.out), ("--split-out", &args.split_out)] {
+        if let Some(path) = path {
+            files::refuse_overwriting(flag, std::slice::from_ref(path), &input, &[])?;
+        }
+    }
+    if let (Some(out), Some(split)) = (&args.out, &args.split_out) {
+        let same = match (std::fs::canonicalize(out), std::fs::canonicalize(split)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => out == split,
+        };
+        if same {
+            bail!(
+                "--out and --split-out both name {}: give each its own file",
+                out.display()
+            );
+        }
     }
     Ok(())
 }

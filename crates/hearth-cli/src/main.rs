@@ -11,6 +11,8 @@ mod generate;
 mod inspect;
 mod plan;
 mod ranks;
+mod run_dir;
+mod stop;
 
 use std::process::ExitCode;
 
@@ -46,6 +48,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.downcast_ref::<stop::Interrupted>().is_some() => {
+            eprintln!("{err}");
+            ExitCode::from(stop::EXIT_CODE)
+        }
         Err(err) if ranks.is_parallel() => {
             // The other ranks may be waiting for this one in a collective: end them all.
             eprintln!("error ({}): {err:#}", ranks.describe());

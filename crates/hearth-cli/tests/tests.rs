@@ -3,6 +3,7 @@
 //! per topic over one harness, `util`, as ripgrep's tests are laid out.
 
 mod errors;
+mod files;
 mod flags;
 mod inspect;
 #[cfg(feature = "mpi")]

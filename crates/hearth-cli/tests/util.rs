@@ -28,6 +28,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub const MODEL: &str = "assets/all-MiniLM-L6-v2";
+/// The tiny random BERT (`cargo xtask tiny-bert`, hearth-fixtures' `TinyBert::BROWSER`), for
+/// runs whose behaviour does not need a real model.
+pub const TINY: &str = "assets/tiny-bert";
 
 /// A user error: exit code 1, an `error:` line, no panic.
 pub fn assert_user_error(out: &Output, needle: &str) {

@@ -166,6 +166,14 @@ pub enum DataError {
     )]
     UnknownExtension { name: String },
 
+    #[error(
+        "cleaned {from} rows cannot be written as {to} without losing columns; name the output \
+         with the input's extension"
+    )]
+    RewriteFormat {
+        from: crate::DataFormat,
+        to: crate::DataFormat,
+    },
     #[error("unknown data format `{name}`; expected csv, tsv, jsonl, json or text")]
     UnknownFormatName { name: String },
 

@@ -50,11 +50,14 @@ pub struct Checkpoint {
 }
 
 /// The settings that decide a run's computation: the job without its file locations
-/// (a resumed run may find the same files elsewhere).
+/// (a resumed run may find the same files elsewhere) and without how often its checkpoints
+/// are written and how many are kept (`hearth train --resume` may change those).
 fn without_paths(job: &JobSpec) -> JobSpec {
     let mut job = job.clone();
     job.model.path.clear();
     job.data.path.clear();
+    job.train.checkpoint_every = 0;
+    job.train.keep_checkpoints = 0;
     job
 }
 
@@ -110,6 +113,26 @@ impl Checkpoint {
             ));
         }
         Resume::from_checkpoint(job, self, device)
+    }
+
+    /// Whether the checkpoint whose files `read` gives (file name → bytes) was written by the
+    /// same run as this one: the same job (paths aside), label names and data. Only its run
+    /// record and manifest are read; one that cannot be read is not this run's. Pruning old
+    /// checkpoints asks this, so it never deletes another run's.
+    pub fn same_run_as(&self, mut read: impl FnMut(&str) -> Option<Vec<u8>>) -> bool {
+        let (Some(record), Some(state)) = (read(AdapterFiles::RECORD), read(Self::STATE)) else {
+            return false;
+        };
+        let (Ok(theirs), Ok(state), Ok(mine)) = (
+            serde_json::from_slice::<RunRecord>(&record),
+            serde_json::from_slice::<TrainerState>(&state),
+            self.record(),
+        ) else {
+            return false;
+        };
+        without_paths(&theirs.job) == without_paths(&mine.job)
+            && theirs.labels == mine.labels
+            && state.data_fingerprint == self.data_fingerprint
     }
 
     /// Step the checkpoint was taken at.
@@ -308,6 +331,44 @@ mod tests {
         })
         .expect_err("half manifest");
         assert!(err.to_string().contains("is damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_run_knows_its_own_checkpoints() {
+        let mine = sample();
+        let read = |c: &Checkpoint| {
+            let files = c.to_files().expect("files");
+            move |name: &str| {
+                files
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, b)| b.clone())
+            }
+        };
+        // The same run at another step, its files found elsewhere, storing more checkpoints.
+        let mut later = sample();
+        later.progress.step = 80;
+        let mut record = later.record().expect("record");
+        record.job.data.path = "/elsewhere/d.csv".into();
+        record.job.train.keep_checkpoints = 9;
+        later.adapter.record = serde_json::to_string(&record).expect("json");
+        assert!(mine.same_run_as(read(&later)));
+        // Another job, other data, other labels, or a checkpoint that cannot be read.
+        let mut other_job = sample();
+        let mut record = other_job.record().expect("record");
+        record.job.train.learning_rate *= 2.0;
+        other_job.adapter.record = serde_json::to_string(&record).expect("json");
+        assert!(!mine.same_run_as(read(&other_job)));
+        let mut other_data = sample();
+        other_data.data_fingerprint = "g".into();
+        assert!(!mine.same_run_as(read(&other_data)));
+        let mut other_labels = sample();
+        let mut record = other_labels.record().expect("record");
+        record.labels.push("c".into());
+        other_labels.adapter.record = serde_json::to_string(&record).expect("json");
+        assert!(!mine.same_run_as(read(&other_labels)));
+        assert!(!mine.same_run_as(|_| None));
+        assert!(!mine.same_run_as(|_| Some(b"{".to_vec())));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! chooses a pipeline: the task does, here.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -50,6 +51,10 @@ pub struct RunHooks<'a> {
     /// The processes the run trains in: [`crate::Single`], or the ranks of a data-parallel
     /// job ([`crate::collective`]).
     pub collective: &'a dyn crate::Collective,
+    /// A stop request shared with another thread (the CLI's Ctrl-C handler): once it is set,
+    /// the run ends after the current step as on `ControlFlow::Break`. The library itself
+    /// never listens for signals.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl std::fmt::Debug for RunHooks<'_> {
@@ -278,13 +283,21 @@ async fn fit<O: Objective>(
     let on_checkpoint = &mut *hooks.on_checkpoint;
     let mut wrap =
         |snapshot: Snapshot| on_checkpoint(Checkpoint::new(job, labels, fingerprint, snapshot)?);
+    let (on_event, stop) = (&mut *hooks.on_event, hooks.stop);
+    // The shared stop request, seen after every event as the sink's own `Break`.
+    let mut watch = |event: &Event| match on_event(event) {
+        ControlFlow::Continue(()) if stop.is_some_and(|s| s.load(Ordering::SeqCst)) => {
+            ControlFlow::Break(())
+        }
+        flow => flow,
+    };
     let (model, summary) = train_with(
         model,
         objective,
         &job.train,
         resume,
         Hooks {
-            on_event: &mut *hooks.on_event,
+            on_event: &mut watch,
             on_checkpoint: &mut wrap,
             collective: hooks.collective,
         },

@@ -68,6 +68,7 @@ fn start(job: &JobSpec, limits: &Limits, events: &mut Vec<Event>) -> Result<RunO
             },
             on_checkpoint: &mut |_| Ok(()),
             collective: &hearth_train::Single,
+            stop: None,
         },
     ))
 }

@@ -223,6 +223,7 @@ fn the_sft_loop_lowers_validation_loss() {
                 },
                 on_checkpoint: &mut |_| Ok(()),
                 collective: &hearth_train::Single,
+                stop: None,
             },
         ))
         .expect("trains");

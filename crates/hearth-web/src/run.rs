@@ -241,6 +241,7 @@ pub async fn train(
             on_event: &mut |e| hooks.event(e),
             on_checkpoint: &mut |c| hooks.checkpoint(c),
             collective: &hearth_train::Single,
+            stop: None,
         },
     )
     .await
