@@ -34,6 +34,24 @@ pub enum ModelError {
     /// Generation cannot run as asked (a bad setting, an empty prompt, NaN logits).
     #[error("generation: {0}")]
     Generation(String),
+    /// The job asks for more than the model gives, or the weights do not fit the config.
+    #[error(transparent)]
+    Compat(#[from] crate::compat::CompatError),
+    /// A tensor of a weights file holds NaN or an infinity.
+    #[error(
+        "{file}: tensor {tensor} holds {value} at index {index}; the file is damaged or was \
+         written by a run whose loss diverged, so nothing computed from it would be a number"
+    )]
+    NonFinite {
+        /// The file, as the caller names it (`adapter_model.safetensors`).
+        file: String,
+        /// The tensor's name in the file, quoted and cut to a bounded length.
+        tensor: String,
+        /// `NaN`, `inf` or `-inf`.
+        value: String,
+        /// The first such element, row-major.
+        index: usize,
+    },
 }
 
 /// Refuses a weight load whose tensors did not fit, or that left required tensors out: the
