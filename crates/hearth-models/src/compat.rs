@@ -333,10 +333,17 @@ mod tests {
         let config = llama("");
         let err = llama_weights(
             (&config).into(),
-            &["model.layers.1.mlp.up_proj.weight", "model.layers.2.mlp.up_proj.weight"],
+            &[
+                "model.layers.1.mlp.up_proj.weight",
+                "model.layers.2.mlp.up_proj.weight",
+            ],
         )
         .expect_err("layer 2 of 2");
-        assert!(err.to_string().contains("model.layers.2.mlp.up_proj.weight"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("model.layers.2.mlp.up_proj.weight"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -376,7 +383,10 @@ mod tests {
             .expect_err("one too many");
         let message = err.to_string();
         assert!(message.contains("train.max_length is 513"), "{message}");
-        assert!(message.contains("max_position_embeddings (512)"), "{message}");
+        assert!(
+            message.contains("max_position_embeddings (512)"),
+            "{message}"
+        );
         assert!(message.contains("at most 512"), "{message}");
     }
 }

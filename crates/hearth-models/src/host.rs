@@ -392,15 +392,28 @@ mod tests {
                 message.starts_with("adapter_model.safetensors: tensor \"b.lora_B.weight\""),
                 "{message}"
             );
-            assert!(message.contains(&format!("holds {shown} at index 2")), "{message}");
+            assert!(
+                message.contains(&format!("holds {shown} at index 2")),
+                "{message}"
+            );
         }
         // Half precision: F16 NaN (0x7E00) and BF16 -inf (0xFF80).
-        for (dtype, bits, shown) in [(Dtype::F16, 0x7E00u16, "NaN"), (Dtype::BF16, 0xFF80, "-inf")] {
-            let raw: Vec<u8> = [0x3C00u16, bits].iter().flat_map(|b| b.to_le_bytes()).collect();
+        for (dtype, bits, shown) in [
+            (Dtype::F16, 0x7E00u16, "NaN"),
+            (Dtype::BF16, 0xFF80, "-inf"),
+        ] {
+            let raw: Vec<u8> = [0x3C00u16, bits]
+                .iter()
+                .flat_map(|b| b.to_le_bytes())
+                .collect();
             let view = TensorView::new(dtype, vec![2], &raw).expect("view");
             let bytes = safetensors::serialize([("h", view)], None).expect("serializes");
             let err = check_finite(&bytes, "model.safetensors").expect_err("non-finite half");
-            assert!(err.to_string().contains(&format!("holds {shown} at index 1")), "{err}");
+            assert!(
+                err.to_string()
+                    .contains(&format!("holds {shown} at index 1")),
+                "{err}"
+            );
         }
         // Not a safetensors file: left to the loader.
         assert!(check_finite(b"garbage", "x").is_ok());

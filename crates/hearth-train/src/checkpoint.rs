@@ -204,6 +204,12 @@ impl Checkpoint {
         };
         let weights = get(strategy.weights_file())?;
         let optimizer = get(Self::OPTIMIZER)?;
+        crate::adapter::check_checkpoint_finite(
+            strategy.weights_file(),
+            &weights,
+            Self::OPTIMIZER,
+            &optimizer,
+        )?;
         let checkpoint = Self {
             adapter: AdapterFiles {
                 strategy,
