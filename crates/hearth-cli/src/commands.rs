@@ -672,9 +672,9 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     files::write_atomic(&args.out.join("config.json"), &merged.config)?;
     files::write_atomic(&args.out.join("tokenizer.json"), file("tokenizer.json")?)?;
     eprintln!(
-        "merged model written to {} (transformers' BertForSequenceClassification, labels {:?})",
+        "merged model written to {} (transformers' BertForSequenceClassification, labels {})",
         args.out.display(),
-        record.labels
+        label_list(&record.labels)
     );
     Ok(())
 }

@@ -43,7 +43,7 @@ pub enum CompatError {
          to {file}: its {} tensor(s) of the layers past {config} would go unused (e.g. {}); \
          use the config.json these weights came with",
         .tensors.len(),
-        .tensors.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+        .tensors.iter().take(4).map(|t| crate::error::quoted(t)).collect::<Vec<_>>().join(", ")
     )]
     UnusedLayers {
         /// Layers the config states.
@@ -330,6 +330,16 @@ mod tests {
                 .contains("bert.encoder.layer.5.output.LayerNorm.weight"),
             "{err}"
         );
+        // A name from the file is quoted with its control characters escaped, and cut.
+        let hostile = format!("encoder.layer.4.\u{1b}[2J{}", "x".repeat(10_000));
+        let message = bert_weights(&bert(1), &[hostile])
+            .expect_err("layer 4")
+            .to_string();
+        assert!(
+            message.contains("\"encoder.layer.4.\\u{1b}[2J"),
+            "{message}"
+        );
+        assert!(message.len() < 1000, "{} bytes", message.len());
         let config = llama("");
         let err = llama_weights(
             (&config).into(),

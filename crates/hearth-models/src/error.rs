@@ -54,6 +54,17 @@ pub enum ModelError {
     },
 }
 
+/// A name read from a file (a tensor's), for a message: quoted with Rust's escapes, so control
+/// and invisible characters show as `\u{1b}`, and cut after 200 characters. (User text that
+/// `hearth-data` reads goes through `hearth_data::shown`; this crate does not depend on it.)
+pub(crate) fn quoted(name: &str) -> String {
+    let mut quoted = format!("{name:?}");
+    if quoted.chars().count() > 200 {
+        quoted = quoted.chars().take(200).collect::<String>() + "…";
+    }
+    quoted
+}
+
 /// Refuses a weight load whose tensors did not fit, or that left required tensors out: the
 /// paths in `result.missing` for which `optional` is false. `hint` ends the "missing" message
 /// (which config setting or family to check).

@@ -92,13 +92,9 @@ pub fn check_finite(bytes: &[u8], file: &str) -> Result<(), ModelError> {
             _ => None,
         };
         if let Some((index, value)) = found {
-            let mut tensor: String = format!("{name:?}");
-            if tensor.chars().count() > 200 {
-                tensor = tensor.chars().take(200).collect::<String>() + "…";
-            }
             return Err(ModelError::NonFinite {
                 file: file.to_string(),
-                tensor,
+                tensor: crate::error::quoted(&name),
                 value,
                 index,
             });

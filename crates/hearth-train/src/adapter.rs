@@ -157,8 +157,9 @@ pub fn check_init_adapter(
             .map_err(|e| TrainError::Job(format!("{}: {e}", AdapterFiles::RECORD)))?;
         if record.labels != labels {
             return bad(format!(
-                "the adapter was trained on labels {:?}; this data has {:?}",
-                record.labels, labels
+                "the adapter was trained on labels {}; this data has {}",
+                hearth_data::shown_list(&record.labels),
+                hearth_data::shown_list(labels)
             ));
         }
     }
@@ -293,7 +294,7 @@ fn unused_warning(unused: &[String]) -> Option<String> {
     let shown: Vec<String> = unused
         .iter()
         .take(5)
-        .map(|n| hearth_data::shown(n, 80))
+        .map(|n| hearth_data::shown(n, hearth_data::NAME_CHARS))
         .collect();
     Some(format!(
         "model.safetensors holds {} tensor(s) this model does not use ({}{}): is config.json \
