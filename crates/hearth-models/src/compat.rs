@@ -123,7 +123,7 @@ pub fn bert_weights<S: AsRef<str>>(
     classify(
         names,
         config.num_hidden_layers,
-        |name| checkpoint_to_encoder(name),
+        checkpoint_to_encoder,
         "encoder.layer.",
         |path| TOP.contains(&path),
         |rest| LAYER.contains(&rest),
