@@ -48,8 +48,10 @@ fn describe_rows(
 ) {
     let targets = match (task, target_range) {
         (_, Some((lo, hi))) => format!("regression targets in [{lo}, {hi}]"),
-        (hearth_train::Task::MultiLabel { .. }, _) => format!("multi-label, labels {labels:?}"),
-        _ => format!("labels {labels:?}"),
+        (hearth_train::Task::MultiLabel { .. }, _) => {
+            format!("multi-label, labels {}", label_list(labels))
+        }
+        _ => format!("labels {}", label_list(labels)),
     };
     eprintln!(
         "data: {} rows, {targets}, encoding {:?}{}",
@@ -70,6 +72,30 @@ fn describe_rows(
             r.skipped_unlabeled
         );
     }
+}
+
+/// The most classes whose scores and confusion matrix are printed in full.
+const FULL_TABLE_CLASSES: usize = 20;
+/// The most characters of one label name printed.
+const LABEL_CHARS: usize = 40;
+
+/// Label names for a message: quoted, escaped and cut ([`hearth_data::shown`]), at most
+/// [`FULL_TABLE_CLASSES`] of them and how many more.
+fn label_list(labels: &[String]) -> String {
+    let mut shown: Vec<String> = labels
+        .iter()
+        .take(FULL_TABLE_CLASSES)
+        .map(|l| format!("\"{}\"", label(l)))
+        .collect();
+    if labels.len() > FULL_TABLE_CLASSES {
+        shown.push(format!("… ({} labels in all)", labels.len()));
+    }
+    format!("[{}]", shown.join(", "))
+}
+
+/// One label name for a table or message, escaped and cut.
+fn label(name: &str) -> String {
+    hearth_data::shown(name, LABEL_CHARS)
 }
 
 fn describe_plan(plan: &hearth_train::plan::Plan, changed: bool, settled: [usize; 3]) {
@@ -113,9 +139,13 @@ impl EventPrinter {
     }
 
     pub fn on_event(&mut self, event: &Event) -> ControlFlow<()> {
-        // What the data holds and the memory plan go to stderr in both modes, before the run.
+        // What the data holds, warnings and the memory plan go to stderr in both modes.
         match event {
             Event::Data(data) => describe_data(data),
+            Event::Warning { message } => match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("warning: {message}")),
+                None => eprintln!("warning: {message}"),
+            },
             Event::Planned {
                 plan,
                 changed,
@@ -136,7 +166,7 @@ impl EventPrinter {
             return ControlFlow::Continue(());
         };
         match event {
-            Event::Data(_) | Event::Planned { .. } => {}
+            Event::Data(_) | Event::Planned { .. } | Event::Warning { .. } => {}
             Event::Started {
                 steps,
                 resumed_at,
@@ -272,15 +302,37 @@ fn print_metrics(m: &Metrics, labels: &[String]) {
     }
 }
 
+/// Per-class scores: every class up to [`FULL_TABLE_CLASSES`], else the classes with the
+/// lowest recall among those with rows (the ones to look at).
 fn print_scores(labels: &[String], scores: &[hearth_train::metrics::ClassScores]) {
+    let mut shown: Vec<usize> = (0..scores.len()).collect();
+    if scores.len() > FULL_TABLE_CLASSES {
+        shown.retain(|&c| scores[c].support > 0);
+        shown.sort_by(|&a, &b| {
+            scores[a]
+                .recall
+                .total_cmp(&scores[b].recall)
+                .then(a.cmp(&b))
+        });
+        shown.truncate(FULL_TABLE_CLASSES);
+        eprintln!(
+            "  {} classes: the {} with the lowest recall",
+            scores.len(),
+            shown.len()
+        );
+    }
     eprintln!(
         "  {:>12} {:>9} {:>9} {:>9} {:>8}",
         "", "precision", "recall", "F1", "support"
     );
-    for (label, c) in labels.iter().zip(scores) {
+    for c in shown {
+        let s = &scores[c];
+        let name = labels
+            .get(c)
+            .map_or_else(|| format!("class {c}"), |l| label(l));
         eprintln!(
-            "  {label:>12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
-            c.precision, c.recall, c.f1, c.support
+            "  {name:>12} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            s.precision, s.recall, s.f1, s.support
         );
     }
 }
@@ -297,10 +349,34 @@ fn print_classification(m: &hearth_train::ClassificationMetrics, labels: &[Strin
             a.precision, a.recall, a.f1
         );
     }
-    eprintln!("confusion (rows: gold, columns: predicted):");
-    for (label, row) in labels.iter().zip(&m.confusion) {
-        let cells: Vec<String> = row.iter().map(|c| format!("{c:>7}")).collect();
-        eprintln!("  {label:>12} {}", cells.join(""));
+    if !m.confusion.is_empty() && m.confusion.len() <= FULL_TABLE_CLASSES {
+        eprintln!("confusion (rows: gold, columns: predicted):");
+        for (name, row) in labels.iter().zip(&m.confusion) {
+            let cells: Vec<String> = row.iter().map(|c| format!("{c:>7}")).collect();
+            eprintln!("  {:>12} {}", label(name), cells.join(""));
+        }
+        return;
+    }
+    let name = |c: usize| {
+        labels
+            .get(c)
+            .map_or_else(|| format!("class {c}"), |l| label(l))
+    };
+    if m.confused.is_empty() {
+        eprintln!("no confusions: every row was predicted right");
+        return;
+    }
+    eprintln!(
+        "most confused ({} classes, too many for the matrix; gold -> predicted: rows):",
+        m.per_class.len()
+    );
+    for pair in m.confused.iter().take(10) {
+        eprintln!(
+            "  {} -> {}: {}",
+            name(pair.gold),
+            name(pair.predicted),
+            pair.count
+        );
     }
 }
 
@@ -620,7 +696,11 @@ fn onto_adapter_labels(targets: Targets, names: &[String], adapter: &[String]) -
     let index = |l: usize| -> Result<usize> {
         let name = &names[l];
         adapter.iter().position(|n| n == name).with_context(|| {
-            format!("label `{name}` was not a label when the adapter was trained ({adapter:?})")
+            format!(
+                "label `{}` was not a label when the adapter was trained ({})",
+                label(name),
+                label_list(adapter)
+            )
         })
     };
     Ok(match targets {
@@ -702,9 +782,9 @@ pub fn merge(args: &MergeArgs) -> Result<()> {
     files::write_atomic(&args.out.join("config.json"), &merged.config)?;
     files::write_atomic(&args.out.join("tokenizer.json"), file("tokenizer.json")?)?;
     eprintln!(
-        "merged model written to {} (transformers' BertForSequenceClassification, labels {:?})",
+        "merged model written to {} (transformers' BertForSequenceClassification, labels {})",
         args.out.display(),
-        record.labels
+        label_list(&record.labels)
     );
     Ok(())
 }

@@ -27,8 +27,8 @@ fn columns(
         (Some(t), _) => t.clone(),
         (None, Some(t)) => t.clone(),
         (None, None) => bail!(
-            "give --text-column; the file has columns {:?}",
-            detected.names
+            "give --text-column; the file has columns {}",
+            hearth_data::shown_list(&detected.names)
         ),
     };
     let label = if args.no_labels {
@@ -329,6 +329,9 @@ fn clean_options(args: &InspectArgs) -> CleanOptions {
     }
 }
 
+/// The most labels the report's table lists.
+const LABEL_ROWS: usize = 20;
+
 fn print_report(
     out: &mut String,
     r: &QualityReport,
@@ -338,9 +341,13 @@ fn print_report(
 ) {
     outln!(
         out,
-        "{} rows, text column `{text}`{}, encoding {:?}{}  ({seconds:.2} s)",
+        "{} rows, text column `{}`{}, encoding {:?}{}  ({seconds:.2} s)",
         r.rows,
-        label.map_or(String::new(), |l| format!(", label column `{l}`")),
+        hearth_data::shown(text, hearth_data::NAME_CHARS),
+        label.map_or(String::new(), |l| format!(
+            ", label column `{}`",
+            hearth_data::shown(l, hearth_data::NAME_CHARS)
+        )),
         r.encoding,
         if r.fallback_rows > 0 {
             format!(
@@ -358,11 +365,19 @@ fn print_report(
             l.imbalance_ratio,
             100.0 * l.majority_share
         );
-        for (name, count) in l.names.iter().zip(&l.counts) {
+        for (name, count) in l.names.iter().zip(&l.counts).take(LABEL_ROWS) {
             outln!(
                 out,
-                "  {name:<20} {count:>8}  {:>5.1}%",
+                "  {:<20} {count:>8}  {:>5.1}%",
+                hearth_data::shown(name, 40),
                 100.0 * *count as f64 / r.rows.max(1) as f64
+            );
+        }
+        if l.names.len() > LABEL_ROWS {
+            outln!(
+                out,
+                "  … {} more labels (all of them in --json)",
+                l.names.len() - LABEL_ROWS
             );
         }
     }

@@ -2,6 +2,7 @@
 //! with a message and exit code 1 rather than a panic. One test binary (one link) with a module
 //! per topic over one harness, `util`, as ripgrep's tests are laid out.
 
+mod compat;
 mod errors;
 mod files;
 mod flags;

@@ -32,7 +32,7 @@ mod targets;
 
 pub use columns::{Columns, detect_columns};
 pub use decode::{TextEncoding, decode_text};
-pub use error::{DataError, RowRef};
+pub use error::{DataError, NAME_CHARS, RowRef, shown, shown_list};
 pub use format::DataFormat;
 pub use load::{
     Dataset, LoadReport, RawRows, into_classification, load_classification, load_path, load_rows,

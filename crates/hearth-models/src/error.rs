@@ -34,6 +34,35 @@ pub enum ModelError {
     /// Generation cannot run as asked (a bad setting, an empty prompt, NaN logits).
     #[error("generation: {0}")]
     Generation(String),
+    /// The job asks for more than the model gives, or the weights do not fit the config.
+    #[error(transparent)]
+    Compat(#[from] crate::compat::CompatError),
+    /// A tensor of a weights file holds NaN or an infinity.
+    #[error(
+        "{file}: tensor {tensor} holds {value} at index {index}; the file is damaged or was \
+         written by a run whose loss diverged, so nothing computed from it would be a number"
+    )]
+    NonFinite {
+        /// The file, as the caller names it (`adapter_model.safetensors`).
+        file: String,
+        /// The tensor's name in the file, quoted and cut to a bounded length.
+        tensor: String,
+        /// `NaN`, `inf` or `-inf`.
+        value: String,
+        /// The first such element, row-major.
+        index: usize,
+    },
+}
+
+/// A name read from a file (a tensor's), for a message: quoted with Rust's escapes, so control
+/// and invisible characters show as `\u{1b}`, and cut after 200 characters. (User text that
+/// `hearth-data` reads goes through `hearth_data::shown`; this crate does not depend on it.)
+pub(crate) fn quoted(name: &str) -> String {
+    let mut quoted = format!("{name:?}");
+    if quoted.chars().count() > 200 {
+        quoted = quoted.chars().take(200).collect::<String>() + "…";
+    }
+    quoted
 }
 
 /// Refuses a weight load whose tensors did not fit, or that left required tensors out: the

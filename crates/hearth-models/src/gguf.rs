@@ -98,6 +98,7 @@ pub fn load_llama_gguf(
         attention_bias: false,
         mlp_bias: false,
         model_type: Some("llama".into()),
+        max_position_embeddings: Some(meta.max_position_embeddings as usize),
     };
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
     let mut tensors = BTreeMap::new();

@@ -65,6 +65,72 @@ impl HostTensor {
     }
 }
 
+/// Refuses a safetensors file (`file` names it in the message) that holds NaN or an infinity
+/// in any floating-point tensor (F64, F32, F16, BF16), naming the first such tensor; the
+/// tensors are checked in name order. A file whose header cannot be read passes: reading it is
+/// the loader's check, with its own message.
+pub fn check_finite(bytes: &[u8], file: &str) -> Result<(), ModelError> {
+    let Ok(tensors) = safetensors::SafeTensors::deserialize(bytes) else {
+        return Ok(());
+    };
+    let mut views = tensors.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in views {
+        let data = view.data();
+        // The index and value of the first element whose exponent bits are all ones.
+        let found = match view.dtype() {
+            Dtype::F64 => first_non_finite(data, 8, |b| {
+                let x = f64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+                (!x.is_finite()).then(|| x.to_string())
+            }),
+            Dtype::F32 => first_non_finite(data, 4, |b| {
+                let x = f32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+                (!x.is_finite()).then(|| x.to_string())
+            }),
+            Dtype::F16 => first_non_finite(data, 2, |b| half_value(b, 0x7C00, 0x03FF)),
+            Dtype::BF16 => first_non_finite(data, 2, |b| half_value(b, 0x7F80, 0x007F)),
+            _ => None,
+        };
+        if let Some((index, value)) = found {
+            return Err(ModelError::NonFinite {
+                file: file.to_string(),
+                tensor: crate::error::quoted(&name),
+                value,
+                index,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The index and description of the first element of `data` (elements of `size` bytes) that
+/// `describe` calls non-finite.
+fn first_non_finite(
+    data: &[u8],
+    size: usize,
+    describe: impl Fn(&[u8]) -> Option<String>,
+) -> Option<(usize, String)> {
+    data.chunks_exact(size)
+        .enumerate()
+        .find_map(|(i, b)| describe(b).map(|v| (i, v)))
+}
+
+/// A 16-bit float's non-finite value (`NaN`, `inf`, `-inf`), from its little-endian bytes and
+/// its format's exponent and mantissa masks.
+fn half_value(b: &[u8], exponent: u16, mantissa: u16) -> Option<String> {
+    let bits = u16::from_le_bytes([b[0], b[1]]);
+    if bits & exponent != exponent {
+        return None;
+    }
+    Some(if bits & mantissa != 0 {
+        "NaN".into()
+    } else if bits & 0x8000 != 0 {
+        "-inf".into()
+    } else {
+        "inf".into()
+    })
+}
+
 /// Reads a tensor back from its device. Async, so that it also works on WebGPU in a browser.
 pub async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, ModelError> {
     let shape = tensor.dims().to_vec();
@@ -290,5 +356,62 @@ mod tests {
         let file = safetensors::SafeTensors::deserialize(&bytes).expect("reads");
         let back = HostTensor::from_view(&file.tensor("w").expect("has w")).expect("f32");
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn a_non_finite_value_is_named_with_its_tensor() {
+        let t = |data: Vec<f32>| HostTensor {
+            shape: vec![data.len()],
+            data,
+        };
+        let file = |tensors: Vec<(&str, HostTensor)>| {
+            let map = tensors
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect();
+            serialize(&map, None).expect("serializes")
+        };
+        let fine = file(vec![("a", t(vec![1.0, -2.0, f32::MAX]))]);
+        assert!(check_finite(&fine, "x.safetensors").is_ok());
+        for (bad, shown) in [
+            (f32::NAN, "NaN"),
+            (f32::INFINITY, "inf"),
+            (f32::NEG_INFINITY, "-inf"),
+        ] {
+            let bytes = file(vec![
+                ("a.lora_A.weight", t(vec![0.5; 4])),
+                ("b.lora_B.weight", t(vec![0.0, 1.0, bad])),
+            ]);
+            let err = check_finite(&bytes, "adapter_model.safetensors").expect_err("non-finite");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("adapter_model.safetensors: tensor \"b.lora_B.weight\""),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("holds {shown} at index 2")),
+                "{message}"
+            );
+        }
+        // Half precision: F16 NaN (0x7E00) and BF16 -inf (0xFF80).
+        for (dtype, bits, shown) in [
+            (Dtype::F16, 0x7E00u16, "NaN"),
+            (Dtype::BF16, 0xFF80, "-inf"),
+        ] {
+            let raw: Vec<u8> = [0x3C00u16, bits]
+                .iter()
+                .flat_map(|b| b.to_le_bytes())
+                .collect();
+            let view = TensorView::new(dtype, vec![2], &raw).expect("view");
+            let bytes = safetensors::serialize([("h", view)], None).expect("serializes");
+            let err = check_finite(&bytes, "model.safetensors").expect_err("non-finite half");
+            assert!(
+                err.to_string()
+                    .contains(&format!("holds {shown} at index 1")),
+                "{err}"
+            );
+        }
+        // Not a safetensors file: left to the loader.
+        assert!(check_finite(b"garbage", "x").is_ok());
     }
 }

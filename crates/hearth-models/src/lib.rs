@@ -15,6 +15,7 @@ pub mod activation;
 pub mod bert;
 pub mod chat;
 pub mod chat_model;
+pub mod compat;
 pub mod generate;
 pub mod gguf;
 pub mod host;

@@ -60,6 +60,10 @@ pub struct LlamaConfig {
     /// transformers' `model_type`; a directory of another family (`bert`) is refused by name.
     #[serde(default)]
     pub model_type: Option<String>,
+    /// The context length the model was trained for (a GGUF file's `context_length`), when
+    /// the config states it: a job's rows must not be longer.
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
 }
 
 /// transformers' `rope_parameters`.
@@ -306,8 +310,12 @@ impl LlamaForCausalLM {
     }
 
     /// Loads HF weights from the bytes of `model.safetensors` (half precision cast to f32).
-    /// Every tensor the config implies must be there with its shape.
+    /// Every tensor the config implies must be there with its shape, and no layer past
+    /// `num_hidden_layers` ([`crate::compat::llama_weights`]).
     pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        if let Some(names) = crate::compat::tensor_names(&bytes) {
+            crate::compat::llama_weights(self.layout(), &names)?;
+        }
         let result = load_pytorch(&mut self, bytes, KeyRemapper::new())?;
         crate::error::check_loaded(
             &result,
@@ -315,6 +323,17 @@ impl LlamaForCausalLM {
             "is num_hidden_layers or tie_word_embeddings right?",
         )?;
         Ok(self)
+    }
+
+    /// What decides this model's tensor names: its layers, a tied output and the biases.
+    pub fn layout(&self) -> crate::compat::LlamaLayout {
+        let layer = self.model.layers.first();
+        crate::compat::LlamaLayout {
+            layers: self.model.layers.len(),
+            tied: self.lm_head.is_none(),
+            attention_bias: layer.is_some_and(|l| l.self_attn.q_proj.bias.is_some()),
+            mlp_bias: layer.is_some_and(|l| l.mlp.gate_proj.bias.is_some()),
+        }
     }
 
     /// Next-token logits `[batch, seq, vocab]` for `input_ids` `[batch, seq]`; positions with

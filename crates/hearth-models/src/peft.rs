@@ -375,7 +375,9 @@ pub fn load_adapter<M: PeftModel>(
 ///
 /// Every tensor of the file must land in the model and every adapter of the model must be
 /// filled: a partial load would silently evaluate a different model.
+/// A tensor holding NaN or an infinity is refused, by name ([`crate::host::check_finite`]).
 pub fn import_adapter<M: PeftModel>(model: M, adapter_safetensors: &[u8]) -> Result<M, ModelError> {
+    crate::host::check_finite(adapter_safetensors, "adapter_model.safetensors")?;
     let file = safetensors::SafeTensors::deserialize(adapter_safetensors)
         .map_err(|e| ModelError::Lora(format!("adapter_model.safetensors cannot be read: {e}")))?;
     let family = M::FAMILY;

@@ -248,6 +248,10 @@ pub fn build_for_strategy(
         Strategy::Head | Strategy::Full => 0.0,
     };
     let config = BertConfig::from_json(&files.config)?;
+    // A LoRA adapter is checked as it is imported; a head or a full model here.
+    if let (Some(trained), Strategy::Head | Strategy::Full) = (&files.adapter, strategy) {
+        crate::host::check_finite(trained, strategy.weights_file())?;
+    }
     let weights = match (strategy, &files.adapter) {
         (Strategy::Full, Some(trained)) => trained.clone(),
         _ => files.weights.clone(),

@@ -157,8 +157,9 @@ pub fn check_init_adapter(
             .map_err(|e| TrainError::Job(format!("{}: {e}", AdapterFiles::RECORD)))?;
         if record.labels != labels {
             return bad(format!(
-                "the adapter was trained on labels {:?}; this data has {:?}",
-                record.labels, labels
+                "the adapter was trained on labels {}; this data has {}",
+                hearth_data::shown_list(&record.labels),
+                hearth_data::shown_list(labels)
             ));
         }
     }
@@ -228,6 +229,11 @@ pub fn load_classifier(
     }
     let weights = file(adapter, strategy.weights_file())?;
     let base = bert_files(base)?;
+    check_classifier_model(
+        &job,
+        &base,
+        "train.max_length (of the adapter's hearth_run.json)",
+    )?;
     let tokenizer = TextTokenizer::from_bytes(&base.tokenizer, job.train.max_length)?;
     let outputs = crate::task::num_outputs(&job.task, record.labels.len());
     let model = hearth_models::load_trained(
@@ -240,6 +246,80 @@ pub fn load_classifier(
         device,
     )?;
     Ok((job, model, tokenizer))
+}
+
+/// Checks a classifier job against its model's files once they are read: rows of
+/// `train.max_length` (`setting` names it for the message) must fit the model's positions, and
+/// the weights must hold no layer the config lacks. Returns a warning naming the tensors of
+/// `model.safetensors` that nothing uses, beyond the heads a BERT checkpoint usually carries.
+pub fn check_classifier_model(
+    job: &JobSpec,
+    files: &ModelFiles,
+    setting: &'static str,
+) -> Result<Option<String>, TrainError> {
+    let config = hearth_models::bert::BertConfig::from_json(&files.config)?;
+    hearth_models::compat::check_length(
+        setting,
+        job.train.max_length,
+        config.max_position_embeddings,
+        "max_position_embeddings",
+    )
+    .map_err(hearth_models::ModelError::from)?;
+    let names = hearth_models::compat::tensor_names(&files.weights).unwrap_or_default();
+    let unused = hearth_models::compat::bert_weights(&config, &names)
+        .map_err(hearth_models::ModelError::from)?;
+    Ok(unused_warning(&unused))
+}
+
+/// Checks an SFT job against its chat model's files before they are loaded: the weights of an
+/// HF directory must hold no layer the config lacks (a GGUF file is checked as it loads).
+/// Returns a warning naming the tensors nothing uses, as [`check_classifier_model`].
+pub fn check_chat_files(files: &NamedFiles) -> Result<Option<String>, TrainError> {
+    let (Ok(config), Ok(weights)) = (file(files, "config.json"), file(files, "model.safetensors"))
+    else {
+        return Ok(None);
+    };
+    let config = hearth_models::llama::LlamaConfig::from_json(config)?;
+    let names = hearth_models::compat::tensor_names(weights).unwrap_or_default();
+    let unused = hearth_models::compat::llama_weights((&config).into(), &names)
+        .map_err(hearth_models::ModelError::from)?;
+    Ok(unused_warning(&unused))
+}
+
+/// The warning for tensors of `model.safetensors` that nothing uses, when there are any.
+fn unused_warning(unused: &[String]) -> Option<String> {
+    if unused.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = unused
+        .iter()
+        .take(5)
+        .map(|n| hearth_data::shown(n, hearth_data::NAME_CHARS))
+        .collect();
+    Some(format!(
+        "model.safetensors holds {} tensor(s) this model does not use ({}{}): is config.json \
+         the one these weights came with?",
+        unused.len(),
+        shown.join(", "),
+        if unused.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// Refuses a checkpoint whose trained weights or optimizer state hold NaN or an infinity,
+/// naming the file and the tensor: continuing from it would only compute NaN.
+pub fn check_checkpoint_finite(
+    weights_file: &str,
+    weights: &[u8],
+    optimizer_file: &str,
+    optimizer: &[u8],
+) -> Result<(), TrainError> {
+    hearth_models::host::check_finite(weights, weights_file)
+        .and_then(|()| hearth_models::host::check_finite(optimizer, optimizer_file))
+        .map_err(|e| TrainError::Checkpoint(e.to_string()))
 }
 
 /// The job's chat model from its files on `device`, its tokenizer with the job's chat
@@ -256,6 +336,15 @@ pub fn load_chat(
     };
     device.seed(job.train.seed);
     let mut chat = ChatModel::load(&lm_files(files)?, job.lora.lora_dropout, device)?;
+    if let Some(limit) = chat.config.max_position_embeddings {
+        hearth_models::compat::check_length(
+            "train.max_length (--max-length)",
+            job.train.max_length,
+            limit,
+            "context length (max_position_embeddings)",
+        )
+        .map_err(hearth_models::ModelError::from)?;
+    }
     if let Some(template) = chat_template {
         chat.tokenizer = chat.tokenizer.with_chat_template(template)?;
     }

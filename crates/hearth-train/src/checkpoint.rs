@@ -227,6 +227,12 @@ impl Checkpoint {
         };
         let weights = get(strategy.weights_file())?;
         let optimizer = get(Self::OPTIMIZER)?;
+        crate::adapter::check_checkpoint_finite(
+            strategy.weights_file(),
+            &weights,
+            Self::OPTIMIZER,
+            &optimizer,
+        )?;
         let checkpoint = Self {
             adapter: AdapterFiles {
                 strategy,
@@ -369,6 +375,47 @@ mod tests {
         assert!(!mine.same_run_as(read(&other_labels)));
         assert!(!mine.same_run_as(|_| None));
         assert!(!mine.same_run_as(|_| Some(b"{".to_vec())));
+    }
+
+    #[test]
+    fn non_finite_weights_or_optimizer_state_are_refused_by_tensor() {
+        use hearth_models::host::{HostTensor, serialize};
+        let file = |name: &str, data: Vec<f32>| {
+            let tensors = [(
+                name.to_string(),
+                HostTensor {
+                    shape: vec![data.len()],
+                    data,
+                },
+            )]
+            .into_iter()
+            .collect();
+            serialize(&tensors, None).expect("serializes")
+        };
+        let mut checkpoint = sample();
+        checkpoint.adapter.weights = file("x.lora_B.weight", vec![0.5, 1.0]);
+        checkpoint.optimizer = file("moment_2.x.lora_B.weight", vec![0.0, 1e-8]);
+        round_trip(&checkpoint.to_files().expect("files"), |_, b| Some(b)).expect("finite");
+
+        let mut nan = checkpoint.clone();
+        nan.adapter.weights = file("x.lora_B.weight", vec![0.5, f32::NAN]);
+        let err =
+            round_trip(&nan.to_files().expect("files"), |_, b| Some(b)).expect_err("NaN weights");
+        let message = err.to_string();
+        assert!(
+            message.contains("adapter_model.safetensors: tensor \"x.lora_B.weight\" holds NaN"),
+            "{message}"
+        );
+        let mut inf = checkpoint;
+        inf.optimizer = file("moment_2.x.lora_B.weight", vec![f32::INFINITY, 0.0]);
+        let err = round_trip(&inf.to_files().expect("files"), |_, b| Some(b))
+            .expect_err("infinite moment");
+        let message = err.to_string();
+        assert!(
+            message
+                .contains("optimizer.safetensors: tensor \"moment_2.x.lora_B.weight\" holds inf"),
+            "{message}"
+        );
     }
 
     #[test]

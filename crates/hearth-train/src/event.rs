@@ -82,6 +82,12 @@ pub enum Event {
     },
     /// Training ended.
     Finished(TrainSummary),
+    /// Something the user should know that does not stop the run (tensors of the model's
+    /// weights that nothing uses).
+    Warning {
+        /// What was found, in a sentence.
+        message: String,
+    },
 }
 
 /// Figures of a finished run.

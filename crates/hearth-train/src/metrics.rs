@@ -17,8 +17,15 @@ pub struct ClassificationMetrics {
     /// Unweighted mean of per-class F1 over the classes present in gold or predictions
     /// (scikit-learn's `f1_score(average="macro")`; a present class never predicted scores 0).
     pub macro_f1: f64,
-    /// `confusion[gold][predicted]` counts.
+    /// `confusion[gold][predicted]` counts, for at most [`CONFUSION_MAX_CLASSES`] classes;
+    /// empty (and left out of the JSON) above, where the matrix would be too large to keep,
+    /// send or show: [`ClassificationMetrics::confused`] lists the confusions that matter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confusion: Vec<Vec<usize>>,
+    /// The most frequent confusions, most frequent first (ties by gold, then predicted
+    /// class), at most [`CONFUSED_PAIRS`].
+    #[serde(default)]
+    pub confused: Vec<Confusion>,
     /// Precision, recall, F1 and support of every class, in label order.
     #[serde(default)]
     pub per_class: Vec<ClassScores>,
@@ -31,6 +38,22 @@ pub struct ClassificationMetrics {
     /// Means weighted by each class's support.
     #[serde(default)]
     pub weighted_avg: Averages,
+}
+
+/// The most classes whose confusion matrix the metrics keep (and events carry).
+pub const CONFUSION_MAX_CLASSES: usize = 100;
+/// The most confusions [`ClassificationMetrics::confused`] lists.
+pub const CONFUSED_PAIRS: usize = 20;
+
+/// Rows of one class predicted as another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confusion {
+    /// The true class.
+    pub gold: usize,
+    /// The class predicted instead.
+    pub predicted: usize,
+    /// How many rows.
+    pub count: usize,
 }
 
 /// One class's scores.
@@ -128,34 +151,55 @@ fn averaged(
 
 impl ClassificationMetrics {
     /// Computes the metrics of `predicted` against `gold` over `num_labels` classes.
+    ///
+    /// Counts are kept per class and per confused pair, never as a dense matrix, so memory
+    /// grows with the rows, not with the square of the classes.
     pub fn compute(gold: &[usize], predicted: &[usize], num_labels: usize) -> Self {
-        let mut confusion = vec![vec![0usize; num_labels]; num_labels];
+        let mut counts = vec![Counts::default(); num_labels];
+        let mut pairs: std::collections::HashMap<(usize, usize), usize> =
+            std::collections::HashMap::new();
         for (&g, &p) in gold.iter().zip(predicted) {
             if g < num_labels && p < num_labels {
-                confusion[g][p] += 1;
+                counts[g].support += 1;
+                counts[p].predicted += 1;
+                if g == p {
+                    counts[g].tp += 1;
+                } else {
+                    *pairs.entry((g, p)).or_default() += 1;
+                }
             }
         }
         let n = gold.len().min(predicted.len());
-        let correct: usize = (0..num_labels).map(|c| confusion[c][c]).sum();
+        let correct: usize = counts.iter().map(|c| c.tp).sum();
         // scikit-learn averages over the labels present in gold or predictions.
-        let mut f1s = Vec::new();
-        for c in 0..num_labels {
-            let tp = confusion[c][c] as f64;
-            let gold_c: usize = confusion[c].iter().sum();
-            let pred_c: usize = confusion.iter().map(|row| row[c]).sum();
-            if gold_c == 0 && pred_c == 0 {
-                continue;
+        let f1s: Vec<f64> = counts
+            .iter()
+            .filter(|c| c.support + c.predicted > 0)
+            .map(|c| 2.0 * c.tp as f64 / (c.support + c.predicted) as f64)
+            .collect();
+        let confusion = if num_labels <= CONFUSION_MAX_CLASSES {
+            let mut matrix = vec![vec![0usize; num_labels]; num_labels];
+            for (c, counts) in counts.iter().enumerate() {
+                matrix[c][c] = counts.tp;
             }
-            let denom = (gold_c + pred_c) as f64;
-            f1s.push(if denom == 0.0 { 0.0 } else { 2.0 * tp / denom });
-        }
-        let counts: Vec<Counts> = (0..num_labels)
-            .map(|c| Counts {
-                tp: confusion[c][c],
-                support: confusion[c].iter().sum(),
-                predicted: confusion.iter().map(|row| row[c]).sum(),
+            for (&(g, p), &count) in &pairs {
+                matrix[g][p] = count;
+            }
+            matrix
+        } else {
+            Vec::new()
+        };
+        let mut confused: Vec<Confusion> = pairs
+            .into_iter()
+            .map(|((gold, predicted), count)| Confusion {
+                gold,
+                predicted,
+                count,
             })
             .collect();
+        confused
+            .sort_by(|a, b| (b.count, a.gold, a.predicted).cmp(&(a.count, b.gold, b.predicted)));
+        confused.truncate(CONFUSED_PAIRS);
         // scikit-learn's macro average skips classes absent from gold and predictions.
         let (per_class, macro_avg, micro_avg, weighted_avg) = averaged(&counts, false);
         Self {
@@ -175,6 +219,7 @@ impl ClassificationMetrics {
                 f1s.iter().sum::<f64>() / f1s.len() as f64
             },
             confusion,
+            confused,
         }
     }
 }
@@ -402,5 +447,59 @@ mod tests {
             m.confusion,
             vec![vec![2, 1, 0], vec![0, 1, 1], vec![1, 0, 2]]
         );
+        let pair = |gold, predicted, count| Confusion {
+            gold,
+            predicted,
+            count,
+        };
+        assert_eq!(
+            m.confused,
+            vec![pair(0, 1, 1), pair(1, 2, 1), pair(2, 0, 1)]
+        );
+    }
+
+    #[test]
+    fn many_classes_keep_no_matrix_but_their_worst_confusions() {
+        // 10,000 classes: a dense matrix would be 10^8 counts (800 MB, and 700 MB printed).
+        let k = 10_000;
+        let gold: Vec<usize> = (0..3 * k).map(|i| i % k).collect();
+        // Every class right twice, wrong once, predicted as the next class; class 7 is
+        // taken for class 3 three times more.
+        let mut pred: Vec<usize> = (0..3 * k)
+            .map(|i| if i < k { (i + 1) % k } else { i % k })
+            .collect();
+        let mut gold = gold;
+        gold.extend([3, 3, 3]);
+        pred.extend([7, 7, 7]);
+        let m = ClassificationMetrics::compute(&gold, &pred, k);
+        assert!(m.confusion.is_empty());
+        assert_eq!(m.confused.len(), CONFUSED_PAIRS);
+        assert_eq!(
+            m.confused[0],
+            Confusion {
+                gold: 3,
+                predicted: 7,
+                count: 3
+            }
+        );
+        assert_eq!(
+            m.confused[1],
+            Confusion {
+                gold: 0,
+                predicted: 1,
+                count: 1
+            }
+        );
+        assert_eq!(m.per_class.len(), k);
+        assert_eq!(m.per_class[3].support, 6);
+        assert!((m.accuracy - (2 * k) as f64 / (3 * k + 3) as f64).abs() < 1e-12);
+        let json = serde_json::to_string(&m).expect("json");
+        assert!(!json.contains("\"confusion\""), "the matrix is left out");
+        assert!(json.len() < 2_000_000, "{} bytes", json.len());
+        // Small label sets keep it, and it reads back.
+        let small = ClassificationMetrics::compute(&[0, 1], &[1, 1], 2);
+        let back: ClassificationMetrics =
+            serde_json::from_str(&serde_json::to_string(&small).expect("json")).expect("reads");
+        assert_eq!(back, small);
     }
 }

@@ -17,7 +17,9 @@ use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
 use hearth_models::tokenizer::{TextTokenizer, TokenCounter};
 
-use crate::adapter::{AdapterFiles, check_init_adapter, load_chat};
+use crate::adapter::{
+    AdapterFiles, check_chat_files, check_classifier_model, check_init_adapter, load_chat,
+};
 use crate::base::{NamedFiles, bert_files};
 use crate::classify::{Classify, TrainData};
 use crate::event::DataSummary;
@@ -136,6 +138,9 @@ pub async fn start(
         let split = crate::sft::load_conversations(job, &data)?;
         drop(data);
         let _ = (hooks.on_event)(&Event::Data(summarize(job, &split, None)));
+        if let Some(message) = check_chat_files(&model)? {
+            let _ = (hooks.on_event)(&Event::Warning { message });
+        }
         return run_chat(job, model, split, init_adapter, device, resume, hooks).await;
     }
     let data_bytes = data.len() as u64;
@@ -147,6 +152,11 @@ pub async fn start(
         .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
     let _ = (hooks.on_event)(&Event::Data(summarize(job, &split, range)));
     let files = bert_files(model)?;
+    // The job against the model, before the planner: rows that fit its positions, weights
+    // that fit its config.
+    if let Some(message) = check_classifier_model(job, &files, "train.max_length (--max-length)")? {
+        let _ = (hooks.on_event)(&Event::Warning { message });
+    }
     // A resumed run keeps its job: adapting it would make it another job.
     let job = match resume {
         Some(_) => job.clone(),

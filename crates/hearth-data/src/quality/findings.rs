@@ -185,7 +185,10 @@ pub(super) fn findings(r: &QualityReport) -> Vec<Finding> {
             add(
                 "small_classes",
                 Severity::Warning,
-                format!("classes with fewer than 10 rows: {}", small.join(", ")),
+                format!(
+                    "classes with fewer than 10 rows: {}",
+                    crate::shown_list(&small)
+                ),
                 "collect more examples of them or merge them into a related class",
                 Vec::new(),
             );

@@ -310,7 +310,13 @@ impl BertModel {
     /// optional (sentence-transformers checkpoints may lack it), and tensors the encoder does not
     /// use (`position_ids`, a classification head) are ignored. Half-precision weights are cast
     /// to f32.
+    ///
+    /// A file with layers past `num_hidden_layers` is refused ([`crate::compat::bert_weights`]):
+    /// loading it would silently keep the first layers only.
     pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        if let Some(names) = crate::compat::tensor_names(&bytes) {
+            crate::compat::bert_weights(&self.config, &names)?;
+        }
         let remapper = checkpoint_remapper(&bytes)?;
         let result = load_pytorch(&mut self, bytes, remapper)?;
         crate::error::check_loaded(
