@@ -659,6 +659,9 @@ test("Start asks before replacing a run that can still be resumed, and does only
     // Escape is "neither": the stored run stays, still offered at the same step, and no run started.
     await p.keyboard.press("Escape");
     await dialog.waitFor({ state: "hidden", timeout: 5_000 });
+    // (The dialog's "close" event comes a task after it is hidden.)
+    await p.waitForFunction(() => document.getElementById("run-status").textContent.startsWith("Not started:"), null,
+      { timeout: 5_000 }).catch(() => {});
     assert.match(await p.locator("#run-status").textContent(), /^Not started: the unfinished run is kept/);
     assert.equal(await p.locator("#resume-banner").isVisible(), true);
     assert.equal(Number(await p.locator("#resume-banner").getAttribute("data-step")), step);

@@ -129,10 +129,13 @@ fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
                 std::io::copy(&mut file, &mut out)?;
             }
         }
-        None => write!(
-            out,
-            "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
-        )?,
+        None => {
+            write!(out, "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\n")?;
+            // A HEAD answer has no body, whatever its status.
+            if method != "HEAD" {
+                write!(out, "not found")?;
+            }
+        }
     }
     out.flush()
 }
