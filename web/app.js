@@ -8,16 +8,25 @@ import { buildJob, fillForm } from "./form.js";
 import { addModelFiles, dropFiles, fillColumns, setData, useDemoData } from "./inputs.js";
 import { reportFailed, requestReport, showProgress, showReport } from "./report.js";
 import { requestPlan, showPlan } from "./plan.js";
-import { onCheckpoint, onDone, onResuming, onTrainEvent, resume, runFailed, showPending, start, stop,
-  updateButtons } from "./run.js";
+import { askReplace, discard, discardFailed, onCheckpoint, onDone, onResuming, onTrainEvent, removeKept,
+  removeKeptFailed, resume, runFailed, showKept, showPending, start, stop, updateButtons, wireReplaceDialog }
+  from "./run.js";
 import { chatTry, generateFailed, merge, mergeFailed, offerTrained, onGenerated, onMerged, onToken,
   showPredictions, tryIt } from "./tryit.js";
 import { drawChart } from "./chart.js";
 
 // ---------- the worker ----------
 
+/** The worker's script, as a `blob:` module that imports worker.js: a worker started from a
+ * `blob:` URL inherits this page's Content-Security-Policy (the `<meta>` one included), while one
+ * started from worker.js's own URL gets only what the server sends with worker.js, which is
+ * nothing on a server that sends no CSP header. */
+let workerUrl = null;
+
 function startWorker() {
-  state.worker = new Worker("worker.js", { type: "module" });
+  workerUrl ??= URL.createObjectURL(new Blob([`import ${JSON.stringify(new URL("worker.js", location.href).href)};`],
+    { type: "text/javascript" }));
+  state.worker = new Worker(workerUrl, { type: "module" });
   state.ready = false;
   state.worker.onmessage = ({ data }) => onWorkerMessage(data);
   state.worker.onerror = (e) => {
@@ -60,7 +69,21 @@ function showGpu(g) {
 }
 
 /** Where a failed request's message goes: its own panel, or the run's status. */
-const FAILED = { inspect: reportFailed, generate: generateFailed, merge: mergeFailed };
+const FAILED = { inspect: reportFailed, generate: generateFailed, merge: mergeFailed, discard: discardFailed,
+  "remove-kept": removeKeptFailed };
+
+/** Whether the worker's fetches are held to this origin by a Content-Security-Policy. */
+function showCsp(enforced) {
+  $("csp-status").dataset.csp = enforced ? "enforced" : "missing";
+  if (enforced) {
+    setStatus($("csp-status"), "");
+    return;
+  }
+  setStatus($("csp-status"), "This browser does not hold the page's worker to the page's Content-Security-Policy, " +
+    "and the server sends none: nothing but this page's code keeps the worker from contacting other sites. " +
+    "Hearth's code sends nothing anywhere; to have the browser enforce it, serve the page with the " +
+    "Content-Security-Policy header given in Hearth's README.", "warning");
+}
 
 function onWorkerMessage(msg) {
   switch (msg.type) {
@@ -79,7 +102,10 @@ function onWorkerMessage(msg) {
         `another browser with WebGPU enabled (on Linux, Chrome may need ` +
         `chrome://flags/#enable-unsafe-webgpu), then reload this page.`, "error");
       break;
+    case "csp": showCsp(msg.enforced); break;
     case "pending": showPending(msg.run); break;
+    case "confirm-replace": askReplace(msg.run); break;
+    case "kept": showKept(msg.adapters); break;
     case "resuming": onResuming(msg); break;
     case "checkpoint": onCheckpoint(msg); break;
     case "warning": setStatus($("checkpoint-status"), msg.message, "warning"); break;
@@ -134,10 +160,15 @@ function wire() {
     requestReport();
     updateButtons();
   });
-  $("start").addEventListener("click", start);
+  $("start").addEventListener("click", () => start());
   $("stop").addEventListener("click", stop);
   $("resume").addEventListener("click", resume);
-  $("discard").addEventListener("click", () => post({ type: "discard" }));
+  $("discard").addEventListener("click", discard);
+  $("kept").addEventListener("click", (e) => {
+    const id = e.target.closest("button[data-remove]")?.dataset.remove;
+    if (id) removeKept(id);
+  });
+  wireReplaceDialog();
   $("try-button").addEventListener("click", tryIt);
   $("chat-button").addEventListener("click", chatTry);
   $("merge").addEventListener("click", merge);

@@ -1,5 +1,6 @@
-// A run: Start and Resume, the run's events as status lines, progress figures, the step log,
-// evaluations and the confusion matrix, and the files it leaves to download. The worker decides
+// A run: Start and Resume (asking before a new run replaces one that can be resumed), the run's
+// events as status lines, progress figures, the step log, evaluations and the confusion matrix,
+// the files it leaves to download, and the files of past runs kept in OPFS. The worker decides
 // nothing about the task either: it hands the model's named files to the module's one `train`.
 import { $, clearDownloads, download, headedRow, post, setStatus, state } from "./ui.js";
 import { buildJob, modelReady, modelSource } from "./form.js";
@@ -9,7 +10,10 @@ import { drawChart, scheduleChart } from "./chart.js";
 export function updateButtons() {
   $("start").disabled = !(state.ready && !state.running && state.data && modelReady());
   $("stop").disabled = !state.running;
-  $("resume").disabled = !(state.ready && !state.running);
+  // A stored run is never resumed or discarded while a run is going, here or in another tab.
+  const going = state.running || !!state.pending?.live;
+  $("resume").disabled = !(state.ready && !going);
+  $("discard").disabled = going;
   $("try-button").disabled = !(state.trained && !state.trainedChat && !state.running);
   $("chat-button").disabled = !(state.trainedChat && !state.running && !state.generating);
   $("merge").disabled = !(state.trained && !state.trainedChat && !state.running);
@@ -41,7 +45,18 @@ function resetRunView() {
   drawChart();
 }
 
-export async function start() {
+/** Starts a run of the form's job. A stored run that can still be resumed is replaced only once
+ * the user chose so in the dialog (`replace`); the worker checks the same before it stores
+ * anything, in case this page does not know of the stored run yet. */
+export async function start({ replace = false } = {}) {
+  if (state.pending?.live) {
+    runFailed(ANOTHER_TAB);
+    return;
+  }
+  if (state.pending && !replace) {
+    askReplace(state.pending);
+    return;
+  }
   state.job = buildJob();
   $("resume-banner").hidden = true;
   resetRunView();
@@ -58,7 +73,7 @@ export async function start() {
     runFailed(`The dataset could not be read: ${e.message}`);
     return;
   }
-  post({ type: "train", job: state.job, model, data });
+  post({ type: "train", job: state.job, model, data, replace });
 }
 
 export function stop() {
@@ -68,17 +83,75 @@ export function stop() {
 
 // ---------- an unfinished run, kept in OPFS ----------
 
-export function showPending(run) {
-  $("resume-banner").hidden = !run;
-  if (!run) return;
+const ANOTHER_TAB = "A run is going in another tab of this page: stop it there, or wait for it to end.";
+
+/** "A run on tiny.csv started … was stopped; its last checkpoint is at step 8 of 24." */
+function describePending(run) {
+  const started = `A run on ${run.data_name} started ${new Date(run.started).toLocaleString()}`;
   const of = run.steps ? ` of ${run.steps}` : "";
-  $("resume-text").textContent = `A run on ${run.data_name} started ${new Date(run.started).toLocaleString()} ` +
-    `${run.status === "stopped" ? "was stopped" : "did not finish"}; its last checkpoint is at step ${run.step}${of}.`;
-  $("resume-banner").dataset.step = String(run.step);
+  const checkpoint = `its last checkpoint is at step ${run.step}${of}`;
+  if (run.live) {
+    return `${started} is going in another tab of this page${run.step ? ` (${checkpoint})` : ""}. ` +
+      "It can be resumed or discarded here once it ends.";
+  }
+  return `${started} ${run.status === "stopped" ? "was stopped" : "did not finish"}; ${checkpoint}.`;
+}
+
+export function showPending(run) {
+  state.pending = run;
+  $("resume-banner").hidden = !run;
   updateButtons();
+  if (!run) return;
+  $("resume-text").textContent = describePending(run);
+  $("resume-banner").dataset.step = String(run.step);
+  $("resume-banner").dataset.live = String(!!run.live);
+}
+
+/** The dialog Start opens while a stored run can be resumed: resume it, discard it and start
+ * the new run, or neither. */
+export function askReplace(run) {
+  if (state.running) {
+    // The worker refused a run this page had already begun to show.
+    state.running = false;
+    setStatus($("result-status"), "");
+  }
+  showPending(run);
+  setStatus($("run-status"), "Not started yet: an unfinished run is stored.");
+  $("replace-text").textContent = `${describePending(run)} Starting the new run discards it and its checkpoints; ` +
+    "the files of runs that ended stay under “Kept in this browser”.";
+  const dialog = $("replace-dialog");
+  if (!dialog.open) dialog.showModal();
+}
+
+export function wireReplaceDialog() {
+  const dialog = $("replace-dialog");
+  for (const [id, choice] of [["replace-resume", "resume"], ["replace-discard", "discard"], ["replace-cancel", "cancel"]]) {
+    $(id).addEventListener("click", () => dialog.close(choice));
+  }
+  // Escape closes it too, with no choice: nothing happens.
+  dialog.addEventListener("close", () => {
+    const choice = dialog.returnValue;
+    dialog.returnValue = "";
+    if (choice === "resume") resume();
+    else if (choice === "discard") start({ replace: true });
+    else setStatus($("run-status"), "Not started: the unfinished run is kept (resume it or discard it above).");
+  });
+}
+
+export function discard() {
+  if (state.running || state.pending?.live) return;
+  post({ type: "discard" });
+}
+
+export function discardFailed(message) {
+  setStatus($("resume-text"), `The run could not be discarded: ${message}`, "error");
 }
 
 export function resume() {
+  if (state.pending?.live) {
+    runFailed(ANOTHER_TAB);
+    return;
+  }
   resetRunView();
   post({ type: "resume" });
   setStatus($("run-status"), "Reading the unfinished run…");
@@ -227,4 +300,51 @@ export function onDone({ files, summary }) {
   state.trained = true;
   state.trainedChat = state.job?.task?.kind === "sft";
   updateButtons();
+}
+
+// ---------- the files of past runs, kept in OPFS ----------
+
+/** The kept runs, newest first, each with its files to download and a Remove button. The files
+ * are `File`s on this device's disk; the links read them only when clicked. */
+export function showKept(adapters) {
+  state.keptUrls.forEach((url) => URL.revokeObjectURL(url));
+  state.keptUrls = [];
+  $("kept-section").hidden = adapters.length === 0;
+  $("kept").dataset.count = String(adapters.length);
+  setStatus($("kept-status"), "The files of every run that ended stay in this browser's private storage, on this " +
+    "device only, until you remove them.");
+  $("kept").replaceChildren(...adapters.map(({ id, meta, files }) => {
+    const li = document.createElement("li");
+    li.dataset.id = id;
+    const what = `The run on ${meta.data_name} (${meta.task}), ${meta.status} ${new Date(meta.ended).toLocaleString()}`;
+    const p = document.createElement("p");
+    const s = meta.summary;
+    p.textContent = `${what}: ${s.steps} steps, loss ${s.loss_first.toFixed(4)} → ${s.loss_last20.toFixed(4)}.`;
+    const list = document.createElement("ul");
+    for (const [name, file] of files) {
+      const url = URL.createObjectURL(file);
+      state.keptUrls.push(url);
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      a.textContent = `${name} (${(file.size / 1024).toFixed(1)} KiB)`;
+      list.appendChild(document.createElement("li")).appendChild(a);
+    }
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.dataset.remove = id;
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove the files of ${what.replace(/^The/, "the")} from this browser`);
+    li.append(p, list, remove);
+    return li;
+  }));
+}
+
+export function removeKept(id) {
+  setStatus($("kept-status"), "Removing…");
+  post({ type: "remove-kept", id });
+}
+
+export function removeKeptFailed(message) {
+  setStatus($("kept-status"), `Could not remove them: ${message}`, "error");
 }

@@ -24,6 +24,8 @@ export const state = {
   restarts: 0,           // app.js: worker restarts since the last successful start
   trained: false,        // run.js: the worker holds a trained model for "try it"
   trainedChat: false,    // run.js: ... and it is a chat model (SFT)
+  pending: null,         // run.js: the stored run that can be resumed, as the worker last said
+  keptUrls: [],          // run.js: object URLs of the kept runs' files, revoked when redrawn
 };
 
 export function setStatus(el, text, kind = "note") {

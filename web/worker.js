@@ -16,8 +16,14 @@
 //                                                tokenizer.json, tokenizer_config.json,
 //                                                chat_template.jinja, or one .gguf); data holds
 //                                                labelled texts or conversations, as the job says
+//   (train also carries `replace`: true once the user chose to discard the unfinished run kept in
+//                                                OPFS; without it, a stored run that can be resumed
+//                                                is never replaced: the worker answers
+//                                                "confirm-replace" instead)
 //   {type: "resume"}                             continue the unfinished run kept in OPFS
-//   {type: "discard"}                            forget it
+//   {type: "discard"}                            forget it (refused while a run is going, here or
+//                                                in another tab)
+//   {type: "remove-kept", id}                    delete a kept adapter from OPFS
 //   {type: "classify", texts: [string]}          with the classifier the last run trained
 //   {type: "generate", prompt, system?, settings} the last SFT run's chat model answers, first
 //                                                without the adapter, then with it
@@ -29,8 +35,18 @@
 //   {type: "ready", gpu, defaults: {classification, multi_label, regression, sft}}
 //                                                the module's default job for each task kind,
 //                                                which the form starts from
+//   {type: "csp", enforced}                      first: whether a Content-Security-Policy restricts
+//                                                this worker's fetches (a `data:` fetch, which never
+//                                                reaches the network, is refused under connect-src
+//                                                'self')
 //   {type: "no-webgpu", message}
-//   {type: "pending", run: null | {step, steps, status, data_name, started}}  after ready/discard
+//   {type: "pending", run: null | {step, steps, status, data_name, started, live}}  after ready,
+//                                                discard, a run's end, and when a run going in
+//                                                another tab (live: true) ends
+//   {type: "confirm-replace", run}               "train" without `replace` found a resumable run
+//   {type: "kept", adapters: [{id, meta: {data_name, started, ended, status, task, summary},
+//                  files: [[name, File], …]}]}   the adapters kept in OPFS, newest first; after
+//                                                ready, a run's end and remove-kept
 //   {type: "columns", columns: {names, text, label}}
 //   {type: "job", json}
 //   {type: "plan", text, fits} | {type: "plan", error}
@@ -64,6 +80,15 @@
 // and checkpoints/step-NNNNNN/ with the files the wasm module hands over. Each file is written
 // through createWritable (committed on close), trainer_state.json last; it carries the checksums
 // of the others, so a checkpoint torn by a closed tab is recognised and an older one used.
+//
+// The files of every run that ended (finished, or stopped with its adapter) are kept under
+// hearth-adapters/<id>/: files/ as the run saved them (hearth_run.json holds the job) and
+// meta.json, written last, so an entry without it is incomplete and not offered. They stay until
+// the user removes them; nothing else deletes them.
+//
+// One run at a time per origin: a run holds the Web Lock "hearth-run" (released by the browser if
+// the tab dies), and Start, Resume and Discard take it first, so another tab cannot replace or
+// delete the run that is going.
 import init, {
   initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
   mergeTrained, generateChat,
@@ -80,7 +105,10 @@ let busy = false;
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 const errorText = (e) => (e && e.message) ? e.message : String(e);
 
-async function fetchBytes(url) {
+async function fetchBytes(path) {
+  // Relative to this script: the page starts the worker from a blob: URL (so that it inherits
+  // the page's Content-Security-Policy), which is no base for relative URLs.
+  const url = new URL(path, import.meta.url);
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
@@ -183,8 +211,47 @@ async function newestCheckpoint(run, report) {
   return null;
 }
 
-/** The stored run the page can offer to continue, if any. */
-async function pendingRun() {
+// ---------- one run at a time, across tabs ----------
+
+const RUN_LOCK = "hearth-run";
+const ANOTHER_TAB = "a run is going in another tab of this page: stop it there, or wait for it to end";
+
+/** Runs `fn` holding the run lock; throws `ANOTHER_TAB` if another tab (or this worker) holds
+ * it. Without Web Locks (an old browser) a second tab is not detected. */
+async function withRunLock(fn) {
+  if (!navigator.locks) return fn();
+  return navigator.locks.request(RUN_LOCK, { ifAvailable: true }, async (lock) => {
+    if (!lock) throw new Error(busy ? "a run is already going" : ANOTHER_TAB);
+    return fn();
+  });
+}
+
+/** Whether a run holds the lock, here or in another tab. */
+async function runGoing() {
+  if (!navigator.locks) return busy;
+  const { held } = await navigator.locks.query();
+  return held.some((l) => l.name === RUN_LOCK);
+}
+
+let waitingForOtherTab = false;
+
+/** Tells the page again what is stored once the run going in another tab ends. */
+function reportWhenOtherRunEnds() {
+  if (!navigator.locks || waitingForOtherTab) return;
+  waitingForOtherTab = true;
+  // Shared: granted as soon as the other tab's exclusive lock is released, held for no time.
+  navigator.locks.request(RUN_LOCK, { mode: "shared" }, async () => {})
+    .then(async () => {
+      waitingForOtherTab = false;
+      post({ type: "pending", run: await pendingRun() });
+    });
+}
+
+/** The stored run the page can offer to continue, if any; `live`: a run is going in another
+ * tab (it is offered, with its last checkpoint if it has one, but cannot be resumed or
+ * discarded until it ends). Not to be called while this worker holds the lock for anything but
+ * a run (`locked`), which would read as another tab's run. */
+async function pendingRun({ locked = false } = {}) {
   let run;
   try {
     run = await runDir(false);
@@ -193,17 +260,73 @@ async function pendingRun() {
   }
   try {
     const meta = await readMeta(run);
-    if (meta.status === "finished") return null;
+    // `locked`: this worker holds the lock, about to start a run.
+    const live = !busy && !locked && await runGoing();
+    if (live) reportWhenOtherRunEnds();
+    if (meta.status === "finished" && !live) return null;
     const found = await newestCheckpoint(run, () => {});
-    if (!found) return null;
-    return { step: found.info.step, steps: found.info.steps, status: meta.status,
-             data_name: meta.data_name, started: meta.started };
+    if (!found && !live) return null;
+    return { step: found?.info.step ?? 0, steps: found?.info.steps ?? null, status: meta.status,
+             data_name: meta.data_name, started: meta.started, live };
   } catch {
     return null;
   }
 }
 
+// ---------- adapters kept after their run ----------
+
+const KEPT_DIR = "hearth-adapters";
+
+async function keptDir() {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(KEPT_DIR, { create: true });
+}
+
+/** Keeps a run's files under a new entry, meta.json last. */
+async function keepAdapter(files, meta) {
+  const dir = await keptDir();
+  const stamp = new Date().toISOString().replace(/[-:.]/g, "");
+  let id = `run-${stamp}`;
+  for (let n = 2; await dir.getDirectoryHandle(id).then(() => true, () => false); n++) id = `run-${stamp}-${n}`;
+  const entry = await dir.getDirectoryHandle(id, { create: true });
+  const target = await entry.getDirectoryHandle("files", { create: true });
+  for (const [name, bytes] of files) await writeFile(target, name, bytes);
+  await writeFile(entry, "meta.json", JSON.stringify(meta));
+}
+
+/** Every complete kept entry, newest first, its files as `File`s (read from disk when the page
+ * downloads them, never held in memory here). */
+async function keptAdapters() {
+  const dir = await keptDir();
+  const adapters = [];
+  for await (const [id, entry] of dir.entries()) {
+    if (entry.kind !== "directory") continue;
+    try {
+      const meta = JSON.parse(text(await readFile(entry, "meta.json")));
+      const files = [];
+      for await (const [name, handle] of (await entry.getDirectoryHandle("files")).entries()) {
+        if (handle.kind === "file") files.push([name, await handle.getFile()]);
+      }
+      adapters.push({ id, meta, files });
+    } catch {
+      // Being written, or torn by a closed tab: not offered, and not deleted either.
+    }
+  }
+  return adapters.sort((a, b) => (a.id < b.id ? 1 : -1));
+}
+
+async function postKept() {
+  post({ type: "kept", adapters: await keptAdapters() });
+}
+
+/** Whether a Content-Security-Policy limits this worker's fetches: `connect-src 'self'` refuses a
+ * `data:` URL, which otherwise resolves without touching the network. */
+async function cspEnforced() {
+  return fetch("data:,").then(() => false, () => true);
+}
+
 async function boot() {
+  post({ type: "csp", enforced: await cspEnforced() });
   if (!self.navigator.gpu) {
     post({ type: "no-webgpu", message: "This browser exposes no WebGPU to workers." });
     return;
@@ -223,6 +346,7 @@ async function boot() {
   const defaults = Object.fromEntries(TASK_KINDS.map((kind) => [kind, JSON.parse(defaultJob(kind))]));
   post({ type: "ready", gpu, defaults });
   post({ type: "pending", run: await pendingRun() });
+  await postKept();
 }
 
 let gpuLimits = {};
@@ -248,7 +372,7 @@ async function demoModel() {
 
 /** Trains `job` (complete, as checkJob returns it) on the model's named `files` and `data`, from
  * scratch or from `resume`, checkpointing to OPFS. */
-async function trainStored(job, files, data, resume) {
+async function trainStored(job, files, data, resume, meta) {
   post({ type: "loading", what: "the model onto the GPU" });
   const onEvent = (json) => {
     post({ type: "event", event: JSON.parse(json) });
@@ -273,46 +397,75 @@ async function trainStored(job, files, data, resume) {
   }
   if (writeError) throw new Error(`a checkpoint could not be saved in this browser's storage: ${errorText(writeError)}`);
   const summary = JSON.parse(trained.summary);
-  await setStatus(summary.stopped ? "stopped" : "finished");
+  const status = summary.stopped ? "stopped" : "finished";
+  await setStatus(status);
   // [[name, bytes], …]: what the job's strategy saves, and hearth_run.json.
   const saved = trained.files.map(([name, bytes]) => [name, bytes.buffer]);
-  post({ type: "done", files: saved, summary }, saved.map(([, buffer]) => buffer));
   trained.free();
+  // Kept before the page gets them (the buffers move to the page): a failure to keep them is a
+  // warning, the download links are still offered.
+  try {
+    await keepAdapter(saved.map(([name, buffer]) => [name, new Uint8Array(buffer)]), {
+      data_name: meta.data_name, started: meta.started, ended: new Date().toISOString(), status,
+      task: job.task?.kind ?? "classification", summary,
+    });
+  } catch (e) {
+    post({ type: "warning", message: `The run's files could not be kept in this browser's storage ` +
+      `(${errorText(e)}): download them now.` });
+  }
+  post({ type: "done", files: saved, summary }, saved.map(([, buffer]) => buffer));
+}
+
+/** What the page is told after a run (or a refusal to start one), whatever its end, once the lock
+ * is released: the stored run (a stopped one can be resumed) and the kept adapters. */
+async function afterRun() {
+  post({ type: "pending", run: await pendingRun() });
+  await postKept();
 }
 
 async function runTraining(msg) {
-  busy = true;
-  stopRequested = false;
-  try {
-    // The job with every default filled in, as `hearth train --job` reads it: what is stored
-    // is then complete, whatever the page left blank.
-    const job = JSON.parse(checkJob(JSON.stringify(msg.job)));
-    const demo = !!msg.model.demo;
-    const files = demo ? await demoModel() : msg.model.files.map(([name, buffer]) => [name, new Uint8Array(buffer)]);
-    const data = new Uint8Array(msg.data);
-    await storeRun(job, data, files, demo);
-    await trainStored(job, files, data, null);
-  } finally {
-    busy = false;
-  }
+  // The job with every default filled in, as `hearth train --job` reads it: what is stored
+  // is then complete, whatever the page left blank.
+  const job = JSON.parse(checkJob(JSON.stringify(msg.job)));
+  await withRunLock(async () => {
+    // A run that can still be resumed is replaced only when the user said so.
+    const pending = msg.replace ? null : await pendingRun({ locked: true });
+    if (pending) {
+      post({ type: "confirm-replace", run: pending });
+      return;
+    }
+    busy = true;
+    stopRequested = false;
+    try {
+      const demo = !!msg.model.demo;
+      const files = demo ? await demoModel() : msg.model.files.map(([name, buffer]) => [name, new Uint8Array(buffer)]);
+      const data = new Uint8Array(msg.data);
+      await storeRun(job, data, files, demo);
+      await trainStored(job, files, data, null, await readMeta(await runDir(false)));
+    } finally {
+      busy = false;
+    }
+  }).finally(afterRun);
 }
 
 async function resumeTraining() {
-  busy = true;
-  stopRequested = false;
-  try {
-    const run = await runDir(false);
-    const meta = await readMeta(run);
-    const job = JSON.parse(text(await readFile(run, "job.json")));
-    const found = await newestCheckpoint(run, (message) => post({ type: "warning", message }));
-    if (!found) throw new Error("no intact checkpoint of the unfinished run is left");
-    const files = meta.demo ? await demoModel() : await readFiles(await run.getDirectoryHandle("model"));
-    await setStatus("running");
-    post({ type: "resuming", step: found.info.step, job });
-    await trainStored(job, files, await readFile(run, "data.bin"), found.files);
-  } finally {
-    busy = false;
-  }
+  await withRunLock(async () => {
+    busy = true;
+    stopRequested = false;
+    try {
+      const run = await runDir(false);
+      const meta = await readMeta(run);
+      const job = JSON.parse(text(await readFile(run, "job.json")));
+      const found = await newestCheckpoint(run, (message) => post({ type: "warning", message }));
+      if (!found) throw new Error("no intact checkpoint of the unfinished run is left");
+      const files = meta.demo ? await demoModel() : await readFiles(await run.getDirectoryHandle("model"));
+      await setStatus("running");
+      post({ type: "resuming", step: found.info.step, job });
+      await trainStored(job, files, await readFile(run, "data.bin"), found.files, meta);
+    } finally {
+      busy = false;
+    }
+  }).finally(afterRun);
 }
 
 let demoTokenizer = null;
@@ -349,10 +502,20 @@ async function inspect(msg) {
          wasm_before: before, file_bytes: file.size });
 }
 
+/** Deletes the stored run; never while a run is going, in this tab or another. */
 async function discardRun() {
-  const root = await navigator.storage.getDirectory();
-  await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
+  if (busy) throw new Error("a run is going: stop it first");
+  await withRunLock(async () => {
+    const root = await navigator.storage.getDirectory();
+    await root.removeEntry(RUN_DIR, { recursive: true }).catch(() => {});
+  });
   post({ type: "pending", run: null });
+}
+
+async function removeKept(id) {
+  if (!/^run-[0-9TZ-]+$/.test(id)) throw new Error(`no kept adapter ${id}`);
+  await (await keptDir()).removeEntry(id, { recursive: true });
+  await postKept();
 }
 
 self.onmessage = async ({ data: msg }) => {
@@ -374,6 +537,7 @@ self.onmessage = async ({ data: msg }) => {
         await resumeTraining();
         break;
       case "discard": await discardRun(); break;
+      case "remove-kept": await removeKept(msg.id); break;
       case "inspect": await inspect(msg); break;
       case "merge": {
         const merged = await mergeTrained();

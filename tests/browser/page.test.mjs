@@ -6,8 +6,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join, normalize } from "node:path";
 import { bin, launch, root, safetensorsHeader, serve } from "./harness.mjs";
 
 const tiny = join(root, "assets/tiny-bert");
@@ -53,7 +54,7 @@ async function saveAdapter(name) {
   mkdirSync(dir, { recursive: true });
   for (const file of ["adapter_model.safetensors", "adapter_config.json", "hearth_run.json"]) {
     const [d] = await Promise.all([page.waitForEvent("download"),
-      page.getByRole("link", { name: new RegExp(file.replace(".", "\\.")) }).click()]);
+      page.locator("#downloads").getByRole("link", { name: new RegExp(file.replace(".", "\\.")) }).click()]);
     await d.saveAs(join(dir, file));
   }
   return dir;
@@ -68,10 +69,15 @@ function cliJob(job, cwd) {
 
 /** Waits for `predicate` in the page, failing early with the page's own error message. */
 async function waitFor(predicate, timeout, what, arg = undefined) {
+  return waitOn(page, predicate, timeout, what, arg);
+}
+
+/** `waitFor` on the page `p`. */
+async function waitOn(p, predicate, timeout, what, arg = undefined) {
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
-    if (await page.evaluate(predicate, arg)) return;
-    const error = await page.locator(".error").allTextContents();
+    if (await p.evaluate(predicate, arg)) return;
+    const error = await p.locator(".error").allTextContents();
     if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${consoleLines.join("\n")}`);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -136,7 +142,7 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.deepEqual(headers, ["negative", "neutral", "positive"]);
 
   const [adapter] = await Promise.all([page.waitForEvent("download"),
-    page.getByRole("link", { name: /adapter_model\.safetensors/ }).click()]);
+    page.locator("#downloads").getByRole("link", { name: /adapter_model\.safetensors/ }).click()]);
   const bytes = readFileSync(await adapter.path());
   const { header, dataStart } = safetensorsHeader(bytes);
   assert.deepEqual(header.__metadata__, { format: "pt" });
@@ -304,6 +310,9 @@ test("a run survives closing the tab: reopened, the page resumes it from OPFS an
   await page.fill("#checkpoint-every", "4");
   run.resumeJobPath = (await exportJob(page, "resume-job.json")).path;
   await page.click("#start");
+  // The stopped run of the test before can still be resumed: the page asks before replacing it.
+  await page.waitForSelector("#replace-dialog[open]", { timeout: 30_000 });
+  await page.click("#replace-discard");
   await waitFor(() => Number(document.getElementById("checkpoint-status").dataset.step ?? 0) >= 8,
     600_000, "the second checkpoint");
   const before = await page.locator("#step-log tbody tr").count();
@@ -486,6 +495,16 @@ test("the server sends a Content-Security-Policy that keeps fetches same-origin"
   assert.doesNotMatch(csp, /https?:/);
   const meta = await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute("content");
   assert.match(meta, /connect-src 'self'/);
+  // The same policy as the page's <meta> (which cannot carry frame-ancestors), on every response:
+  // the worker's script and the module too.
+  assert.equal(csp, `${meta}; frame-ancestors 'none'`);
+  for (const path of ["worker.js", "app.js", "pkg/hearth_web.js", "pkg/hearth_web_bg.wasm", "no-such-file"]) {
+    const r = await context.request.head(`${server.origin}/${path}`);
+    assert.equal(r.headers()["content-security-policy"], csp, path);
+  }
+  // The README gives the same header for other servers.
+  assert.ok(readFileSync(join(root, "README.md"), "utf8").includes(`\nContent-Security-Policy: ${csp}\n`),
+    "README's header for other servers is the served one");
 });
 
 test("without WebGPU the page says so and what to do", { timeout: 150_000 }, async () => {
@@ -586,4 +605,199 @@ test("the page's SFT run and its answers are the CLI's on the CPU", () => {
   const [base, adapter] = answers.replace(/^--- base\n/, "").split("--- adapter\n").map((t) => t.replace(/\n$/, ""));
   assert.equal(base, run.chatAnswers.base);
   assert.equal(adapter, run.chatAnswers.adapter);
+});
+
+// ---------- the user's work is never lost: each test in a browser profile (an OPFS) of its own ----------
+
+/** A page in `ctx` on the served page, WebGPU up; its console goes to the log as `tag`. */
+async function openPage(ctx, tag, p = undefined) {
+  p ??= ctx.pages()[0] ?? await ctx.newPage();
+  p.on("console", (m) => consoleLines.push(`${m.type()} (${tag}): ${m.text()}`));
+  p.on("pageerror", (e) => consoleLines.push(`pageerror (${tag}): ${e.message}`));
+  await p.goto(`${server.origin}/`, { timeout: 120_000 });
+  await waitOn(p, () => document.getElementById("gpu").dataset.adapter !== undefined, 120_000, `WebGPU start (${tag})`);
+  return p;
+}
+
+/** Picks the tiny BERT and tiny.csv on `p` and a small, fast job with `settings` on top. */
+async function pickTiny(p, settings) {
+  await p.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+  await waitOn(p, () => document.getElementById("model-status").textContent.includes("All three"), 10_000, "model files");
+  await p.setInputFiles("#data-file", csvPath);
+  await waitOn(p, () => document.getElementById("label-column").options.length > 0, 10_000, "columns");
+  const job = { "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8", "#lora-dropout": "0",
+    "#lr": "0.03", "#batch-size": "16", "#max-length": "32", "#warmup": "0", "#eval-every": "0", "#seed": "3", ...settings };
+  for (const [sel, value] of Object.entries(job)) await p.fill(sel, value);
+}
+
+const stepsLogged = (p) => p.locator("#step-log tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.cells[0].textContent)));
+
+test("Start asks before replacing a run that can still be resumed, and does only what the user chose", { timeout: 600_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const p = await openPage(ctx, "replace");
+    await pickTiny(p, { "#steps": "400", "#checkpoint-every": "2" });
+    await p.click("#start");
+    await waitOn(p, () => Number(document.getElementById("checkpoint-status").dataset.step ?? 0) >= 2, 300_000, "a checkpoint");
+    await p.click("#stop");
+    await waitOn(p, () => document.querySelectorAll("#downloads li").length === 3, 120_000, "stopping");
+    // Reopened, the page offers the stopped run (it did before too).
+    await openPage(ctx, "replace, reopened", p);
+    await waitOn(p, () => !document.getElementById("resume-banner").hidden, 60_000, "the resume offer");
+    const step = Number(await p.locator("#resume-banner").getAttribute("data-step"));
+    assert.ok(step >= 2, `stored at step ${step}`);
+
+    // Start with a new job: a dialog asks first, and nothing starts.
+    await pickTiny(p, { "#steps": "3", "#checkpoint-every": "0" });
+    await p.click("#start");
+    const dialog = p.getByRole("dialog", { name: "Replace the unfinished run?" });
+    await dialog.waitFor({ state: "visible", timeout: 15_000 });
+    assert.match(await dialog.textContent(), new RegExp(`tiny\\.csv.*was stopped; its last checkpoint is at step ${step} of 400`));
+    for (const name of ["Resume the unfinished run", "Discard it and start the new run", "Cancel"]) {
+      assert.equal(await dialog.getByRole("button", { name }).isVisible(), true, name);
+    }
+    // Escape is "neither": the stored run stays, still offered at the same step, and no run started.
+    await p.keyboard.press("Escape");
+    await dialog.waitFor({ state: "hidden", timeout: 5_000 });
+    // (The dialog's "close" event comes a task after it is hidden.)
+    await p.waitForFunction(() => document.getElementById("run-status").textContent.startsWith("Not started:"), null,
+      { timeout: 5_000 }).catch(() => {});
+    assert.match(await p.locator("#run-status").textContent(), /^Not started: the unfinished run is kept/);
+    assert.equal(await p.locator("#resume-banner").isVisible(), true);
+    assert.equal(Number(await p.locator("#resume-banner").getAttribute("data-step")), step);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual(await stepsLogged(p), []);
+
+    // "Discard it and start the new run": the new job runs from its first step, and the stored
+    // run is gone (a reopened page offers nothing to resume).
+    await p.click("#start");
+    await dialog.waitFor({ state: "visible", timeout: 15_000 });
+    await dialog.getByRole("button", { name: "Discard it and start the new run" }).click();
+    await waitOn(p, () => document.querySelectorAll("#downloads li").length === 3, 300_000, "the new run");
+    assert.match(await p.locator("#run-status").textContent(), /^Finished after 3 steps/);
+    assert.deepEqual(await stepsLogged(p), [1, 2, 3]);
+    await openPage(ctx, "replace, reopened after the new run", p);
+    await waitOn(p, () => document.getElementById("kept").dataset.count !== undefined, 60_000, "the stored runs");
+    assert.equal(await p.locator("#resume-banner").isVisible(), false);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a run's adapter is kept in the browser after the tab closes, until the user removes it", { timeout: 600_000 }, async () => {
+  const ctx = await launch();
+  try {
+    let p = await openPage(ctx, "kept");
+    await pickTiny(p, { "#steps": "4", "#checkpoint-every": "0" });
+    await p.click("#start");
+    await waitOn(p, () => document.querySelectorAll("#downloads li").length === 3, 300_000, "the run");
+    const names = ["adapter_config.json", "adapter_model.safetensors", "hearth_run.json"];
+    const downloaded = {};
+    for (const name of names) {
+      const [d] = await Promise.all([p.waitForEvent("download"),
+        p.locator("#downloads").getByRole("link", { name: new RegExp(`^${name.replace(".", "\\.")}`) }).click()]);
+      downloaded[name] = readFileSync(await d.path());
+    }
+    await p.close();
+
+    // A new tab: the run's files are offered again, the same bytes, with a Remove button.
+    p = await openPage(ctx, "kept, new tab", await ctx.newPage());
+    await waitOn(p, () => document.getElementById("kept").dataset.count === "1", 60_000, "the kept adapter");
+    const entry = p.locator("#kept > li");
+    assert.match(await entry.locator("p").textContent(), /^The run on tiny\.csv \(classification\), finished .*: 4 steps, loss/);
+    const links = await entry.getByRole("link").allTextContents();
+    assert.deepEqual(links.map((l) => l.split(" (")[0]).sort(), names);
+    for (const name of names) {
+      const [d] = await Promise.all([p.waitForEvent("download"),
+        entry.getByRole("link", { name: new RegExp(`^${name.replace(".", "\\.")}`) }).click()]);
+      assert.ok(readFileSync(await d.path()).equals(downloaded[name]), `${name} is the run's own`);
+    }
+    assert.equal(JSON.parse(downloaded["hearth_run.json"]).job.train.steps, 4);
+
+    // Removed, it is gone for good.
+    await entry.getByRole("button", { name: /^Remove the files of the run on tiny\.csv/ }).click();
+    await waitOn(p, () => document.getElementById("kept").dataset.count === "0", 30_000, "the removal");
+    assert.equal(await p.locator("#kept-section").isVisible(), false);
+    await openPage(ctx, "kept, reopened after removal", p);
+    await waitOn(p, () => document.getElementById("kept").dataset.count === "0", 60_000, "the kept list");
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("a stored run cannot be discarded, resumed or replaced while it is going, from this tab or another", { timeout: 600_000 }, async () => {
+  const ctx = await launch();
+  try {
+    const a = await openPage(ctx, "going");
+    await pickTiny(a, { "#steps": "400", "#checkpoint-every": "2" });
+    await a.click("#start");
+    await waitOn(a, () => Number(document.getElementById("checkpoint-status").dataset.step ?? 0) >= 2, 300_000, "a checkpoint");
+    assert.equal(await a.locator("#discard").isDisabled(), true, "Discard while this tab's run is going");
+
+    // A second tab sees the run, but may neither discard it nor resume it.
+    const b = await openPage(ctx, "second tab", await ctx.newPage());
+    await waitOn(b, () => !document.getElementById("resume-banner").hidden, 60_000, "the second tab's offer");
+    assert.match(await b.locator("#resume-text").textContent(), /is going in another tab of this page/);
+    assert.equal(await b.locator("#discard").isDisabled(), true, "Discard in another tab");
+    assert.equal(await b.locator("#resume").isDisabled(), true, "Resume in another tab");
+    // Nor start a run of its own over it.
+    await pickTiny(b, { "#steps": "3", "#checkpoint-every": "0" });
+    await b.click("#start");
+    await b.waitForSelector("#run-status.error", { timeout: 30_000 });
+    assert.match(await b.locator("#run-status").textContent(), /another tab/);
+
+    // The first tab's run went on unharmed; once it is stopped there, the second tab may discard it.
+    const before = (await stepsLogged(a)).length;
+    await waitOn(a, (n) => document.querySelectorAll("#step-log tbody tr").length > n + 2, 120_000, "more steps", before);
+    await a.click("#stop");
+    await waitOn(a, () => document.querySelectorAll("#downloads li").length === 3, 120_000, "stopping");
+    assert.match(await a.locator("#run-status").textContent(), /^Stopped after \d+ steps/);
+    await b.waitForFunction(() => document.getElementById("resume-banner").dataset.live === "false" &&
+      !document.getElementById("discard").disabled, null, { timeout: 60_000 });
+    assert.match(await b.locator("#resume-text").textContent(), /was stopped/);
+    await b.click("#discard");
+    await b.waitForFunction(() => document.getElementById("resume-banner").hidden, null, { timeout: 30_000 });
+  } finally {
+    await ctx.close();
+  }
+});
+
+test("served by a server that sends no CSP header, the worker is still held to the page's policy", { timeout: 180_000 }, async () => {
+  // A plain static server, as a user might host the page: no security headers at all.
+  const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+  const seen = [];
+  const plain = createServer((req, res) => {
+    seen.push(req.url);
+    const path = req.url === "/" ? "/index.html" : req.url.split("?")[0];
+    try {
+      const body = readFileSync(join(root, "static", normalize(path).replace(/^(\.\.[/\\])+/, "")));
+      res.writeHead(200, { "Content-Type": types[extname(path)] ?? "application/octet-stream" });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((r) => plain.listen(0, "127.0.0.1", r));
+  const { port } = plain.address();
+  const ctx = await launch({ webgpu: false });
+  try {
+    const p = ctx.pages()[0] ?? await ctx.newPage();
+    p.on("console", (m) => consoleLines.push(`${m.type()} (no-CSP server): ${m.text()}`));
+    const response = await p.goto(`http://127.0.0.1:${port}/`, { timeout: 120_000 });
+    assert.equal(response.headers()["content-security-policy"], undefined);
+    const worker = p.workers()[0] ?? await p.waitForEvent("worker", { timeout: 60_000 });
+    // The worker's own fetches: a data: URL (never on the network) and another origin (this same
+    // server as "localhost") are refused, as `connect-src 'self'` says.
+    const outcome = await worker.evaluate((url) => Promise.all([fetch("data:,").then(() => "fetched", () => "refused"),
+      fetch(url).then(() => "fetched", () => "refused")]), `http://localhost:${port}/probe`);
+    assert.deepEqual(outcome, ["refused", "refused"]);
+    assert.ok(!seen.includes("/probe"), seen.join(", "));
+    // And the page knows it is covered (where it is not, it says so).
+    await p.waitForFunction(() => document.getElementById("csp-status").dataset.csp !== undefined, null, { timeout: 60_000 });
+    assert.equal(await p.locator("#csp-status").getAttribute("data-csp"), "enforced");
+  } finally {
+    await ctx.close();
+    plain.close();
+  }
 });

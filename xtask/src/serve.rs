@@ -11,8 +11,12 @@ use anyhow::{Context, Result};
 
 /// Only same-origin fetches; wasm compilation and a same-origin module worker; downloads are
 /// `blob:` links made by the page. No third-party script, style, font, frame or form target.
+/// The worker is started from a `blob:` URL (a one-line module importing `worker.js`) so that it
+/// inherits the page's policy even where a server sends none; `worker-src` allows that. The
+/// same policy is in `web/index.html`'s `<meta>` (less `frame-ancestors`, which a `<meta>`
+/// cannot carry) and sent here with every response, `worker.js` and the module included.
 pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
-    worker-src 'self'; connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; \
+    worker-src 'self' blob:; connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; \
     font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
@@ -125,10 +129,13 @@ fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
                 std::io::copy(&mut file, &mut out)?;
             }
         }
-        None => write!(
-            out,
-            "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\nnot found"
-        )?,
+        None => {
+            write!(out, "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\n")?;
+            // A HEAD answer has no body, whatever its status.
+            if method != "HEAD" {
+                write!(out, "not found")?;
+            }
+        }
     }
     out.flush()
 }
