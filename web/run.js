@@ -36,6 +36,7 @@ function resetRunView() {
   $("step-log").tBodies[0].replaceChildren();
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
+  $("run-warnings").replaceChildren();
   clearDownloads();
   setStatus($("merge-status"), "");
   delete $("checkpoint-status").dataset.step;
@@ -239,6 +240,13 @@ export function onTrainEvent(e) {
     case "step": showStep(e); break;
     case "evaluated": showMetrics(e.step, e.metrics, "validation"); break;
     case "tested": showMetrics(e.step, e.metrics, "test"); break;
+    // What the run found and went on with (for example tensors of the model nothing uses).
+    case "warning": {
+      const item = document.createElement("li");
+      item.textContent = `Warning: ${e.message}`;
+      $("run-warnings").append(item);
+      break;
+    }
     default: break;
   }
 }
