@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hearth_data::chat::Truncation;
 use hearth_models::bert::Pooling;
 use hearth_train::job::RawJob;
 use hearth_train::optim::OptimizerSettings;
@@ -214,6 +215,11 @@ pub struct TrainArgs {
     /// SFT: pack several conversations into each row of --max-length tokens.
     #[arg(long)]
     pub packing: bool,
+    /// SFT: what a conversation longer than --max-length loses: keep-answer (cut the earlier
+    /// turns and the start of the prompt, keep the answer), keep-start (keep the first tokens,
+    /// cutting the answer) or drop.
+    #[arg(long, value_parser = setting::<Truncation>)]
+    pub truncation: Option<Truncation>,
     /// SFT: a Jinja chat template file to use instead of the model's own.
     #[arg(long, value_name = "FILE")]
     pub chat_template: Option<PathBuf>,
@@ -327,6 +333,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("--threshold", "task.threshold"),
     ("--packing", "task.packing"),
     ("--chat-template", "task.chat_template"),
+    ("--truncation", "task.truncation"),
     ("--r", "lora.r"),
     ("--alpha", "lora.lora_alpha"),
     ("--lora-dropout", "lora.lora_dropout"),

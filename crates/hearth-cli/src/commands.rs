@@ -112,6 +112,14 @@ impl EventPrinter {
         // What the data holds and the memory plan go to stderr in both modes, before the run.
         match event {
             Event::Data(data) => describe_data(data),
+            Event::Started {
+                conversations: Some(cuts),
+                ..
+            } => {
+                for line in cuts.describe() {
+                    eprintln!("{line}");
+                }
+            }
             Event::Planned {
                 plan,
                 changed,
@@ -140,6 +148,7 @@ impl EventPrinter {
                 eval_rows,
                 trainable_params,
                 total_params,
+                ..
             } => {
                 eprintln!(
                     "training {trainable_params} of {total_params} parameters \

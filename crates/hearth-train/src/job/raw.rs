@@ -27,6 +27,7 @@ const KIND_SETTINGS: &[(&str, &str, &[&str])] = &[
     ("task", "huber_delta", &["regression"]),
     ("task", "packing", &["sft"]),
     ("task", "chat_template", &["sft"]),
+    ("task", "truncation", &["sft"]),
     ("train.optimizer", "momentum", &["sgd", "rmsprop"]),
     ("train.optimizer", "nesterov", &["sgd"]),
     ("train.optimizer", "beta1", &["adam", "adamw"]),
