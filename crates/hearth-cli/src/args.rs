@@ -477,7 +477,8 @@ pub enum CleanStep {
 /// `hearth inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The dataset: CSV, TSV, JSONL, JSON or plain text.
+    /// The dataset: CSV, TSV, JSONL, JSON or plain text. Conversations (a `messages` column,
+    /// or `prompt` and `response`) get the chat report.
     pub file: String,
     /// Format (csv, tsv, jsonl, json, text) [default: from the extension].
     #[arg(long)]
@@ -491,10 +492,11 @@ pub struct InspectArgs {
     /// Read no labels.
     #[arg(long)]
     pub no_labels: bool,
-    /// Model directory whose tokenizer gives the token figures.
+    /// Model directory whose tokenizer gives the token figures; for conversations, a chat
+    /// model's .gguf file or directory (its tokenizer and chat template).
     #[arg(long)]
     pub model: Option<String>,
-    /// Max length in tokens, for the share of texts it cuts.
+    /// Max length in tokens, for the share of texts (or conversations) it cuts.
     #[arg(long, default_value_t = 128)]
     pub max_length: usize,
     /// Near-duplicate threshold: Jaccard similarity of word 3-gram sets.

@@ -34,6 +34,13 @@ pub struct Turn {
 /// The roles a turn may have.
 pub const ROLES: [&str; 3] = ["system", "user", "assistant"];
 
+/// Whether a file with these columns (or keys) holds conversations: a `messages` column, or
+/// `prompt` with `response` or `completion`.
+pub fn is_conversations(columns: &[String]) -> bool {
+    let has = |name: &str| columns.iter().any(|c| c == name);
+    has("messages") || (has("prompt") && (has("response") || has("completion")))
+}
+
 /// What to do with a conversation longer than the max length (TRL's `truncation_mode`,
 /// Axolotl's `excess_length_strategy`, with the answer in mind).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -18,6 +18,7 @@
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
 use hearth_data::chat::{Cut, Truncation, Turn};
+use hearth_data::quality::ChatFit;
 use hearth_models::chat::Message;
 use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
@@ -201,6 +202,25 @@ pub fn tokenize(
         }
     }
     Ok((out, report))
+}
+
+/// What `max_length` does to one conversation under every policy ([`fit`] under each of
+/// [`Truncation::ALL`]), for the data report.
+pub fn measure(
+    tokenizer: &LmTokenizer,
+    turns: &[Turn],
+    max_length: usize,
+) -> Result<ChatFit, TrainError> {
+    let mut fit_all = ChatFit {
+        length: 0,
+        cuts: [Cut::Whole; 3],
+    };
+    for (cut, policy) in fit_all.cuts.iter_mut().zip(Truncation::ALL) {
+        let fitted = fit(tokenizer, turns, max_length, policy)?;
+        *cut = fitted.cut;
+        fit_all.length = fitted.length;
+    }
+    Ok(fit_all)
 }
 
 /// One conversation fitted to a max length ([`fit`]).

@@ -698,3 +698,125 @@ fn chat_findings(r: &ChatReport) -> Vec<Finding> {
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tests/fixtures/chat_report.jsonl`, written by hand with one problem or two per row
+    /// (see the fixtures' README); every figure below is counted by hand from it.
+    fn fixture() -> RawConversations {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/chat_report.jsonl"
+        );
+        let bytes = std::fs::read(path).expect("fixture");
+        crate::chat::read_conversations(&bytes, crate::DataFormat::Jsonl).expect("reads")
+    }
+
+    #[test]
+    fn the_chat_report_counts_what_a_hand_count_finds() {
+        let data = fixture();
+        // A stand-in for a tokenizer: one token per character of the turns' text, and a cut
+        // that keeps the answer under keep_answer and drops under the other two policies.
+        let measure = |turns: &[Turn]| -> Result<ChatFit, String> {
+            let length = turns.iter().map(|t| t.content.chars().count()).sum();
+            let cuts = if length > 40 {
+                [Cut::PromptCut, Cut::Dropped, Cut::Dropped]
+            } else {
+                [Cut::Whole; 3]
+            };
+            Ok(ChatFit { length, cuts })
+        };
+        let options = InspectOptions {
+            max_length: 40,
+            ..InspectOptions::default()
+        };
+        let train: Vec<usize> = (0..14).filter(|i| ![1, 4, 13].contains(i)).collect();
+        let r = inspect_chat(&data, Some((&train, &[1, 4, 13])), &options, Some(&measure));
+        assert_eq!((r.rows, r.conversations), (14, 13));
+        assert_eq!(r.unreadable.examples, [12]);
+        assert_eq!((r.turns.min, r.turns.p50, r.turns.max), (2, 2, 3));
+        assert!((r.turns.mean - 29.0 / 13.0).abs() < 1e-12);
+        assert_eq!(r.role_errors.examples, [8]);
+        assert_eq!(r.role_order.examples, [7, 9]);
+        assert_eq!(r.empty_turns.examples, [11]);
+        assert_eq!(r.missing_answers.examples, [7]);
+        assert_eq!(r.empty_answers.examples, [6]);
+        let dup = &r.exact_duplicates;
+        assert_eq!((dup.groups, dup.rows, dup.redundant), (2, 4, 2));
+        assert_eq!(dup.examples, [vec![1, 2], vec![4, 5]]);
+        assert_eq!(r.folded_duplicates.examples, [vec![1, 2, 3]]);
+        assert_eq!(r.near_duplicates.examples, [vec![13, 14]]);
+        assert_eq!(
+            (r.conflicting_answers.texts, r.conflicting_answers.rows),
+            (1, 2)
+        );
+        let answers: Vec<&String> = r.conflicting_answers.examples[0].labels.keys().collect();
+        assert_eq!(answers, ["Barcelona.", "Madrid."]);
+        assert_eq!(r.pii.rows.examples, [10]);
+        assert_eq!(r.pii.by_kind.get(&PiiKind::Email), Some(&1));
+        let leak = r.leakage.as_ref().expect("split given");
+        assert_eq!(leak.exact.examples, [2, 5]);
+        assert_eq!(leak.folded.examples, [2, 5]);
+        assert_eq!(leak.near.examples, [2, 5, 14]);
+        // Only the nine conversations training accepts are measured (rows 1–5, 9, 10, 13,
+        // 14: 36, 36, 41, 36, 39, 18, 59, 107 and 93 characters); four are over 40.
+        let t = r.tokens.as_ref().expect("measured");
+        assert_eq!((t.lengths.min, t.lengths.max), (18, 107));
+        assert_eq!(t.longer.examples, [3, 10, 13, 14]);
+        assert!((t.longer_share - 4.0 / 9.0).abs() < 1e-12);
+        let counts: Vec<[usize; 4]> = t
+            .policies
+            .iter()
+            .map(|p| [p.whole, p.prompt_cut, p.answer_cut, p.dropped])
+            .collect();
+        assert_eq!(counts, [[5, 4, 0, 0], [5, 0, 0, 4], [5, 0, 0, 4]]);
+        // Every problem is a finding, training's refusals as errors.
+        let checks: Vec<(&str, Severity)> =
+            r.findings.iter().map(|f| (f.check, f.severity)).collect();
+        for check in [
+            "unreadable",
+            "role_errors",
+            "empty_turns",
+            "missing_answers",
+            "empty_answers",
+            "leakage",
+        ] {
+            assert!(
+                checks.contains(&(check, Severity::Error)),
+                "{check}: {checks:?}"
+            );
+        }
+        for check in [
+            "role_order",
+            "exact_duplicates",
+            "conflicting_answers",
+            "personal_data",
+            "truncation",
+        ] {
+            assert!(
+                checks.contains(&(check, Severity::Warning)),
+                "{check}: {checks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_of_clean_conversations_has_no_problem_findings() {
+        let bytes = b"{\"prompt\": \"Name a colour of the sky.\", \"response\": \"Blue.\"}\n\
+                      {\"messages\": [{\"role\": \"user\", \"content\": \"Two plus two?\"}, \
+                      {\"role\": \"assistant\", \"content\": \"Four.\"}]}\n";
+        let r = inspect_chat_bytes(
+            bytes,
+            crate::DataFormat::Jsonl,
+            None,
+            &InspectOptions::default(),
+            None,
+        )
+        .expect("reads");
+        let checks: Vec<&str> = r.findings.iter().map(|f| f.check).collect();
+        assert_eq!(checks, ["size"]);
+        assert!(r.tokens.is_none() && r.leakage.is_none());
+    }
+}
