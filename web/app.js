@@ -60,7 +60,7 @@ function showGpu(g) {
 }
 
 /** Where a failed request's message goes: its own panel, or the run's status. */
-const FAILED = { inspect: reportFailed, generate: generateFailed, merge: mergeFailed };
+const FAILED = { inspect: reportFailed, "inspect-chat": reportFailed, generate: generateFailed, merge: mergeFailed };
 
 function onWorkerMessage(msg) {
   switch (msg.type) {

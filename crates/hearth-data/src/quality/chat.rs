@@ -149,7 +149,7 @@ fn out_of_order(turns: &[Turn]) -> bool {
         let bad = match role {
             "system" => i > 0,
             "user" | "assistant" => {
-                previous == Some(role) || (role == "assistant" && matches!(previous, None))
+                previous == Some(role) || (role == "assistant" && previous.is_none())
             }
             _ => false,
         };
