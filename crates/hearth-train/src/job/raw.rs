@@ -205,7 +205,13 @@ mod tests {
     /// kinds listed and is refused by serde for every other kind.
     #[test]
     fn kind_settings_match_the_types() {
-        let samples = [json!(0.5), json!(true), json!("mse"), json!("|"), json!("drop")];
+        let samples = [
+            json!(0.5),
+            json!(true),
+            json!("mse"),
+            json!("|"),
+            json!("drop"),
+        ];
         let mut kinds_of: Vec<(&str, Vec<&str>)> = TAGGED
             .iter()
             .map(|(s, _, default)| (*s, vec![*default]))
