@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Runs each fuzz target of fuzz/ (the dataset loaders, the data-quality code, the GGUF reader, a job
-# against a model's config and tensor names) for a bounded
-# time with libFuzzer: `scripts/fuzz.sh [SECONDS per target, default 60]`. Needs a nightly
-# toolchain and cargo-fuzz; installs them if missing. A crash fails the script and leaves the
-# input in fuzz/artifacts/TARGET/, which `cargo +nightly fuzz run TARGET FILE` replays.
+# Runs each fuzz target of fuzz/ (the dataset loaders, the data-quality code, the chat report,
+# the GGUF reader, a job against a model's config and tensor names) for a bounded time with
+# libFuzzer: `scripts/fuzz.sh [SECONDS per target, default 60]`. Needs a nightly toolchain and
+# cargo-fuzz; installs them if missing. A crash fails the script and leaves the input in
+# fuzz/artifacts/TARGET/, which `cargo +nightly fuzz run TARGET FILE` replays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-mkdir -p fuzz/corpus/load fuzz/corpus/text fuzz/corpus/gguf fuzz/corpus/compat
+mkdir -p fuzz/corpus/load fuzz/corpus/text fuzz/corpus/chat fuzz/corpus/gguf fuzz/corpus/compat
 # Seed the corpora with the committed fixtures (one selector byte + the file for `load`).
 for f in crates/hearth-data/tests/fixtures/* tests/browser/tiny.csv; do
   name=$(basename "$f")
   { printf '\x00'; cat "$f"; } > "fuzz/corpus/load/$name"
   { printf '\x82'; cat "$f"; } > "fuzz/corpus/load/labels-$name"
   head -c 4096 "$f" > "fuzz/corpus/text/$name"
+done
+# Conversations seed `chat` (the selector byte picks JSONL, measured, with a split).
+for f in tests/fixtures/*_sft.jsonl tests/fixtures/chat_report.jsonl; do
+  { printf '\xc5'; head -c 16384 "$f"; } > "fuzz/corpus/chat/$(basename "$f")"
 done
 # A small GGUF file of every supported type (the hearth-gguf tests write it) seeds `gguf`.
 HEARTH_GGUF_SEED="$PWD/fuzz/corpus/gguf/every-type.gguf" cargo test -q -p hearth-gguf --test synthetic \
@@ -37,7 +41,7 @@ for f in jobs/*.toml; do
   { cat "$f"; printf '\x00'; cat tests/fixtures/tiny-chat/config.json; printf '\x00%s' "$llama_names"; } \
     > "fuzz/corpus/compat/$name-llama"
 done
-for target in load text gguf compat; do
+for target in load text chat gguf compat; do
   (cd fuzz && cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
     -print_final_stats=1 2>&1 | tail -n 12)
 done

@@ -69,7 +69,7 @@ function showGpu(g) {
 }
 
 /** Where a failed request's message goes: its own panel, or the run's status. */
-const FAILED = { inspect: reportFailed, generate: generateFailed, merge: mergeFailed, discard: discardFailed,
+const FAILED = { inspect: reportFailed, "inspect-chat": reportFailed, generate: generateFailed, merge: mergeFailed, discard: discardFailed,
   "remove-kept": removeKeptFailed };
 
 /** Whether the worker's fetches are held to this origin by a Content-Security-Policy. */

@@ -40,6 +40,7 @@ const FIELDS = [
   ["separator", "task.separator", "text", taskIs("multi_label")],
   ["regression-loss", "task.loss", "select", taskIs("regression")],
   ["packing", "task.packing", "check", taskIs("sft")],
+  ["truncation", "task.truncation", "select", taskIs("sft")],
   ["r", "lora.r", "number"],
   ["alpha", "lora.lora_alpha", "number"],
   ["lora-dropout", "lora.lora_dropout", "number"],

@@ -9,12 +9,12 @@ let timer = null;
 export function requestReport() {
   clearTimeout(timer);
   timer = setTimeout(() => {
-    if (!state.data || !state.ready || !$("text-column").value) return;
+    if (!state.data || !state.ready) return;
     if (isSft()) {
-      // The report reads labelled texts; conversations are checked when the run reads them.
-      setStatus($("report-status"), "The data report covers labelled texts; an SFT run checks every conversation when it starts.");
+      requestChatReport();
       return;
     }
+    if (!$("text-column").value) return;
     const tokenizer = state.modelFiles["tokenizer.json"];
     const model = modelSource() === "demo" ? { demo: true } : tokenizer ? { tokenizer: tokenizer.slice(0) } : {};
     const settings = {
@@ -27,6 +27,24 @@ export function requestReport() {
     setStatus($("report-status"), "Checking the data…");
     post({ type: "inspect", name: state.data.name, file: state.data.file, settings, model });
   }, 200);
+}
+
+// The chat model's files the chat report reads: its tokenizer and template, or its GGUF file
+// (the weights of an HF directory stay in the page).
+const CHAT_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"];
+
+/** The report of a file of conversations, `hearth inspect`'s chat report. */
+function requestChatReport() {
+  const files = modelSource() === "demo" ? [] : Object.entries(state.modelFiles)
+    .filter(([name]) => CHAT_TOKENIZER_FILES.includes(name) || name.endsWith(".gguf"))
+    .map(([name, bytes]) => [name, bytes.slice(0)]);
+  const settings = {
+    max_length: setting("max-length"),
+    eval_fraction: setting("eval-fraction"),
+    seed: setting("seed"),
+  };
+  setStatus($("report-status"), "Checking the conversations…");
+  post({ type: "inspect-chat", name: state.data.name, file: state.data.file, settings, files });
 }
 
 export function showProgress({ pass, bytes, total }) {
@@ -47,22 +65,7 @@ export function showReport({ settings, report: r, wasm_before, wasm_bytes, file_
   box.dataset.fileBytes = String(file_bytes);
   box.dataset.json = JSON.stringify(r);
   box.dataset.settings = JSON.stringify(settings);
-  const rows = [
-    ["Rows", `${r.rows} (${r.encoding}${r.fallback_rows ? `, ${r.fallback_rows} read as latin-1` : ""})`],
-    ["Labels", r.labels ? r.labels.names.map((n, i) => `${n} ${r.labels.counts[i]}`).join(", ") +
-      ` (imbalance ${r.labels.imbalance_ratio.toFixed(2)}×)` : "none"],
-    ["Characters", `median ${r.chars.p50}, p90 ${r.chars.p90}, max ${r.chars.max}`],
-    ["Tokens", r.tokens ? `median ${r.tokens.lengths.p50}, max ${r.tokens.lengths.max}; ` +
-      `${r.tokens.truncated.count} over ${r.tokens.max_length}; unknown ${(100 * r.tokens.unknown_rate).toFixed(2)}%` : "—"],
-    ["Empty texts", r.empty_texts.count],
-    ["Exact duplicates", `${r.exact_duplicates.groups} groups, ${r.exact_duplicates.redundant} repeats`],
-    ["Folded duplicates", `${r.folded_duplicates.groups} groups`],
-    [`Near-duplicates (≥ ${r.near_settings.threshold})`, `${r.near_duplicates.groups} clusters`],
-    ["Conflicting labels", r.conflicting_labels ? `${r.conflicting_labels.texts} texts` : "—"],
-    ["Encoding damage", r.mojibake.count],
-    ["Personal data", `${r.pii.rows.count} rows`],
-    ["Held-out rows also in training", r.leakage ? `${r.leakage.exact.count} exact, ${r.leakage.near.count} incl. near` : "—"],
-  ];
+  const rows = r.conversations === undefined ? textRows(r) : chatRows(r);
   const table = $("report-table").tBodies[0];
   table.replaceChildren();
   for (const [label, value] of rows) headedRow(table, label, [value]);
@@ -78,6 +81,49 @@ export function showReport({ settings, report: r, wasm_before, wasm_bytes, file_
   setStatus($("report-status"), r.findings.length
     ? `${r.findings.length} findings; choose what to clean below before you start.`
     : "No findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
+}
+
+// The chat report's figures (the lines `hearth inspect` prints for conversations).
+function chatRows(r) {
+  const t = r.tokens;
+  return [
+    ["Conversations", `${r.conversations} in ${r.rows} rows (${r.encoding})`],
+    ["Turns per conversation", `median ${r.turns.p50}, max ${r.turns.max}`],
+    ["Tokens after the chat template", t ? `median ${t.lengths.p50}, max ${t.lengths.max}; ` +
+      `${t.longer.count} over ${t.max_length}` : "— (choose the chat model for token figures)"],
+    ...(t ? t.policies.map((p) => [`Truncation ${p.truncation}`, `${p.whole} whole, ${p.prompt_cut} prompt cut, ` +
+      `${p.answer_cut} answer cut, ${p.dropped} dropped`]) : []),
+    ["Unreadable rows", r.unreadable.count],
+    ["Unknown roles", r.role_errors.count],
+    ["Turns out of order", r.role_order.count],
+    ["Empty turns", r.empty_turns.count],
+    ["Missing answers", r.missing_answers.count],
+    ["Empty answers", r.empty_answers.count],
+    ["Duplicate prompts", `${r.exact_duplicates.groups} groups, ${r.exact_duplicates.redundant} repeats`],
+    [`Near-duplicate prompts (≥ ${r.near_settings.threshold})`, `${r.near_duplicates.groups} clusters`],
+    ["Same prompt, other answers", `${r.conflicting_answers.texts} prompts`],
+    ["Personal data", `${r.pii.rows.count} conversations`],
+    ["Held-out conversations also in training", r.leakage ? `${r.leakage.exact.count} exact, ${r.leakage.near.count} incl. near` : "—"],
+  ];
+}
+
+function textRows(r) {
+  return [
+    ["Rows", `${r.rows} (${r.encoding}${r.fallback_rows ? `, ${r.fallback_rows} read as latin-1` : ""})`],
+    ["Labels", r.labels ? r.labels.names.map((n, i) => `${n} ${r.labels.counts[i]}`).join(", ") +
+      ` (imbalance ${r.labels.imbalance_ratio.toFixed(2)}×)` : "none"],
+    ["Characters", `median ${r.chars.p50}, p90 ${r.chars.p90}, max ${r.chars.max}`],
+    ["Tokens", r.tokens ? `median ${r.tokens.lengths.p50}, max ${r.tokens.lengths.max}; ` +
+      `${r.tokens.truncated.count} over ${r.tokens.max_length}; unknown ${(100 * r.tokens.unknown_rate).toFixed(2)}%` : "—"],
+    ["Empty texts", r.empty_texts.count],
+    ["Exact duplicates", `${r.exact_duplicates.groups} groups, ${r.exact_duplicates.redundant} repeats`],
+    ["Folded duplicates", `${r.folded_duplicates.groups} groups`],
+    [`Near-duplicates (≥ ${r.near_settings.threshold})`, `${r.near_duplicates.groups} clusters`],
+    ["Conflicting labels", r.conflicting_labels ? `${r.conflicting_labels.texts} texts` : "—"],
+    ["Encoding damage", r.mojibake.count],
+    ["Personal data", `${r.pii.rows.count} rows`],
+    ["Held-out rows also in training", r.leakage ? `${r.leakage.exact.count} exact, ${r.leakage.near.count} incl. near` : "—"],
+  ];
 }
 
 /**

@@ -33,6 +33,7 @@ function resetRunView() {
   state.firstStep = null;
   state.startedAt = performance.now();
   state.fitNote = "";
+  $("run-cuts").textContent = "";
   $("step-log").tBodies[0].replaceChildren();
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
@@ -222,6 +223,21 @@ function showStep(e) {
   scheduleChart();
 }
 
+// What the max length did to a chat run's conversations (the `started` event's
+// `conversations`, the lines `hearth train` prints before the first step); "" otherwise.
+function cutsNote(c) {
+  if (!c) return "";
+  const parts = [["training", c.train], ["held-out", c.eval]].filter(([, r]) => r.conversations > 0);
+  const lines = parts.map(([part, r]) => {
+    const kept = r.conversations - r.dropped;
+    return `${part}: ${kept} of ${r.conversations} conversations used at max length ${c.max_length} ` +
+      `(truncation ${c.truncation}): ${kept - r.truncated} whole, ${r.prompt_cut} with the prompt cut and ` +
+      `the answer kept, ${r.answer_cut} with the answer cut, ${r.dropped} dropped`;
+  });
+  if (c.suggestion) lines.push(c.suggestion);
+  return lines.join("\n");
+}
+
 export function onTrainEvent(e) {
   switch (e.event) {
     case "data": showData(e); break;
@@ -236,6 +252,7 @@ export function onTrainEvent(e) {
       setStatus($("run-status"), `${e.resumed_at ? `Resumed at step ${e.resumed_at}. ` : ""}` +
         `Training ${e.trainable_params.toLocaleString()} of ${e.total_params.toLocaleString()} parameters on ` +
         `${e.train_rows} rows; ${e.eval_rows} held out.${state.fitNote}`);
+      $("run-cuts").textContent = cutsNote(e.conversations);
       break;
     case "step": showStep(e); break;
     case "evaluated": showMetrics(e.step, e.metrics, "validation"); break;

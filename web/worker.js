@@ -29,6 +29,9 @@
 //                                                without the adapter, then with it
 //   {type: "merge"}                              merge the last run's adapter into its model
 //   {type: "inspect", name, file: Blob, settings, model: {demo: true} | {tokenizer} | {}}
+//   {type: "inspect-chat", name, file: Blob, settings, files: [[name, ArrayBuffer], …]}
+//                                                the chat report of conversations (SFT), the
+//                                                chat model's tokenizer files (or none)
 //                                                the data report, read in 8 MiB slices
 //   {type: "stop"}
 // Worker → page:
@@ -90,7 +93,7 @@
 // the tab dies), and Start, Resume and Discard take it first, so another tab cannot replace or
 // delete the run that is going.
 import init, {
-  initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream,
+  initGpu, planJob, detectColumns, defaultJob, checkJob, checkCheckpoint, train, classify, InspectStream, inspectChat,
   mergeTrained, generateChat,
 } from "./pkg/hearth_web.js";
 
@@ -502,6 +505,16 @@ async function inspect(msg) {
          wasm_before: before, file_bytes: file.size });
 }
 
+// The chat report: conversations files are read whole (they are small beside the model).
+async function inspectChatFile(msg) {
+  const bytes = new Uint8Array(await msg.file.arrayBuffer());
+  const before = wasmMemory.buffer.byteLength;
+  const report = JSON.parse(inspectChat(msg.name, bytes, JSON.stringify(msg.settings),
+    msg.files.map(([name]) => name), msg.files.map(([, b]) => new Uint8Array(b))));
+  post({ type: "report", settings: msg.settings, report, wasm_bytes: wasmMemory.buffer.byteLength,
+         wasm_before: before, file_bytes: bytes.length });
+}
+
 /** Deletes the stored run; never while a run is going, in this tab or another. */
 async function discardRun() {
   if (busy) throw new Error("a run is going: stop it first");
@@ -539,6 +552,7 @@ self.onmessage = async ({ data: msg }) => {
       case "discard": await discardRun(); break;
       case "remove-kept": await removeKept(msg.id); break;
       case "inspect": await inspect(msg); break;
+      case "inspect-chat": await inspectChatFile(msg); break;
       case "merge": {
         const merged = await mergeTrained();
         const files = { config: merged.config.buffer, weights: merged.weights.buffer, tokenizer: merged.tokenizer.buffer };

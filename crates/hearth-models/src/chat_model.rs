@@ -102,14 +102,11 @@ impl ChatModel {
                 tokenizer_config,
                 chat_template,
             } => {
-                let mut tokenizer =
-                    LmTokenizer::from_tokenizer_json(tokenizer, tokenizer_config.as_deref())?;
-                if let Some(template) = chat_template {
-                    let source = std::str::from_utf8(template).map_err(|e| {
-                        ModelError::ChatTemplate(format!("chat_template.jinja is not UTF-8: {e}"))
-                    })?;
-                    tokenizer = tokenizer.with_chat_template(source)?;
-                }
+                let tokenizer = hf_tokenizer(
+                    tokenizer,
+                    tokenizer_config.as_deref(),
+                    chat_template.as_deref(),
+                )?;
                 let config = LlamaConfig::from_json(config)?;
                 let model = LlamaForCausalLM::init(&config, lora_dropout, device)?
                     .load_safetensors(weights.clone())?;
@@ -121,4 +118,47 @@ impl ChatModel {
             }
         }
     }
+}
+
+/// An HF directory's tokenizer with its chat template (`chat_template.jinja` wins over one in
+/// `tokenizer_config.json`).
+fn hf_tokenizer(
+    tokenizer: &[u8],
+    tokenizer_config: Option<&[u8]>,
+    chat_template: Option<&[u8]>,
+) -> Result<LmTokenizer, ModelError> {
+    let mut tokenizer = LmTokenizer::from_tokenizer_json(tokenizer, tokenizer_config)?;
+    if let Some(template) = chat_template {
+        let source = std::str::from_utf8(template).map_err(|e| {
+            ModelError::ChatTemplate(format!("chat_template.jinja is not UTF-8: {e}"))
+        })?;
+        tokenizer = tokenizer.with_chat_template(source)?;
+    }
+    Ok(tokenizer)
+}
+
+/// Only the tokenizer and chat template of a chat model's files by name (as
+/// [`LmFiles::from_named`] takes them, weights not needed), for the data report.
+pub fn tokenizer_from_named(files: &[(String, Vec<u8>)]) -> Result<LmTokenizer, ModelError> {
+    if let Some((_, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
+        return LmTokenizer::from_gguf_bytes(bytes);
+    }
+    let get = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    };
+    let tokenizer = get("tokenizer.json").ok_or_else(|| {
+        ModelError::Weights(
+            "a chat model is one .gguf file, or a directory with tokenizer.json: \
+             tokenizer.json is missing"
+                .into(),
+        )
+    })?;
+    hf_tokenizer(
+        tokenizer,
+        get("tokenizer_config.json"),
+        get("chat_template.jinja"),
+    )
 }

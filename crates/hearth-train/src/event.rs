@@ -43,6 +43,9 @@ pub enum Event {
         trainable_params: usize,
         /// All parameters, adapters included.
         total_params: usize,
+        /// A chat run's conversations: how many the max length cut, how, and how many it
+        /// dropped, with a suggestion (`null` for classifiers).
+        conversations: Option<Box<crate::sft::SftCuts>>,
     },
     /// One optimizer step finished.
     Step {

@@ -68,6 +68,12 @@ pub enum Task {
         /// none, or to change the format).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         chat_template: Option<String>,
+        /// What a conversation longer than `train.max_length` loses: `keep_answer` (cut the
+        /// earlier turns, then the start of the prompt, keeping the system prompt, the
+        /// template's role headers and end-of-turn markers and the answer whole when it fits on
+        /// its own), `keep_start` (keep the first tokens, cutting the answer) or `drop`.
+        #[serde(default)]
+        truncation: hearth_data::chat::Truncation,
     },
 }
 

@@ -413,7 +413,10 @@ async fn run_chat(
         (None, None) => None,
     };
     let chat = load_chat(job, files, adapter, device)?;
-    let (objective, report) = crate::sft::objective(job, &chat.tokenizer, &split)?;
+    let (mut objective, mut cuts) = crate::sft::objective(job, &chat.tokenizer, &split)?;
+    cuts.suggestion = crate::sft::suggestion(&cuts, &chat.config, job.train.batch_size);
+    let report = cuts.train.clone();
+    objective.cuts = Some(cuts);
     let fingerprint = split.fingerprint();
     let (model, summary, before) = fit(
         job,

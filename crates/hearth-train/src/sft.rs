@@ -4,8 +4,10 @@
 //!
 //! - [`tokenize`] renders each conversation with the template and marks which tokens the
 //!   assistant wrote (its answer and the end-of-turn marker after it): only those are scored.
-//!   A conversation longer than `max_length` is cut at the end; one left with no assistant
-//!   token is dropped and counted.
+//!   A conversation longer than `max_length` is cut as the job's [`Truncation`] says
+//!   ([`fit`]): by default the earlier turns and then the start of the prompt go, so the last
+//!   answer is kept whole whenever it fits on its own. Every cut and drop is counted
+//!   ([`SftReport`]), and the run says so before its first step ([`SftCuts`]).
 //! - [`rows`] keeps one conversation per row, or packs several into each row of up to
 //!   `max_length` tokens (first fit, in file order). A packed conversation still attends only
 //!   to itself and its positions start at 0 ([`LlamaForCausalLM::forward_packed`]), so packing
@@ -15,7 +17,8 @@
 
 use burn::module::Module;
 use burn::tensor::{Int, Tensor, TensorData};
-use hearth_data::chat::Turn;
+use hearth_data::chat::{Cut, Truncation, Turn};
+use hearth_data::quality::ChatFit;
 use hearth_models::chat::Message;
 use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
@@ -38,19 +41,131 @@ pub struct Tokenized {
     pub scored: Vec<bool>,
 }
 
-/// What tokenizing the conversations found.
+/// What tokenizing the conversations of one part (training or held-out) found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SftReport {
     /// Conversations read.
     pub conversations: usize,
-    /// Conversations cut at `max_length`.
+    /// Conversations cut at `max_length` and kept (`prompt_cut + answer_cut`).
     pub truncated: usize,
-    /// Conversations dropped because cutting left no assistant token.
+    /// Of those, conversations whose earlier turns or prompt start were cut, the answer whole.
+    pub prompt_cut: usize,
+    /// Of those, conversations whose last answer was cut (part of it is still learned).
+    pub answer_cut: usize,
+    /// Conversations dropped: nothing of the answer left, or the policy drops long ones.
     pub dropped: usize,
+    /// Tokens of the longest conversation before any cut.
+    pub longest: usize,
     /// Tokens kept.
     pub tokens: usize,
     /// Tokens scored (the assistant's).
     pub scored_tokens: usize,
+}
+
+impl SftReport {
+    fn count(&mut self, cut: Cut) {
+        match cut {
+            Cut::Whole => {}
+            Cut::PromptCut => self.prompt_cut += 1,
+            Cut::AnswerCut => self.answer_cut += 1,
+            Cut::Dropped => self.dropped += 1,
+        }
+        self.truncated = self.prompt_cut + self.answer_cut;
+    }
+}
+
+/// What the max length did to a run's conversations, said before the first step (the
+/// `started` event carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SftCuts {
+    /// The policy the run cut with.
+    pub truncation: Truncation,
+    /// The max length in tokens.
+    pub max_length: usize,
+    /// The training conversations.
+    pub train: SftReport,
+    /// The held-out conversations.
+    pub eval: SftReport,
+    /// What to change when anything was cut or dropped: a larger max length and what it costs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+}
+
+impl SftCuts {
+    /// One line per part and the suggestion, as the CLI prints them before the first step.
+    pub fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (part, r) in [("training", &self.train), ("held-out", &self.eval)] {
+            if r.conversations == 0 {
+                continue;
+            }
+            let kept = r.conversations - r.dropped;
+            lines.push(format!(
+                "{part}: {kept} of {} conversations used at max length {} \
+                 (truncation {}): {} whole, {} with the prompt cut and the answer kept, \
+                 {} with the answer cut, {} dropped",
+                r.conversations,
+                self.max_length,
+                self.truncation.name(),
+                kept - r.truncated,
+                r.prompt_cut,
+                r.answer_cut,
+                r.dropped
+            ));
+        }
+        lines.extend(self.suggestion.clone());
+        lines
+    }
+}
+
+/// An estimate of the activation memory a micro-batch of `rows` rows of `len` tokens keeps
+/// for the backward pass of a Llama-family decoder, in f32: per layer and token the inputs of
+/// the two norms, the query, key, value and attention output, two residuals and the MLP's four
+/// intermediate tensors, the attention scores and probabilities (`heads × len`), and the
+/// logits with their log-softmax. A guide for choosing a max length, not a measurement.
+pub fn activation_bytes(
+    config: &hearth_models::llama::LlamaConfig,
+    rows: usize,
+    len: usize,
+) -> u64 {
+    let h = config.hidden_size as u64;
+    let heads = config.num_attention_heads as u64;
+    let kv_heads = config
+        .num_key_value_heads
+        .unwrap_or(config.num_attention_heads) as u64;
+    let kv = kv_heads * (h / heads.max(1));
+    let per_layer = 6 * h + 2 * kv + 4 * config.intermediate_size as u64 + 2 * heads * len as u64;
+    let per_token = config.num_hidden_layers as u64 * per_layer + 2 * config.vocab_size as u64;
+    4 * rows as u64 * len as u64 * per_token
+}
+
+/// The suggestion of [`SftCuts`]: when a conversation was cut or dropped, the max length that
+/// keeps every one whole and the activation memory it needs beside the current one's.
+pub fn suggestion(
+    cuts: &SftCuts,
+    config: &hearth_models::llama::LlamaConfig,
+    batch_size: usize,
+) -> Option<String> {
+    let (t, e) = (&cuts.train, &cuts.eval);
+    if t.truncated + t.dropped + e.truncated + e.dropped == 0 {
+        return None;
+    }
+    let longest = t.longest.max(e.longest);
+    let mib = |len| activation_bytes(config, batch_size, len) as f64 / (1u64 << 20) as f64;
+    let policy = match cuts.truncation {
+        Truncation::KeepAnswer => String::new(),
+        other => format!(
+            ", or the keep_answer truncation (now {}) cuts prompts and keeps the answers",
+            other.name()
+        ),
+    };
+    Some(format!(
+        "suggestion: a max length of {longest} keeps every conversation whole; its \
+         activations need about {:.0} MiB per micro-batch of {batch_size} instead of about {:.0} MiB at {}{policy}",
+        mib(longest),
+        mib(cuts.max_length),
+        cuts.max_length
+    ))
 }
 
 /// The turns of a conversation as the chat template reads them.
@@ -64,12 +179,13 @@ pub fn messages(turns: &[Turn]) -> Vec<Message> {
         .collect()
 }
 
-/// Renders and tokenizes every conversation, marking the assistant's tokens; cuts each at
-/// `max_length` tokens and drops those left with nothing to learn.
+/// Renders and tokenizes every conversation, marking the assistant's tokens; cuts each to
+/// `max_length` tokens under `policy` ([`fit`]) and counts what was cut and dropped.
 pub fn tokenize(
     tokenizer: &LmTokenizer,
     conversations: &[Vec<Turn>],
     max_length: usize,
+    policy: Truncation,
 ) -> Result<(Vec<Tokenized>, SftReport), TrainError> {
     let mut report = SftReport {
         conversations: conversations.len(),
@@ -77,22 +193,173 @@ pub fn tokenize(
     };
     let mut out = Vec::with_capacity(conversations.len());
     for turns in conversations {
-        let (mut ids, mut scored) = tokenizer.chat_with_mask(&messages(turns))?;
-        if ids.len() > max_length {
-            ids.truncate(max_length);
-            scored.truncate(max_length);
-            report.truncated += 1;
-        }
-        // Position 0 predicts nothing, so its token is never scored.
-        if scored.iter().skip(1).any(|&s| s) {
-            report.tokens += ids.len();
-            report.scored_tokens += scored.iter().skip(1).filter(|&&s| s).count();
-            out.push(Tokenized { ids, scored });
-        } else {
-            report.dropped += 1;
+        let fitted = fit(tokenizer, turns, max_length, policy)?;
+        report.count(fitted.cut);
+        report.longest = report.longest.max(fitted.length);
+        if let Some(example) = fitted.example {
+            report.tokens += example.ids.len();
+            report.scored_tokens += example.scored.iter().skip(1).filter(|&&s| s).count();
+            out.push(example);
         }
     }
     Ok((out, report))
+}
+
+/// What `max_length` does to one conversation under every policy ([`fit`] under each of
+/// [`Truncation::ALL`]), for the data report.
+pub fn measure(
+    tokenizer: &LmTokenizer,
+    turns: &[Turn],
+    max_length: usize,
+) -> Result<ChatFit, TrainError> {
+    let mut fit_all = ChatFit {
+        length: 0,
+        cuts: [Cut::Whole; 3],
+    };
+    for (cut, policy) in fit_all.cuts.iter_mut().zip(Truncation::ALL) {
+        let fitted = fit(tokenizer, turns, max_length, policy)?;
+        *cut = fitted.cut;
+        fit_all.length = fitted.length;
+    }
+    Ok(fit_all)
+}
+
+/// One conversation fitted to a max length ([`fit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fitted {
+    /// The tokens to train on; `None` when the conversation is dropped.
+    pub example: Option<Tokenized>,
+    /// What the cut did.
+    pub cut: Cut,
+    /// Tokens of the whole conversation before any cut.
+    pub length: usize,
+}
+
+/// Whether anything is scored: position 0 predicts nothing, so its token never counts.
+fn scored_count(scored: &[bool]) -> usize {
+    scored.iter().skip(1).filter(|&&s| s).count()
+}
+
+/// `ids` cut to `max_length` from the right; `cut` when nothing scored was lost, else
+/// [`Cut::AnswerCut`], or [`Cut::Dropped`] when nothing scored is left.
+fn cut_right(
+    mut ids: Vec<u32>,
+    mut scored: Vec<bool>,
+    max_length: usize,
+    cut: Cut,
+) -> (Option<Tokenized>, Cut) {
+    let before = scored_count(&scored);
+    ids.truncate(max_length);
+    scored.truncate(max_length);
+    let after = scored_count(&scored);
+    let cut = match after {
+        0 => return (None, Cut::Dropped),
+        n if n == before => cut,
+        _ => Cut::AnswerCut,
+    };
+    (Some(Tokenized { ids, scored }), cut)
+}
+
+/// One conversation as tokens of at most `max_length`, cut under `policy`:
+///
+/// - `keep_answer`: turns after the last answer go first (nothing in them is scored), then
+///   whole earlier exchanges from the front (the next turn kept is a user turn, so the roles
+///   still alternate), then the text of the prompt from its start, and only if the answer still
+///   does not fit beside it the text of the system prompt from its start; the template's role
+///   headers and end-of-turn markers stay. If even then it is too long, the answer itself is
+///   longer than the max length: its end is cut (with the end-of-turn marker, so the model is
+///   not taught to stop there).
+/// - `keep_start`: the first `max_length` tokens.
+/// - `drop`: a conversation that does not fit is dropped.
+///
+/// A conversation left with no scored token is dropped.
+pub fn fit(
+    tokenizer: &LmTokenizer,
+    turns: &[Turn],
+    max_length: usize,
+    policy: Truncation,
+) -> Result<Fitted, TrainError> {
+    let (ids, scored) = tokenizer.chat_with_mask(&messages(turns))?;
+    let length = ids.len();
+    let done = |(example, cut): (Option<Tokenized>, Cut)| Fitted {
+        example,
+        cut,
+        length,
+    };
+    if length <= max_length {
+        return Ok(done(if scored_count(&scored) == 0 {
+            (None, Cut::Dropped)
+        } else {
+            (Some(Tokenized { ids, scored }), Cut::Whole)
+        }));
+    }
+    let cut = match policy {
+        Truncation::Drop => (None, Cut::Dropped),
+        Truncation::KeepStart => cut_right(ids, scored, max_length, Cut::PromptCut),
+        Truncation::KeepAnswer => keep_answer(tokenizer, turns, max_length)?,
+    };
+    Ok(done(cut))
+}
+
+/// [`fit`]'s `keep_answer` cut of a conversation longer than `max_length`.
+fn keep_answer(
+    tokenizer: &LmTokenizer,
+    turns: &[Turn],
+    max_length: usize,
+) -> Result<(Option<Tokenized>, Cut), TrainError> {
+    let Some(last) = turns.iter().rposition(|t| t.role == "assistant") else {
+        return Ok((None, Cut::Dropped));
+    };
+    let system = turns
+        .iter()
+        .take_while(|t| t.role == "system")
+        .count()
+        .min(last);
+    let with = |first: usize| -> Vec<Turn> {
+        turns[..system]
+            .iter()
+            .chain(&turns[first..=last])
+            .cloned()
+            .collect()
+    };
+    // Whole turns from the front: every start that keeps a user turn first.
+    let starts: Vec<usize> = (system..last)
+        .filter(|&k| k == system || turns[k].role == "user")
+        .collect();
+    for &first in &starts {
+        let (ids, scored) = tokenizer.chat_with_mask(&messages(&with(first)))?;
+        if ids.len() <= max_length {
+            return Ok(if scored_count(&scored) == 0 {
+                (None, Cut::Dropped)
+            } else {
+                (Some(Tokenized { ids, scored }), Cut::PromptCut)
+            });
+        }
+    }
+    // The last exchange alone is too long: cut text, the prompt's first.
+    let first = starts.last().copied().unwrap_or(last);
+    let kept = with(first);
+    let encoding = tokenizer.chat_with_contents(&messages(&kept))?;
+    let answer = kept.len() - 1;
+    let prompt = (system..answer).chain(0..system);
+    let removable: Vec<usize> = prompt
+        .filter_map(|m| encoding.contents.get(m).cloned().flatten())
+        .flatten()
+        .collect();
+    let excess = encoding.ids.len() - max_length.min(encoding.ids.len());
+    let mut drop = vec![false; encoding.ids.len()];
+    for &p in removable.iter().take(excess) {
+        drop[p] = true;
+    }
+    let (ids, scored): (Vec<u32>, Vec<bool>) = encoding
+        .ids
+        .iter()
+        .zip(&encoding.scored)
+        .zip(&drop)
+        .filter(|(_, gone)| !**gone)
+        .map(|((&id, &s), _)| (id, s))
+        .unzip();
+    Ok(cut_right(ids, scored, max_length, Cut::PromptCut))
 }
 
 /// Training or evaluation rows: one conversation per row, or (`packing`) several per row of
@@ -217,6 +484,8 @@ pub struct Sft {
     pub pad_id: u32,
     /// Rows per evaluation batch.
     pub eval_batch: usize,
+    /// What the max length did to the conversations, for the `started` event.
+    pub cuts: Option<SftCuts>,
 }
 
 impl Sft {
@@ -236,6 +505,7 @@ impl Sft {
             eval,
             pad_id,
             eval_batch: eval_batch.max(1),
+            cuts: None,
         }
     }
 
@@ -301,6 +571,10 @@ impl Objective for Sft {
 
     fn train_rows(&self) -> usize {
         self.train_rows.len()
+    }
+
+    fn conversations(&self) -> Option<SftCuts> {
+        self.cuts.clone()
     }
 
     fn eval_rows(&self) -> usize {
@@ -413,26 +687,40 @@ pub fn load_conversations(
 }
 
 /// The SFT objective of `job` on `data`: the conversations tokenized with `tokenizer`'s chat
-/// template, in rows (packed or not), and what tokenizing the training conversations found.
+/// template and cut to `train.max_length` under `task.truncation`, in rows (packed or not),
+/// and what cutting did to each part (its suggestion is the caller's, who knows the model).
 pub fn objective(
     job: &JobSpec,
     tokenizer: &LmTokenizer,
     data: &SplitData<Conversations>,
-) -> Result<(Sft, SftReport), TrainError> {
-    let crate::Task::Sft { packing, .. } = job.task else {
+) -> Result<(Sft, SftCuts), TrainError> {
+    let crate::Task::Sft {
+        packing,
+        truncation,
+        ..
+    } = job.task
+    else {
         return Err(TrainError::Job("the job's task is not sft".into()));
     };
     let max_length = job.train.max_length;
-    let (train, report) = tokenize(tokenizer, &data.train, max_length)?;
-    let (eval, _) = tokenize(tokenizer, &data.eval, max_length)?;
+    let (train, train_report) = tokenize(tokenizer, &data.train, max_length, truncation)?;
+    let (eval, eval_report) = tokenize(tokenizer, &data.eval, max_length, truncation)?;
     if train.is_empty() {
         return Err(TrainError::Job(format!(
             "no training conversation has an assistant token within train.max_length \
-             {max_length} ({} dropped)",
-            report.dropped
+             {max_length} under task.truncation = \"{}\" ({} dropped)",
+            truncation.name(),
+            train_report.dropped
         )));
     }
-    let sft = Sft::new(
+    let cuts = SftCuts {
+        truncation,
+        max_length,
+        train: train_report,
+        eval: eval_report,
+        suggestion: None,
+    };
+    let mut sft = Sft::new(
         train,
         eval,
         packing,
@@ -440,7 +728,8 @@ pub fn objective(
         tokenizer.pad_id().unwrap_or(0),
         job.train.batch_size,
     );
-    Ok((sft, report))
+    sft.cuts = Some(cuts.clone());
+    Ok((sft, cuts))
 }
 
 #[cfg(test)]
@@ -452,6 +741,140 @@ mod tests {
             ids: ids.to_vec(),
             scored: scored.to_vec(),
         }
+    }
+
+    /// SmolLM2-135M-Instruct's tokenizer and chat template (ChatML, with a default system turn
+    /// written when a conversation has none).
+    fn smollm2() -> LmTokenizer {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        );
+        let bytes = std::fs::read(path).expect("SmolLM2's GGUF: run scripts/fetch-assets.sh");
+        LmTokenizer::from_gguf_bytes(&bytes).expect("tokenizer")
+    }
+
+    fn turns(pairs: &[(&str, &str)]) -> Vec<Turn> {
+        pairs
+            .iter()
+            .map(|(role, content)| Turn {
+                role: (*role).into(),
+                content: (*content).into(),
+            })
+            .collect()
+    }
+
+    /// The committed long conversations: a spam-or-ham question over an e-mail of a few
+    /// hundred tokens, answered in one word (`scripts/fixtures/long_emails.py`).
+    fn long_emails() -> Vec<Vec<Turn>> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/long_emails_sft.jsonl"
+        );
+        let bytes = std::fs::read(path).expect("fixture");
+        hearth_data::chat::load_conversations(&bytes, hearth_data::DataFormat::Jsonl)
+            .expect("loads")
+            .items
+    }
+
+    #[test]
+    fn keep_answer_cuts_the_prompt_start_and_keeps_every_answer() {
+        let tokenizer = smollm2();
+        let conversations = long_emails();
+        let max = 128;
+        for convo in &conversations {
+            let fitted = fit(&tokenizer, convo, max, Truncation::KeepAnswer).expect("fits");
+            assert_eq!(fitted.cut, Cut::PromptCut);
+            assert!(fitted.length > max, "the fixture's conversations are long");
+            let kept = fitted.example.expect("kept");
+            assert_eq!(kept.ids.len(), max);
+            // The kept tokens: everything before the prompt's text (the system turn, or the
+            // template's default one, and the user header), the prompt's last tokens, then
+            // everything after it unchanged: the end of the user turn, the assistant header,
+            // the answer and its end-of-turn marker.
+            let whole = tokenizer
+                .chat_with_contents(&messages(convo))
+                .expect("encodes");
+            let prompt = whole.contents[convo.len() - 2].clone().expect("located");
+            let keep = max - (whole.ids.len() - prompt.len());
+            let expected: Vec<u32> = whole.ids[..prompt.start]
+                .iter()
+                .chain(&whole.ids[prompt.end - keep..])
+                .copied()
+                .collect();
+            assert_eq!(kept.ids, expected);
+            let answer: Vec<u32> = kept
+                .ids
+                .iter()
+                .zip(&kept.scored)
+                .filter(|(_, s)| **s)
+                .map(|(&id, _)| id)
+                .collect();
+            let text = tokenizer.decode(&answer, false).expect("decodes");
+            let want = format!("{}<|im_end|>", convo[convo.len() - 1].content);
+            assert_eq!(text, want);
+            let head = tokenizer.decode(&kept.ids[..4], false).expect("decodes");
+            assert!(head.starts_with("<|im_start|>system\n"), "{head}");
+        }
+        // Today's cut from the right loses every answer; `drop` drops every conversation.
+        for (policy, dropped) in [(Truncation::KeepStart, 80), (Truncation::Drop, 80)] {
+            let (kept, report) = tokenize(&tokenizer, &conversations, max, policy).expect("ok");
+            assert_eq!(
+                (report.dropped, kept.len()),
+                (dropped, 80 - dropped),
+                "{policy:?}"
+            );
+        }
+        let (kept, report) =
+            tokenize(&tokenizer, &conversations, max, Truncation::KeepAnswer).expect("ok");
+        assert_eq!(kept.len(), 80);
+        assert_eq!(
+            (report.prompt_cut, report.answer_cut, report.dropped),
+            (80, 0, 0)
+        );
+        assert_eq!(report.truncated, 80);
+    }
+
+    #[test]
+    fn keep_answer_drops_earlier_turns_whole_and_cuts_a_long_answer() {
+        let tokenizer = smollm2();
+        let long = "word ".repeat(60);
+        let convo = turns(&[
+            ("user", "Tell me a story."),
+            ("assistant", long.trim()),
+            ("user", "Thanks. Is it over?"),
+            ("assistant", "Yes."),
+        ]);
+        let whole = tokenizer.chat_with_mask(&messages(&convo)).expect("ok").0;
+        let last = tokenizer
+            .chat_with_mask(&messages(&convo[2..]))
+            .expect("ok")
+            .0;
+        assert!(last.len() < 60 && whole.len() > 60);
+        let fitted = fit(&tokenizer, &convo, 60, Truncation::KeepAnswer).expect("fits");
+        // The first exchange goes whole: what is left is the last exchange as the template
+        // writes it alone (its default system turn included).
+        assert_eq!(fitted.cut, Cut::PromptCut);
+        assert_eq!(fitted.example.expect("kept").ids, last);
+        // An answer longer than the max length on its own is cut at its end and counted.
+        let convo = turns(&[("user", "Count."), ("assistant", long.trim())]);
+        let fitted = fit(&tokenizer, &convo, 40, Truncation::KeepAnswer).expect("fits");
+        assert_eq!(fitted.cut, Cut::AnswerCut);
+        let kept = fitted.example.expect("kept");
+        assert_eq!(kept.ids.len(), 40);
+        let text = tokenizer.decode(&kept.ids, false).expect("decodes");
+        // The prompt's text went first (its turn's header and end marker stay), then the
+        // answer's end with its end-of-turn marker.
+        assert!(
+            text.contains("<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\nword word"),
+            "{text}"
+        );
+        assert!(text.ends_with("word"), "{text}");
+        let (_, report) = tokenize(&tokenizer, &[convo], 40, Truncation::KeepAnswer).expect("ok");
+        assert_eq!(
+            (report.answer_cut, report.truncated, report.dropped),
+            (1, 1, 0)
+        );
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub trait Objective {
     type Model: Module + Clone;
     /// Training rows (texts, conversations or packed sequences).
     fn train_rows(&self) -> usize;
+    /// What the max length did to a chat run's conversations, for the `started` event.
+    fn conversations(&self) -> Option<crate::sft::SftCuts> {
+        None
+    }
     /// Held-out rows.
     fn eval_rows(&self) -> usize;
     /// The loss of the training rows `rows`, with dropout on.
@@ -279,6 +283,7 @@ pub async fn train_with<O: Objective>(
         eval_rows: objective.eval_rows(),
         trainable_params: hearth_models::lora::trainable_params(&model),
         total_params: model.num_params(),
+        conversations: objective.conversations().map(Box::new),
     })
     .is_break();
     stop = collective.any(stop)?;

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use hearth_data::chat::Turn;
+use hearth_data::chat::{Truncation, Turn};
 use hearth_models::chat_model::{ChatModel, LmFiles};
 use hearth_models::generate::{GenerationSettings, generate};
 use hearth_train::sft::{Batch, Sft, Tokenized, tokenize};
@@ -53,7 +53,8 @@ fn tokens_masks_loss_logits_and_generation_match_transformers() {
         .iter()
         .map(|c| turns(&c["messages"]))
         .collect();
-    let (examples, report) = tokenize(&chat.tokenizer, &convs, 512).expect("tokenizes");
+    let (examples, report) =
+        tokenize(&chat.tokenizer, &convs, 512, Truncation::default()).expect("tokenizes");
     assert_eq!((report.truncated, report.dropped), (0, 0));
     for (e, c) in examples
         .iter()
@@ -151,7 +152,8 @@ fn packed_and_unpacked_rows_give_the_same_validation_loss() {
     let chat = ChatModel::load(&files(), 0.0, &device).expect("loads");
     let bytes = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
     let data = hearth_train::sft::load_conversations(&job(false), &bytes).expect("data");
-    let (eval, _) = tokenize(&chat.tokenizer, &data.eval, 64).expect("tokenizes");
+    let (eval, _) =
+        tokenize(&chat.tokenizer, &data.eval, 64, Truncation::default()).expect("tokenizes");
     let score = |packing: bool| {
         let sft = Sft::new(Vec::<Tokenized>::new(), eval.clone(), packing, 64, 2, 4);
         let rows = sft.eval_rows.len();
@@ -236,4 +238,99 @@ fn the_sft_loop_lowers_validation_loss() {
             "packing {packing}: validation loss {before} -> {after}"
         );
     }
+}
+
+/// Issue 20's run: 80 conversations whose prompts are long e-mails, answered in one word, at a
+/// max length of 128. Under the default truncation every conversation keeps its answer (the
+/// start of the prompt goes), so the run trains on all 64 training conversations and scores
+/// all 16 held-out ones, and its `started` event says what was cut before the first step.
+#[test]
+fn long_prompts_are_cut_and_every_answer_is_kept() {
+    let device = Device::flex().autodiff();
+    let job = serde_json::json!({
+        "model": {"path": "tests/fixtures/tiny-chat"},
+        "data": {"path": "long_emails_sft.jsonl", "eval_rows": 16},
+        "task": {"kind": "sft"},
+        "lora": {"r": 2, "lora_alpha": 4.0, "lora_dropout": 0.0, "target_modules": ["q_proj"]},
+        "train": {"steps": 1, "batch_size": 8, "max_length": 128, "warmup_steps": 0,
+                  "eval_every": 1, "checkpoint_every": 0}
+    });
+    let job = JobSpec::parse(&job.to_string()).expect("job");
+    let model: Vec<(String, Vec<u8>)> = [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), std::fs::read(dir().join(n)).expect("file")))
+    .collect();
+    let data = std::fs::read(dir().join("../long_emails_sft.jsonl")).expect("data");
+    let mut events = Vec::new();
+    pollster::block_on(hearth_train::start(
+        &job,
+        hearth_train::RunInputs {
+            model,
+            data,
+            init_adapter: None,
+        },
+        &device,
+        &hearth_train::plan::Limits::native_cpu(None, "not checked"),
+        None,
+        hearth_train::RunHooks {
+            on_event: &mut |e| {
+                events.push(e.clone());
+                ControlFlow::Continue(())
+            },
+            on_checkpoint: &mut |_| Ok(()),
+        },
+    ))
+    .expect("trains");
+    let started = events
+        .iter()
+        .position(|e| matches!(e, Event::Started { .. }))
+        .expect("started");
+    let first_step = events
+        .iter()
+        .position(|e| matches!(e, Event::Step { .. }))
+        .expect("a step");
+    assert!(started < first_step);
+    let Event::Started {
+        train_rows,
+        eval_rows,
+        conversations: Some(cuts),
+        ..
+    } = &events[started]
+    else {
+        panic!("a chat run's started event carries its cuts")
+    };
+    assert_eq!((*train_rows, *eval_rows), (64, 16));
+    for (part, n) in [(&cuts.train, 64), (&cuts.eval, 16)] {
+        assert_eq!(part.conversations, n);
+        assert_eq!((part.prompt_cut, part.answer_cut, part.dropped), (n, 0, 0));
+        assert!(part.longest > 128, "{}", part.longest);
+    }
+    assert!(
+        cuts.suggestion
+            .as_deref()
+            .is_some_and(|s| s.contains("max length"))
+    );
+    let json = serde_json::to_value(&events[started]).expect("serializes");
+    assert_eq!(json["conversations"]["train"]["prompt_cut"], 64);
+    // Every held-out conversation is scored, before training and after.
+    let scored: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Evaluated {
+                metrics: Metrics::LanguageModel(m),
+                ..
+            } => Some(m.n),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !scored.is_empty() && scored.iter().all(|&n| n == 16),
+        "{scored:?}"
+    );
 }

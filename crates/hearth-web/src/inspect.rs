@@ -118,3 +118,61 @@ impl InspectStream {
         to_json(&report)
     }
 }
+
+/// Settings of the page's chat data report: the planned run's split and max length.
+#[derive(serde::Deserialize)]
+struct ChatInspectSettings {
+    max_length: usize,
+    eval_fraction: f64,
+    seed: u64,
+}
+
+/// The data report of a file of conversations (the SFT task), as JSON: the same report as
+/// `hearth inspect --json`'s `chat`. The chat model's files by name (`names[i]` is the name
+/// of `contents[i]`: a `.gguf` file, or `tokenizer.json` with `tokenizer_config.json` and
+/// `chat_template.jinja`; none for a report without token figures) give the token figures
+/// after its chat template. Conversations files are read whole.
+#[wasm_bindgen(js_name = inspectChat)]
+pub fn inspect_chat(
+    file_name: &str,
+    bytes: &[u8],
+    settings_json: &str,
+    names: Vec<String>,
+    contents: js_sys::Array,
+) -> Result<String, JsError> {
+    let settings: ChatInspectSettings = serde_json::from_str(settings_json).map_err(js_error)?;
+    let model = crate::run::named_files(names, &contents)?;
+    let tokenizer = (!model.is_empty())
+        .then(|| hearth_models::chat_model::tokenizer_from_named(&model))
+        .transpose()
+        .map_err(js_error)?;
+    let data =
+        hearth_data::chat::read_conversations(bytes, format_of(file_name)?).map_err(js_error)?;
+    let max_length = settings.max_length;
+    let measure = tokenizer.as_ref().map(|t| {
+        move |turns: &[hearth_data::chat::Turn]| {
+            hearth_train::sft::measure(t, turns, max_length).map_err(|e| e.to_string())
+        }
+    });
+    let options = hearth_data::quality::InspectOptions {
+        max_length,
+        ..Default::default()
+    };
+    let holdout = hearth_data::quality::planned_holdout(
+        data.rows.len(),
+        None,
+        settings.eval_fraction,
+        settings.seed,
+    );
+    let report = hearth_data::quality::inspect_chat(
+        &data,
+        holdout
+            .as_ref()
+            .map(|s| (s.train.as_slice(), s.eval.as_slice())),
+        &options,
+        measure
+            .as_ref()
+            .map(|m| m as hearth_data::quality::ChatMeasure<'_>),
+    );
+    to_json(&report)
+}

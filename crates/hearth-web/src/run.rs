@@ -174,7 +174,10 @@ pub fn check_checkpoint(files: js_sys::Object) -> Result<String, JsError> {
 }
 
 /// The model's files from the worker: `names[i]` is the file name of `contents[i]`.
-fn named_files(names: Vec<String>, contents: &js_sys::Array) -> Result<NamedFiles, JsError> {
+pub(crate) fn named_files(
+    names: Vec<String>,
+    contents: &js_sys::Array,
+) -> Result<NamedFiles, JsError> {
     names
         .into_iter()
         .zip(contents.iter())

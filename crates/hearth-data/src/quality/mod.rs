@@ -13,13 +13,19 @@
 //! Token figures come from a caller's closure, so this crate never knows about models.
 //!
 //! The code is laid out the same way: `report` holds the report's types, `builder` computes
-//! the figures row by row, and `findings` turns the figures into findings.
+//! the figures row by row, and `findings` turns the figures into findings. Conversations
+//! (chat-model SFT data) have their own report in `chat`, over the same types.
 
 mod builder;
+mod chat;
 mod findings;
 mod report;
 
 pub use builder::ReportBuilder;
+pub use chat::{
+    ChatFit, ChatMeasure, ChatReport, ChatTokenReport, PolicyCounts, inspect_chat,
+    inspect_chat_bytes,
+};
 pub use report::{
     ConflictExample, Conflicts, Finding, Groups, InspectOptions, LabelStats, Leakage, LengthStats,
     PiiReport, QualityReport, RowSet, Severity, TokenReport,

@@ -339,6 +339,52 @@ impl LmTokenizer {
             .collect();
         Ok((encoded.ids, mask))
     }
+
+    /// [`chat_with_mask`](Self::chat_with_mask) with, for every message, the ids that hold its
+    /// content ([`ChatTemplate::content_ranges`]): what a cut may remove while the template's
+    /// headers and end-of-turn markers stay.
+    pub fn chat_with_contents(&self, messages: &[Message]) -> Result<ChatEncoding, ModelError> {
+        let template = self.template_or_error()?;
+        let (text, spans) = template.render_with_spans(messages)?;
+        let ranges = template.content_ranges(messages, &text)?;
+        let encoded = self.encode_with_offsets(&text)?;
+        let scored = encoded
+            .offsets
+            .iter()
+            .map(|token| spans.iter().any(|span| span.contains(&token.start)))
+            .collect();
+        let contents = ranges
+            .iter()
+            .map(|range| {
+                let range = range.as_ref()?;
+                let first = encoded
+                    .offsets
+                    .iter()
+                    .position(|t| range.contains(&t.start))?;
+                let count = encoded.offsets[first..]
+                    .iter()
+                    .take_while(|t| range.contains(&t.start))
+                    .count();
+                Some(first..first + count)
+            })
+            .collect();
+        Ok(ChatEncoding {
+            ids: encoded.ids,
+            scored,
+            contents,
+        })
+    }
+}
+
+/// A conversation as ids ([`LmTokenizer::chat_with_contents`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatEncoding {
+    /// The ids of the rendered conversation.
+    pub ids: Vec<u32>,
+    /// For every id, whether it belongs to an assistant turn.
+    pub scored: Vec<bool>,
+    /// For every message, the ids (as a range of positions) of its content, when located.
+    pub contents: Vec<Option<Range<usize>>>,
 }
 
 /// Incremental decoding ([`LmTokenizer::decode_stream`]): `step` each id as it comes, then

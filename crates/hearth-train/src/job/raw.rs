@@ -27,6 +27,7 @@ const KIND_SETTINGS: &[(&str, &str, &[&str])] = &[
     ("task", "huber_delta", &["regression"]),
     ("task", "packing", &["sft"]),
     ("task", "chat_template", &["sft"]),
+    ("task", "truncation", &["sft"]),
     ("train.optimizer", "momentum", &["sgd", "rmsprop"]),
     ("train.optimizer", "nesterov", &["sgd"]),
     ("train.optimizer", "beta1", &["adam", "adamw"]),
@@ -204,7 +205,13 @@ mod tests {
     /// kinds listed and is refused by serde for every other kind.
     #[test]
     fn kind_settings_match_the_types() {
-        let samples = [json!(0.5), json!(true), json!("mse"), json!("|")];
+        let samples = [
+            json!(0.5),
+            json!(true),
+            json!("mse"),
+            json!("|"),
+            json!("drop"),
+        ];
         let mut kinds_of: Vec<(&str, Vec<&str>)> = TAGGED
             .iter()
             .map(|(s, _, default)| (*s, vec![*default]))
