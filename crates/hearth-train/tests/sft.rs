@@ -284,6 +284,8 @@ fn long_prompts_are_cut_and_every_answer_is_kept() {
                 ControlFlow::Continue(())
             },
             on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
+            stop: None,
         },
     ))
     .expect("trains");
