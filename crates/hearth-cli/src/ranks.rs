@@ -11,8 +11,12 @@ static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// Prints a warning on stderr; in a data-parallel job, tagged with this process's rank (every
 /// rank may warn, only rank 0 prints anything else).
 pub fn warn(message: impl std::fmt::Display) {
+    use std::io::Write;
     let tag = TAG.get().map_or("", String::as_str);
-    eprintln!("warning{tag}: {message}");
+    // One write for the whole line: the ranks share the launcher's stderr, and a line written
+    // in pieces would interleave with another rank's.
+    let line = format!("warning{tag}: {message}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// The number of processes the launcher says it started, from the variables Open MPI,

@@ -283,6 +283,7 @@ fn a_killed_rank_ends_the_job_and_its_checkpoints_stay_intact() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let leader = rank_pid(&out, 0).expect("rank 0 is running");
     let pid = rank_pid(&out, 1).expect("rank 1 is running");
     let killed = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -297,6 +298,12 @@ fn a_killed_rank_ends_the_job_and_its_checkpoints_stay_intact() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(!status.success(), "a job with a dead rank exits non-zero");
+    // Rank 0 holds the run directory's lock until it is gone: the launcher ends it, but may
+    // return before the process is reaped.
+    while Path::new(&format!("/proc/{leader}")).exists() {
+        assert!(Instant::now() < deadline, "rank 0 outlived the job");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let resumed = hearth(&strings(&[
         "train",
