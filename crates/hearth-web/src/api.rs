@@ -67,7 +67,7 @@ pub async fn init_gpu() -> Result<String, JsError> {
     let limits = setup.device.limits();
     let planner_limits = Limits::browser(
         Some(limits.max_buffer_size),
-        Some(u64::from(limits.max_storage_buffer_binding_size)),
+        Some(limits.max_storage_buffer_binding_size),
     );
     DEVICE.with(|d| *d.borrow_mut() = Some((device, planner_limits)));
     to_json(&GpuInfo {
