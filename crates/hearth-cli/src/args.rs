@@ -312,6 +312,13 @@ pub struct TrainArgs {
     /// Print the resolved job as JSON and exit without training.
     #[arg(long)]
     pub print_job: bool,
+    /// On the CPU: replicas of the model that each train a share of every batch on
+    /// --threads/N threads, exchanging gradients in memory, as MPI ranks do (dropout masks
+    /// differ from one replica's). 0 = one per thread while each gets at least 4 rows of a
+    /// batch; 1 = one model on every thread.
+    #[arg(long, default_value_t = 0)]
+    #[serde(skip)]
+    pub replicas: usize,
     /// Device and threads.
     #[command(flatten)]
     #[serde(skip)]
@@ -594,6 +601,9 @@ pub struct BenchArgs {
     /// Threads for both sides (the peer's default).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// Replicas of the model on the CPU, as `hearth train --replicas` (0 = automatic).
+    #[arg(long, default_value_t = 0)]
+    pub replicas: usize,
     /// The peer's Python (from ../shared/reference/setup.sh).
     #[arg(long, default_value = "~/.cache/hearth-peer-venv/bin/python")]
     pub peer_python: String,

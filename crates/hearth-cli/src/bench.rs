@@ -10,7 +10,7 @@ use hearth_train::JobSpec;
 use hearth_train::job::RawJob;
 use serde_json::Value;
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, RunArgs};
 use crate::commands;
 use crate::device;
 
@@ -93,14 +93,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         .train
         .steps
         .context("the reference job sets train.steps")?;
-    device::set_threads(args.threads)?;
-    let device = device::device(args.device)?.autodiff();
+    let run = RunArgs {
+        device: args.device,
+        threads: args.threads,
+    };
+    let replicas = device::replicas(&run, args.replicas, job.train.batch_size, false);
+    let device = device::for_replicas(&run, replicas, None)?.autodiff();
     eprintln!(
-        "hearth: training {} steps on {:?} with {} threads ...",
-        steps, args.device, args.threads
+        "hearth: training {} steps on {:?} with {} threads ({} replica{} of {} thread{}) ...",
+        steps,
+        args.device,
+        args.threads,
+        replicas.count,
+        if replicas.count == 1 { "" } else { "s" },
+        replicas.threads_each,
+        if replicas.threads_each == 1 { "" } else { "s" },
     );
     let limits = crate::plan::limits(args.device, None);
-    let ours = commands::run_job(
+    let ours = commands::run_local(
         &job,
         &device,
         &limits,
@@ -108,6 +118,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         None,
         None,
         None,
+        replicas,
         &hearth_train::Single,
     )?
     .0

@@ -12,7 +12,7 @@ use hearth_models::tokenizer::TextTokenizer;
 use hearth_train::plan::Limits;
 use hearth_train::{
     AdapterFiles, Assignment, Checkpoint, Collective, DataSummary, Event, Examples, JobSpec,
-    Metrics, RunHooks, RunInputs, RunOutput, RunRecord, Targets,
+    Metrics, RunHooks, RunInputs, RunOutput, RunRecord, Targets, ThreadGroup,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -502,6 +502,101 @@ pub fn run_job(
     Ok((output, held.into_inner()))
 }
 
+/// [`run_job`] in this process as `replicas` of the model ([`run_replicas`]), or as one
+/// model, this process being one rank of `collective`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_local(
+    job: &JobSpec,
+    device: &Device,
+    limits: &Limits,
+    jsonl: bool,
+    out: Option<Destination<'_>>,
+    resume: Option<&Checkpoint>,
+    stop: Option<&StopRequest>,
+    replicas: device::Replicas,
+    collective: &dyn Collective,
+) -> Result<(RunOutput, Option<RunDir>)> {
+    if replicas.count > 1 {
+        run_replicas(job, device, limits, jsonl, out, resume, stop, replicas)
+    } else {
+        run_job(job, device, limits, jsonl, out, resume, stop, collective)
+    }
+}
+
+/// [`run_job`] as `replicas` of the model on threads of this process
+/// ([`device::Replicas`]): replica 0 runs here, in the global thread pool, and is the one
+/// that prints and writes; each other replica runs on a thread of its own with a pool of its
+/// own. A replica that fails ends the others' run; the error reported is the first one that
+/// is not merely another replica having stopped.
+#[allow(clippy::too_many_arguments)]
+fn run_replicas(
+    job: &JobSpec,
+    device: &Device,
+    limits: &Limits,
+    jsonl: bool,
+    out: Option<Destination<'_>>,
+    resume: Option<&Checkpoint>,
+    stop: Option<&StopRequest>,
+    replicas: device::Replicas,
+) -> Result<(RunOutput, Option<RunDir>)> {
+    // Every pool exists before any replica starts: none may wait for one that never comes.
+    let pools = (1..replicas.count)
+        .map(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(replicas.threads_each)
+                .build()
+                .map_err(|e| anyhow::anyhow!("starting a replica's threads: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let group = ThreadGroup::new(replicas.count);
+    std::thread::scope(|scope| {
+        let others: Vec<_> = pools
+            .into_iter()
+            .enumerate()
+            .map(|(i, pool)| {
+                let group = &group;
+                scope.spawn(move || {
+                    pool.install(|| {
+                        let rank = group.rank(i + 1);
+                        let run = run_job(job, device, limits, jsonl, None, resume, stop, &rank);
+                        if run.is_ok() {
+                            rank.finish();
+                        }
+                        run.map(drop)
+                    })
+                })
+            })
+            .collect();
+        let rank = group.rank(0);
+        let first = run_job(job, device, limits, jsonl, out, resume, stop, &rank);
+        if first.is_ok() {
+            rank.finish();
+        } else {
+            drop(rank);
+        }
+        let (done, mut errors) = match first {
+            Ok(done) => (Some(done), Vec::new()),
+            Err(e) => (None, vec![e]),
+        };
+        for other in others {
+            match other.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push(anyhow::anyhow!("a training replica panicked")),
+            }
+        }
+        match done {
+            Some(done) if errors.is_empty() => Ok(done),
+            _ => {
+                let stopped =
+                    |e: &anyhow::Error| format!("{e:#}").contains("another replica stopped");
+                let cause = errors.iter().position(|e| !stopped(e)).unwrap_or(0);
+                Err(errors.swap_remove(cause))
+            }
+        }
+    })
+}
+
 /// The split, saved so the run can be reproduced or audited.
 fn save_split(out: &Path, split: Option<&Assignment>) -> Result<()> {
     let split = serde_json::to_string_pretty(&split)?;
@@ -578,17 +673,25 @@ pub fn train(args: &TrainArgs, ranks: &Ranks) -> Result<()> {
         run_dir::check_not_an_input(&job, &out)?;
         run_dir::check(&out, claim, job.train.strategy)?;
     }
-    let device = device::for_rank(&args.run, ranks.local_gpu())?.autodiff();
+    let replicas = device::replicas(
+        &args.run,
+        args.replicas,
+        job.train.batch_size,
+        ranks.is_parallel(),
+    );
+    let device = device::for_replicas(&args.run, replicas, ranks.local_gpu())?.autodiff();
     let limits = crate::plan::limits(args.run.device, args.memory_limit);
     let stop = StopRequest::listen();
-    let (output, _held) = run_job(
+    let destination = Some(Destination { dir: &out, claim });
+    let (output, _held) = run_local(
         &job,
         &device,
         &limits,
         args.jsonl,
-        Some(Destination { dir: &out, claim }),
+        destination,
         resume.as_ref(),
         Some(&stop),
+        replicas,
         ranks.collective(),
     )?;
     if !leader {

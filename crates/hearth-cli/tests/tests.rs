@@ -11,6 +11,7 @@ mod inspect;
 mod mpi;
 mod peft;
 mod plan;
+mod replicas;
 mod resume;
 mod sft;
 mod train;

@@ -16,6 +16,7 @@ pub mod bert;
 pub mod chat;
 pub mod chat_model;
 pub mod compat;
+pub mod dropout;
 pub mod generate;
 pub mod gguf;
 pub mod host;

@@ -269,7 +269,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -
     let y = match layer.weight.adapter() {
         None => linear_op(x, layer.weight.val(), bias),
         Some(adapter) => {
-            let low = dropout.forward(x.clone()).matmul(adapter.a.val());
+            let low = crate::dropout::apply(dropout, x.clone()).matmul(adapter.a.val());
             let update = low.matmul(adapter.b.val()).mul_scalar(adapter.scale);
             linear_op(x, layer.weight.base(), bias) + update
         }

@@ -243,3 +243,243 @@ fn register(
         _ => put::<4>(grads, id, values, dims, device),
     }
 }
+
+/// Ranks that are threads of one process: replicas of the model, each training its share of
+/// every micro-batch on its own thread, exchanging through memory. On a CPU backend whose
+/// element-wise kernels run on one thread, replicas keep every core busy through a whole
+/// step, where one model only spreads its matrix products.
+///
+/// Every rank calls every operation in the same order (as over MPI); a rank that fails calls
+/// [`ThreadGroup::abort`] (or drops its [`ThreadRank`] unfinished), which ends the operations
+/// the others wait in with an error instead of leaving them waiting forever.
+#[derive(Debug)]
+pub struct ThreadGroup {
+    size: usize,
+    state: std::sync::Mutex<GroupState>,
+    turn: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    /// Ranks waiting at the current barrier, and how many barriers were passed.
+    arrived: usize,
+    generation: u64,
+    /// Why the group ended early, once a rank failed.
+    failed: Option<String>,
+    f32s: Vec<Vec<f32>>,
+    f64s: Vec<Vec<f64>>,
+    bytes: Vec<u8>,
+}
+
+impl ThreadGroup {
+    /// A group of `size` ranks (at least 1).
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            size,
+            state: std::sync::Mutex::new(GroupState {
+                f32s: vec![Vec::new(); size],
+                f64s: vec![Vec::new(); size],
+                ..GroupState::default()
+            }),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Rank `rank`'s end of the group. Dropped before [`ThreadRank::finish`], it ends the
+    /// group (the rank failed or panicked).
+    pub fn rank(&self, rank: usize) -> ThreadRank<'_> {
+        ThreadRank {
+            group: self,
+            rank,
+            finished: false,
+        }
+    }
+
+    /// Ends the group: every operation waiting now or later fails with `why`.
+    pub fn abort(&self, why: &str) {
+        let mut state = self.lock();
+        if state.failed.is_none() {
+            state.failed = Some(why.to_string());
+        }
+        self.turn.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        // A rank that panicked holding the lock leaves the data as valid as before (every
+        // write is a whole assignment); the panic itself ends the group through its drop.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn failed(why: &str) -> TrainError {
+        TrainError::Collective(format!("another replica stopped: {why}"))
+    }
+
+    /// Waits until every rank has arrived.
+    fn barrier(&self) -> Result<(), TrainError> {
+        let mut state = self.lock();
+        if let Some(why) = &state.failed {
+            return Err(Self::failed(why));
+        }
+        state.arrived += 1;
+        if state.arrived == self.size {
+            state.arrived = 0;
+            state.generation += 1;
+            self.turn.notify_all();
+            return Ok(());
+        }
+        let generation = state.generation;
+        while state.generation == generation && state.failed.is_none() {
+            state = self
+                .turn
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        match &state.failed {
+            Some(why) if state.generation == generation => Err(Self::failed(why)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One rank of a [`ThreadGroup`].
+#[derive(Debug)]
+pub struct ThreadRank<'a> {
+    group: &'a ThreadGroup,
+    rank: usize,
+    finished: bool,
+}
+
+impl ThreadRank<'_> {
+    /// Marks this rank's run as ended normally: dropping it no longer ends the group.
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for ThreadRank<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.group
+                .abort(&format!("replica {} ended with an error", self.rank));
+        }
+    }
+}
+
+/// Sums the ranks' slots in rank order, so every rank gets the same bits.
+fn sum_slots<T: Copy + std::ops::AddAssign>(slots: &[Vec<T>], out: &mut [T]) -> bool {
+    if slots.iter().any(|s| s.len() != out.len()) {
+        return false;
+    }
+    out.copy_from_slice(&slots[0]);
+    for slot in &slots[1..] {
+        for (o, v) in out.iter_mut().zip(slot) {
+            *o += *v;
+        }
+    }
+    true
+}
+
+impl ThreadRank<'_> {
+    fn sum<T: Copy + std::ops::AddAssign>(
+        &self,
+        values: &mut [T],
+        slots: fn(&mut GroupState) -> &mut Vec<Vec<T>>,
+    ) -> Result<(), TrainError> {
+        if self.group.size == 1 {
+            return Ok(());
+        }
+        slots(&mut self.group.lock())[self.rank] = values.to_vec();
+        self.group.barrier()?;
+        let same = sum_slots(slots(&mut self.group.lock()), values);
+        // Nobody writes the slots again before every rank has read them.
+        self.group.barrier()?;
+        if same {
+            Ok(())
+        } else {
+            Err(TrainError::Collective(
+                "the replicas summed buffers of different lengths".into(),
+            ))
+        }
+    }
+}
+
+impl Collective for ThreadRank<'_> {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.group.size
+    }
+    fn sum_f32(&self, values: &mut [f32]) -> Result<(), TrainError> {
+        self.sum(values, |s| &mut s.f32s)
+    }
+    fn sum_f64(&self, values: &mut [f64]) -> Result<(), TrainError> {
+        self.sum(values, |s| &mut s.f64s)
+    }
+    fn broadcast(&self, bytes: &mut Vec<u8>) -> Result<(), TrainError> {
+        if self.group.size == 1 {
+            return Ok(());
+        }
+        if self.rank == 0 {
+            self.group.lock().bytes.clone_from(bytes);
+        }
+        self.group.barrier()?;
+        if self.rank != 0 {
+            bytes.clone_from(&self.group.lock().bytes);
+        }
+        self.group.barrier()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_ranks_sum_and_broadcast_alike() {
+        let group = ThreadGroup::new(3);
+        let results: Vec<(Vec<f32>, Vec<u8>, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|r| {
+                    let group = &group;
+                    s.spawn(move || {
+                        let rank = group.rank(r);
+                        let mut v = vec![r as f32, 1.0, 0.1 * r as f32];
+                        rank.sum_f32(&mut v).unwrap();
+                        let mut b = if r == 0 { vec![7, 8, 9] } else { vec![] };
+                        rank.broadcast(&mut b).unwrap();
+                        let any = rank.any(r == 2).unwrap();
+                        rank.finish();
+                        (v, b, any)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (v, b, any) in &results {
+            assert_eq!(v, &results[0].0, "every rank holds the same bits");
+            assert_eq!(v[..2], [3.0, 3.0]);
+            assert_eq!(b, &[7, 8, 9]);
+            assert!(any);
+        }
+    }
+
+    #[test]
+    fn a_failed_rank_ends_the_others_waits_with_an_error() {
+        let group = ThreadGroup::new(2);
+        let waited = std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let rank = group.rank(1);
+                rank.sum_f64(&mut [1.0])
+            });
+            // Rank 0 fails before its first exchange: its end is dropped unfinished.
+            drop(group.rank(0));
+            other.join().unwrap()
+        });
+        let err = waited.unwrap_err().to_string();
+        assert!(err.contains("replica 0 ended with an error"), "{err}");
+    }
+}

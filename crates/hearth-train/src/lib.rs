@@ -29,7 +29,7 @@ pub use adapter::AdapterFiles;
 pub use base::NamedFiles;
 pub use checkpoint::Checkpoint;
 pub use classify::{Examples, TaskData, TrainData, evaluate, predict_scores, train};
-pub use collective::{Collective, Single};
+pub use collective::{Collective, Single, ThreadGroup, ThreadRank};
 pub use event::{DataSummary, Event, TrainSummary};
 pub use job::{
     DataSpec, EarlyStopping, JobSpec, ModelSpec, RawJob, RegressionLoss, RunRecord, SplitMethod,

@@ -129,7 +129,7 @@ impl std::fmt::Debug for Hooks<'_> {
     }
 }
 
-/// The seed of the device RNG (dropout) for a step on a rank: a pure function of the job's
+/// The seed of a step's dropout masks ([`hearth_models::dropout`]) and device RNG on a rank: a pure function of the job's
 /// seed, the step and the rank, so a run resumed from a checkpoint draws the same masks as one
 /// never interrupted, and ranks draw different masks for their different rows (rank 0 draws a
 /// single process's).
@@ -297,7 +297,9 @@ pub async fn train_with<O: Objective>(
     let (mut communication_seconds, mut waiting_seconds) = (0.0, 0.0);
     while progress.step < steps && !stop {
         let started = Instant::now();
-        device.seed(step_seed(settings.seed, progress.step, rank));
+        let seed = step_seed(settings.seed, progress.step, rank);
+        device.seed(seed);
+        hearth_models::dropout::reseed(seed);
         let mut accumulated = GradientsAccumulator::new();
         let mut loss_sum = 0.0f32;
         // With several ranks: this rank's losses weighted by its share of each micro-batch,

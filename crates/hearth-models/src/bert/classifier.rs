@@ -156,7 +156,8 @@ impl BertForSequenceClassification {
             Pooling::Mean => self.bert.mean_pooled(input),
             Pooling::Cls => self.bert.cls_pooled(self.bert.forward(input)),
         };
-        self.classifier.forward(self.dropout.forward(pooled))
+        self.classifier
+            .forward(crate::dropout::apply(&self.dropout, pooled))
     }
 }
 

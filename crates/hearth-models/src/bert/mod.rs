@@ -34,7 +34,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::ModelError;
 use crate::activation::{gelu_erf, gelu_tanh, safe_tanh};
 use crate::host::load_pytorch;
-use crate::lora;
+use crate::{dropout, lora};
 use config::Activation;
 
 /// A tokenized batch on the device: ids, segment ids and the padding mask, all `[batch, seq]`.
@@ -95,7 +95,7 @@ impl BertEmbeddings {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout::apply(&self.dropout, self.layer_norm.forward(x))
     }
 }
 
@@ -136,7 +136,7 @@ impl BertSelfAttention {
         let k = heads(lora::linear(&self.key, x.clone(), &self.lora_dropout));
         let v = heads(lora::linear(&self.value, x, &self.lora_dropout));
         let scores = q.matmul(k.swap_dims(2, 3)) / (self.head_dim as f64).sqrt() + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = dropout::apply(&self.dropout, softmax(scores, 3));
         probs
             .matmul(v)
             .swap_dims(1, 2)
@@ -166,9 +166,10 @@ impl BertResidualOutput {
     }
 
     fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self
-            .dropout
-            .forward(lora::linear(&self.dense, x, &self.lora_dropout));
+        let x = dropout::apply(
+            &self.dropout,
+            lora::linear(&self.dense, x, &self.lora_dropout),
+        );
         self.layer_norm.forward(x + residual)
     }
 }
