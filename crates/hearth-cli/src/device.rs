@@ -115,11 +115,7 @@ pub fn for_rank(run: &RunArgs, local_gpu: Option<usize>) -> Result<Device> {
 }
 
 /// [`for_rank`] for a training run of `replicas`: the thread pool is the first replica's.
-pub fn for_replicas(
-    run: &RunArgs,
-    replicas: Replicas,
-    local_gpu: Option<usize>,
-) -> Result<Device> {
+pub fn for_replicas(run: &RunArgs, replicas: Replicas, local_gpu: Option<usize>) -> Result<Device> {
     set_threads(replicas.threads_each)?;
     on_gpu(run.device, local_gpu)
 }

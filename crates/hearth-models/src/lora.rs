@@ -264,12 +264,15 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -
     let mut dims = x.dims();
     let d_in = dims[D - 1];
     let rows = x.shape().num_elements() / d_in.max(1);
-    let x = x.reshape([rows, d_in]);
     let bias = layer.bias.as_ref().map(Param::val);
     let y = match layer.weight.adapter() {
-        None => linear_op(x, layer.weight.val(), bias),
+        None => linear_op(x.reshape([rows, d_in]), layer.weight.val(), bias),
         Some(adapter) => {
-            let low = crate::dropout::apply(dropout, x.clone()).matmul(adapter.a.val());
+            // Dropout sees the rows of the batch before they are folded (its masks follow
+            // each row's place in the batch).
+            let dropped = crate::dropout::apply(dropout, x.clone()).reshape([rows, d_in]);
+            let x = x.reshape([rows, d_in]);
+            let low = dropped.matmul(adapter.a.val());
             let update = low.matmul(adapter.b.val()).mul_scalar(adapter.scale);
             linear_op(x, layer.weight.base(), bias) + update
         }

@@ -129,13 +129,12 @@ impl std::fmt::Debug for Hooks<'_> {
     }
 }
 
-/// The seed of a step's dropout masks ([`hearth_models::dropout`]) and device RNG on a rank: a pure function of the job's
-/// seed, the step and the rank, so a run resumed from a checkpoint draws the same masks as one
-/// never interrupted, and ranks draw different masks for their different rows (rank 0 draws a
-/// single process's).
-fn step_seed(seed: u64, step: usize, rank: usize) -> u64 {
-    seed.wrapping_add((rank as u64) << 40)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// The seed of a step's dropout masks ([`hearth_models::dropout`]) and device RNG: a pure
+/// function of the job's seed and the step, so a run resumed from a checkpoint draws the same
+/// masks as one never interrupted. Every rank uses the same seed: a mask follows its row's
+/// place in the global batch, so ranks draw what one process draws for their rows.
+fn step_seed(seed: u64, step: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(step as u64)
 }
 
@@ -224,7 +223,7 @@ pub async fn train_with<O: Objective>(
         on_checkpoint,
         collective,
     } = hooks;
-    let (rank, ranks) = (collective.rank(), collective.size());
+    let ranks = collective.size();
     if settings.batch_size < ranks {
         return Err(TrainError::Job(format!(
             "train.batch_size ({}) is the global batch, shared out over {ranks} ranks: it must \
@@ -297,7 +296,7 @@ pub async fn train_with<O: Objective>(
     let (mut communication_seconds, mut waiting_seconds) = (0.0, 0.0);
     while progress.step < steps && !stop {
         let started = Instant::now();
-        let seed = step_seed(settings.seed, progress.step, rank);
+        let seed = step_seed(settings.seed, progress.step);
         device.seed(seed);
         hearth_models::dropout::reseed(seed);
         let mut accumulated = GradientsAccumulator::new();
@@ -305,7 +304,7 @@ pub async fn train_with<O: Objective>(
         // With several ranks: this rank's losses weighted by its share of each micro-batch,
         // and its token counts, summed over the ranks after the step.
         let mut shared = [0.0f64; 3];
-        for _ in 0..micro_batches {
+        for micro in 0..micro_batches {
             // Fill the micro-batch, wrapping into a new epoch when the rows run out.
             let mut rows = Vec::with_capacity(settings.batch_size);
             while rows.len() < settings.batch_size {
@@ -321,6 +320,12 @@ pub async fn train_with<O: Objective>(
             // gradients summed over the ranks and divided by their number are then the mean
             // over the whole micro-batch, as in one process.
             let mut share = 1.0;
+            // Dropout masks follow each row's place in the step's global batch, so one
+            // process and any number of ranks drop the same elements.
+            let first = (micro * settings.batch_size) as u64;
+            hearth_models::dropout::set_rows(
+                collective::shard(rows.len(), collective).map(|i| first + i as u64),
+            );
             if ranks > 1 {
                 let whole = objective.mean_over(&rows) as f64;
                 let mine: Vec<usize> = collective::shard(rows.len(), collective)
