@@ -334,6 +334,8 @@ async fn run_classifier(
         (None, None) => None,
     };
     let (mut model, tokenizer) = crate::classify::build_model(job, &files, labels.len(), device)?;
+    // The weights file is in the model now; only its config and tokenizer are exported later.
+    files.weights = Vec::new();
     // A fresh regression head starts at the mean training target: its first steps then learn
     // from the texts instead of walking the bias from 0 to the targets' scale.
     if let (Targets::Values(values), None) = (&split.train.targets, &files.adapter)
