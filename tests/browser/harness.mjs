@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: the repo's paths, the page server (`xtask serve`), and
 // Debian's Chromium started with real WebGPU (SwiftShader on a GPU-less machine).
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,4 +52,22 @@ export function safetensorsHeader(bytes) {
   const n = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
   return { header, dataStart: 8 + n };
+}
+
+/** Opens the page's folded "More settings" on `p` (as a user clicking it), where the tests set
+ * what the three-click start leaves to its defaults. */
+export async function openAdvanced(p) {
+  if (!(await p.locator("#advanced").evaluate((d) => d.open))) await p.click("#advanced > summary");
+}
+
+const axeSource = readFileSync(join(root, "tests/browser/node_modules/axe-core/axe.min.js"), "utf8");
+
+/** axe-core's violations of the WCAG 2 A and AA rules on `p` as it is now: [{id, help, nodes}].
+ * (Evaluated through the DevTools protocol, which the page's CSP does not govern.) */
+export async function axeViolations(p) {
+  await p.evaluate(axeSource);
+  return p.evaluate(async () => {
+    const result = await globalThis.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+    return result.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
 }
