@@ -188,10 +188,13 @@ export async function proposeSettings(r, requestReport) {
 }
 
 function showProposal(ready = false) {
-  const lines = [reasons.task, ...Object.entries(proposed).map(([what, text]) => `${what}: ${text}`)]
-    .filter(Boolean);
-  $("proposal").textContent = lines.length
-    ? `Proposed from your model and data (change any of them): ${lines.join("; ")}.` : "";
+  const lines = [reasons.task && `task: ${reasons.task}`,
+    ...Object.entries(proposed).map(([what, text]) => `${what}: ${text}`)].filter(Boolean);
+  const intro = document.createElement("p");
+  intro.textContent = "Proposed from your model and data (change any of them):";
+  const list = document.createElement("ul");
+  list.append(...lines.map((line) => Object.assign(document.createElement("li"), { textContent: line })));
+  $("proposal").replaceChildren(...(lines.length ? [intro, list] : []));
   if (ready) {
     $("proposal").dataset.ready = "true";
     $("proposal").dataset.proposal = JSON.stringify({

@@ -80,7 +80,7 @@ export function showReport({ settings, report: r, wasm_before, wasm_bytes, file_
     list.appendChild(li);
   }
   setStatus($("report-status"), r.findings.length
-    ? `The data report has ${r.findings.length} findings (open “Data report” below; the cleaning ` +
+    ? `The data report has ${r.findings.length} finding${r.findings.length === 1 ? "" : "s"} (open “Data report” below; the cleaning ` +
       "steps are under “More settings”)."
     : "The data report has no findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
   proposeSettings(r, requestReport);

@@ -186,9 +186,11 @@ function fitNote(e) {
   const changes = [["batch_size", "batch"], ["gradient_accumulation", "accumulation"], ["max_length", "max length"]]
     .filter(([key]) => e[key] !== undefined && e[key] !== jobSetting(key))
     .map(([key, name]) => `${name} ${jobSetting(key) ?? "?"} → ${e[key]}`);
-  const estimate = e.estimate_bytes ? ` (estimate ${(e.estimate_bytes / 2 ** 20).toFixed(0)} MiB)` : "";
+  // The event carries the plan of the job as given (`plan.fits`, `plan.checked_bytes`).
+  const bytes = e.plan?.checked_bytes;
+  const estimate = bytes ? ` (estimate ${(bytes / 2 ** 20).toFixed(0)} MiB)` : "";
   if (changes.length) return ` train.fit: ${changes.join(", ")}${estimate}.`;
-  return e.fits ? "" : ` train.fit: over this GPU's limits, run as written${estimate}.`;
+  return e.plan?.fits === false ? ` train.fit: over this GPU's limits, run as written${estimate}.` : "";
 }
 
 /** The "data" event, one shape for every task: rows (conversations for SFT) and their split; the

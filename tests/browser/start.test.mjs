@@ -110,6 +110,8 @@ test("three clicks (model, data, Start) train a classifier with the proposed set
     assert.match(await p.locator("#run-status").textContent(),
       /^Finished after 17 steps: .* \(mean of all 17 steps\)\./);
     assert.equal(await p.locator("#step-log tbody tr").count(), 17);
+    // The run's own plan agrees with the proposal's: the batch fits, nothing to warn about.
+    assert.doesNotMatch(await p.locator("#run-status").textContent(), /train\.fit/);
     await assertAccessible(p, "finished");
 
     // The adapter, downloaded from the keyboard.
