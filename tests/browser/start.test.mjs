@@ -131,10 +131,10 @@ test("three clicks (model, data, Start) train a classifier with the proposed set
 });
 
 test("three clicks train the tiny chat model on a JSONL file of conversations", { timeout: 600_000 }, async () => {
-  // 24 conversations of the SFT fixture: a short run.
+  // 16 conversations of the SFT fixture: a short run.
   const lines = readFileSync(join(root, "tests/fixtures/capitals_sft.jsonl"), "utf8").split("\n").filter(Boolean);
-  const dataPath = join(work, "capitals-24.jsonl");
-  writeFileSync(dataPath, `${lines.slice(0, 24).join("\n")}\n`);
+  const dataPath = join(work, "capitals-16.jsonl");
+  writeFileSync(dataPath, `${lines.slice(0, 16).join("\n")}\n`);
   const ctx = await launch();
   try {
     const p = await openPage(ctx, "chat, three clicks");
@@ -142,15 +142,15 @@ test("three clicks train the tiny chat model on a JSONL file of conversations", 
       "tokenizer_config.json", "chat_template.jinja"].map((f) => join(chatDir, f)));
     await p.setInputFiles("#data-file", dataPath);
     const proposed = await proposal(p);
-    // 24 conversations, 10% held out → 22 to train on; three passes in batches of 4.
+    // 16 conversations, 10% held out → 14 to train on; three passes in batches of 4.
     assert.deepEqual({ task: proposed.task, batch: proposed.batch, steps: proposed.steps },
-      { task: "sft", batch: "4", steps: String(Math.ceil(3 * 22 / 4)) });
+      { task: "sft", batch: "4", steps: String(Math.ceil(3 * 14 / 4)) });
     // Only the chat task's settings are shown: no label column, no pooling.
     assert.equal(await p.locator("#label-column").isVisible(), false);
     await p.click("#start");
     await waitOn(p, () => document.querySelectorAll("#downloads li").length === 3, 400_000, "the SFT run");
     assert.match(await p.locator("#run-status").textContent(), new RegExp(`^Finished after ${proposed.steps} steps`));
-    assert.match(await p.locator("#data-status").textContent(), /^24 conversations: 22 to train on/);
+    assert.match(await p.locator("#data-status").textContent(), /^16 conversations: 14 to train on/);
     assert.equal(await p.locator("#chat-try").isVisible(), true);
   } finally {
     await ctx.close();
