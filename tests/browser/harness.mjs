@@ -11,10 +11,12 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
 export const bin = (name) => join(target, "debug", name);
 
-/** Starts `xtask serve --no-build` on a free port; resolves to {origin, stop}. */
-export function serve() {
+/** Starts `xtask serve --no-build` on a free port; resolves to {origin, stop}. `tinyDemo`: the
+ * tiny BERT and tests/browser/tiny.csv are served as the demo model and data. */
+export function serve({ tinyDemo = false } = {}) {
+  const demo = tinyDemo ? ["--demo-model", "assets/tiny-bert", "--demo-data", "tests/browser/tiny.csv"] : [];
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin("xtask"), ["serve", "--no-build", "--port", "0"], {
+    const child = spawn(bin("xtask"), ["serve", "--no-build", "--port", "0", ...demo], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"],
     });

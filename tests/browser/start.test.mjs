@@ -20,7 +20,8 @@ let server;
 const consoleLines = [];
 
 before(async () => {
-  server = await serve();
+  // The tiny BERT and tiny.csv as the page's demo model and data: the demo path in seconds.
+  server = await serve({ tinyDemo: true });
 });
 
 after(() => {
@@ -79,7 +80,7 @@ const proposal = async (p) => {
   return JSON.parse(await p.locator("#proposal").getAttribute("data-proposal"));
 };
 
-test("three clicks (model, data, Start) train a classifier with the proposed settings; accessible throughout", { timeout: 600_000 }, async () => {
+test("three clicks (demo model, demo data, Start) train a classifier with the proposed settings; accessible throughout", { timeout: 600_000 }, async () => {
   const ctx = await launch();
   try {
     const p = await openPage(ctx, "three clicks");
@@ -90,11 +91,11 @@ test("three clicks (model, data, Start) train a classifier with the proposed set
     assert.ok(await fitsWidth(p), "the page is wider than 1280 px");
     await assertAccessible(p, "start");
 
-    // 1. the model, 2. the data: the page proposes the task and the settings from them.
-    await p.setInputFiles("#model-files", tinyFiles);
-    await p.setInputFiles("#data-file", csvPath);
+    // 1. the demo model, 2. the demo data: the page proposes the task and the settings from them.
+    await p.getByRole("radio", { name: /Demo: all-MiniLM/ }).click();
+    await p.getByRole("button", { name: /^Use the demo data/ }).click();
     const proposed = await proposal(p);
-    // tiny.csv: 96 rows, 10% held out → 86 to train on; three passes in batches of 16.
+    // The demo data (served from tiny.csv): 96 rows, 10% held out → 86 to train on; three passes in batches of 16.
     assert.deepEqual({ task: proposed.task, batch: proposed.batch, steps: proposed.steps },
       { task: "classification", batch: "16", steps: String(Math.ceil(3 * 86 / 16)) });
     assert.match(await p.locator("#proposal").textContent(), /^Proposed from your model and data.*classification.*steps: 17/);
