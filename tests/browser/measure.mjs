@@ -84,9 +84,15 @@ try {
       await page.setViewportSize({ width: 1280, height: 900 });
     };
     const tiny = join(root, "assets/tiny-bert");
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const shown = () => page.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]
+      .filter((el) => el.checkVisibility()).length);
+    console.log(`first screen: ${await shown()} controls shown, ` +
+      `${await page.evaluate(() => document.documentElement.scrollWidth)} px wide at 1280 px`);
     await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
     await page.setInputFiles("#data-file", join(root, "tests/browser/tiny.csv"));
     await page.waitForFunction(() => document.getElementById("proposal").dataset.ready === "true", null, { timeout: 60_000 });
+    console.log(`model and data chosen: ${await shown()} controls shown`);
     await shoot("start");
     await page.click("#start");
     await page.waitForFunction(() => /^about/.test(document.getElementById("fig-eta").textContent), null, { timeout: 300_000 });
