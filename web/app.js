@@ -1,10 +1,14 @@
 // Hearth's page: renders and relays; all heavy work is in worker.js. This entry starts the
 // worker, hands each of its messages to the module that renders it, and wires the controls.
 // The modules: form.js (the job from the controls), inputs.js (model and data files),
-// report.js (data report), plan.js (memory plan), run.js (a run and its progress), chart.js
-// (loss chart), tryit.js (the trained model), ui.js (what they share).
+// propose.js (the task and settings proposed from them), remember.js (the user's model kept in
+// this browser, when asked), report.js (data report), plan.js (memory plan), run.js (a run and
+// its progress), chart.js (loss chart), tryit.js (the trained model), ui.js (what they share);
+// sw.js is the service worker that keeps the page working offline.
 import { $, download, post, setStatus, state } from "./ui.js";
-import { buildJob, fillForm } from "./form.js";
+import { buildJob, fillForm, showTaskFields } from "./form.js";
+import { onBatch, proposeTaskFromColumns, resetProposal, wireProposals } from "./propose.js";
+import { restoreRemembered, wireRemember } from "./remember.js";
 import { addModelFiles, dropFiles, fillColumns, setData, useDemoData } from "./inputs.js";
 import { reportFailed, requestReport, showProgress, showReport } from "./report.js";
 import { requestPlan, showPlan } from "./plan.js";
@@ -92,6 +96,7 @@ function onWorkerMessage(msg) {
       state.restarts = 0;
       state.defaults = msg.defaults;
       fillForm();
+      showTaskFields();
       showGpu(msg.gpu);
       updateButtons();
       requestReport();
@@ -116,6 +121,7 @@ function onWorkerMessage(msg) {
       requestPlan(); // the report knows the labels, so the head's size
       break;
     case "plan": showPlan(msg); break;
+    case "batch": onBatch(msg); break;
     case "job": download("hearth-job.json", new Blob([msg.json], { type: "application/json" }), "job"); break;
     case "loading": setStatus($("run-status"), `Loading ${msg.what}…`); break;
     case "event": onTrainEvent(msg.event); break;
@@ -137,6 +143,17 @@ function onWorkerMessage(msg) {
   }
 }
 
+/** The service worker (sw.js) that keeps the page, its module and the demo files for offline
+ * use. A page opened from a file or a browser without service workers works as before. */
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("sw.js").then(() => navigator.serviceWorker.ready).then(() => {
+    document.documentElement.dataset.offline = "ready";
+  }, (e) => {
+    document.documentElement.dataset.offline = `unavailable: ${e.message}`;
+  });
+}
+
 // ---------- the controls ----------
 
 function wire() {
@@ -147,7 +164,12 @@ function wire() {
   });
   $("demo-data").addEventListener("click", useDemoData);
   for (const r of document.querySelectorAll('input[name="model-source"]')) {
-    r.addEventListener("change", () => { updateButtons(); requestReport(); });
+    r.addEventListener("change", () => {
+      resetProposal();
+      if (state.columns) proposeTaskFromColumns(state.columns);
+      updateButtons();
+      requestReport();
+    });
   }
   for (const id of ["text-column", "label-column", "max-length", "eval-fraction", "seed"]) {
     $(id).addEventListener("input", requestReport);
@@ -157,9 +179,14 @@ function wire() {
   $("task").addEventListener("change", () => {
     // The new task's defaults (PEFT's targets differ by family), keeping what the user changed.
     fillForm();
+    showTaskFields();
+    resetProposal();
     requestReport();
     updateButtons();
   });
+  $("optimizer").addEventListener("change", showTaskFields);
+  wireProposals();
+  wireRemember();
   $("start").addEventListener("click", () => start());
   $("stop").addEventListener("click", stop);
   $("resume").addEventListener("click", resume);
@@ -185,6 +212,9 @@ function wire() {
 }
 
 wire();
+showTaskFields();
+restoreRemembered(() => { updateButtons(); requestReport(); });
+registerServiceWorker();
 if (!("Worker" in window)) {
   setStatus($("gpu"), "This browser cannot run Web Workers, which Hearth needs.", "error");
 } else {

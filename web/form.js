@@ -118,6 +118,34 @@ function show({ id, kind }, text) {
   else $(id).value = text;
 }
 
+/** Controls that belong to some tasks only (or, momentum, to some optimizers): hidden for the
+ * others, so the page shows the settings of the chosen task alone. */
+const NOT_SFT = (task) => task !== "sft";
+const SHOWN_FOR = {
+  packing: (task) => task === "sft",
+  truncation: (task) => task === "sft",
+  separator: (task) => task === "multi_label",
+  "regression-loss": (task) => task === "regression",
+  "text-column": NOT_SFT,
+  "label-column": NOT_SFT,
+  "skip-unlabeled": NOT_SFT,
+  conflicts: NOT_SFT,
+  pooling: NOT_SFT,
+  "head-dropout": NOT_SFT,
+  l1: NOT_SFT,
+  momentum: () => ["sgd", "rmsprop"].includes($("optimizer").value),
+};
+
+/** Shows the controls of the chosen task (and optimizer), hides the others with their labels. */
+export function showTaskFields() {
+  const task = taskKind();
+  for (const [id, shownFor] of Object.entries(SHOWN_FOR)) {
+    const hide = !shownFor(task);
+    $(id).hidden = hide;
+    document.querySelector(`label[for="${id}"]`).hidden = hide;
+  }
+}
+
 export const taskKind = () => $("task").value;
 export const isSft = () => taskKind() === "sft";
 

@@ -4,6 +4,8 @@ import { $, post, setStatus, state } from "./ui.js";
 import { HF_FILES, MODEL_NAMES } from "./form.js";
 import { requestReport } from "./report.js";
 import { updateButtons } from "./run.js";
+import { proposeTaskFromColumns, resetProposal } from "./propose.js";
+import { offerRemember } from "./remember.js";
 
 /** The demo model's folder in the repository, written into the exported job while it is chosen. */
 const DEMO_MODEL_PATH = "assets/all-MiniLM-L6-v2";
@@ -20,7 +22,10 @@ export async function addModelFiles(files) {
   const missing = gguf ? [] : HF_FILES.filter((n) => !have.includes(n));
   document.querySelector('input[name="model-source"][value="files"]').checked = true;
   if ($("model-path").value === DEMO_MODEL_PATH) $("model-path").value = "my-model";
+  resetProposal();
+  if (state.columns) proposeTaskFromColumns(state.columns);
   requestReport();
+  offerRemember(missing.length === 0);
   setStatus($("model-status"), missing.length
     ? `Have ${have.join(", ") || "nothing yet"}; still need ${missing.join(", ")}.`
     : gguf ? "The GGUF model file is loaded." : "All three model files are loaded.", missing.length ? "error" : "ok");
@@ -29,6 +34,8 @@ export async function addModelFiles(files) {
 
 export async function setData(name, file, demo = false) {
   state.data = { name, file, demo };
+  state.columns = null;
+  resetProposal();
   setStatus($("data-status"), `${name}: ${(file.size / 1024).toFixed(1)} KiB, read locally.`);
   // The columns show in the first MiB (a JSON array must be read whole).
   const head = /\.json$/i.test(name) ? file : file.slice(0, 1 << 20);
@@ -42,6 +49,8 @@ export function fillColumns({ names, text, label }) {
   }
   setStatus($("data-status"), `${state.data.name}: columns ${names.join(", ")}. ` +
     `Guessed text “${text ?? "?"}” and label “${label ?? "?"}”; change them if wrong.`, "ok");
+  state.columns = names;
+  proposeTaskFromColumns(names);
   requestReport();
 }
 

@@ -29,15 +29,17 @@ export function requestPlan() {
       text: outputs ? `Head outputs: ${outputs.count} (${outputs.from}).`
         : `Head outputs: ${ASSUMED_OUTPUTS}, assumed until the data report has read the label column.`,
     };
-    post({
-      type: "plan", job: buildJob(), config,
-      context: {
-        num_outputs: outputs?.count ?? ASSUMED_OUTPUTS,
-        model_file_bytes: demo ? 0 : state.modelFiles["model.safetensors"].byteLength,
-        data_file_bytes: state.data?.file?.size ?? 0,
-      },
-    });
+    post({ type: "plan", job: buildJob(), config, context: planContext() });
   }, 200);
+}
+
+/** What the planner is told besides the job: the head's outputs and the files' sizes. */
+export function planContext() {
+  return {
+    num_outputs: reportedOutputs()?.count ?? ASSUMED_OUTPUTS,
+    model_file_bytes: modelSource() === "demo" ? 0 : state.modelFiles["model.safetensors"]?.byteLength ?? 0,
+    data_file_bytes: state.data?.file?.size ?? 0,
+  };
 }
 
 export function showPlan(msg) {

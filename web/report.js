@@ -2,6 +2,7 @@
 // worker in slices before any training, and the label count it tells the memory plan.
 import { $, headedRow, post, setStatus, state } from "./ui.js";
 import { isSft, modelSource, setting, taskKind } from "./form.js";
+import { proposeSettings } from "./propose.js";
 
 let timer = null;
 
@@ -79,8 +80,10 @@ export function showReport({ settings, report: r, wasm_before, wasm_bytes, file_
     list.appendChild(li);
   }
   setStatus($("report-status"), r.findings.length
-    ? `${r.findings.length} findings; choose what to clean below before you start.`
-    : "No findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
+    ? `The data report has ${r.findings.length} finding${r.findings.length === 1 ? "" : "s"} (open “Data report” below; the cleaning ` +
+      "steps are under “More settings”)."
+    : "The data report has no findings.", r.findings.some((f) => f.severity === "error") ? "warning" : "ok");
+  proposeSettings(r, requestReport);
 }
 
 // The chat report's figures (the lines `hearth inspect` prints for conversations).

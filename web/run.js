@@ -17,6 +17,7 @@ export function updateButtons() {
   $("try-button").disabled = !(state.trained && !state.trainedChat && !state.running);
   $("chat-button").disabled = !(state.trainedChat && !state.running && !state.generating);
   $("merge").disabled = !(state.trained && !state.trainedChat && !state.running);
+  $("merge").hidden = !(state.trained && !state.trainedChat);
   requestPlan();
 }
 
@@ -38,6 +39,7 @@ function resetRunView() {
   $("eval-table").tBodies[0].replaceChildren();
   $("confusion").replaceChildren();
   $("run-warnings").replaceChildren();
+  $("fig-eta").textContent = "–";
   clearDownloads();
   setStatus($("merge-status"), "");
   delete $("checkpoint-status").dataset.step;
@@ -184,9 +186,11 @@ function fitNote(e) {
   const changes = [["batch_size", "batch"], ["gradient_accumulation", "accumulation"], ["max_length", "max length"]]
     .filter(([key]) => e[key] !== undefined && e[key] !== jobSetting(key))
     .map(([key, name]) => `${name} ${jobSetting(key) ?? "?"} → ${e[key]}`);
-  const estimate = e.estimate_bytes ? ` (estimate ${(e.estimate_bytes / 2 ** 20).toFixed(0)} MiB)` : "";
+  // The event carries the plan of the job as given (`plan.fits`, `plan.checked_bytes`).
+  const bytes = e.plan?.checked_bytes;
+  const estimate = bytes ? ` (estimate ${(bytes / 2 ** 20).toFixed(0)} MiB)` : "";
   if (changes.length) return ` train.fit: ${changes.join(", ")}${estimate}.`;
-  return e.fits ? "" : ` train.fit: over this GPU's limits, run as written${estimate}.`;
+  return e.plan?.fits === false ? ` train.fit: over this GPU's limits, run as written${estimate}.` : "";
 }
 
 /** The "data" event, one shape for every task: rows (conversations for SFT) and their split; the
@@ -203,12 +207,32 @@ function showData(e) {
     `${e.eval_rows} held out${test}${encoding}.${latin1}`, "ok");
 }
 
+/** "about 2 min 10 s" */
+function duration(seconds) {
+  const s = Math.max(1, Math.round(seconds));
+  return s < 60 ? `about ${s} s` : `about ${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+/** The time to finish, from the steps after the first (the first one also compiles the GPU's
+ * kernels and loads the model, so it says little about the others). */
+function showEta(e) {
+  const done = e.step - state.firstStepNo;
+  if (done < 2) {
+    $("fig-eta").textContent = "after the first steps";
+    return;
+  }
+  const perStep = (performance.now() - state.firstStep) / 1000 / done;
+  $("fig-eta").textContent = e.step >= e.steps ? "finishing" : duration(perStep * (e.steps - e.step));
+}
+
 function showStep(e) {
   if (state.firstStep === null) {
     state.firstStep = performance.now();
+    state.firstStepNo = e.step;
     $("fig-first").textContent =
       `${(state.firstStep / 1000).toFixed(1)} s (page open), ${((state.firstStep - state.startedAt) / 1000).toFixed(1)} s (Start)`;
   }
+  showEta(e);
   state.steps.push(e);
   $("progress").value = e.step;
   $("fig-step").textContent = `${e.step} / ${e.steps}`;
@@ -307,13 +331,18 @@ function showMetrics(step, m, set) {
   $("confusion").replaceChildren(table);
 }
 
+/** What the summary's last loss is the mean of: the last 20 steps, or all of a shorter run's. */
+const lastSteps = (steps) => (steps === 1 ? "its only step" : steps <= 20 ? `mean of all ${steps} steps`
+  : "mean of the last 20 steps");
+
 /** The run's end: its summary and its files (PEFT's adapter files for LoRA, hearth_run.json). */
 export function onDone({ files, summary }) {
   state.running = false;
   $("run-status").dataset.summary = JSON.stringify(summary);
   setStatus($("run-status"), `${summary.stopped ? "Stopped" : "Finished"} after ${summary.steps} steps: ` +
     `${summary.examples_per_s.toFixed(1)} examples/s, loss ${summary.loss_first.toFixed(4)} → ` +
-    `${summary.loss_last20.toFixed(4)} (mean of the last 20 steps).${state.fitNote}`, "ok");
+    `${summary.loss_last20.toFixed(4)} (${lastSteps(summary.steps)}).${state.fitNote}`, "ok");
+  $("fig-eta").textContent = "done";
   const names = files.map(([name]) => name);
   setStatus($("result-status"), names.includes("adapter_config.json") ? "Your adapter, in HuggingFace PEFT's format:"
     : names.includes("config.json") ? "Your fine-tuned model, a HuggingFace model directory:"

@@ -6,6 +6,7 @@ import { updateButtons } from "./run.js";
 
 /** Shows the "try it" box that suits what the last run trained. */
 export function offerTrained() {
+  $("try-section").hidden = false;
   $("chat-try").hidden = !state.trainedChat;
   setStatus($("try-status"), state.trainedChat ? "Type a message; the base model and your adapter answer side by side."
     : "Type texts above and classify them with your adapter.");

@@ -12,6 +12,7 @@ export const state = {
   generating: false,     // run.js: the chat model is answering
   modelFiles: {},        // inputs.js: name → ArrayBuffer, for "my model"
   data: null,            // inputs.js: {name, file: Blob, demo}; read whole only when a run starts
+  columns: null,         // inputs.js: the data's column names, once the worker has read them
   report: null,          // report.js: the last data report and the settings it was made with
   job: null,             // run.js: the job of the current run (as sent, or as resumed)
   fitNote: "",           // run.js: what train.fit changed in the current run, for its status
@@ -19,7 +20,8 @@ export const state = {
   labels: [],            // run.js: the run's label names, from its "data" event
   totalSteps: 0,         // run.js
   startedAt: 0,          // run.js
-  firstStep: null,       // run.js
+  firstStep: null,       // run.js: when the run's first step (of this session) ended
+  firstStepNo: 0,        // run.js: ... and its number
   downloads: [],         // ui.js: object URLs of the offered files, revoked by the next run
   restarts: 0,           // app.js: worker restarts since the last successful start
   trained: false,        // run.js: the worker holds a trained model for "try it"

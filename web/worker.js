@@ -9,6 +9,8 @@
 //   {type: "job", job}                           validate a job for export
 //   {type: "plan", job, config: string | null, context: {num_outputs, model_file_bytes,
 //                  data_file_bytes}}             the memory plan (config null: the demo model's)
+//   {type: "propose-batch", job, config, context, candidates: [batch, …]}  the largest batch whose
+//                                                plan fits, for the page's proposed settings
 //   {type: "train", job, model: {demo: true} | {files: [[name, ArrayBuffer], …]}, data: ArrayBuffer}
 //                                                the demo model is fetched here as its three files;
 //                                                any other model comes as its files by name (the HF
@@ -53,6 +55,7 @@
 //   {type: "columns", columns: {names, text, label}}
 //   {type: "job", json}
 //   {type: "plan", text, fits} | {type: "plan", error}
+//   {type: "batch", batch, fits} | {type: "batch", error}
 //   {type: "loading", what}
 //   {type: "event", event}                       the module's events, in order: data (rows,
 //                                                train_rows, eval_rows, test_rows, labels,
@@ -367,6 +370,24 @@ async function planFor(msg) {
   }
 }
 
+/** The largest of `msg.candidates` (batch sizes, largest first) whose memory plan fits this
+ * adapter, for the page's proposed settings: `{batch, fits}`, the smallest with `fits: false`
+ * when none does, or `{error}`. */
+async function proposeBatch(msg) {
+  const config = msg.config ?? text(await fetchBytes("models/demo/config.json"));
+  try {
+    for (const batch of msg.candidates) {
+      const job = { ...msg.job, train: { ...msg.job.train, batch_size: batch, gradient_accumulation: 1 } };
+      const { plan } = JSON.parse(planJob(JSON.stringify(job), config, JSON.stringify(gpuLimits),
+        JSON.stringify(msg.context)));
+      if (plan.fits) return { batch, fits: true };
+    }
+    return { batch: msg.candidates.at(-1), fits: false };
+  } catch (e) {
+    return { error: errorText(e) };
+  }
+}
+
 /** The demo model, as the files it is served as: `[[name, Uint8Array], …]`. */
 async function demoModel() {
   post({ type: "loading", what: "the demo model" });
@@ -541,6 +562,7 @@ self.onmessage = async ({ data: msg }) => {
         break;
       case "job": post({ type: "job", json: checkJob(JSON.stringify(msg.job)) }); break;
       case "plan": post({ type: "plan", ...await planFor(msg) }); break;
+      case "propose-batch": post({ type: "batch", ...await proposeBatch(msg) }); break;
       case "train":
         if (busy) throw new Error("a run is already going");
         await runTraining(msg);

@@ -1,7 +1,7 @@
 // Shared pieces of the browser tests: the repo's paths, the page server (`xtask serve`), and
 // Debian's Chromium started with real WebGPU (SwiftShader on a GPU-less machine).
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,10 +11,12 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
 export const bin = (name) => join(target, "debug", name);
 
-/** Starts `xtask serve --no-build` on a free port; resolves to {origin, stop}. */
-export function serve() {
+/** Starts `xtask serve --no-build` on a free port; resolves to {origin, stop}. `tinyDemo`: the
+ * tiny BERT and tests/browser/tiny.csv are served as the demo model and data. */
+export function serve({ tinyDemo = false } = {}) {
+  const demo = tinyDemo ? ["--demo-model", "assets/tiny-bert", "--demo-data", "tests/browser/tiny.csv"] : [];
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(bin("xtask"), ["serve", "--no-build", "--port", "0"], {
+    const child = spawn(bin("xtask"), ["serve", "--no-build", "--port", "0", ...demo], {
       cwd: root,
       stdio: ["ignore", "pipe", "inherit"],
     });
@@ -52,4 +54,22 @@ export function safetensorsHeader(bytes) {
   const n = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
   return { header, dataStart: 8 + n };
+}
+
+/** Opens the page's folded "More settings" on `p` (as a user clicking it), where the tests set
+ * what the three-click start leaves to its defaults. */
+export async function openAdvanced(p) {
+  if (!(await p.locator("#advanced").evaluate((d) => d.open))) await p.click("#advanced > summary");
+}
+
+const axeSource = readFileSync(join(root, "tests/browser/node_modules/axe-core/axe.min.js"), "utf8");
+
+/** axe-core's violations of the WCAG 2 A and AA rules on `p` as it is now: [{id, help, nodes}].
+ * (Evaluated through the DevTools protocol, which the page's CSP does not govern.) */
+export async function axeViolations(p) {
+  await p.evaluate(axeSource);
+  return p.evaluate(async () => {
+    const result = await globalThis.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
+    return result.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
 }

@@ -2,11 +2,16 @@
 //   node measure.mjs minilm [steps]   MiniLM (demo model + demo data), batch 8, max length 64,
 //                                     in headless Chromium on WebGPU; prints per-step times
 //   node measure.mjs screenshot OUT   a tiny-BERT run of 60 steps, screenshot at step 40
+//   node measure.mjs screenshots DIR  the three-click start with the tiny BERT and tiny.csv: the
+//                                     start, running and finished states at 1280 and 390 px,
+//                                     as DIR/page-{start,running,finished}-{1280,390}.png
+//   node measure.mjs tti [visits]     time to interactive (WebGPU and the module ready, as the
+//                                     page reports it) on a first visit and on the next ones
 //   node measure.mjs sft [steps]      SmolLM2-135M (the GGUF in assets/smollm2) fine-tuned on
 //                                     tests/fixtures/capitals_sft.jsonl, batch 2, max length 64;
 //                                     prints per-step times and the run's tokens/s
 import { join } from "node:path";
-import { launch, root, serve } from "./harness.mjs";
+import { launch, openAdvanced, root, serve } from "./harness.mjs";
 
 const [mode = "minilm", arg] = process.argv.slice(2);
 const server = await serve();
@@ -19,6 +24,7 @@ await page.waitForFunction(() => document.getElementById("gpu").dataset.adapter 
 console.log(await page.locator("#gpu").textContent());
 
 const set = async (settings) => {
+  await openAdvanced(page);
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
 };
 const steps = () => page.locator("#step-log tbody tr").count();
@@ -68,6 +74,43 @@ try {
     console.log(`page open → Start ${(clicked - t0) / 1000} s; step done at (s after Start): ${stamps.join(", ")}`);
     console.log(`training ${summary.train_seconds.toFixed(1)} s: ${summary.real_tokens_per_s.toFixed(2)} real tokens/s, ` +
       `${summary.padded_tokens_per_s.toFixed(2)} padded tokens/s; loss ${summary.loss_first} → ${summary.loss_last20}`);
+  } else if (mode === "screenshots") {
+    const dir = arg ?? ".";
+    const shoot = async (state) => {
+      for (const width of [1280, 390]) {
+        await page.setViewportSize({ width, height: width === 1280 ? 900 : 844 });
+        await page.screenshot({ path: join(dir, `page-${state}-${width}.png`), fullPage: true });
+      }
+      await page.setViewportSize({ width: 1280, height: 900 });
+    };
+    const tiny = join(root, "assets/tiny-bert");
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const shown = () => page.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]
+      .filter((el) => el.checkVisibility()).length);
+    console.log(`first screen: ${await shown()} controls shown, ` +
+      `${await page.evaluate(() => document.documentElement.scrollWidth)} px wide at 1280 px`);
+    await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+    await page.setInputFiles("#data-file", join(root, "tests/browser/tiny.csv"));
+    await page.waitForFunction(() => document.getElementById("proposal").dataset.ready === "true", null, { timeout: 60_000 });
+    console.log(`model and data chosen: ${await shown()} controls shown`);
+    await shoot("start");
+    await page.click("#start");
+    await page.waitForFunction(() => /^about/.test(document.getElementById("fig-eta").textContent), null, { timeout: 300_000 });
+    await shoot("running");
+    await page.waitForFunction(() => document.querySelectorAll("#downloads li").length === 3, null, { timeout: 300_000 });
+    await shoot("finished");
+    console.log(`screenshots written to ${dir}`);
+  } else if (mode === "tti") {
+    const ready = () => page.locator("#gpu").textContent().then((t) => Number(t.match(/ready ([\d.]+) s after/)[1]));
+    const times = [await ready()];
+    for (let i = 1; i < Number(arg ?? 3); i++) {
+      // Give a service worker, where there is one, the time to cache the page and the module.
+      await new Promise((r) => setTimeout(r, 3000));
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById("gpu").dataset.adapter !== undefined, null, { timeout: 120_000 });
+      times.push(await ready());
+    }
+    console.log(`ready (s after the page opened): first visit ${times[0]}, then ${times.slice(1).join(", ")}`);
   } else if (mode === "screenshot") {
     const tiny = join(root, "assets/tiny-bert");
     await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
@@ -75,6 +118,7 @@ try {
     await page.waitForFunction(() => document.getElementById("label-column").options.length > 0);
     await set({ "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8", "#lr": "0.02",
       "#steps": "60", "#batch-size": "16", "#max-length": "32", "#warmup": "5", "#eval-every": "10" });
+    await openAdvanced(page);
     await page.selectOption("#pooling", "mean");
     await page.click("#start");
     while ((await steps()) < 40) {

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
-import { bin, launch, root, safetensorsHeader, serve } from "./harness.mjs";
+import { bin, launch, openAdvanced, root, safetensorsHeader, serve } from "./harness.mjs";
 
 const tiny = join(root, "assets/tiny-bert");
 const csvPath = join(root, "tests/browser/tiny.csv");
@@ -99,6 +99,7 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.equal(await page.locator("#text-column").inputValue(), "text");
   assert.equal(await page.locator("#label-column").inputValue(), "label");
 
+  await openAdvanced(page);
   const settings = { "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8",
     "#lora-dropout": "0", "#lr": "0.03", "#steps": "16", "#batch-size": "16", "#max-length": "32",
     "#warmup": "2", "#eval-every": "8", "#seed": "3" };
@@ -349,6 +350,7 @@ test("a regression run reports validation and test metrics, equal to the CLI's",
   writeFileSync(scoresPath, `text,score\n${rows.join("\n")}\n`);
   await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
   await waitFor(() => document.getElementById("model-status").textContent.includes("All three"), 10_000, "model files");
+  await openAdvanced(page);
   await page.setInputFiles("#data-file", scoresPath);
   await waitFor(() => document.getElementById("label-column").options.length > 0, 10_000, "columns");
   await page.selectOption("#label-column", "score");
@@ -461,18 +463,27 @@ test("the page's job, left at its defaults, is the CLI's for the same files and 
     // same job in the folder that holds tiny.csv.
     await fresh.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
     await fresh.waitForFunction(() => document.getElementById("model-status").textContent.includes("All three"));
+    await openAdvanced(fresh);
     await fresh.fill("#model-path", tiny);
     await fresh.setInputFiles("#data-file", csvPath);
     await fresh.waitForFunction(() => document.getElementById("label-column").options.length > 0);
+    // The page proposes steps, learning rate, batch, max length and warmup from the data; the
+    // rest of its job is the CLI's defaults, nothing the page made up.
+    await fresh.waitForFunction(() => document.getElementById("proposal").dataset.ready === "true", null,
+      { timeout: 60_000 });
+    const p = JSON.parse(await fresh.locator("#proposal").getAttribute("data-proposal"));
+    const proposed = { steps: Number(p.steps), learning_rate: Number(p.lr), batch_size: Number(p.batch),
+      max_length: Number(p.max_length), warmup_steps: Number(p.warmup) };
     const cwd = join(root, "tests/browser");
     const paths = { model: { path: tiny }, data: { path: "tiny.csv" } };
     const atDefaults = (await exportJob(fresh, "defaults-job.json")).job;
-    assert.deepEqual(atDefaults, cliJob(paths, cwd));
+    assert.deepEqual(atDefaults, cliJob({ ...paths, train: proposed }, cwd));
 
     // A blank field is the job's default, not a number of the page's (a blank warmup once was 0).
     await fresh.fill("#warmup", "");
+    delete proposed.warmup_steps;
     const blank = (await exportJob(fresh, "blank-warmup-job.json")).job;
-    const cli = cliJob(paths, cwd);
+    const cli = cliJob({ ...paths, train: proposed }, cwd);
     assert.equal(blank.train.warmup_steps, cli.train.warmup_steps);
     assert.deepEqual(blank, cli);
 
@@ -480,7 +491,7 @@ test("the page's job, left at its defaults, is the CLI's for the same files and 
     await fresh.selectOption("#task", "sft");
     const sft = (await exportJob(fresh, "defaults-sft-job.json")).job;
     assert.deepEqual(sft.lora.target_modules, ["q_proj", "v_proj"]);
-    assert.deepEqual(sft, cliJob({ ...paths, task: { kind: "sft" } }, cwd));
+    assert.deepEqual(sft, cliJob({ ...paths, task: { kind: "sft" }, train: proposed }, cwd));
     console.log(`# the page's default jobs (classification, blank warmup ${blank.train.warmup_steps}, sft) are the CLI's`);
   } finally {
     await fresh.close();
@@ -625,6 +636,7 @@ async function pickTiny(p, settings) {
   await waitOn(p, () => document.getElementById("model-status").textContent.includes("All three"), 10_000, "model files");
   await p.setInputFiles("#data-file", csvPath);
   await waitOn(p, () => document.getElementById("label-column").options.length > 0, 10_000, "columns");
+  await openAdvanced(p);
   const job = { "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8", "#lora-dropout": "0",
     "#lr": "0.03", "#batch-size": "16", "#max-length": "32", "#warmup": "0", "#eval-every": "0", "#seed": "3", ...settings };
   for (const [sel, value] of Object.entries(job)) await p.fill(sel, value);

@@ -33,6 +33,12 @@ enum Task {
         /// Serve static/ as it is, without building first.
         #[arg(long)]
         no_build: bool,
+        /// Serve this model folder as the demo model (the browser tests: the tiny BERT).
+        #[arg(long)]
+        demo_model: Option<PathBuf>,
+        /// Serve this file as the demo data (the browser tests: tests/browser/tiny.csv).
+        #[arg(long)]
+        demo_data: Option<PathBuf>,
     },
     /// Write a tiny random BERT (config.json, model.safetensors, tokenizer.json).
     TinyBert {
@@ -57,12 +63,22 @@ fn root() -> PathBuf {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Web => web::build(&root()),
-        Task::Serve { port, no_build } => {
+        Task::Serve {
+            port,
+            no_build,
+            demo_model,
+            demo_data,
+        } => {
             if !no_build {
                 web::fetch_assets(&root())?;
                 web::build(&root())?;
             }
-            serve::serve(&root(), port)
+            let default = serve::Demo::default();
+            let demo = serve::Demo {
+                model: demo_model.unwrap_or(default.model),
+                data: demo_data.unwrap_or(default.data),
+            };
+            serve::serve(&root(), port, demo)
         }
         Task::TinyBert {
             out,

