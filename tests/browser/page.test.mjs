@@ -100,8 +100,10 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.equal(await page.locator("#label-column").inputValue(), "label");
 
   await openAdvanced(page);
+  // LoRA dropout on: its masks are Philox words keyed by row and position, so the CLI below
+  // drops the same elements.
   const settings = { "#model-path": "tiny-bert", "#eval-fraction": "0.25", "#r": "4", "#alpha": "8",
-    "#lora-dropout": "0", "#lr": "0.03", "#steps": "16", "#batch-size": "16", "#max-length": "32",
+    "#lora-dropout": "0.1", "#lr": "0.03", "#steps": "16", "#batch-size": "16", "#max-length": "32",
     "#warmup": "2", "#eval-every": "8", "#seed": "3" };
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
   await page.selectOption("#pooling", "mean");
@@ -548,7 +550,7 @@ test("no request leaves the origin or carries the dataset", () => {
   assert.ok(!requests.some((r) => r.url.includes("tiny.csv")));
 });
 
-test("the CLI on the CPU gives the browser's losses for the exported job", () => {
+test("the CLI on the CPU gives the browser's losses for the exported job, LoRA dropout 0.1 included", () => {
   assert.ok(run.losses && run.jobPath, "the browser run must have finished");
   const out = execFileSync(bin("hearth"), ["train", "--job", run.jobPath, "--model", tiny, "--data", csvPath,
     "--device", "cpu", "--jsonl", "--out", join(work, "cli-adapter")], { cwd: root, encoding: "utf8" });
@@ -556,7 +558,7 @@ test("the CLI on the CPU gives the browser's losses for the exported job", () =>
   assert.equal(cli.length, run.losses.length);
   const worst = Math.max(...cli.map((l, i) => Math.abs(l - run.losses[i])));
   console.log(`# browser vs CLI: largest per-step loss difference ${worst.toExponential(2)}`);
-  assert.ok(worst <= 1e-3, `browser ${run.losses.join(", ")}\ncli ${cli.join(", ")}`);
+  assert.ok(worst <= 1e-4, `browser ${run.losses.join(", ")}\ncli ${cli.join(", ")}`);
 });
 
 test("the page's adapter and its try-it answers match `hearth predict` on the CPU", () => {
