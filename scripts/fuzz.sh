@@ -24,6 +24,14 @@ done
 # A small GGUF file of every supported type (the hearth-gguf tests write it) seeds `gguf`.
 HEARTH_GGUF_SEED="$PWD/fuzz/corpus/gguf/every-type.gguf" cargo test -q -p hearth-gguf --test synthetic \
   write_fuzz_seed >/dev/null
+# So do the K-quant fixture (random blocks of Q5_0, Q5_1, Q2_K … Q6_K and their f32 values) and,
+# as raw blocks behind a type selector byte (the target's second reading), bytes of it.
+cp tests/fixtures/kquants.gguf fuzz/corpus/gguf/kquants.gguf
+# Selector (the type's index in GgmlType::ALL) and block size: four blocks of fixture bytes each.
+for sel_size in 04:22 05:24 08:84 09:110 0a:144 0b:176 0c:210; do
+  { printf "\x${sel_size%:*}"; tail -c 4096 tests/fixtures/kquants.gguf | head -c $((4 * ${sel_size#*:})); } \
+    > "fuzz/corpus/gguf/blocks-${sel_size%:*}"
+done
 # `compat`: a job file, NUL, a config.json, NUL, tensor names one a line (a BERT's and a Llama's).
 bert='{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
   "intermediate_size": 16, "max_position_embeddings": 8}'

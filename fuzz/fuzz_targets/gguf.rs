@@ -1,10 +1,27 @@
 //! Any bytes: the GGUF reader returns an error or a file whose tensors all lie inside the
-//! input, and dequantizing any of them (supported or not) never panics.
+//! input, and dequantizing any of them (supported or not) never panics. The same bytes, read
+//! as a type selector and raw blocks, go straight to `dequantize` too: whole blocks of a
+//! supported type (the K-quants included) give one f32 per element, anything else an error.
 #![no_main]
 
+use hearth_gguf::{GgmlType, dequantize};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
+    if let Some((&selector, data)) = bytes.split_first() {
+        let t = GgmlType::ALL[usize::from(selector) % GgmlType::ALL.len()];
+        let n = data.len() as u64 / t.type_size() * t.block_size();
+        let whole = n / t.block_size() * t.type_size() == data.len() as u64;
+        match dequantize(t, data, n) {
+            Ok(x) => {
+                assert!(hearth_gguf::can_dequantize(t) && whole, "{t}");
+                assert_eq!(x.len() as u64, n);
+            }
+            Err(_) => assert!(!hearth_gguf::can_dequantize(t) || !whole, "{t}"),
+        }
+        // One element more than the bytes hold is always an error.
+        assert!(dequantize(t, data, n + 1).is_err());
+    }
     let Ok(gguf) = hearth_gguf::Gguf::parse(bytes) else {
         return;
     };

@@ -68,7 +68,7 @@ pub enum GgufError {
     #[error("{what}: size overflows")]
     Overflow { what: String },
     #[error(
-        "dequantizing {tensor:?}: ggml type {ggml_type} is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)"
+        "dequantizing {tensor:?}: ggml type {ggml_type} is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K are)"
     )]
     UnsupportedType { tensor: String, ggml_type: GgmlType },
     #[error("dequantizing {ggml_type}: {len} bytes do not hold {n_elements} elements")]

@@ -3,7 +3,8 @@
 //! [`Gguf::parse`] reads a whole file from a byte slice (so it works the same natively and in
 //! the browser): the header (versions 2 and 3), the metadata as typed [`Value`]s, the tensor
 //! infos, and the data section, every range checked. [`Gguf::dequantize`] turns a tensor into
-//! f32 for the types small models are shipped in (F32, F16, BF16, Q8_0, Q4_0, Q4_1); the
+//! f32 for the types small models are shipped in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+//! and the K-quants Q2_K … Q6_K, bit for bit as gguf-py computes them); the
 //! typed getters (`get_u32`, `get_str`, `get_array_str`, …) and [`LlamaConfig::from_gguf`] read
 //! the metadata. A malformed or truncated file is a [`GgufError`] that says what is wrong, never
 //! a panic.

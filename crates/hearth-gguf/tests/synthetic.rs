@@ -454,20 +454,21 @@ fn malformed_files_are_errors_that_say_what_is_wrong() {
 #[test]
 fn unsupported_types_are_named() {
     let bytes = Builder::new()
-        .tensor("blk.0.q", &[256], 12, vec![0; 144])
+        .tensor("blk.0.q", &[256], 16, vec![0; 66])
         .build();
-    let g = Gguf::parse(&bytes).expect("a Q4_K tensor still parses");
+    let g = Gguf::parse(&bytes).expect("an IQ2_XXS tensor still parses");
     let e = g
         .dequantize("blk.0.q")
-        .expect_err("Q4_K is not supported")
+        .expect_err("IQ2_XXS is not supported")
         .to_string();
-    assert!(e.contains("\"blk.0.q\"") && e.contains("Q4_K"), "{e}");
+    assert!(e.contains("\"blk.0.q\"") && e.contains("IQ2_XXS"), "{e}");
     assert!(matches!(
         g.dequantize("nope"),
         Err(GgufError::TensorNotFound { .. })
     ));
     assert!(
-        !hearth_gguf::can_dequantize(GgmlType::Q4_K) && hearth_gguf::can_dequantize(GgmlType::Q4_1)
+        !hearth_gguf::can_dequantize(GgmlType::IQ2_XXS)
+            && hearth_gguf::can_dequantize(GgmlType::Q4_K)
     );
     let e = dequantize(GgmlType::Q8_0, &[0; 33], 32)
         .expect_err("one byte short")
