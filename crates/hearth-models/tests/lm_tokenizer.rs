@@ -1,6 +1,8 @@
 //! SmolLM2-135M-Instruct's tokenizer, rebuilt from its GGUF's metadata, gives transformers' ids,
-//! decodes, chat renderings and assistant masks (`scripts/fixtures/smollm2_tokenizer.py`), and
-//! bad metadata or templates are errors, not panics.
+//! decodes, chat renderings and assistant masks (`scripts/fixtures/smollm2_tokenizer.py`);
+//! Gemma 3's SentencePiece tokenizer, rebuilt from its GGUF's metadata, gives transformers'
+//! merges, ids and decodes (`scripts/fixtures/gemma3_tokenizer.py`); and bad metadata or
+//! templates are errors, not panics.
 
 mod common;
 
@@ -16,6 +18,17 @@ fn smollm2() -> &'static LmTokenizer {
         let bytes =
             std::fs::read(common::root().join("assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
                 .expect("run scripts/fetch-assets.sh");
+        LmTokenizer::from_gguf_bytes(&bytes).expect("builds")
+    })
+}
+
+/// The tokenizer of the Gemma 3 270M GGUF, built once for the whole test binary (the file is
+/// 253 MB, its vocabulary 262,144 tokens).
+fn gemma3() -> &'static LmTokenizer {
+    static TOKENIZER: OnceLock<LmTokenizer> = OnceLock::new();
+    TOKENIZER.get_or_init(|| {
+        let bytes = std::fs::read(common::root().join("assets/gemma3/gemma-3-270m-q4_k_m.gguf"))
+            .expect("run scripts/fetch-assets.sh");
         LmTokenizer::from_gguf_bytes(&bytes).expect("builds")
     })
 }
@@ -264,6 +277,91 @@ fn base_models_need_a_template_and_can_be_given_one() {
     );
 }
 
+/// Gemma's merges are not in the file: they are rebuilt from the vocabulary. The same merges in
+/// the same order as transformers' (their SHA-256, one `left right` a line), the same special
+/// ids, and BOS put first only by `encode_with_special_tokens`.
+#[test]
+fn gemma3_merges_and_special_ids_are_transformers() {
+    use sha2::{Digest, Sha256};
+    let tok = gemma3();
+    let fx = common::json("gemma3_tokenizer.json");
+    assert_eq!(
+        tok.vocab_size() as u64,
+        fx["vocab_size"].as_u64().expect("size")
+    );
+    assert_eq!(tok.bos_id().map(u64::from), fx["bos_id"].as_u64());
+    assert_eq!(tok.eos_id().map(u64::from), fx["eos_id"].as_u64());
+    assert_eq!(tok.pad_id().map(u64::from), fx["pad_id"].as_u64());
+    assert_eq!(tok.id_to_token(2).as_deref(), Some("<bos>"));
+    assert!(fx["add_bos_token"].as_bool().expect("flag"));
+    assert_eq!(tok.encode_with_special_tokens("").expect("encodes"), [2]);
+    // The GGUF has no chat template; EOS alone stops generation until one is given.
+    assert!(tok.chat_template().is_none());
+    assert_eq!(tok.stop_ids(), [1]);
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&tokenizer_json_of(tok)).expect("tokenizer.json is JSON");
+    let model = &json["model"];
+    assert_eq!(model["type"], "BPE");
+    assert_eq!(model["byte_fallback"], true);
+    let merges = model["merges"].as_array().expect("merges");
+    assert_eq!(
+        merges.len() as u64,
+        fx["merges_count"].as_u64().expect("count")
+    );
+    let mut hash = Sha256::new();
+    for merge in merges {
+        let pair = merge.as_array().expect("a pair");
+        let (l, r) = (
+            pair[0].as_str().expect("left"),
+            pair[1].as_str().expect("right"),
+        );
+        hash.update(format!("{l} {r}\n").as_bytes());
+    }
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, fx["merges_sha256"].as_str().expect("sha256"));
+}
+
+/// Spaces, runs of spaces and newlines (added tokens), digits (one token each), accents, CJK,
+/// emoji (byte fallback), control bytes, special-token text inside a text: transformers' ids,
+/// with and without BOS, and its decodes; the streamed decode equals the full one.
+#[test]
+fn gemma3_texts_encode_and_decode_as_transformers() {
+    let tok = gemma3();
+    let fx = common::json("gemma3_tokenizer.json");
+    let texts = fx["texts"].as_array().expect("texts");
+    assert!(texts.len() >= 15);
+    for case in texts {
+        let text = case["text"].as_str().expect("text");
+        let got = tok.encode(text).expect("encodes");
+        assert_eq!(got, ids(&case["ids"]), "{text:?}");
+        assert_eq!(
+            tok.encode_with_special_tokens(text).expect("encodes"),
+            ids(&case["ids_with_special"]),
+            "{text:?}"
+        );
+        for (skip_special, key) in [(false, "decoded"), (true, "decoded_skip_special")] {
+            let want = case[key].as_str().expect("decoded");
+            assert_eq!(
+                tok.decode(&got, skip_special).expect("decodes"),
+                want,
+                "{text:?}"
+            );
+            let mut stream = tok.decode_stream(skip_special);
+            let mut streamed = String::new();
+            for &id in &got {
+                if let Some(piece) = stream.step(id).expect("steps") {
+                    streamed.push_str(&piece);
+                }
+            }
+            if let Some(rest) = stream.finish().expect("finishes") {
+                streamed.push_str(&rest);
+            }
+            assert_eq!(streamed, want, "{text:?} streamed");
+        }
+    }
+}
+
 /// A `tokenizer.json` for a tokenizer built from a GGUF, through the `tokenizers` crate.
 fn tokenizer_json_of(tok: &LmTokenizer) -> Vec<u8> {
     tok.to_tokenizer_json().expect("serializes").into_bytes()
@@ -386,11 +484,18 @@ mod errors {
             .filter(|(k, _)| *k != "tokenizer.ggml.model")
             .collect();
         assert!(error_of(&none).contains("no tokenizer"));
+        // A SentencePiece vocabulary is built only for Gemma; this file names no architecture.
         let llama = error_of(&replaced("tokenizer.ggml.model", Value::Str("llama")));
         assert!(
-            llama.contains("`llama`") && llama.contains("gpt2"),
+            llama.contains("`llama`") && llama.contains("gpt2") && llama.contains("gemma3"),
             "{llama}"
         );
+        let mut llama_arch = replaced("tokenizer.ggml.model", Value::Str("llama"));
+        llama_arch.push(("general.architecture", Value::Str("llama")));
+        let llama = error_of(&llama_arch);
+        assert!(llama.contains("architecture `llama`"), "{llama}");
+        let t5 = error_of(&replaced("tokenizer.ggml.model", Value::Str("t5")));
+        assert!(t5.contains("`t5`") && t5.contains("gpt2"), "{t5}");
         let wrong_type = error_of(&replaced("tokenizer.ggml.tokens", Value::U32(3)));
         assert!(wrong_type.contains("tokenizer.ggml.tokens"), "{wrong_type}");
         let no_merges: Vec<(&str, Value)> = valid()

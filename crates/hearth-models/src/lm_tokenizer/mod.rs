@@ -8,8 +8,9 @@
 //! `tokenizer.*` metadata. A GGUF has no `tokenizer.json`: the tokenizer is rebuilt from the
 //! vocabulary and merges the way transformers' GGUF loader rebuilds it
 //! (`transformers/integrations/gguf/gguf_tokenizer_mapping.py`), so the ids are transformers'.
-//! Only byte-level BPE (`tokenizer.ggml.model = gpt2`: SmolLM2, Llama 3, Qwen 2) is rebuilt;
-//! that reconstruction is [`gguf`]'s.
+//! Byte-level BPE (`tokenizer.ggml.model = gpt2`: SmolLM2, Llama 3, Qwen 2) and Gemma's
+//! SentencePiece vocabulary (`llama` in a Gemma file) are rebuilt; that reconstruction is
+//! [`gguf`]'s.
 //!
 //! Text is encoded without special tokens: the chat template writes them.
 
@@ -258,6 +259,16 @@ impl LmTokenizer {
     /// as `<|im_start|>`, is still matched as that token, as transformers does).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         Ok(self.encode_with_offsets(text)?.ids)
+    }
+
+    /// The ids of `text` with the special tokens the tokenizer puts around a text, as
+    /// transformers' `encode(text)` (`add_special_tokens=True`): for a Gemma GGUF, BOS first
+    /// (`tokenizer.ggml.add_bos_token`); for a byte-level GGUF, none; for a `tokenizer.json`,
+    /// what its post-processor adds. Chat templates write their special tokens themselves, so
+    /// [`encode`](Self::encode) is what a rendered conversation wants.
+    pub fn encode_with_special_tokens(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let encoding = self.inner.encode(text, true).map_err(tok_error)?;
+        Ok(encoding.get_ids().to_vec())
     }
 
     /// The ids of `text` and the byte range of `text` each came from.
