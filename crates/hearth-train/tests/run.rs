@@ -220,8 +220,7 @@ fn padding_to_buckets_changes_no_loss_and_is_on_by_default_on_a_gpu() {
     assert_eq!(longest.len(), 6);
     let mut bucketed = Vec::new();
     for multiple in [16, 32] {
-        let (losses, padding) =
-            tiny_run(serde_json::json!({"pad_to_multiple_of": multiple}), &cpu);
+        let (losses, padding) = tiny_run(serde_json::json!({"pad_to_multiple_of": multiple}), &cpu);
         assert!(
             padding > longest_padding + 0.01 * (multiple / 8) as f64,
             "buckets of {multiple} pad more: {padding} vs {longest_padding}"
@@ -242,7 +241,10 @@ fn padding_to_buckets_changes_no_loss_and_is_on_by_default_on_a_gpu() {
     assert!((gpu_padding - bucket_padding).abs() < 1e-9, "{gpu_padding}");
     assert_eq!(on_gpu, bucketed);
     let (_, off_padding) = tiny_run(serde_json::json!({"pad_to_multiple_of": 1}), &gpu);
-    assert!((off_padding - longest_padding).abs() < 1e-9, "{off_padding}");
+    assert!(
+        (off_padding - longest_padding).abs() < 1e-9,
+        "{off_padding}"
+    );
 }
 
 /// `train.group_by_length` puts rows of similar length together: less padding, the same run
