@@ -156,6 +156,13 @@ pub struct TrainArgs {
     /// Truncation length in tokens.
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// Pad each batch to its longest row rounded up to a multiple of N (absent: 16 with
+    /// --device wgpu, none on the CPU; 1 turns it off): fewer shapes for a GPU to compile.
+    #[arg(long, value_name = "N")]
+    pub pad_to_multiple_of: Option<usize>,
+    /// Batch rows of similar length together (less padding; still seeded).
+    #[arg(long)]
+    pub group_by_length: bool,
     /// Peak learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -356,6 +363,8 @@ const SETTINGS: &[(&str, &str)] = &[
     ("--batch-size", "train.batch_size"),
     ("--accumulate", "train.gradient_accumulation"),
     ("--max-length", "train.max_length"),
+    ("--pad-to-multiple-of", "train.pad_to_multiple_of"),
+    ("--group-by-length", "train.group_by_length"),
     ("--lr", "train.learning_rate"),
     ("--warmup", "train.warmup_steps"),
     ("--seed", "train.seed"),

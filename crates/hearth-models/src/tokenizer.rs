@@ -80,6 +80,16 @@ impl TextTokenizer {
         Ok(Self { inner, max_length })
     }
 
+    /// Pads each batch to its longest row rounded up to a multiple of `multiple`, but never
+    /// beyond the max length (tokenizers' `pad_to_multiple_of`, capped): a GPU meets a few
+    /// lengths instead of one per text length. Padded positions are masked as before.
+    pub fn with_pad_to_multiple_of(mut self, multiple: usize) -> Self {
+        if let Some(padding) = self.inner.get_padding_mut() {
+            padding.pad_to_multiple_of = (multiple > 1).then_some(multiple);
+        }
+        self
+    }
+
     /// The truncation length.
     pub fn max_length(&self) -> usize {
         self.max_length
@@ -96,11 +106,14 @@ impl TextTokenizer {
             .inner
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        // Rounding up to a multiple may pass the max length; what lies beyond it is padding
+        // (truncation kept every row within it), and is cut off again below.
         let seq_len = encodings
             .iter()
             .map(|e| e.get_ids().len())
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(self.max_length.max(longest_real(&encodings)));
         let mut out = Encoded {
             batch_size: encodings.len(),
             seq_len,
@@ -109,7 +122,7 @@ impl TextTokenizer {
             attention_mask: Vec::with_capacity(encodings.len() * seq_len),
         };
         for e in &encodings {
-            if e.get_ids().len() != seq_len {
+            if e.get_ids().len() < seq_len {
                 return Err(ModelError::Tokenizer(format!(
                     "padding produced rows of {} and {} tokens",
                     e.get_ids().len(),
@@ -117,14 +130,26 @@ impl TextTokenizer {
                 )));
             }
             out.input_ids
-                .extend(e.get_ids().iter().map(|&x| i64::from(x)));
+                .extend(e.get_ids()[..seq_len].iter().map(|&x| i64::from(x)));
             out.token_type_ids
-                .extend(e.get_type_ids().iter().map(|&x| i64::from(x)));
-            out.attention_mask
-                .extend(e.get_attention_mask().iter().map(|&x| i64::from(x)));
+                .extend(e.get_type_ids()[..seq_len].iter().map(|&x| i64::from(x)));
+            out.attention_mask.extend(
+                e.get_attention_mask()[..seq_len]
+                    .iter()
+                    .map(|&x| i64::from(x)),
+            );
         }
         Ok(out)
     }
+}
+
+/// The most real (unmasked) tokens of any row.
+fn longest_real(encodings: &[tokenizers::Encoding]) -> usize {
+    encodings
+        .iter()
+        .map(|e| e.get_attention_mask().iter().filter(|&&m| m != 0).count())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Counts a text's tokens as the model sees them (special tokens included) before truncation,

@@ -320,6 +320,22 @@ impl Objective for Classify<'_> {
         self.eval.len()
     }
 
+    fn row_lengths(&self) -> Option<Vec<usize>> {
+        // Tokenized in chunks; a row's length is its real (unmasked) tokens.
+        let mut lengths = Vec::with_capacity(self.train.len());
+        for chunk in self.train.texts[..self.train.len()].chunks(256) {
+            let texts: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            let encoded = self.tokenizer.encode_batch(&texts).ok()?;
+            lengths.extend(
+                encoded
+                    .attention_mask
+                    .chunks(encoded.seq_len.max(1))
+                    .map(|row| row.iter().filter(|&&m| m != 0).count()),
+            );
+        }
+        Some(lengths)
+    }
+
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
         let texts: Vec<&str> = rows.iter().map(|&i| self.train.texts[i].as_str()).collect();
         let encoded = self.tokenizer.encode_batch(&texts)?;

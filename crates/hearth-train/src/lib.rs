@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod base;
+pub mod batching;
 pub mod checkpoint;
 pub mod classify;
 pub mod collective;

@@ -21,6 +21,7 @@ use crate::adapter::{
     AdapterFiles, check_chat_files, check_classifier_model, check_init_adapter, load_chat,
 };
 use crate::base::{NamedFiles, bert_files};
+use crate::batching::Padding;
 use crate::classify::{Classify, TrainData};
 use crate::event::DataSummary;
 use crate::plan::{Limits, Plan};
@@ -141,7 +142,11 @@ pub async fn start(
         if let Some(message) = check_chat_files(&model)? {
             let _ = (hooks.on_event)(&Event::Warning { message });
         }
-        return run_chat(job, model, split, init_adapter, device, resume, hooks).await;
+        let on = On {
+            device,
+            padding: job.train.padding(limits.runtime),
+        };
+        return run_chat(job, model, split, init_adapter, on, resume, hooks).await;
     }
     let data_bytes = data.len() as u64;
     let split = crate::classify::split(job, crate::classify::load_dataset(job, &data)?)?;
@@ -178,7 +183,19 @@ pub async fn start(
             settled
         }
     };
-    run_classifier(&job, files, split, init_adapter, device, resume, hooks).await
+    let on = On {
+        device,
+        padding: job.train.padding(limits.runtime),
+    };
+    run_classifier(&job, files, split, init_adapter, on, resume, hooks).await
+}
+
+/// Where a run computes: its device, and how far its batches are padded there
+/// (`train.pad_to_multiple_of`, whose default depends on the device).
+#[derive(Debug, Clone, Copy)]
+struct On<'a> {
+    device: &'a Device,
+    padding: Padding,
 }
 
 fn summarize<P: Part>(
@@ -321,7 +338,7 @@ async fn run_classifier(
     mut files: ModelFiles,
     split: SplitData<Rows>,
     init_adapter: Option<NamedFiles>,
-    device: &Device,
+    On { device, padding }: On<'_>,
     resume: Option<&Checkpoint>,
     mut hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
@@ -336,6 +353,8 @@ async fn run_classifier(
     let (mut model, tokenizer) = crate::classify::build_model(job, &files, labels.len(), device)?;
     // The weights file is in the model now; only its config and tokenizer are exported later.
     files.weights = Vec::new();
+    // Training, evaluation and the trained model's predictions all pad to the run's buckets.
+    let tokenizer = tokenizer.with_pad_to_multiple_of(padding.multiple);
     // A fresh regression head starts at the mean training target: its first steps then learn
     // from the texts instead of walking the bias from 0 to the targets' scale.
     if let (Targets::Values(values), None) = (&split.train.targets, &files.adapter)
@@ -401,7 +420,7 @@ async fn run_chat(
     files: NamedFiles,
     split: SplitData<crate::split::Conversations>,
     init_adapter: Option<NamedFiles>,
-    device: &Device,
+    On { device, padding }: On<'_>,
     resume: Option<&Checkpoint>,
     mut hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
@@ -419,6 +438,7 @@ async fn run_chat(
     cuts.suggestion = crate::sft::suggestion(&cuts, &chat.config, job.train.batch_size);
     let report = cuts.train.clone();
     objective.cuts = Some(cuts);
+    objective.padding = padding;
     let fingerprint = split.fingerprint();
     let (model, summary, before) = fit(
         job,

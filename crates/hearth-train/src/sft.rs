@@ -24,6 +24,7 @@ use hearth_models::llama::LlamaForCausalLM;
 use hearth_models::lm_tokenizer::LmTokenizer;
 use serde::Serialize;
 
+use crate::batching::Padding;
 use crate::collective::Collective;
 use crate::job::EarlyStopping;
 use crate::loss::causal_lm_loss;
@@ -402,11 +403,21 @@ pub struct Batch {
 impl Batch {
     /// The rows `members` of `examples`, padded to the longest.
     pub fn new(examples: &[Tokenized], members: &[&[usize]], pad_id: u32) -> Self {
+        Self::padded(examples, members, pad_id, Padding::LONGEST)
+    }
+
+    /// The rows `members` of `examples`, padded to the longest as `padding` rounds it up.
+    pub fn padded(
+        examples: &[Tokenized],
+        members: &[&[usize]],
+        pad_id: u32,
+        padding: Padding,
+    ) -> Self {
         let lengths: Vec<usize> = members
             .iter()
             .map(|row| row.iter().map(|&i| examples[i].ids.len()).sum())
             .collect();
-        let seq = lengths.iter().copied().max().unwrap_or(0).max(1);
+        let seq = padding.length(lengths.iter().copied().max().unwrap_or(0).max(1));
         let batch = members.len();
         let mut out = Self {
             batch,
@@ -484,6 +495,8 @@ pub struct Sft {
     pub pad_id: u32,
     /// Rows per evaluation batch.
     pub eval_batch: usize,
+    /// How far batches are padded ([`Padding::LONGEST`] unless the run sets its bucket).
+    pub padding: Padding,
     /// What the max length did to the conversations, for the `started` event.
     pub cuts: Option<SftCuts>,
 }
@@ -505,6 +518,7 @@ impl Sft {
             eval,
             pad_id,
             eval_batch: eval_batch.max(1),
+            padding: Padding::LONGEST,
             cuts: None,
         }
     }
@@ -515,7 +529,7 @@ impl Sft {
             .iter()
             .map(|&r| self.train_rows[r].as_slice())
             .collect();
-        Batch::new(&self.train, &members, self.pad_id)
+        Batch::padded(&self.train, &members, self.pad_id, self.padding)
     }
 }
 
@@ -526,13 +540,14 @@ pub async fn evaluate_lm(
     examples: &[Tokenized],
     rows: &[Vec<usize>],
     pad_id: u32,
+    padding: Padding,
     batch_size: usize,
 ) -> Result<LanguageModelMetrics, TrainError> {
     let model = model.valid();
     let (mut total, mut tokens) = (0.0f64, 0usize);
     for chunk in rows.chunks(batch_size.max(1)) {
         let members: Vec<&[usize]> = chunk.iter().map(Vec::as_slice).collect();
-        let batch = Batch::new(examples, &members, pad_id);
+        let batch = Batch::padded(examples, &members, pad_id, padding);
         let scored = batch.scored_tokens();
         if scored == 0 {
             continue;
@@ -594,6 +609,15 @@ impl Objective for Sft {
         self.train_batch(rows).scored_tokens()
     }
 
+    fn row_lengths(&self) -> Option<Vec<usize>> {
+        Some(
+            self.train_rows
+                .iter()
+                .map(|row| row.iter().map(|&i| self.train[i].ids.len()).sum())
+                .collect(),
+        )
+    }
+
     async fn evaluate(
         &self,
         model: &Self::Model,
@@ -606,6 +630,7 @@ impl Objective for Sft {
                     &self.eval,
                     &self.eval_rows,
                     self.pad_id,
+                    self.padding,
                     self.eval_batch,
                 )
                 .await?,
@@ -616,7 +641,15 @@ impl Objective for Sft {
         let mine: Vec<Vec<usize>> = crate::collective::shard(n, collective)
             .map(|i| self.eval_rows[i].clone())
             .collect();
-        let part = evaluate_lm(model, &self.eval, &mine, self.pad_id, self.eval_batch).await?;
+        let part = evaluate_lm(
+            model,
+            &self.eval,
+            &mine,
+            self.pad_id,
+            self.padding,
+            self.eval_batch,
+        )
+        .await?;
         let total = if part.tokens == 0 {
             0.0
         } else {

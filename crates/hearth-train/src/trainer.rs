@@ -23,12 +23,22 @@ use crate::schedule::learning_rate;
 use crate::{TrainError, TrainSettings};
 
 /// The order in which training rows are visited: the split's order first, then a fresh
-/// seeded shuffle for every further epoch.
-fn epoch_order(n: usize, epoch: usize, seed: u64) -> Vec<usize> {
-    if epoch == 0 {
+/// seeded shuffle for every further epoch; with the rows' `lengths` (`train.group_by_length`),
+/// regrouped into batches of similar length ([`crate::batching::group_by_length`]).
+fn epoch_order(
+    n: usize,
+    epoch: usize,
+    seed: u64,
+    lengths: Option<(&[usize], usize)>,
+) -> Vec<usize> {
+    let order = if epoch == 0 {
         (0..n).collect()
     } else {
         python_shuffle_indices(n, seed.wrapping_add(epoch as u64))
+    };
+    match lengths {
+        Some((lengths, batch)) => crate::batching::group_by_length(&order, lengths, batch),
+        None => order,
     }
 }
 
@@ -161,6 +171,11 @@ pub trait Objective {
     fn conversations(&self) -> Option<crate::sft::SftCuts> {
         None
     }
+    /// The length in tokens of every training row, for `train.group_by_length`; `None` when
+    /// the objective cannot tell (the rows are then not grouped).
+    fn row_lengths(&self) -> Option<Vec<usize>> {
+        None
+    }
     /// Held-out rows.
     fn eval_rows(&self) -> usize;
     /// The loss of the training rows `rows`, with dropout on.
@@ -287,7 +302,12 @@ pub async fn train_with<O: Objective>(
     .is_break();
     stop = collective.any(stop)?;
 
-    let mut order = epoch_order(n_train, progress.epoch, settings.seed);
+    let lengths = match settings.group_by_length {
+        true => objective.row_lengths(),
+        false => None,
+    };
+    let grouping = lengths.as_deref().map(|l| (l, settings.batch_size));
+    let mut order = epoch_order(n_train, progress.epoch, settings.seed, grouping);
     let mut early_stopped = false;
     // Held in memory only: a run resumed from a checkpoint restores the best adapter seen since.
     let mut best_model: Option<O::Model> = None;
@@ -311,7 +331,7 @@ pub async fn train_with<O: Objective>(
                 if progress.cursor == n_train {
                     progress.epoch += 1;
                     progress.cursor = 0;
-                    order = epoch_order(n_train, progress.epoch, settings.seed);
+                    order = epoch_order(n_train, progress.epoch, settings.seed, grouping);
                 }
                 rows.push(order[progress.cursor]);
                 progress.cursor += 1;

@@ -138,3 +138,148 @@ fn data_is_described_before_the_model_and_fit_adapts_the_job() {
     let err = start(&job(FitMode::Check), &limits, &mut Vec::new()).expect_err("refused");
     assert!(err.to_string().contains("train.batch_size"), "{err}");
 }
+
+/// The tiny random BERT (`cargo xtask tiny-bert`), without dropout anywhere.
+fn tiny_bert() -> Vec<(String, Vec<u8>)> {
+    let dir = root().join("assets/tiny-bert");
+    ["config.json", "model.safetensors", "tokenizer.json"]
+        .iter()
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(n)).expect("run cargo xtask tiny-bert");
+            (n.to_string(), bytes)
+        })
+        .collect()
+}
+
+/// 48 texts of 1 to 47 words: nearly every batch has another longest row.
+fn lengths_data() -> Vec<u8> {
+    let words = [
+        "the", "food", "was", "nice", "and", "awful", "train", "today",
+    ];
+    let mut csv = String::from("text,label\n");
+    for i in 0..48usize {
+        let n = 1 + (i * 29) % 47;
+        let text: Vec<&str> = (0..n).map(|k| words[(i + k * 3) % words.len()]).collect();
+        csv.push_str(&format!("{},{}\n", text.join(" "), ["pos", "neg"][i % 2]));
+    }
+    csv.into_bytes()
+}
+
+/// A tiny-BERT run over texts of many lengths under `limits`, with `train` settings added:
+/// the loss of every step and the share of computed tokens that were padding. Dropout is on
+/// (0.2 on the adapters' inputs and before the head): its masks follow rows and positions, not
+/// the padded shape.
+fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
+    let mut job = serde_json::json!({
+        "model": {"path": "assets/tiny-bert"}, "data": {"path": "d.csv", "eval_rows": 8},
+        "lora": {"lora_dropout": 0.2},
+        "train": {"steps": 6, "batch_size": 8, "max_length": 64, "learning_rate": 0.02,
+                  "warmup_steps": 0, "checkpoint_every": 0, "head_dropout": 0.2}
+    });
+    for (k, v) in train.as_object().expect("settings") {
+        job["train"][k] = v.clone();
+    }
+    let job = JobSpec::parse(&job.to_string()).expect("job");
+    let mut losses = Vec::new();
+    let out = pollster::block_on(hearth_train::start(
+        &job,
+        RunInputs {
+            model: tiny_bert(),
+            data: lengths_data(),
+            init_adapter: None,
+        },
+        &Device::flex().autodiff(),
+        limits,
+        None,
+        RunHooks {
+            on_event: &mut |e| {
+                if let Event::Step { loss, .. } = e {
+                    losses.push(*loss);
+                }
+                ControlFlow::Continue(())
+            },
+            on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
+            stop: None,
+        },
+    ))
+    .expect("runs");
+    let s = &out.summary;
+    (losses, 1.0 - s.real_tokens_per_s / s.padded_tokens_per_s)
+}
+
+/// `train.pad_to_multiple_of` pads batches further and changes no loss, dropout included:
+/// padded positions are masked out of attention, pooling and the loss. Its default is the device's: buckets of 16
+/// on a GPU (the limits' runtime says where the run is), none on the CPU.
+#[test]
+fn padding_to_buckets_changes_no_loss_and_is_on_by_default_on_a_gpu() {
+    let cpu = Limits::native_cpu(None, "not checked");
+    let gpu = Limits {
+        runtime: hearth_train::plan::Runtime::NativeGpu,
+        ..Limits::native_cpu(None, "not checked")
+    };
+    let (longest, longest_padding) = tiny_run(serde_json::json!({}), &cpu);
+    assert_eq!(longest.len(), 6);
+    let mut bucketed = Vec::new();
+    for multiple in [16, 32] {
+        let (losses, padding) = tiny_run(serde_json::json!({"pad_to_multiple_of": multiple}), &cpu);
+        assert!(
+            padding > longest_padding + 0.01 * (multiple / 8) as f64,
+            "buckets of {multiple} pad more: {padding} vs {longest_padding}"
+        );
+        for (step, (a, b)) in longest.iter().zip(&losses).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "step {}: {a} padded to the longest row, {b} padded to a multiple of {multiple}",
+                step + 1
+            );
+        }
+        bucketed.push((losses, padding));
+    }
+    let (bucketed, bucket_padding) = bucketed.swap_remove(0);
+    // On a GPU the default is the bucket of 16; 1 turns it off there.
+    let (on_gpu, gpu_padding) = tiny_run(serde_json::json!({}), &gpu);
+    // (The share is computed from rates: equal up to rounding.)
+    assert!((gpu_padding - bucket_padding).abs() < 1e-9, "{gpu_padding}");
+    assert_eq!(on_gpu, bucketed);
+    let (_, off_padding) = tiny_run(serde_json::json!({"pad_to_multiple_of": 1}), &gpu);
+    assert!(
+        (off_padding - longest_padding).abs() < 1e-9,
+        "{off_padding}"
+    );
+}
+
+/// `train.group_by_length` puts rows of similar length together: less padding, the same run
+/// every time.
+#[test]
+fn grouping_by_length_pads_less_and_stays_deterministic() {
+    let cpu = Limits::native_cpu(None, "not checked");
+    // 40 training rows in batches of 2: mega-batches of 5 batches (transformers' rule).
+    let (_, seeded) = tiny_run(serde_json::json!({"batch_size": 2, "steps": 20}), &cpu);
+    let group = serde_json::json!({"group_by_length": true, "batch_size": 2, "steps": 20});
+    let (losses, grouped) = tiny_run(group.clone(), &cpu);
+    assert!(grouped < seeded / 2.0, "padding {grouped} vs {seeded}");
+    assert_eq!(tiny_run(group, &cpu).0, losses);
+}
+
+/// A bucket never pads beyond the max length: what lies past it would be positions the job
+/// did not ask for (and the model may not have).
+#[test]
+fn a_bucket_stops_at_the_max_length() {
+    let files = tiny_bert();
+    let tokenizer = &files
+        .iter()
+        .find(|(n, _)| n == "tokenizer.json")
+        .expect("tokenizer")
+        .1;
+    let tok = hearth_models::tokenizer::TextTokenizer::from_bytes(tokenizer, 20)
+        .expect("tokenizer")
+        .with_pad_to_multiple_of(16);
+    let short = tok.encode_batch(&["the food"]).expect("encodes");
+    assert_eq!((short.seq_len, short.real_tokens()), (16, 4));
+    let long = "the food was nice ".repeat(10);
+    let both = tok.encode_batch(&["the food", &long]).expect("encodes");
+    assert_eq!(both.seq_len, 20, "not 32");
+    assert_eq!(both.real_tokens(), 4 + 20);
+    assert_eq!(both.input_ids.len(), 2 * 20);
+}

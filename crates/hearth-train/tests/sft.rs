@@ -12,6 +12,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use hearth_data::chat::{Truncation, Turn};
 use hearth_models::chat_model::{ChatModel, LmFiles};
 use hearth_models::generate::{GenerationSettings, generate};
+use hearth_train::batching::Padding;
 use hearth_train::sft::{Batch, Sft, Tokenized, tokenize};
 use hearth_train::{Event, JobSpec, Metrics, Objective};
 
@@ -78,6 +79,23 @@ fn tokens_masks_loss_logits_and_generation_match_transformers() {
     let loss = loss.into_data().try_to_vec::<f32>().expect("f32")[0];
     let want = fx["loss"].as_f64().expect("loss") as f32;
     assert!((loss - want).abs() < 1e-5, "loss {loss} vs {want}");
+    // Padded further, to a bucket of 16 (`train.pad_to_multiple_of`), the loss is the same:
+    // the padding is neither scored nor seen by the real tokens.
+    let bucket = Padding {
+        multiple: 16,
+        max_length: 512,
+    };
+    let padded = Batch::padded(&examples, &rows, 2, bucket);
+    assert!(padded.seq > batch.seq && padded.seq.is_multiple_of(16));
+    assert_eq!(padded.scored_tokens(), batch.scored_tokens());
+    let padded_loss = padded.loss(&chat.model).expect("loss");
+    let padded_loss = padded_loss.into_data().try_to_vec::<f32>().expect("f32")[0];
+    assert!(
+        (padded_loss - loss).abs() < 1e-6,
+        "loss {padded_loss} padded to {} vs {loss} at {}",
+        padded.seq,
+        batch.seq
+    );
 
     // The first conversation's logits.
     let first = &examples[0].ids;
