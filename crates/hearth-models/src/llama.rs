@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::ModelError;
 use crate::host::load_pytorch;
 use crate::lora;
+use crate::quant::{self, QuantSlots};
 
 /// `config.json` of a Llama-family model, as transformers writes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -204,6 +205,9 @@ pub struct LlamaAttention {
     /// Output.
     pub o_proj: Linear,
     lora_dropout: Dropout,
+    /// The projections kept quantized (none with an f32 base).
+    #[module(skip)]
+    pub(crate) quant: QuantSlots,
     #[module(skip)]
     heads: usize,
     #[module(skip)]
@@ -222,6 +226,9 @@ pub struct LlamaMlp {
     /// Down.
     pub down_proj: Linear,
     lora_dropout: Dropout,
+    /// The projections kept quantized (none with an f32 base).
+    #[module(skip)]
+    pub(crate) quant: QuantSlots,
 }
 
 /// One decoder layer (pre-norm residual blocks).
@@ -283,6 +290,7 @@ impl LlamaForCausalLM {
                     v_proj: linear(h, kv * d, config.attention_bias, device),
                     o_proj: linear(heads * d, h, config.attention_bias, device),
                     lora_dropout: dropout(),
+                    quant: QuantSlots::default(),
                     heads,
                     kv_heads: kv,
                     head_dim: d,
@@ -292,6 +300,7 @@ impl LlamaForCausalLM {
                     up_proj: linear(h, config.intermediate_size, config.mlp_bias, device),
                     down_proj: linear(config.intermediate_size, h, config.mlp_bias, device),
                     lora_dropout: dropout(),
+                    quant: QuantSlots::default(),
                 },
                 input_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
                 post_attention_layernorm: RmsNorm::new(h, config.rms_norm_eps, device),
@@ -312,14 +321,24 @@ impl LlamaForCausalLM {
     /// Loads HF weights from the bytes of `model.safetensors` (half precision cast to f32).
     /// Every tensor the config implies must be there with its shape, and no layer past
     /// `num_hidden_layers` ([`crate::compat::llama_weights`]).
-    pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+    pub fn load_safetensors(self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        self.load_safetensors_except(bytes, |_| false)
+    }
+
+    /// [`Self::load_safetensors`] for a file that leaves out the parameters `elsewhere` names
+    /// (the projections a quantized base holds as blocks, [`crate::quant`]).
+    pub(crate) fn load_safetensors_except(
+        mut self,
+        bytes: Vec<u8>,
+        elsewhere: impl Fn(&str) -> bool,
+    ) -> Result<Self, ModelError> {
         if let Some(names) = crate::compat::tensor_names(&bytes) {
             crate::compat::llama_weights(self.layout(), &names)?;
         }
         let result = load_pytorch(&mut self, bytes, KeyRemapper::new())?;
         crate::error::check_loaded(
             &result,
-            |_| false,
+            elsewhere,
             "is num_hidden_layers or tie_word_embeddings right?",
         )?;
         Ok(self)
@@ -527,18 +546,12 @@ impl LlamaAttention {
         let [batch, seq, _] = x.dims();
         let d = self.head_dim;
         let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = split(
-            lora::linear(&self.q_proj, x.clone(), &self.lora_dropout),
-            self.heads,
-        );
-        let k = split(
-            lora::linear(&self.k_proj, x.clone(), &self.lora_dropout),
-            self.kv_heads,
-        );
-        let v = split(
-            lora::linear(&self.v_proj, x, &self.lora_dropout),
-            self.kv_heads,
-        );
+        let proj = |layer: &Linear, name: &str, x: Tensor<3>| {
+            quant::linear(layer, self.quant.get(name), x, &self.lora_dropout)
+        };
+        let q = split(proj(&self.q_proj, "q_proj", x.clone()), self.heads);
+        let k = split(proj(&self.k_proj, "k_proj", x.clone()), self.kv_heads);
+        let v = split(proj(&self.v_proj, "v_proj", x), self.kv_heads);
         let q = apply_rotary(q, cos, sin);
         let mut k = apply_rotary(k, cos, sin);
         let mut v = v;
@@ -564,14 +577,17 @@ impl LlamaAttention {
                 .matmul(v)
                 .swap_dims(1, 2)
                 .reshape([batch, seq, self.heads * d]);
-        lora::linear(&self.o_proj, out, &self.lora_dropout)
+        proj(&self.o_proj, "o_proj", out)
     }
 }
 
 impl LlamaMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(lora::linear(&self.gate_proj, x.clone(), &self.lora_dropout));
-        let up = lora::linear(&self.up_proj, x, &self.lora_dropout);
-        lora::linear(&self.down_proj, gate * up, &self.lora_dropout)
+        let proj = |layer: &Linear, name: &str, x: Tensor<3>| {
+            quant::linear(layer, self.quant.get(name), x, &self.lora_dropout)
+        };
+        let gate = silu(proj(&self.gate_proj, "gate_proj", x.clone()));
+        let up = proj(&self.up_proj, "up_proj", x);
+        proj(&self.down_proj, "down_proj", gate * up)
     }
 }
