@@ -3,11 +3,11 @@
 //! forward pass to the backward pass. The step computes only `∂x = g·W`, from the blocks again;
 //! `W` is frozen and gets no gradient.
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 
 use crate::extension::QuantLinearBackend;

@@ -196,7 +196,12 @@ impl QuantBlocks {
         check_shape(rows, cols, data.len(), cols / BLOCK * 20)?;
         let mut words = Vec::with_capacity(rows * cols / BLOCK * 6);
         for b in data.chunks_exact(20) {
-            push_block(&mut words, le_f16(b[0], b[1]), le_f16(b[2], b[3]), &b[4..20]);
+            push_block(
+                &mut words,
+                le_f16(b[0], b[1]),
+                le_f16(b[2], b[3]),
+                &b[4..20],
+            );
         }
         Ok(Self {
             format: QuantFormat::Q4,
@@ -268,7 +273,9 @@ mod tests {
     use super::*;
 
     fn ramp(n: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect()
+        (0..n)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect()
     }
 
     #[test]

@@ -4,9 +4,9 @@
 // Without a backend feature the generated routing has no arm that reads the arguments.
 #![cfg_attr(not(feature = "flex"), allow(unused_variables))]
 
-use burn::backend::tensor::{FloatTensor, IntTensor};
 #[cfg(feature = "flex")]
 use burn::backend::DispatchDevice;
+use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Dispatch, backend_extension};
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
@@ -19,8 +19,7 @@ use crate::blocks::{BLOCK, QuantBlocks, QuantFormat};
 #[backend_extension(Autodiff, Flex: cfg(feature = "flex"))]
 pub trait QuantLinearBackend: burn::backend::Backend {
     /// `x [n, cols] · Wᵀ → [n, rows]` (a linear layer with `W` as `[out, in]`).
-    fn quant_linear(x: FloatTensor<Self>, blocks: IntTensor<Self>, bits: u32)
-    -> FloatTensor<Self>;
+    fn quant_linear(x: FloatTensor<Self>, blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self>;
 
     /// `g [n, rows] · W → [n, cols]`: the gradient of [`Self::quant_linear`] with respect to `x`.
     fn quant_linear_transposed(
@@ -34,7 +33,10 @@ pub trait QuantLinearBackend: burn::backend::Backend {
 /// extension for (Flex with the `flex` feature), with or without autodiff.
 pub fn supports(device: &Device) -> bool {
     #[cfg(feature = "flex")]
-    if matches!(device.clone().inner().as_dispatch(), DispatchDevice::Flex(_)) {
+    if matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Flex(_)
+    ) {
         return true;
     }
     let _ = device;

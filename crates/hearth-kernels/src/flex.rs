@@ -4,9 +4,9 @@
 //! nothing weight-sized outlives the call.
 
 use burn::backend::Flex;
+use burn::backend::TensorMetadata;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::TensorMetadata;
 use burn::tensor::{DType, FloatDType, Slice, TensorData};
 
 use crate::blocks::{BLOCK, QuantFormat, dequantize_rows};

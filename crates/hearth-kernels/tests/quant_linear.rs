@@ -41,7 +41,13 @@ fn check(format: QuantFormat, device: &Device) {
     let x_data = values(n * inp, 2);
     let c = tensor(values(n * out, 3), [n, out], device);
 
-    let grad = |t: Tensor<2>| if device.is_autodiff() { t.require_grad() } else { t };
+    let grad = |t: Tensor<2>| {
+        if device.is_autodiff() {
+            t.require_grad()
+        } else {
+            t
+        }
+    };
     let x = grad(tensor(x_data.clone(), [n, inp], device));
     let y = weight.forward(x.clone());
     let reference_w = tensor(dense.clone(), [out, inp], device);
@@ -77,8 +83,8 @@ fn quantized_linear_matches_the_dequantized_matmul_and_its_gradient() {
 fn the_transposed_product_is_g_times_w() {
     let device = Device::flex();
     let (n, out, inp) = (2, 5, 32);
-    let blocks = QuantBlocks::quantize(QuantFormat::Q4, &values(out * inp, 4), out, inp)
-        .expect("blocks");
+    let blocks =
+        QuantBlocks::quantize(QuantFormat::Q4, &values(out * inp, 4), out, inp).expect("blocks");
     let weight = QuantWeight::new(&blocks, &device).expect("supported");
     let g = values(n * out, 5);
     let ours = read(weight.forward_transposed(tensor(g.clone(), [n, out], &device)));

@@ -93,7 +93,8 @@ fn projection_blocks(
     if !cols.is_multiple_of(hearth_kernels::BLOCK) {
         return Ok(None);
     }
-    let bad = |e: hearth_kernels::BlockError| ModelError::Weights(format!("GGUF {}: {e}", info.name));
+    let bad =
+        |e: hearth_kernels::BlockError| ModelError::Weights(format!("GGUF {}: {e}", info.name));
     let data = gguf.tensor_data(info);
     let mut blocks = match (mode.format(), info.ggml_type) {
         (Some(format), _) => {

@@ -152,7 +152,8 @@ pub fn read_f32_tensors(bytes: &[u8]) -> Result<BTreeMap<String, HostTensor>, Mo
         .map_err(|e| ModelError::Weights(format!("model.safetensors: {e}")))?;
     let mut out = BTreeMap::new();
     for (name, view) in file.tensors() {
-        let half = |f: fn([u8; 2]) -> f32| view.data().chunks_exact(2).map(move |b| f([b[0], b[1]]));
+        let half =
+            |f: fn([u8; 2]) -> f32| view.data().chunks_exact(2).map(move |b| f([b[0], b[1]]));
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => view
                 .data()

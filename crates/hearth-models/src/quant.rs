@@ -55,9 +55,7 @@ impl BaseQuant {
 
     /// Bytes per weight of a requantized projection (`keep`: at most a q8 block's).
     pub fn bytes_per_weight(self) -> f64 {
-        self.format()
-            .unwrap_or(QuantFormat::Q8)
-            .bytes_per_weight()
+        self.format().unwrap_or(QuantFormat::Q8).bytes_per_weight()
     }
 }
 
@@ -165,7 +163,9 @@ fn split_projection(hf_weight: &str) -> Option<(usize, bool, &'static str)> {
             .map(|n| (layer, true, n));
     }
     let name = module.strip_prefix("mlp.")?;
-    MLP.into_iter().find(|n| *n == name).map(|n| (layer, false, n))
+    MLP.into_iter()
+        .find(|n| *n == name)
+        .map(|n| (layer, false, n))
 }
 
 /// The projections of `tensors` (HF names, PyTorch's `[out, in]` layout) quantized as `mode`
@@ -211,11 +211,11 @@ impl crate::llama::LlamaForCausalLM {
         let (layer, attention, name) =
             split_projection(hf_weight).ok_or_else(|| bad("not a projection weight".into()))?;
         let layers = self.model.layers.len();
-        let block = self.model.layers.get_mut(layer).ok_or_else(|| {
-            bad(format!(
-                "layer {layer}, but the config has {layers} layers"
-            ))
-        })?;
+        let block = self
+            .model
+            .layers
+            .get_mut(layer)
+            .ok_or_else(|| bad(format!("layer {layer}, but the config has {layers} layers")))?;
         let (linear, slots) = if attention {
             let a = &mut block.self_attn;
             let linear = match name {

@@ -523,7 +523,13 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
         assert_eq!(blocks.len(), 14, "two layers of seven projections");
         for (name, q) in &blocks {
             let shape = vec![q.rows, q.cols];
-            tensors.insert(name.clone(), HostTensor { shape, data: q.dequantize() });
+            tensors.insert(
+                name.clone(),
+                HostTensor {
+                    shape,
+                    data: q.dequantize(),
+                },
+            );
         }
         let dense = adapted_tiny(serialize(&tensors, None).expect("bytes"), None, &device);
         let quantized = adapted_tiny(weights.clone(), Some(mode), &device);
@@ -550,7 +556,8 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
                     factors.insert(path.clone(), common::read_vec(g));
                 }
             }
-            let valid = burn::module::Module::valid(model).forward(ids.clone().inner(), mask.clone().inner());
+            let valid = burn::module::Module::valid(model)
+                .forward(ids.clone().inner(), mask.clone().inner());
             let n = b * s * v;
             results.push((
                 common::read_vec(logits.reshape([1, n])),
@@ -563,12 +570,18 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
             let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
             let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(scale > 0.0, "{mode:?} {what}: all zero");
-            assert!(worst <= 1e-4 * scale, "{mode:?} {what}: {worst} vs scale {scale}");
+            assert!(
+                worst <= 1e-4 * scale,
+                "{mode:?} {what}: {worst} vs scale {scale}"
+            );
         };
         close(&q.0, &d.0, "logits");
         close(&q.1, &d.1, "logits without autodiff");
         assert_eq!(q.2.len(), 28, "{mode:?}: A and B of 14 projections");
-        assert_eq!(q.2.keys().collect::<Vec<_>>(), d.2.keys().collect::<Vec<_>>());
+        assert_eq!(
+            q.2.keys().collect::<Vec<_>>(),
+            d.2.keys().collect::<Vec<_>>()
+        );
         for (path, g) in &q.2 {
             close(g, &d.2[path], path);
         }
