@@ -284,6 +284,10 @@ pub struct TrainArgs {
     /// to train it further; the job's r, alpha and target modules must be the adapter's.
     #[arg(long, value_name = "DIR")]
     pub init_adapter: Option<String>,
+    /// Keep a chat model's projections quantized under f32 adapters (QLoRA, docs/QLORA.md): q8,
+    /// q4, or keep (a GGUF file's own blocks); an f32 base without it. CPU backend only.
+    #[arg(long, value_parser = setting::<hearth_models::quant::BaseQuant>)]
+    pub quantize: Option<hearth_models::quant::BaseQuant>,
     /// Sequence pooling for the head: cls (HF's pooler over [CLS]) or mean.
     #[arg(long, value_parser = setting::<Pooling>)]
     pub pooling: Option<Pooling>,
@@ -338,6 +342,7 @@ pub struct TrainArgs {
 const SETTINGS: &[(&str, &str)] = &[
     ("--model", "model.path"),
     ("--init-adapter", "model.init_adapter"),
+    ("--quantize", "model.quantize"),
     ("--pooling", "model.pooling"),
     ("--data", "data.path"),
     ("--text-column", "data.text_column"),

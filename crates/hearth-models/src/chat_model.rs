@@ -85,10 +85,22 @@ impl ChatModel {
     /// adapters are attached. A GGUF file's weights are dequantized to f32 (4 bytes per
     /// parameter; see [`crate::gguf`]).
     pub fn load(files: &LmFiles, lora_dropout: f64, device: &Device) -> Result<Self, ModelError> {
+        Self::load_quantized(files, lora_dropout, None, device)
+    }
+
+    /// [`Self::load`] with the projections kept quantized as `quantize` says (a job's
+    /// `model.quantize`; see [`crate::quant`]), f32 when `None`.
+    pub fn load_quantized(
+        files: &LmFiles,
+        lora_dropout: f64,
+        quantize: Option<crate::quant::BaseQuant>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
         match files {
             LmFiles::Gguf(bytes) => {
                 let tokenizer = LmTokenizer::from_gguf_bytes(bytes)?;
-                let (model, config) = crate::gguf::load_llama_gguf(bytes, lora_dropout, device)?;
+                let (model, config) =
+                    crate::gguf::load_llama_gguf_as(bytes, lora_dropout, quantize, device)?;
                 Ok(Self {
                     model,
                     config,
@@ -108,8 +120,11 @@ impl ChatModel {
                     chat_template.as_deref(),
                 )?;
                 let config = LlamaConfig::from_json(config)?;
-                let model = LlamaForCausalLM::init(&config, lora_dropout, device)?
-                    .load_safetensors(weights.clone())?;
+                let model = LlamaForCausalLM::init(&config, lora_dropout, device)?;
+                let model = match quantize {
+                    None => model.load_safetensors(weights.clone())?,
+                    Some(mode) => model.load_safetensors_quantized(weights, mode, device)?,
+                };
                 Ok(Self {
                     model,
                     config,

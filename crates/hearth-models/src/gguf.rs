@@ -12,16 +12,20 @@
 //! scores scaled by `1/√key_length`.
 //!
 //! The dequantized weights take 4 bytes per parameter (SmolLM2-135M: about 540 MB, against
-//! the file's 98 MB): the base is not kept quantized.
+//! the file's 98 MB). With a [`BaseQuant`] the projections are kept as blocks instead
+//! ([`crate::quant`]): the file's own `Q8_0`/`Q4_0`/`Q4_1` blocks (`keep`), or requantized to q8
+//! or q4 one tensor at a time, so no dense copy of them is ever made of the whole model.
 
 use std::collections::BTreeMap;
 
 use burn::tensor::Device;
-use hearth_gguf::Gguf;
+use hearth_gguf::{GgmlType, Gguf};
+use hearth_kernels::QuantBlocks;
 
 use crate::ModelError;
 use crate::host::{HostTensor, serialize};
 use crate::llama::{LlamaConfig, LlamaForCausalLM};
+use crate::quant::{BaseQuant, is_projection};
 
 fn gguf_error(e: hearth_gguf::GgufError) -> ModelError {
     ModelError::Weights(format!("GGUF: {e}"))
@@ -63,11 +67,11 @@ fn hf_name(name: &str, gemma: bool) -> Option<String> {
 }
 
 /// Undoes llama.cpp's rotary permutation of a `[heads·d, in]` projection: its row
-/// `h·d + 2i + j` is HF's row `h·d + j·d/2 + i`.
-fn unpermute(data: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+/// `h·d + 2i + j` is HF's row `h·d + j·d/2 + i` (`cols` items a row: values, or block words).
+fn unpermute<T: Copy + Default>(data: &[T], heads: usize, rows: usize, cols: usize) -> Vec<T> {
     let d = rows / heads.max(1);
     let half = d / 2;
-    let mut out = vec![0.0; data.len()];
+    let mut out = vec![T::default(); data.len()];
     for h in 0..heads {
         for i in 0..half {
             for j in 0..2 {
@@ -87,6 +91,58 @@ pub fn load_llama_gguf(
     lora_dropout: f64,
     device: &Device,
 ) -> Result<(LlamaForCausalLM, LlamaConfig), ModelError> {
+    load_llama_gguf_as(bytes, lora_dropout, None, device)
+}
+
+/// The projection `name` (HF's, `[rows, cols]`) of `info` as blocks, when `mode` keeps it so:
+/// `keep` takes the file's `Q8_0`, `Q4_0` and `Q4_1` blocks as they are, `q8`/`q4` requantize
+/// the dequantized values; `None` leaves it f32. `heads` undoes llama.cpp's q/k row order.
+fn projection_blocks(
+    gguf: &Gguf<'_>,
+    info: &hearth_gguf::TensorInfo,
+    mode: BaseQuant,
+    [rows, cols]: [usize; 2],
+    heads: Option<usize>,
+) -> Result<Option<QuantBlocks>, ModelError> {
+    if !cols.is_multiple_of(hearth_kernels::BLOCK) {
+        return Ok(None);
+    }
+    let bad =
+        |e: hearth_kernels::BlockError| ModelError::Weights(format!("GGUF {}: {e}", info.name));
+    let data = gguf.tensor_data(info);
+    let mut blocks = match (mode.format(), info.ggml_type) {
+        (Some(format), _) => {
+            let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
+            if let Some(h) = heads {
+                values = unpermute(&values, h, rows, cols);
+            }
+            return QuantBlocks::quantize(format, &values, rows, cols)
+                .map(Some)
+                .map_err(bad);
+        }
+        (None, GgmlType::Q8_0) => QuantBlocks::from_q8_0(data, rows, cols).map_err(bad)?,
+        (None, GgmlType::Q4_0) => QuantBlocks::from_q4_0(data, rows, cols).map_err(bad)?,
+        (None, GgmlType::Q4_1) => QuantBlocks::from_q4_1(data, rows, cols).map_err(bad)?,
+        (None, _) => return Ok(None),
+    };
+    if let Some(h) = heads {
+        let per_row = blocks.words_per_row();
+        blocks.words = unpermute(&blocks.words, h, rows, per_row);
+    }
+    Ok(Some(blocks))
+}
+
+/// The model in a GGUF file's bytes on `device`, its projections quantized as `quantize` says
+/// (f32 when `None`), with its config.
+pub fn load_llama_gguf_as(
+    bytes: &[u8],
+    lora_dropout: f64,
+    quantize: Option<BaseQuant>,
+    device: &Device,
+) -> Result<(LlamaForCausalLM, LlamaConfig), ModelError> {
+    if quantize.is_some() {
+        crate::quant::check_device(device)?;
+    }
     let gguf = Gguf::parse(bytes).map_err(gguf_error)?;
     let meta = hearth_gguf::LlamaConfig::from_gguf(&gguf).map_err(gguf_error)?;
     let gemma = match meta.architecture.as_str() {
@@ -132,11 +188,27 @@ pub fn load_llama_gguf(
     }
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
     let mut tensors = BTreeMap::new();
+    let mut blocks = BTreeMap::new();
     for info in gguf.tensors() {
         let Some(name) = hf_name(&info.name, gemma) else {
             continue;
         };
         let shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
+        if let (Some(mode), &[rows, cols]) = (quantize, &shape[..])
+            && is_projection(&name)
+        {
+            let heads = if name.ends_with("q_proj.weight") {
+                Some(heads)
+            } else if name.ends_with("k_proj.weight") {
+                Some(kv)
+            } else {
+                None
+            };
+            if let Some(q) = projection_blocks(&gguf, info, mode, [rows, cols], heads)? {
+                blocks.insert(name, q);
+                continue;
+            }
+        }
         let mut data = gguf.dequantize(&info.name).map_err(gguf_error)?;
         if gemma {
             if name.ends_with("norm.weight") {
@@ -153,8 +225,11 @@ pub fn load_llama_gguf(
     }
     let safetensors = serialize(&tensors, None)?;
     drop(tensors);
-    let model =
-        LlamaForCausalLM::init(&config, lora_dropout, device)?.load_safetensors(safetensors)?;
+    let model = LlamaForCausalLM::init(&config, lora_dropout, device)?.load_quantized(
+        safetensors,
+        &blocks,
+        device,
+    )?;
     Ok((model, config))
 }
 

@@ -145,6 +145,35 @@ pub async fn to_host<const D: usize>(tensor: Tensor<D>) -> Result<HostTensor, Mo
     Ok(HostTensor { shape, data })
 }
 
+/// Every tensor of a safetensors file by name, as f32 (F32, F16 and BF16 read; another dtype
+/// is an error naming the tensor).
+pub fn read_f32_tensors(bytes: &[u8]) -> Result<BTreeMap<String, HostTensor>, ModelError> {
+    let file = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| ModelError::Weights(format!("model.safetensors: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in file.tensors() {
+        let half =
+            |f: fn([u8; 2]) -> f32| view.data().chunks_exact(2).map(move |b| f([b[0], b[1]]));
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => half(|b| burn::tensor::f16::from_le_bytes(b).to_f32()).collect(),
+            Dtype::BF16 => half(|b| burn::tensor::bf16::from_le_bytes(b).to_f32()).collect(),
+            other => {
+                return Err(ModelError::Weights(format!(
+                    "model.safetensors: tensor {name} is {other:?}; F32, F16 or BF16 expected"
+                )));
+            }
+        };
+        let shape = view.shape().to_vec();
+        out.insert(name, HostTensor { shape, data });
+    }
+    Ok(out)
+}
+
 /// The bytes of a safetensors file holding `tensors` by name, all f32.
 pub fn serialize(
     tensors: &BTreeMap<String, HostTensor>,

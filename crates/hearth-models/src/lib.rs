@@ -26,6 +26,7 @@ pub mod lm_tokenizer;
 pub mod lora;
 pub mod merge;
 pub mod peft;
+pub mod quant;
 pub mod strategy;
 pub mod tokenizer;
 

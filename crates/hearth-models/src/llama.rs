@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 use crate::ModelError;
 use crate::host::load_pytorch;
 use crate::lora;
+use crate::quant::{self, QuantSlots};
 
 /// `config.json` of a Llama-family model, as transformers writes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -397,6 +398,9 @@ pub struct LlamaAttention {
     /// Gemma: the RMSNorm of every key head.
     pub k_norm: Option<RmsNorm>,
     lora_dropout: Dropout,
+    /// The projections kept quantized (none with an f32 base).
+    #[module(skip)]
+    pub(crate) quant: QuantSlots,
     #[module(skip)]
     heads: usize,
     #[module(skip)]
@@ -428,6 +432,9 @@ pub struct LlamaMlp {
     /// Whether the gate is GELU (tanh) rather than silu.
     #[module(skip)]
     gelu: bool,
+    /// The projections kept quantized (none with an f32 base).
+    #[module(skip)]
+    pub(crate) quant: QuantSlots,
 }
 
 /// One decoder layer (pre-norm residual blocks; Gemma's also norm each block's output).
@@ -504,6 +511,7 @@ impl LlamaForCausalLM {
                     q_norm: gemma_norm(d),
                     k_norm: gemma_norm(d),
                     lora_dropout: dropout(),
+                    quant: QuantSlots::default(),
                     heads,
                     kv_heads: kv,
                     head_dim: d,
@@ -517,6 +525,7 @@ impl LlamaForCausalLM {
                     down_proj: linear(config.intermediate_size, h, config.mlp_bias, device),
                     lora_dropout: dropout(),
                     gelu: gemma,
+                    quant: QuantSlots::default(),
                 },
                 input_layernorm: norm(h),
                 post_attention_layernorm: norm(h),
@@ -545,14 +554,24 @@ impl LlamaForCausalLM {
     /// Loads HF weights from the bytes of `model.safetensors` (half precision cast to f32).
     /// Every tensor the config implies must be there with its shape, and no layer past
     /// `num_hidden_layers` ([`crate::compat::llama_weights`]).
-    pub fn load_safetensors(mut self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+    pub fn load_safetensors(self, bytes: Vec<u8>) -> Result<Self, ModelError> {
+        self.load_safetensors_except(bytes, |_| false)
+    }
+
+    /// [`Self::load_safetensors`] for a file that leaves out the parameters `elsewhere` names
+    /// (the projections a quantized base holds as blocks, [`crate::quant`]).
+    pub(crate) fn load_safetensors_except(
+        mut self,
+        bytes: Vec<u8>,
+        elsewhere: impl Fn(&str) -> bool,
+    ) -> Result<Self, ModelError> {
         if let Some(names) = crate::compat::tensor_names(&bytes) {
             crate::compat::llama_weights(self.layout(), &names)?;
         }
         let result = load_pytorch(&mut self, bytes, KeyRemapper::new())?;
         crate::error::check_loaded(
             &result,
-            |_| false,
+            elsewhere,
             "is num_hidden_layers or tie_word_embeddings right?",
         )?;
         Ok(self)
@@ -824,18 +843,12 @@ impl LlamaAttention {
         let [batch, seq, _] = x.dims();
         let d = self.head_dim;
         let split = |t: Tensor<3>, heads: usize| t.reshape([batch, seq, heads, d]).swap_dims(1, 2);
-        let q = split(
-            lora::linear(&self.q_proj, x.clone(), &self.lora_dropout),
-            self.heads,
-        );
-        let k = split(
-            lora::linear(&self.k_proj, x.clone(), &self.lora_dropout),
-            self.kv_heads,
-        );
-        let v = split(
-            lora::linear(&self.v_proj, x, &self.lora_dropout),
-            self.kv_heads,
-        );
+        let proj = |layer: &Linear, name: &str, x: Tensor<3>| {
+            quant::linear(layer, self.quant.get(name), x, &self.lora_dropout)
+        };
+        let q = split(proj(&self.q_proj, "q_proj", x.clone()), self.heads);
+        let k = split(proj(&self.k_proj, "k_proj", x.clone()), self.kv_heads);
+        let v = split(proj(&self.v_proj, "v_proj", x), self.kv_heads);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
             (Some(qn), Some(kn)) => (qn.forward(q), kn.forward(k)),
             _ => (q, k),
@@ -865,19 +878,22 @@ impl LlamaAttention {
                 .matmul(v)
                 .swap_dims(1, 2)
                 .reshape([batch, seq, self.heads * d]);
-        lora::linear(&self.o_proj, out, &self.lora_dropout)
+        proj(&self.o_proj, "o_proj", out)
     }
 }
 
 impl LlamaMlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = lora::linear(&self.gate_proj, x.clone(), &self.lora_dropout);
+        let proj = |layer: &Linear, name: &str, x: Tensor<3>| {
+            quant::linear(layer, self.quant.get(name), x, &self.lora_dropout)
+        };
+        let gate = proj(&self.gate_proj, "gate_proj", x.clone());
         let gate = if self.gelu {
             crate::activation::gelu_tanh(gate)
         } else {
             silu(gate)
         };
-        let up = lora::linear(&self.up_proj, x, &self.lora_dropout);
-        lora::linear(&self.down_proj, gate * up, &self.lora_dropout)
+        let up = proj(&self.up_proj, "up_proj", x);
+        proj(&self.down_proj, "down_proj", gate * up)
     }
 }

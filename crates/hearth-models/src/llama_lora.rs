@@ -122,6 +122,14 @@ pub async fn merge_causal_lm(
     base_config: &[u8],
 ) -> Result<MergedModel, ModelError> {
     LlamaConfig::from_json(base_config)?;
+    if model.is_quantized() {
+        // Its projections' weights are placeholders; the blocks are not the f32 base to merge into.
+        return Err(ModelError::Lora(
+            "this model's base is quantized (model.quantize); merge the adapter into the \
+             model loaded in f32 instead"
+                .into(),
+        ));
+    }
     let weights = pytorch_safetensors(&model.materialize(), str::to_string, |path| {
         path.contains("embed_tokens")
     })

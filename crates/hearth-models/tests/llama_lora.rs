@@ -468,3 +468,152 @@ fn detached_adapters_give_the_base_logits() {
     assert!(diff(&with, &base) > 1e-3, "the adapter changes the logits");
     assert_eq!(diff(&logits(&model, &fx), &with), 0.0);
 }
+
+/// The tiny Llama on `device` with adapters on all seven projections and non-zero `B`
+/// factors (so that every factor gets a gradient), from `weights` or, with `mode`, from
+/// `weights` with its projections quantized.
+fn adapted_tiny(
+    weights: Vec<u8>,
+    mode: Option<hearth_models::quant::BaseQuant>,
+    device: &Device,
+) -> LlamaForCausalLM {
+    use hearth_models::host::{PathMapper, map_paths};
+    struct FillB;
+    impl PathMapper for FillB {
+        fn map<const D: usize>(
+            &mut self,
+            path: &str,
+            param: burn::module::Param<Tensor<D>>,
+        ) -> burn::module::Param<Tensor<D>> {
+            if !path.ends_with(".lora.b") {
+                return param;
+            }
+            let base = param.val();
+            let (shape, device) = (base.shape(), base.device());
+            let n = shape.num_elements() as i64;
+            let values = Tensor::<1, Int>::arange(0..n, &device)
+                .float()
+                .mul_scalar(0.37)
+                .sin()
+                .mul_scalar(0.05)
+                .reshape(shape)
+                .require_grad();
+            burn::module::Param::initialized(param.id, values)
+        }
+    }
+    let files = tiny_llama_files();
+    let config = hearth_models::llama::LlamaConfig::from_json(&files.config).expect("config");
+    let model = LlamaForCausalLM::init(&config, 0.0, device).expect("builds");
+    let model = match mode {
+        None => model.load_safetensors(weights),
+        Some(mode) => model.load_safetensors_quantized(&weights, mode, device),
+    }
+    .expect("loads");
+    let settings = LoraSettings {
+        r: 4,
+        lora_dropout: 0.0,
+        target_modules: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..LoraSettings::for_decoder()
+    };
+    let model = model
+        .with_lora(&settings)
+        .expect("adapters")
+        .seeded_lora(7)
+        .expect("init");
+    map_paths(model, FillB)
+}
+
+/// QLoRA's gradients are LoRA's: with q8 and q4 bases, the factors' gradients equal (within
+/// 1e-4 relative) those of the f32 model whose projections hold the dequantized blocks, and the
+/// logits agree too, with and without autodiff. Only the factors train; the blocks get none.
+#[test]
+fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
+    use hearth_models::host::{HostTensor, read_f32_tensors, serialize};
+    use hearth_models::quant::{BaseQuant, quantize_host};
+
+    let device = Device::flex().autodiff();
+    let weights = tiny_llama_files().weights;
+    let ids: Vec<i64> = (0..16).map(|i| (i * 37 + 5) % 128).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 8]), &device);
+    let mask = Tensor::<2, Int>::ones([2, 8], &device);
+    for mode in [BaseQuant::Q8, BaseQuant::Q4] {
+        // The reference: an f32 model with the blocks' values as its projection weights.
+        let mut tensors = read_f32_tensors(&weights).expect("tensors");
+        let blocks = quantize_host(&mut tensors, mode).expect("blocks");
+        assert_eq!(blocks.len(), 14, "two layers of seven projections");
+        for (name, q) in &blocks {
+            let shape = vec![q.rows, q.cols];
+            tensors.insert(
+                name.clone(),
+                HostTensor {
+                    shape,
+                    data: q.dequantize(),
+                },
+            );
+        }
+        let dense = adapted_tiny(serialize(&tensors, None).expect("bytes"), None, &device);
+        let quantized = adapted_tiny(weights.clone(), Some(mode), &device);
+        assert!(quantized.is_quantized() && !dense.is_quantized());
+        assert_eq!(trainable_params(&quantized), trainable_params(&dense));
+
+        let mut results = Vec::new();
+        for model in [&quantized, &dense] {
+            let logits = model.forward(ids.clone(), mask.clone());
+            let [b, s, v] = logits.dims();
+            let weights = Tensor::<1, Int>::arange(0..(b * s * v) as i64, &device)
+                .float()
+                .mul_scalar(0.011)
+                .cos()
+                .reshape([b, s, v]);
+            let loss = (logits.clone() * weights).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            let named = named_params(model);
+            let mut factors = BTreeMap::new();
+            for path in named.matrices.keys() {
+                let grad = grads.get::<2>(named.ids[path]);
+                assert_eq!(grad.is_some(), path.contains(".lora."), "{mode:?} {path}");
+                if let Some(g) = grad {
+                    factors.insert(path.clone(), common::read_vec(g));
+                }
+            }
+            let valid = burn::module::Module::valid(model)
+                .forward(ids.clone().inner(), mask.clone().inner());
+            let n = b * s * v;
+            results.push((
+                common::read_vec(logits.reshape([1, n])),
+                common::read_vec(valid.reshape([1, n])),
+                factors,
+            ));
+        }
+        let (q, d) = (&results[0], &results[1]);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(scale > 0.0, "{mode:?} {what}: all zero");
+            assert!(
+                worst <= 1e-4 * scale,
+                "{mode:?} {what}: {worst} vs scale {scale}"
+            );
+        };
+        close(&q.0, &d.0, "logits");
+        close(&q.1, &d.1, "logits without autodiff");
+        assert_eq!(q.2.len(), 28, "{mode:?}: A and B of 14 projections");
+        assert_eq!(
+            q.2.keys().collect::<Vec<_>>(),
+            d.2.keys().collect::<Vec<_>>()
+        );
+        for (path, g) in &q.2 {
+            close(g, &d.2[path], path);
+        }
+    }
+}

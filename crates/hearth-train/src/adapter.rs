@@ -335,7 +335,12 @@ pub fn load_chat(
         return Err(TrainError::Job("the job's task is not sft".into()));
     };
     device.seed(job.train.seed);
-    let mut chat = ChatModel::load(&lm_files(files)?, job.lora.lora_dropout, device)?;
+    let mut chat = ChatModel::load_quantized(
+        &lm_files(files)?,
+        job.lora.lora_dropout,
+        job.model.quantize,
+        device,
+    )?;
     if let Some(limit) = chat.config.max_position_embeddings {
         hearth_models::compat::check_length(
             "train.max_length (--max-length)",

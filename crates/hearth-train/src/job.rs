@@ -151,6 +151,11 @@ pub struct ModelSpec {
     /// existing adapter further; fresh adapters when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_adapter: Option<String>,
+    /// Keep the chat model's projection weights quantized under f32 adapters (QLoRA,
+    /// docs/QLORA.md): `q8`, `q4`, or `keep` (a GGUF file's own `Q8_0`/`Q4_0`/`Q4_1` blocks);
+    /// an f32 base when absent. SFT only, on the CPU (Flex) backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantize: Option<hearth_models::quant::BaseQuant>,
 }
 
 /// The dataset file, its columns and the held-out split.
@@ -578,6 +583,11 @@ impl JobSpec {
                     );
                 }
             }
+        }
+        if self.model.quantize.is_some() && !matches!(self.task, Task::Sft { .. }) {
+            return bad(
+                "model.quantize applies to chat models (task sft); a classifier's base is f32",
+            );
         }
         if !matches!(self.task, Task::Classification) {
             if t.label_smoothing != 0.0 {

@@ -1,0 +1,94 @@
+//! The quantized linear against plain tensor ops on the dequantized matrix: its output, and the
+//! gradient it passes to its input (the only one it gives), on Flex with and without autodiff.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use hearth_kernels::{QuantBlocks, QuantFormat, QuantWeight, supports};
+
+/// Deterministic values in about ±3.
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i * 7919 + seed * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 6.0)
+        .collect()
+}
+
+fn tensor(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+fn read(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("f32")
+}
+
+fn assert_close(ours: &[f32], reference: &[f32], what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}");
+    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-5 * scale.max(1.0),
+            "{what}[{i}]: {a} vs {b}"
+        );
+    }
+}
+
+/// `y = x·Wᵀ` and `∂(Σ y·c)/∂x` through the quantized op and through a matmul with the dense
+/// dequantized matrix, for a matrix larger than one of the kernel's row chunks.
+fn check(format: QuantFormat, device: &Device) {
+    let (n, out, inp) = (3, 4100, 64);
+    let w = values(out * inp, 1);
+    let blocks = QuantBlocks::quantize(format, &w, out, inp).expect("blocks");
+    let dense = blocks.dequantize();
+    let weight = QuantWeight::new(&blocks, device).expect("Flex is supported");
+    let x_data = values(n * inp, 2);
+    let c = tensor(values(n * out, 3), [n, out], device);
+
+    let grad = |t: Tensor<2>| {
+        if device.is_autodiff() {
+            t.require_grad()
+        } else {
+            t
+        }
+    };
+    let x = grad(tensor(x_data.clone(), [n, inp], device));
+    let y = weight.forward(x.clone());
+    let reference_w = tensor(dense.clone(), [out, inp], device);
+    let x_ref = grad(tensor(x_data.clone(), [n, inp], device));
+    let y_ref = x_ref.clone().matmul(reference_w.transpose());
+    assert_close(&read(y.clone()), &read(y_ref.clone()), "y");
+
+    if device.is_autodiff() {
+        let grads = (y * c.clone()).sum().backward();
+        let grads_ref = (y_ref.clone() * c).sum().backward();
+        let gx = x.grad(&grads).expect("x gets a gradient");
+        let gx_ref = x_ref.grad(&grads_ref).expect("x gets a gradient");
+        assert_close(&read(gx), &read(gx_ref), "dx");
+    }
+
+    // A model's blocks stay where they were built while `valid()` moves its inputs off autodiff.
+    let inner = device.clone().inner();
+    let y = weight.forward(tensor(x_data, [n, inp], &inner));
+    assert_close(&read(y), &read(y_ref.inner()), "y, input without autodiff");
+}
+
+#[test]
+fn quantized_linear_matches_the_dequantized_matmul_and_its_gradient() {
+    let flex = Device::flex();
+    assert!(supports(&flex) && supports(&flex.clone().autodiff()));
+    for format in [QuantFormat::Q8, QuantFormat::Q4] {
+        check(format, &flex);
+        check(format, &flex.clone().autodiff());
+    }
+}
+
+#[test]
+fn the_transposed_product_is_g_times_w() {
+    let device = Device::flex();
+    let (n, out, inp) = (2, 5, 32);
+    let blocks =
+        QuantBlocks::quantize(QuantFormat::Q4, &values(out * inp, 4), out, inp).expect("blocks");
+    let weight = QuantWeight::new(&blocks, &device).expect("supported");
+    let g = values(n * out, 5);
+    let ours = read(weight.forward_transposed(tensor(g.clone(), [n, out], &device)));
+    let reference =
+        read(tensor(g, [n, out], &device).matmul(tensor(blocks.dequantize(), [out, inp], &device)));
+    assert_close(&ours, &reference, "g·W");
+}
