@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{MODEL, copy_dir, max_adapter_difference, root, stderr, temp_dir};
+use crate::util::{MODEL, copy_dir, file_names, max_adapter_difference, root, stderr, temp_dir};
 
 /// `mpirun -np 2 hearth …` on this machine (as root in CI containers, more ranks than cores).
 fn mpirun(args: &[String]) -> Command {
@@ -129,15 +129,6 @@ fn assert_same_losses(a: &[(u64, f64)], b: &[(u64, f64)], what: &str) {
     }
 }
 
-fn files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 fn adapter(dir: &Path) -> PathBuf {
     dir.join("adapter_model.safetensors")
 }
@@ -180,9 +171,9 @@ fn two_ranks_train_as_one_process_and_checkpoints_move_between_rank_counts() {
     assert_eq!(started["train_rows"], 80);
 
     // Only rank 0 writes: the same files as one process, and one set of checkpoints.
-    assert_eq!(files(&single), files(&parallel));
+    assert_eq!(file_names(&single), file_names(&parallel));
     assert_eq!(
-        files(&parallel.join("checkpoints")),
+        file_names(&parallel.join("checkpoints")),
         ["step-000003", "step-000006"]
     );
     let drift = max_adapter_difference(&adapter(&single), &adapter(&parallel));

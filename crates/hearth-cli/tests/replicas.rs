@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::util::{TINY, hearth, max_adapter_difference, root, stderr, temp_dir};
+use crate::util::{TINY, file_names, hearth, max_adapter_difference, root, stderr, temp_dir};
 
 /// The job, with `dropout` on the adapters' inputs and before the head.
 fn job(out: &Path, replicas: &str, threads: &str, dropout: &str) -> Vec<String> {
@@ -67,15 +67,6 @@ fn losses(out: &Output) -> Vec<(u64, f64)> {
         .collect()
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn replicas_train_as_one_model_with_dropout_on() {
     let dir = temp_dir("replicas");
@@ -89,7 +80,7 @@ fn replicas_train_as_one_model_with_dropout_on() {
     for ((step, a), (_, b)) in single.iter().zip(&parallel) {
         assert!((a - b).abs() <= 1e-5, "step {step}: {a} vs {b}");
     }
-    assert_eq!(names(&one), names(&two), "replica 0 alone writes");
+    assert_eq!(file_names(&one), file_names(&two), "replica 0 alone writes");
     let drift = max_adapter_difference(
         &one.join("adapter_model.safetensors"),
         &two.join("adapter_model.safetensors"),
