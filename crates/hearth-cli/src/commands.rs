@@ -588,8 +588,15 @@ fn run_replicas(
         match done {
             Some(done) if errors.is_empty() => Ok(done),
             _ => {
-                let stopped =
-                    |e: &anyhow::Error| format!("{e:#}").contains("another replica stopped");
+                // A replica that saw another stop fails with the group's collective error.
+                let stopped = |e: &anyhow::Error| {
+                    e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<hearth_train::TrainError>(),
+                            Some(hearth_train::TrainError::Collective(_))
+                        )
+                    })
+                };
                 let cause = errors.iter().position(|e| !stopped(e)).unwrap_or(0);
                 Err(errors.swap_remove(cause))
             }

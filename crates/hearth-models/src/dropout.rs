@@ -58,12 +58,12 @@ pub fn apply<const D: usize>(dropout: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let (seed, call) = next_call();
     let dims = x.dims();
     let values = ROWS.with_borrow(|rows| {
-        let places: Vec<u64> = if D > 0 && rows.len() == dims[0] {
-            rows.clone()
+        if D > 0 && rows.len() == dims[0] {
+            mask(seed, call, dropout.prob, &dims, rows)
         } else {
-            (0..dims.first().copied().unwrap_or(1) as u64).collect()
-        };
-        mask(seed, call, dropout.prob, &dims, &places)
+            let places: Vec<u64> = (0..dims.first().copied().unwrap_or(1) as u64).collect();
+            mask(seed, call, dropout.prob, &dims, &places)
+        }
     });
     let mask = Tensor::<D>::from_data(TensorData::new(values, dims), &x.device());
     x * mask

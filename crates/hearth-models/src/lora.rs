@@ -261,12 +261,23 @@ pub fn target_group(
 /// folded into rows first, so each projection is one large matrix product rather than a batch of
 /// small ones (several times faster on CPU backends).
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -> Tensor<D> {
+    adapted(layer, x, dropout, linear_op)
+}
+
+/// [`linear`] with the base product `x·Wᵀ + b` computed by `base` from the folded rows, the
+/// layer's frozen weight and its bias (a quantized projection takes it from its blocks).
+pub fn adapted<const D: usize>(
+    layer: &Linear,
+    x: Tensor<D>,
+    dropout: &Dropout,
+    base: impl FnOnce(Tensor<2>, Tensor<2>, Option<Tensor<1>>) -> Tensor<2>,
+) -> Tensor<D> {
     let mut dims = x.dims();
     let d_in = dims[D - 1];
     let rows = x.shape().num_elements() / d_in.max(1);
     let bias = layer.bias.as_ref().map(Param::val);
     let y = match layer.weight.adapter() {
-        None => linear_op(x.reshape([rows, d_in]), layer.weight.val(), bias),
+        None => base(x.reshape([rows, d_in]), layer.weight.val(), bias),
         Some(adapter) => {
             // Dropout sees the rows of the batch before they are folded (its masks follow
             // each row's place in the batch).
@@ -274,7 +285,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>, dropout: &Dropout) -
             let x = x.reshape([rows, d_in]);
             let low = dropped.matmul(adapter.a.val());
             let update = low.matmul(adapter.b.val()).mul_scalar(adapter.scale);
-            linear_op(x, layer.weight.base(), bias) + update
+            base(x, layer.weight.base(), bias) + update
         }
     };
     dims[D - 1] = y.dims()[1];

@@ -126,26 +126,14 @@ pub fn linear<const D: usize>(
     let Some(quant) = quant else {
         return lora::linear(layer, x, dropout);
     };
-    let mut dims = x.dims();
-    let d_in = dims[D - 1];
-    let rows = x.shape().num_elements() / d_in.max(1);
-    // Dropout sees the rows of the batch before they are folded (its masks follow each row's
-    // place in the batch), as in `lora::linear`.
-    let dropped = layer
-        .weight
-        .adapter()
-        .map(|_| crate::dropout::apply(dropout, x.clone()).reshape([rows, d_in]));
-    let x = x.reshape([rows, d_in]);
-    let mut y = quant.forward(x);
-    if let Some(bias) = &layer.bias {
-        y = y + bias.val().unsqueeze();
-    }
-    if let (Some(adapter), Some(dropped)) = (layer.weight.adapter(), dropped) {
-        let low = dropped.matmul(adapter.a.val());
-        y = y + low.matmul(adapter.b.val()).mul_scalar(adapter.scale);
-    }
-    dims[D - 1] = y.dims()[1];
-    y.reshape(dims)
+    // The placeholder weight is never multiplied: the blocks give the base product.
+    lora::adapted(layer, x, dropout, |x, _placeholder, bias| {
+        let y = quant.forward(x);
+        match bias {
+            Some(bias) => y + bias.unsqueeze(),
+            None => y,
+        }
+    })
 }
 
 /// Whether `hf_weight` (`model.layers.N.self_attn.q_proj.weight`, …) is a decoder projection's
