@@ -56,4 +56,9 @@ impl<B: QuantLinearBackend, C: CheckpointStrategy> QuantLinearBackend for Autodi
             bits,
         ))
     }
+
+    /// A constant: the blocks are frozen, so the rows start no graph.
+    fn quant_dequantize(blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self> {
+        <FloatTensor<Self>>::new(B::quant_dequantize(blocks, bits))
+    }
 }

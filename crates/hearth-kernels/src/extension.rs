@@ -27,6 +27,10 @@ pub trait QuantLinearBackend: burn::backend::Backend {
         blocks: IntTensor<Self>,
         bits: u32,
     ) -> FloatTensor<Self>;
+
+    /// `W [rows, cols]` in f32: every block of `blocks` dequantized (for a few rows gathered
+    /// from a larger matrix, as an embedding lookup does; never for a whole weight).
+    fn quant_dequantize(blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self>;
 }
 
 /// Whether the quantized linear runs on `device`: the backends this build compiled the
@@ -124,6 +128,22 @@ impl QuantWeight {
         let out = <Dispatch as QuantLinearBackend>::quant_linear(
             x.into_dispatch(),
             self.blocks.clone().into_dispatch(),
+            self.format.bits(),
+        );
+        Tensor::from_dispatch(out)
+    }
+
+    /// Rows `ids` of `W`, dequantized: `[ids, in]` (an embedding lookup from quantized rows;
+    /// the result is a constant, no gradient flows to `W`).
+    ///
+    /// # Panics
+    ///
+    /// When an id is not below `out` (a tokenizer's ids are checked against the vocabulary
+    /// before a model sees them).
+    pub fn rows(&self, ids: Tensor<1, Int>) -> Tensor<2> {
+        let picked = self.blocks.clone().select(0, ids);
+        let out = <Dispatch as QuantLinearBackend>::quant_dequantize(
+            picked.into_dispatch(),
             self.format.bits(),
         );
         Tensor::from_dispatch(out)

@@ -103,4 +103,11 @@ impl QuantLinearBackend for Flex {
         });
         sum.expect("quantized linear: a matrix has at least one row")
     }
+
+    fn quant_dequantize(blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self> {
+        let (words, format, rows, cols) = layout(&blocks, bits);
+        let mut values = vec![0f32; rows * cols];
+        dequantize_rows(format, &words, cols, &mut values);
+        Flex::float_from_data(TensorData::new(values, [rows, cols]), &Default::default())
+    }
 }

@@ -92,3 +92,38 @@ fn the_transposed_product_is_g_times_w() {
         read(tensor(g, [n, out], &device).matmul(tensor(blocks.dequantize(), [out, inp], &device)));
     assert_close(&ours, &reference, "g·W");
 }
+
+/// An embedding lookup from quantized rows: rows `ids` (repeats and any order) of the
+/// dequantized matrix, bit for bit, with and without autodiff, and no gradient for the blocks.
+#[test]
+fn rows_are_the_dequantized_rows_of_the_ids() {
+    use burn::tensor::Int;
+    for device in [Device::flex(), Device::flex().autodiff()] {
+        for format in [QuantFormat::Q8, QuantFormat::Q4] {
+            let (out, inp) = (7, 96);
+            let blocks =
+                QuantBlocks::quantize(format, &values(out * inp, 6), out, inp).expect("blocks");
+            let dense = blocks.dequantize();
+            let weight = QuantWeight::new(&blocks, &device).expect("supported");
+            let ids = [6i64, 0, 3, 3, 1];
+            let picked = weight.rows(Tensor::<1, Int>::from_data(
+                TensorData::new(ids.to_vec(), [ids.len()]),
+                &device,
+            ));
+            assert_eq!(picked.dims(), [ids.len(), inp]);
+            assert!(!picked.is_require_grad());
+            let expected: Vec<f32> = ids
+                .iter()
+                .flat_map(|&i| dense[i as usize * inp..(i as usize + 1) * inp].to_vec())
+                .collect();
+            assert_eq!(read(picked), expected, "{format:?}");
+            // A model's blocks stay on the autodiff device while `valid()` moves its ids off it.
+            let inner = device.clone().inner();
+            let picked = weight.rows(Tensor::<1, Int>::from_data(
+                TensorData::new(ids.to_vec(), [ids.len()]),
+                &inner,
+            ));
+            assert_eq!(read(picked), expected, "{format:?}, ids without autodiff");
+        }
+    }
+}

@@ -94,12 +94,13 @@ pub fn load_llama_gguf(
     load_llama_gguf_as(bytes, lora_dropout, None, device)
 }
 
-/// The projection `name` (HF's, `[rows, cols]`) of `info` as blocks, when `mode` keeps it so:
+/// The projection `info` (HF's `hf`, `[rows, cols]`) as blocks, when `mode` keeps it so:
 /// `keep` takes the file's `Q8_0`, `Q4_0` and `Q4_1` blocks as they are, `q8`/`q4` requantize
 /// the dequantized values; `None` leaves it f32. `heads` undoes llama.cpp's q/k row order.
 fn projection_blocks(
     gguf: &Gguf<'_>,
     info: &hearth_gguf::TensorInfo,
+    hf: &str,
     mode: BaseQuant,
     [rows, cols]: [usize; 2],
     heads: Option<usize>,
@@ -110,7 +111,7 @@ fn projection_blocks(
     let bad =
         |e: hearth_kernels::BlockError| ModelError::Weights(format!("GGUF {}: {e}", info.name));
     let data = gguf.tensor_data(info);
-    let mut blocks = match (mode.format(), info.ggml_type) {
+    let mut blocks = match (mode.format_for(hf), info.ggml_type) {
         (Some(format), _) => {
             let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
             if let Some(h) = heads {
@@ -204,7 +205,7 @@ pub fn load_llama_gguf_as(
             } else {
                 None
             };
-            if let Some(q) = projection_blocks(&gguf, info, mode, [rows, cols], heads)? {
+            if let Some(q) = projection_blocks(&gguf, info, &name, mode, [rows, cols], heads)? {
                 blocks.insert(name, q);
                 continue;
             }

@@ -345,16 +345,17 @@ pub struct NamedParams {
 impl PathVisitor for NamedParams {
     fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
         self.ids.insert(path.to_string(), param.id);
-        let value = param.base();
-        let dims = value.dims();
+        // `D` is the rank already: re-typing the same tensor copies nothing, where a reshape
+        // would make a quantized base's zero-stride placeholders dense (crate::quant).
+        let value = param.base().into_dispatch();
         match D {
             2 => {
                 self.matrices
-                    .insert(path.to_string(), value.reshape([dims[0], dims[D - 1]]));
+                    .insert(path.to_string(), Tensor::from_dispatch(value));
             }
             1 => {
                 self.vectors
-                    .insert(path.to_string(), value.reshape([dims[0]]));
+                    .insert(path.to_string(), Tensor::from_dispatch(value));
             }
             _ => {}
         }

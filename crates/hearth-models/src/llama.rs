@@ -22,12 +22,12 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, Linea
 use burn::store::KeyRemapper;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use hearth_kernels::QuantWeight;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::ModelError;
 use crate::host::load_pytorch;
-use crate::lora;
 use crate::quant::{self, QuantSlots};
 
 /// `config.json` of a Llama-family model, as transformers writes it.
@@ -464,6 +464,10 @@ pub struct LlamaModel {
     pub layers: Vec<LlamaLayer>,
     /// Final norm.
     pub norm: RmsNorm,
+    /// The embedding's rows as blocks when the base is quantized ([`crate::quant`]):
+    /// `embed_tokens` then holds a placeholder, and a tied output head reads these too.
+    #[module(skip)]
+    pub(crate) embed_quant: Option<QuantWeight>,
 }
 
 /// A Llama-family causal language model (HF `LlamaForCausalLM`).
@@ -473,6 +477,10 @@ pub struct LlamaForCausalLM {
     pub model: LlamaModel,
     /// The output projection; `None` when tied to the input embedding.
     pub lm_head: Option<Linear>,
+    /// An untied output head's blocks when the base is quantized (`lm_head` holds a
+    /// placeholder then).
+    #[module(skip)]
+    pub(crate) head_quant: Option<QuantWeight>,
     /// Gemma: the factor on the embeddings (√hidden).
     #[module(skip)]
     embed_scale: Option<f64>,
@@ -538,9 +546,11 @@ impl LlamaForCausalLM {
                 embed_tokens: EmbeddingConfig::new(config.vocab_size, h).init(device),
                 layers,
                 norm: norm(h),
+                embed_quant: None,
             },
             lm_head: (!config.tie_word_embeddings)
                 .then(|| linear(h, config.vocab_size, false, device)),
+            head_quant: None,
             // transformers keeps √hidden as an f32 buffer.
             embed_scale: gemma.then(|| f64::from((h as f64).sqrt() as f32)),
             final_logit_softcapping: if gemma {
@@ -676,7 +686,14 @@ impl LlamaForCausalLM {
     ) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        let mut x = self.model.embed_tokens.forward(input_ids);
+        let mut x = match &self.model.embed_quant {
+            Some(q) => {
+                let [_, hidden] = q.dims();
+                q.rows(input_ids.reshape([batch * seq]))
+                    .reshape([batch, seq, hidden])
+            }
+            None => self.model.embed_tokens.forward(input_ids),
+        };
         if let Some(scale) = self.embed_scale {
             x = x.mul_scalar(scale);
         }
@@ -725,9 +742,19 @@ impl LlamaForCausalLM {
         }
         let x = self.model.norm.forward(x);
         let [_, _, hidden] = x.dims();
-        let logits = match &self.lm_head {
-            Some(head) => lora::linear(head, x, &DropoutConfig::new(0.0).init()),
-            None => {
+        let logits = match (&self.lm_head, &self.model.embed_quant) {
+            (Some(head), _) => quant::linear(
+                head,
+                self.head_quant.as_ref(),
+                x,
+                &DropoutConfig::new(0.0).init(),
+            ),
+            (None, Some(q)) => {
+                let [vocab, _] = q.dims();
+                q.forward(x.reshape([batch * seq, hidden]))
+                    .reshape([batch, seq, vocab])
+            }
+            (None, None) => {
                 let w = self.model.embed_tokens.weight.val();
                 let [vocab, _] = w.dims();
                 x.reshape([batch * seq, hidden])

@@ -1,13 +1,15 @@
-//! A quantized base under LoRA (QLoRA): the decoder's projections kept as q8 or q4 blocks on the
-//! device ([`hearth_kernels::QuantWeight`]), multiplied without a dense copy and frozen, while the
-//! adapters, the norms, the embedding and the head stay f32.
+//! A quantized base under LoRA (QLoRA): the decoder's projections, the token embedding (and
+//! with it a tied output head) and an untied output head kept as q8 or q4 blocks on the device
+//! ([`hearth_kernels::QuantWeight`]), multiplied or gathered without a dense copy and frozen,
+//! while the adapters and the norms stay f32.
 //!
-//! The `Linear` of a quantized projection keeps its place in the module tree (its path, its
-//! shape and the adapter burn's `apply_lora` attaches to it), but its weight is a zero-stride
-//! placeholder of the right shape that takes no memory and is never read: [`linear`] computes
-//! the base product from the blocks instead, which a block's layer holds beside its `Linear`s
-//! ([`QuantSlots`], skipped by burn's module visitors, so neither the optimizer, nor a checkpoint,
-//! nor an adapter export ever sees it).
+//! A quantized module keeps its place in the module tree (its path, its shape and the adapter
+//! burn's `apply_lora` attaches to a `Linear`), but its weight is a zero-stride placeholder of the
+//! right shape that takes no memory and is never read: [`linear`] computes the base product from
+//! the blocks instead, and the embedding gathers its rows from them ([`QuantWeight::rows`]). The
+//! blocks live beside the modules, out of the module tree ([`QuantSlots`] and the model's
+//! skipped fields), so neither the optimizer, nor a checkpoint, nor an adapter export ever sees
+//! them.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +53,19 @@ impl BaseQuant {
             BaseQuant::Q4 => Some(QuantFormat::Q4),
             BaseQuant::Keep => None,
         }
+    }
+
+    /// The block format a requantizing mode gives `hf_weight`: the token embedding and the
+    /// output head get q8 even under `q4` (as llama.cpp's `Q4_K_M` keeps `token_embd` at 6 bits
+    /// or more: 4-bit rows move SmolLM2's loss by 0.3 before any training), the projections
+    /// the mode's own format.
+    pub fn format_for(self, hf_weight: &str) -> Option<QuantFormat> {
+        let format = self.format()?;
+        Some(if hf_weight == EMBEDDING || hf_weight == HEAD {
+            QuantFormat::Q8
+        } else {
+            format
+        })
     }
 
     /// Bytes per weight of a requantized projection (`keep`: at most a q8 block's).
@@ -101,13 +116,18 @@ impl QuantSlots {
 /// `layer` with its weight replaced by a placeholder of the same `[in, out]` shape that holds
 /// one value (a zero-stride view), frozen: the blocks stand for the weight from now on.
 pub fn placeholder(layer: Linear, device: &Device) -> Linear {
-    let [d_in, d_out] = layer.weight.lazy_shape().dims::<2>();
-    let id: ParamId = layer.weight.id;
-    let view = Tensor::<2>::zeros([1, 1], device).expand([d_in, d_out]);
     Linear {
-        weight: Param::initialized(id, view).set_require_grad(false),
+        weight: placeholder_param(&layer.weight, device),
         ..layer
     }
+}
+
+/// A frozen zero-stride stand-in for `weight`, of its shape and id, holding one value.
+fn placeholder_param(weight: &Param<Tensor<2>>, device: &Device) -> Param<Tensor<2>> {
+    let dims = weight.lazy_shape().dims::<2>();
+    let id: ParamId = weight.id;
+    let view = Tensor::<2>::zeros([1, 1], device).expand(dims);
+    Param::initialized(id, view).set_require_grad(false)
 }
 
 /// The blocks of a `[out, in]` matrix on `device`.
@@ -136,10 +156,15 @@ pub fn linear<const D: usize>(
     })
 }
 
-/// Whether `hf_weight` (`model.layers.N.self_attn.q_proj.weight`, …) is a decoder projection's
-/// weight: the matrices a quantized base keeps as blocks.
+/// The token embedding's HF name.
+const EMBEDDING: &str = "model.embed_tokens.weight";
+/// An untied output head's HF name.
+const HEAD: &str = "lm_head.weight";
+
+/// Whether `hf_weight` is a matrix a quantized base keeps as blocks: a decoder projection
+/// (`model.layers.N.self_attn.q_proj.weight`, …), the token embedding or an untied output head.
 pub fn is_projection(hf_weight: &str) -> bool {
-    split_projection(hf_weight).is_some()
+    hf_weight == EMBEDDING || hf_weight == HEAD || split_projection(hf_weight).is_some()
 }
 
 /// `model.layers.N.{self_attn|mlp}.NAME.weight` → `(N, attention?, NAME)`.
@@ -169,9 +194,9 @@ pub fn quantize_host(
     tensors: &mut BTreeMap<String, crate::host::HostTensor>,
     mode: BaseQuant,
 ) -> Result<BTreeMap<String, QuantBlocks>, ModelError> {
-    let Some(format) = mode.format() else {
+    if mode.format().is_none() {
         return Ok(BTreeMap::new());
-    };
+    }
     let names: Vec<String> = tensors
         .iter()
         .filter(|(name, t)| {
@@ -184,6 +209,7 @@ pub fn quantize_host(
         let Some(t) = tensors.remove(&name) else {
             continue;
         };
+        let format = mode.format_for(&name).expect("a requantizing mode");
         let q = QuantBlocks::quantize(format, &t.data, t.shape[0], t.shape[1])
             .map_err(|e| ModelError::Weights(format!("{name}: {e}")))?;
         blocks.insert(name, q);
@@ -202,6 +228,36 @@ impl crate::llama::LlamaForCausalLM {
         device: &Device,
     ) -> Result<(), ModelError> {
         let bad = |m: String| ModelError::WeightsMismatch(format!("{hf_weight}: {m}"));
+        if hf_weight == EMBEDDING || hf_weight == HEAD {
+            let (weight, slot) = if hf_weight == EMBEDDING {
+                (
+                    &mut self.model.embed_tokens.weight,
+                    &mut self.model.embed_quant,
+                )
+            } else {
+                let head = self
+                    .lm_head
+                    .as_mut()
+                    .ok_or_else(|| bad("the output head is tied to the embedding".into()))?;
+                (&mut head.weight, &mut self.head_quant)
+            };
+            // The embedding is `[vocab, hidden]` as HF has it, a head's burn weight `[in, out]`.
+            let dims = weight.lazy_shape().dims::<2>();
+            let expected = if hf_weight == EMBEDDING {
+                dims
+            } else {
+                [dims[1], dims[0]]
+            };
+            if [blocks.rows, blocks.cols] != expected {
+                return Err(bad(format!(
+                    "shape [{}, {}], the config says {expected:?}",
+                    blocks.rows, blocks.cols
+                )));
+            }
+            *slot = Some(upload(blocks, device)?);
+            *weight = placeholder_param(weight, device);
+            return Ok(());
+        }
         let (layer, attention, name) =
             split_projection(hf_weight).ok_or_else(|| bad("not a projection weight".into()))?;
         let layers = self.model.layers.len();
@@ -240,12 +296,17 @@ impl crate::llama::LlamaForCausalLM {
         Ok(())
     }
 
-    /// Bytes the quantized projections take on the device (0 with an f32 base).
+    /// Bytes the quantized weights take on the device (0 with an f32 base).
     pub fn quantized_bytes(&self) -> usize {
+        let ends = [&self.model.embed_quant, &self.head_quant]
+            .into_iter()
+            .flatten()
+            .map(QuantWeight::bytes);
         self.model
             .layers
             .iter()
             .map(|l| l.self_attn.quant.bytes() + l.mlp.quant.bytes())
+            .chain(ends)
             .sum()
     }
 

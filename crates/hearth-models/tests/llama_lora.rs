@@ -550,7 +550,11 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
         // The reference: an f32 model with the blocks' values as its projection weights.
         let mut tensors = read_f32_tensors(&weights).expect("tensors");
         let blocks = quantize_host(&mut tensors, mode).expect("blocks");
-        assert_eq!(blocks.len(), 14, "two layers of seven projections");
+        assert_eq!(
+            blocks.len(),
+            15,
+            "two layers of seven projections and the embedding"
+        );
         for (name, q) in &blocks {
             let shape = vec![q.rows, q.cols];
             tensors.insert(
