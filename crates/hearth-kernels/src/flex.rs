@@ -15,21 +15,22 @@ use crate::extension::QuantLinearBackend;
 /// Dequantized values held at once (1 MiB of f32).
 const CHUNK: usize = 1 << 18;
 
-/// The words of `blocks` (contiguous), its format, rows and row length in values.
-fn layout(blocks: &IntTensor<Flex>, bits: u32) -> (Vec<u32>, QuantFormat, usize, usize) {
-    let format = QuantFormat::from_bits(bits).expect("quantized linear: 4 or 8 bits");
+/// Calls `f(words, format, rows, cols)` with the words of `blocks` (borrowed from the tensor,
+/// never copied: a tied output head's blocks are tens of megabytes), its format, rows and row
+/// length in values.
+fn with_words<R>(
+    blocks: &IntTensor<Flex>,
+    bits: u32,
+    f: impl FnOnce(&[u32], QuantFormat, usize, usize) -> R,
+) -> R {
+    let format = QuantFormat::from_bits(bits).expect("quantized linear: a known block format");
     let shape = blocks.shape();
     let (rows, words_per_row) = (shape[0], shape[1]);
     let cols = words_per_row / format.words_per_block() * BLOCK;
     let contiguous = blocks.to_contiguous();
-    let words = contiguous.storage::<u32>();
     let start = contiguous.layout().start_offset();
-    (
-        words[start..start + rows * words_per_row].to_vec(),
-        format,
-        rows,
-        cols,
-    )
+    let words = &contiguous.storage::<u32>()[start..start + rows * words_per_row];
+    f(words, format, rows, cols)
 }
 
 /// Calls `f(first_row, W[rows, :])` for consecutive row ranges of the matrix, each dequantized
@@ -40,45 +41,59 @@ fn for_row_chunks(
     dtype: DType,
     mut f: impl FnMut(usize, FloatTensor<Flex>),
 ) -> (usize, usize) {
-    let (words, format, rows, cols) = layout(blocks, bits);
-    let words_per_row = cols / BLOCK * format.words_per_block();
-    let step = (CHUNK / cols.max(1)).max(1);
-    let device = Default::default();
-    let mut buffer = vec![0f32; step.min(rows) * cols];
-    let mut first = 0;
-    while first < rows {
-        let n = step.min(rows - first);
-        let values = &mut buffer[..n * cols];
-        dequantize_rows(
-            format,
-            &words[first * words_per_row..(first + n) * words_per_row],
-            cols,
-            values,
-        );
-        let chunk = Flex::float_from_data(TensorData::new(values.to_vec(), [n, cols]), &device);
-        let chunk = if dtype == DType::F32 {
-            chunk
-        } else {
-            Flex::float_cast(chunk, FloatDType::from(dtype))
-        };
-        f(first, chunk);
-        first += n;
-    }
-    (rows, cols)
+    with_words(blocks, bits, |words, format, rows, cols| {
+        let words_per_row = cols / BLOCK * format.words_per_block();
+        let step = (CHUNK / cols.max(1)).max(1);
+        let device = Default::default();
+        let mut buffer = vec![0f32; step.min(rows) * cols];
+        let mut first = 0;
+        while first < rows {
+            let n = step.min(rows - first);
+            let values = &mut buffer[..n * cols];
+            dequantize_rows(
+                format,
+                &words[first * words_per_row..(first + n) * words_per_row],
+                cols,
+                values,
+            );
+            let chunk = Flex::float_from_data(TensorData::new(values.to_vec(), [n, cols]), &device);
+            let chunk = if dtype == DType::F32 {
+                chunk
+            } else {
+                Flex::float_cast(chunk, FloatDType::from(dtype))
+            };
+            f(first, chunk);
+            first += n;
+        }
+        (rows, cols)
+    })
 }
 
 impl QuantLinearBackend for Flex {
     fn quant_linear(x: FloatTensor<Self>, blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self> {
         let dtype = x.dtype();
-        let mut parts = Vec::new();
-        for_row_chunks(&blocks, bits, dtype, |_, w| {
-            parts.push(Flex::float_matmul(x.clone(), Flex::float_transpose(w)));
-        });
-        if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Flex::float_cat(parts, 1)
+        if dtype != DType::F32 {
+            let mut parts = Vec::new();
+            for_row_chunks(&blocks, bits, dtype, |_, w| {
+                parts.push(Flex::float_matmul(x.clone(), Flex::float_transpose(w)));
+            });
+            return Flex::float_cat(parts, 1);
         }
+        // Each range's product goes straight to its columns of the output: no list of parts
+        // and no concatenation, so a wide layer (a tied output head over a large vocabulary)
+        // holds its output once, not twice.
+        let (n, rows) = (x.shape()[0], blocks.shape()[0]);
+        let mut out = vec![0f32; n * rows];
+        for_row_chunks(&blocks, bits, dtype, |first, w| {
+            let part = Flex::float_matmul(x.clone(), Flex::float_transpose(w)).to_contiguous();
+            let width = part.shape()[1];
+            let start = part.layout().start_offset();
+            let values = &part.storage::<f32>()[start..start + n * width];
+            for (r, row) in values.chunks_exact(width).enumerate() {
+                out[r * rows + first..r * rows + first + width].copy_from_slice(row);
+            }
+        });
+        Flex::float_from_data(TensorData::new(out, [n, rows]), &Default::default())
     }
 
     fn quant_linear_transposed(
@@ -105,9 +120,11 @@ impl QuantLinearBackend for Flex {
     }
 
     fn quant_dequantize(blocks: IntTensor<Self>, bits: u32) -> FloatTensor<Self> {
-        let (words, format, rows, cols) = layout(&blocks, bits);
-        let mut values = vec![0f32; rows * cols];
-        dequantize_rows(format, &words, cols, &mut values);
+        let (values, rows, cols) = with_words(&blocks, bits, |words, format, rows, cols| {
+            let mut values = vec![0f32; rows * cols];
+            dequantize_rows(format, words, cols, &mut values);
+            (values, rows, cols)
+        });
         Flex::float_from_data(TensorData::new(values, [rows, cols]), &Default::default())
     }
 }

@@ -16,14 +16,15 @@
 //! ([`crate::quant`]): the file's own `Q8_0`/`Q4_0`/`Q4_1` blocks (`keep`), or requantized to q8
 //! or q4 one tensor at a time, so no dense copy of them is ever made of the whole model.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use burn::store::{ApplyResult, KeyRemapper};
 use burn::tensor::Device;
 use hearth_gguf::{GgmlType, Gguf};
 use hearth_kernels::QuantBlocks;
 
 use crate::ModelError;
-use crate::host::{HostTensor, serialize};
+use crate::host::{HostTensor, load_pytorch, serialize};
 use crate::llama::{LlamaConfig, LlamaForCausalLM};
 use crate::quant::{BaseQuant, is_projection};
 
@@ -188,8 +189,18 @@ pub fn load_llama_gguf_as(
         gemma3_settings(&gguf, &mut config)?;
     }
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
-    let mut tensors = BTreeMap::new();
-    let mut blocks = BTreeMap::new();
+    let mut model = LlamaForCausalLM::init(&config, lora_dropout, device)?;
+    let names: Vec<String> = gguf
+        .tensors()
+        .iter()
+        .filter_map(|info| hf_name(&info.name, gemma))
+        .collect();
+    crate::compat::llama_weights(model.layout(), &names)?;
+    // One tensor at a time, from the file to its place in the model: no f32 copy of the whole
+    // model exists beside the model itself (a GGUF file is usually a quantized model much
+    // smaller than its f32 weights).
+    let mut loaded = LoadResult::default();
+    let mut quantized = BTreeSet::new();
     for info in gguf.tensors() {
         let Some(name) = hf_name(&info.name, gemma) else {
             continue;
@@ -206,7 +217,8 @@ pub fn load_llama_gguf_as(
                 None
             };
             if let Some(q) = projection_blocks(&gguf, info, &name, mode, [rows, cols], heads)? {
-                blocks.insert(name, q);
+                model.quantize_projection(&name, &q, device)?;
+                quantized.insert(name);
                 continue;
             }
         }
@@ -222,16 +234,51 @@ pub fn load_llama_gguf_as(
                 data = unpermute(&data, kv, rows, cols);
             }
         }
-        tensors.insert(name, HostTensor { shape, data });
+        let one = BTreeMap::from([(name, HostTensor { shape, data })]);
+        let bytes = serialize(&one, None)?;
+        drop(one);
+        loaded.add(load_pytorch(&mut model, bytes, KeyRemapper::new())?);
     }
-    let safetensors = serialize(&tensors, None)?;
-    drop(tensors);
-    let model = LlamaForCausalLM::init(&config, lora_dropout, device)?.load_quantized(
-        safetensors,
-        &blocks,
-        device,
+    let result = loaded.finish().ok_or_else(|| {
+        ModelError::WeightsMismatch("the GGUF file holds none of the model's norms".into())
+    })?;
+    crate::error::check_loaded(
+        &result,
+        |path| quantized.contains(path),
+        "is num_hidden_layers or tie_word_embeddings right?",
     )?;
     Ok((model, config))
+}
+
+/// The results of loading a model's tensors one by one, as one load of them all.
+#[derive(Default)]
+struct LoadResult {
+    applied: BTreeSet<String>,
+    last: Option<ApplyResult>,
+    errors: Vec<burn::store::ApplyError>,
+    unused: Vec<String>,
+}
+
+impl LoadResult {
+    /// Adds one load's result: its applied tensors, errors and unused tensors; what it misses
+    /// counts only if no load ever applies it.
+    fn add(&mut self, mut one: ApplyResult) {
+        self.applied.extend(one.applied.drain(..));
+        self.errors.append(&mut one.errors);
+        self.unused.append(&mut one.unused);
+        self.last = Some(one);
+    }
+
+    fn finish(self) -> Option<ApplyResult> {
+        let mut result = self.last?;
+        result
+            .missing
+            .retain(|(path, _)| !self.applied.contains(path));
+        result.applied = self.applied.into_iter().collect();
+        result.errors = self.errors;
+        result.unused = self.unused;
+        Some(result)
+    }
 }
 
 /// What a gemma3 file adds to the Llama keys, as llama.cpp reads it: the head width
