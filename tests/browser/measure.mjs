@@ -10,10 +10,20 @@
 //   node measure.mjs sft [steps]      SmolLM2-135M (the GGUF in assets/smollm2) fine-tuned on
 //                                     tests/fixtures/capitals_sft.jsonl, batch 2, max length 64;
 //                                     prints per-step times and the run's tokens/s
+//   node measure.mjs kernels [steps]  the compute pipelines (kernels) the page's worker creates
+//                                     in a tiny-BERT run (batch 8, max length 128, 30 steps) on
+//                                     240 texts of 1 to 110 words, of 1 to 40 and of 20 words,
+//                                     per step, with the page's default buckets of 16
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launch, openAdvanced, root, serve } from "./harness.mjs";
 
 const [mode = "minilm", arg] = process.argv.slice(2);
+if (mode === "kernels") {
+  await kernels(Number(arg ?? 30));
+  process.exit(0);
+}
 const server = await serve();
 const context = await launch();
 const page = context.pages()[0] ?? await context.newPage();
@@ -132,4 +142,80 @@ try {
 } finally {
   await context.close();
   server.stop();
+}
+
+/** Counts the compute pipelines the page's worker creates (every kernel CubeCL compiles for
+ * WebGPU becomes one) in tiny-BERT runs on data of many lengths and of one length. */
+async function kernels(n) {
+  const words = "the food was nice and awful movie train station today love café great bad".split(" ");
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const labels = ["positive", "negative", "neutral"];
+  const csv = (length) => "text,label\n" + Array.from({ length: 240 }, (_, i) =>
+    Array.from({ length: length(i) }, () => words[Math.floor(random() * words.length)]).join(" ") +
+    "," + labels[i % 3]).join("\n") + "\n";
+  const files = {
+    "1 to 110 words": csv((i) => 1 + (i * 37) % 110),
+    "1 to 40 words": csv((i) => 1 + (i * 13) % 40),
+    "20 words each": csv(() => 20),
+  };
+  const tiny = join(root, "assets/tiny-bert");
+  const server = await serve();
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      const path = join(tmpdir(), `hearth-kernels-${name.replace(/ /g, "-")}.csv`);
+      writeFileSync(path, text);
+      const context = await launch();
+      const page = context.pages()[0] ?? await context.newPage();
+      // The worker is instrumented as soon as it exists, long before the first kernel (the
+      // module's glue looks the method up on every call, so patching the prototype counts all).
+      let worker;
+      const instrumented = new Promise((resolve) => page.on("worker", async (w) => {
+        await w.evaluate(() => {
+          self.hearthPipelines = 0;
+          for (const name of ["createComputePipeline", "createComputePipelineAsync"]) {
+            const original = GPUDevice.prototype[name];
+            GPUDevice.prototype[name] = function (...args) {
+              self.hearthPipelines += 1;
+              return original.apply(this, args);
+            };
+          }
+        });
+        worker = w;
+        resolve();
+      }));
+      await page.goto(`${server.origin}/`);
+      await instrumented;
+      await page.waitForFunction(() => document.getElementById("gpu").dataset.adapter !== undefined, null, { timeout: 120_000 });
+      await page.setInputFiles("#model-files", ["config.json", "model.safetensors", "tokenizer.json"].map((f) => join(tiny, f)));
+      await page.setInputFiles("#data-file", path);
+      await page.waitForFunction(() => document.getElementById("label-column").options.length > 0);
+      await openAdvanced(page);
+      for (const [sel, value] of Object.entries({ "#model-path": "tiny-bert", "#eval-fraction": "0.1",
+        "#steps": String(n), "#batch-size": "8", "#max-length": "128", "#warmup": "0", "#eval-every": "0",
+        "#checkpoint-every": "0" })) await page.fill(sel, value);
+      const before = await worker.evaluate(() => self.hearthPipelines);
+      await page.click("#start");
+      const perStep = [];
+      let done = false;
+      while (!done) {
+        const err = (await page.locator(".error").allTextContents()).join(" | ");
+        if (err) throw new Error(err);
+        done = (await page.locator("#downloads li").count()) >= 3;
+        const k = await page.locator("#step-log tbody tr").count();
+        const count = await worker.evaluate(() => self.hearthPipelines);
+        while (perStep.length < k) perStep.push(count);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const total = await worker.evaluate(() => self.hearthPipelines);
+      const steps = perStep.map((c, i) => c - (i ? perStep[i - 1] : before))
+        .map((c, i) => [i + 1, c]).filter(([, c]) => c > 0);
+      console.log(`${name}: ${total - before} pipelines in the run (${before} before Start); ` +
+        `steps that created some (about; polled): ${steps.map(([s, c]) => `${s} (${c})`).join(", ")}; ` +
+        `after the last step: ${total - perStep[perStep.length - 1]}`);
+      await context.close();
+    }
+  } finally {
+    server.stop();
+  }
 }

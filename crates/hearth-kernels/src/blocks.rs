@@ -211,6 +211,41 @@ impl QuantBlocks {
         })
     }
 
+    /// A GGUF `Q4_K` tensor's blocks as q4 blocks, value for value: each super-block of 256 is
+    /// eight sub-blocks of 32 whose values are `d·sc·q − dmin·m` with 4-bit `q`, which is a q4
+    /// block with scale `d·sc` and offset `−dmin·m` (both exact in f32), so the dequantized
+    /// values are gguf-py's bit for bit. Rows must be whole super-blocks (as ggml requires).
+    pub fn from_q4_k(data: &[u8], rows: usize, cols: usize) -> Result<Self, BlockError> {
+        if !cols.is_multiple_of(256) {
+            return Err(BlockError::Width(cols));
+        }
+        check_shape(rows, cols, data.len(), cols / 256 * 144)?;
+        let mut words = Vec::with_capacity(rows * cols / BLOCK * 6);
+        for b in data.chunks_exact(144) {
+            let (d, dmin) = (le_f16(b[0], b[1]), le_f16(b[2], b[3]));
+            let (scales, qs) = (&b[4..16], &b[16..144]);
+            for j in 0..8 {
+                let (sc, m) = scale_min_k4(scales, j);
+                // Sub-block j: the low (even j) or high (odd j) nibbles of 32 bytes.
+                let (bytes, shift) = (&qs[(j / 2) * 32..(j / 2) * 32 + 32], 4 * (j % 2));
+                let q = |i: usize| (bytes[i] >> shift) & 0x0F;
+                let packed: Vec<u8> = (0..BLOCK / 2).map(|i| q(i) | (q(i + 16) << 4)).collect();
+                push_block(
+                    &mut words,
+                    d * f32::from(sc),
+                    -(dmin * f32::from(m)),
+                    &packed,
+                );
+            }
+        }
+        Ok(Self {
+            format: QuantFormat::Q4,
+            rows,
+            cols,
+            words,
+        })
+    }
+
     /// Words in one row of blocks.
     pub fn words_per_row(&self) -> usize {
         self.cols / BLOCK * self.format.words_per_block()
@@ -233,6 +268,19 @@ fn push_block(words: &mut Vec<u32>, d: f32, m: f32, bytes: &[u8]) {
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
     );
+}
+
+/// The scale and minimum of sub-block `j` (0..8) of a `Q4_K` block from its 12 packed bytes
+/// (ggml's `get_scale_min_k4`).
+fn scale_min_k4(scales: &[u8], j: usize) -> (u8, u8) {
+    if j < 4 {
+        (scales[j] & 0x3F, scales[j + 4] & 0x3F)
+    } else {
+        (
+            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 2) & 0x30),
+            (scales[j + 4] >> 4) | ((scales[j] >> 2) & 0x30),
+        )
+    }
 }
 
 fn le_f16(lo: u8, hi: u8) -> f32 {

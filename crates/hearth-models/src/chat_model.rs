@@ -12,8 +12,14 @@ use crate::lm_tokenizer::LmTokenizer;
 /// A chat model's files as bytes (read from disk natively, from the File API in the browser).
 #[derive(Clone)]
 pub enum LmFiles {
-    /// One GGUF file: weights, config and tokenizer.
-    Gguf(Vec<u8>),
+    /// One GGUF file: weights, config and tokenizer, and the `chat_template.jinja` picked
+    /// beside it, if any (a GGUF without a template, as Gemma 3's, gets its chat format there).
+    Gguf {
+        /// The `.gguf` file.
+        bytes: Vec<u8>,
+        /// `chat_template.jinja`, which wins over a template in the file's metadata.
+        chat_template: Option<Vec<u8>>,
+    },
     /// A HuggingFace model directory's files.
     Hf {
         /// `config.json`.
@@ -33,7 +39,7 @@ pub enum LmFiles {
 impl std::fmt::Debug for LmFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Gguf(b) => write!(f, "LmFiles::Gguf({} bytes)", b.len()),
+            Self::Gguf { bytes, .. } => write!(f, "LmFiles::Gguf({} bytes)", bytes.len()),
             Self::Hf { weights, .. } => write!(f, "LmFiles::Hf({} weight bytes)", weights.len()),
         }
     }
@@ -45,7 +51,15 @@ impl LmFiles {
     /// `chat_template.jinja`.
     pub fn from_named(mut files: Vec<(String, Vec<u8>)>) -> Result<Self, ModelError> {
         if let Some(i) = files.iter().position(|(n, _)| n.ends_with(".gguf")) {
-            return Ok(Self::Gguf(files.swap_remove(i).1));
+            let bytes = files.swap_remove(i).1;
+            let chat_template = files
+                .into_iter()
+                .find(|(n, _)| n == "chat_template.jinja")
+                .map(|(_, b)| b);
+            return Ok(Self::Gguf {
+                bytes,
+                chat_template,
+            });
         }
         let mut take = |name: &str| {
             files
@@ -67,6 +81,12 @@ impl LmFiles {
             chat_template: take("chat_template.jinja"),
         })
     }
+}
+
+/// `chat_template.jinja`'s text.
+fn template_text(bytes: &[u8]) -> Result<&str, ModelError> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| ModelError::ChatTemplate(format!("chat_template.jinja is not UTF-8: {e}")))
 }
 
 /// A loaded chat model: the decoder, its config and its tokenizer (with the chat template).
@@ -97,8 +117,14 @@ impl ChatModel {
         device: &Device,
     ) -> Result<Self, ModelError> {
         match files {
-            LmFiles::Gguf(bytes) => {
-                let tokenizer = LmTokenizer::from_gguf_bytes(bytes)?;
+            LmFiles::Gguf {
+                bytes,
+                chat_template,
+            } => {
+                let mut tokenizer = LmTokenizer::from_gguf_bytes(bytes)?;
+                if let Some(template) = chat_template {
+                    tokenizer = tokenizer.with_chat_template(template_text(template)?)?;
+                }
                 let (model, config) =
                     crate::gguf::load_llama_gguf_as(bytes, lora_dropout, quantize, device)?;
                 Ok(Self {
@@ -144,9 +170,7 @@ fn hf_tokenizer(
 ) -> Result<LmTokenizer, ModelError> {
     let mut tokenizer = LmTokenizer::from_tokenizer_json(tokenizer, tokenizer_config)?;
     if let Some(template) = chat_template {
-        let source = std::str::from_utf8(template).map_err(|e| {
-            ModelError::ChatTemplate(format!("chat_template.jinja is not UTF-8: {e}"))
-        })?;
+        let source = template_text(template)?;
         tokenizer = tokenizer.with_chat_template(source)?;
     }
     Ok(tokenizer)

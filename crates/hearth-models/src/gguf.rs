@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use burn::store::{ApplyResult, KeyRemapper};
 use burn::tensor::Device;
 use hearth_gguf::{GgmlType, Gguf};
-use hearth_kernels::QuantBlocks;
+use hearth_kernels::{QuantBlocks, QuantFormat};
 
 use crate::ModelError;
 use crate::host::{HostTensor, load_pytorch, serialize};
@@ -125,6 +125,18 @@ fn projection_blocks(
         (None, GgmlType::Q8_0) => QuantBlocks::from_q8_0(data, rows, cols).map_err(bad)?,
         (None, GgmlType::Q4_0) => QuantBlocks::from_q4_0(data, rows, cols).map_err(bad)?,
         (None, GgmlType::Q4_1) => QuantBlocks::from_q4_1(data, rows, cols).map_err(bad)?,
+        (None, GgmlType::Q4_K) => QuantBlocks::from_q4_k(data, rows, cols).map_err(bad)?,
+        // Five and six bits (Q4_K_M's attn_v, half its ffn_down, its token embedding) in 8-bit
+        // blocks: at most a half step of the 8-bit grid from the file's values.
+        (None, GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q5_K | GgmlType::Q6_K) => {
+            let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
+            if let Some(h) = heads {
+                values = unpermute(&values, h, rows, cols);
+            }
+            return QuantBlocks::quantize(QuantFormat::Q8, &values, rows, cols)
+                .map(Some)
+                .map_err(bad);
+        }
         (None, _) => return Ok(None),
     };
     if let Some(h) = heads {
@@ -209,7 +221,10 @@ pub fn load_llama_gguf_as(
         if let (Some(mode), &[rows, cols]) = (quantize, &shape[..])
             && is_projection(&name)
         {
-            let heads = if name.ends_with("q_proj.weight") {
+            // llama.cpp permutes the query and key rows of the llama architecture only.
+            let heads = if gemma {
+                None
+            } else if name.ends_with("q_proj.weight") {
                 Some(heads)
             } else if name.ends_with("k_proj.weight") {
                 Some(kv)

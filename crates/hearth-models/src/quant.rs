@@ -31,8 +31,9 @@ pub enum BaseQuant {
     /// 4-bit blocks of 32 with an f32 scale and offset (`Q4_1`-like), requantized from any
     /// source (a `Q4_1` GGUF file's blocks come back value for value).
     Q4,
-    /// A GGUF file's own blocks where the kernel reads them (`Q8_0`, `Q4_0`, `Q4_1`); other
-    /// tensors, and every weight of a safetensors file, stay f32.
+    /// A GGUF file's own blocks where the kernel reads them: `Q8_0`, `Q4_0`, `Q4_1` and `Q4_K`
+    /// value for value, 5- and 6-bit types (`Q5_0`, `Q5_1`, `Q5_K`, `Q6_K`) as q8 blocks;
+    /// other tensors, and every weight of a safetensors file, stay f32.
     Keep,
 }
 

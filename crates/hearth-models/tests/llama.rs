@@ -92,6 +92,60 @@ fn tiny_gemma_gguf_logits_match_transformers() {
     assert!(worst < 1e-4, "logits differ from transformers' by {worst}");
 }
 
+/// A quantized base of the tiny Gemma's GGUF gives nearly the f32 logits: llama.cpp stores
+/// a gemma3 file's query and key rows in their own order (only the llama architecture's are
+/// permuted), so the quantized path must leave them as they are, as the f32 path does.
+#[test]
+fn a_quantized_gemma_gguf_keeps_its_query_and_key_rows() {
+    use hearth_models::quant::BaseQuant;
+    let device = Device::flex();
+    let bytes = std::fs::read(fixtures().join("tiny-gemma.gguf")).expect("gguf");
+    let fx = fixture_json("tiny_gemma.json");
+    let (model, _) =
+        hearth_models::gguf::load_llama_gguf_as(&bytes, 0.0, Some(BaseQuant::Q8), &device)
+            .expect("loads");
+    assert!(model.is_quantized());
+    let worst = worst_logit_difference(&model, &fx, "gguf_logits", &device);
+    eprintln!("tiny Gemma 3 GGUF, q8 base: largest logit difference {worst:e}");
+    // Logits reach ±8.6 here; 8-bit blocks on every matrix (the tied embedding twice) leave
+    // 0.16, rows in llama's order would leave 3.1.
+    assert!(
+        worst < 0.3,
+        "q8 logits differ from transformers' by {worst}"
+    );
+}
+
+/// A `chat_template.jinja` picked beside a `.gguf` (the page's file picker, for a GGUF that
+/// has no template, as Gemma 3's) becomes the model's chat template.
+#[test]
+fn a_chat_template_beside_a_gguf_file_is_the_model_s() {
+    use hearth_models::chat::Message;
+    use hearth_models::chat_model::{ChatModel, LmFiles};
+    let device = Device::flex();
+    let bytes = std::fs::read(fixtures().join("tiny-gemma.gguf")).expect("gguf");
+    let template = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}";
+    let alone = LmFiles::from_named(vec![("tiny.gguf".into(), bytes.clone())]).expect("files");
+    let alone = ChatModel::load(&alone, 0.0, &device).expect("loads");
+    assert!(alone.tokenizer.chat_template().is_none());
+    let files = LmFiles::from_named(vec![
+        ("chat_template.jinja".into(), template.as_bytes().to_vec()),
+        ("tiny.gguf".into(), bytes),
+    ])
+    .expect("files");
+    let chat = ChatModel::load(&files, 0.0, &device).expect("loads");
+    let messages = [Message {
+        role: "user".into(),
+        content: "hi".into(),
+    }];
+    let rendered = chat
+        .tokenizer
+        .chat_template()
+        .expect("the picked template")
+        .render(&messages, false)
+        .expect("renders");
+    assert_eq!(rendered, "[user]hi");
+}
+
 /// The largest difference between the model's logits and the fixture's `key` at every
 /// unmasked position of the fixture's batch.
 fn worst_logit_difference(
@@ -227,4 +281,26 @@ fn packed_sequences(name: &str) {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "{name}: packed logits differ by {worst}");
     assert!(logits.iter().all(|x| x.is_finite()));
+}
+
+/// `keep` takes a `Q4_K` tensor's blocks as q4 blocks whose values are gguf-py's bit for bit
+/// (`tests/fixtures/kquants.gguf`: random Q4_K blocks with subnormal and large scales, and
+/// gguf-py's dequantization of them).
+#[test]
+fn q4_k_blocks_are_kept_value_for_value() {
+    use hearth_gguf::{GgmlType, Gguf};
+    let bytes = std::fs::read(fixtures().join("kquants.gguf")).expect("kquants.gguf");
+    let gguf = Gguf::parse(&bytes).expect("parses");
+    let info = gguf.tensor(GgmlType::Q4_K.name()).expect("the Q4_K tensor");
+    let want = gguf.dequantize("Q4_K.expected").expect("gguf-py's values");
+    let rows = want.len() / 256;
+    let blocks = hearth_kernels::QuantBlocks::from_q4_k(gguf.tensor_data(info), rows, 256)
+        .expect("whole super-blocks");
+    let got = blocks.dequantize();
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "[{i}]: {g} vs gguf-py's {w}");
+    }
+    // A row that is not whole super-blocks is an error, not a panic.
+    assert!(hearth_kernels::QuantBlocks::from_q4_k(gguf.tensor_data(info), rows * 2, 128).is_err());
 }
