@@ -12,7 +12,9 @@
 //                                     prints per-step times and the run's tokens/s
 //   node measure.mjs kernels [steps]  the compute pipelines (kernels) the page's worker creates
 //                                     in a tiny-BERT run (batch 8, max length 128, 30 steps) on
-//                                     240 texts of 1 to 110 words, of 1 to 40 and of 20 words,
+//                                     240 texts of 1 to 110 words, of 1 to 40, of 20 words, and
+//                                     (batch 1) of eight lengths, one per bucket; KERNEL_DATA=NAME
+//                                     runs one of them
 //                                     per step, with the page's default buckets of 16
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -154,15 +156,21 @@ async function kernels(n) {
   const csv = (length) => "text,label\n" + Array.from({ length: 240 }, (_, i) =>
     Array.from({ length: length(i) }, () => words[Math.floor(random() * words.length)]).join(" ") +
     "," + labels[i % 3]).join("\n") + "\n";
+  // Each: the texts, the batch size and the steps. The last one meets every bucket of 16 up to
+  // the maximum length of 128 (one text per batch, eight lengths, one per bucket): the most a
+  // run of this job can compile, whatever its data.
   const files = {
-    "1 to 110 words": csv((i) => 1 + (i * 37) % 110),
-    "1 to 40 words": csv((i) => 1 + (i * 13) % 40),
-    "20 words each": csv(() => 20),
+    "1 to 110 words": [csv((i) => 1 + (i * 37) % 110), 8, n],
+    "1 to 40 words": [csv((i) => 1 + (i * 13) % 40), 8, n],
+    "20 words each": [csv(() => 20), 8, n],
+    "every bucket, batch 1": [csv((i) => [5, 20, 35, 50, 65, 80, 95, 110][i % 8]), 1, 2 * n],
   };
+  const only = process.env.KERNEL_DATA;
   const tiny = join(root, "assets/tiny-bert");
   const server = await serve();
   try {
-    for (const [name, text] of Object.entries(files)) {
+    for (const [name, [text, batch, runSteps]] of Object.entries(files)) {
+      if (only && name !== only) continue;
       const path = join(tmpdir(), `hearth-kernels-${name.replace(/ /g, "-")}.csv`);
       writeFileSync(path, text);
       const context = await launch();
@@ -192,7 +200,7 @@ async function kernels(n) {
       await page.waitForFunction(() => document.getElementById("label-column").options.length > 0);
       await openAdvanced(page);
       for (const [sel, value] of Object.entries({ "#model-path": "tiny-bert", "#eval-fraction": "0.1",
-        "#steps": String(n), "#batch-size": "8", "#max-length": "128", "#warmup": "0", "#eval-every": "0",
+        "#steps": String(runSteps), "#batch-size": String(batch), "#max-length": "128", "#warmup": "0", "#eval-every": "0",
         "#checkpoint-every": "0" })) await page.fill(sel, value);
       const before = await worker.evaluate(() => self.hearthPipelines);
       await page.click("#start");
@@ -210,7 +218,7 @@ async function kernels(n) {
       const total = await worker.evaluate(() => self.hearthPipelines);
       const steps = perStep.map((c, i) => c - (i ? perStep[i - 1] : before))
         .map((c, i) => [i + 1, c]).filter(([, c]) => c > 0);
-      console.log(`${name}: ${total - before} pipelines in the run (${before} before Start); ` +
+      console.log(`${name} (batch ${batch}, ${runSteps} steps): ${total - before} pipelines in the run (${before} before Start); ` +
         `steps that created some (about; polled): ${steps.map(([s, c]) => `${s} (${c})`).join(", ")}; ` +
         `after the last step: ${total - perStep[perStep.length - 1]}`);
       await context.close();
