@@ -17,7 +17,7 @@ const CHUNK: usize = 1 << 18;
 
 /// The words of `blocks` (contiguous), its format, rows and row length in values.
 fn layout(blocks: &IntTensor<Flex>, bits: u32) -> (Vec<u32>, QuantFormat, usize, usize) {
-    let format = QuantFormat::from_bits(bits).expect("quantized linear: 4 or 8 bits");
+    let format = QuantFormat::from_code(bits).expect("quantized linear: a block format's code");
     let shape = blocks.shape();
     let (rows, words_per_row) = (shape[0], shape[1]);
     let cols = words_per_row / format.words_per_block() * BLOCK;

@@ -1,5 +1,5 @@
-//! A quantized base under LoRA (QLoRA): the decoder's projections kept as q8 or q4 blocks on the
-//! device ([`hearth_kernels::QuantWeight`]), multiplied without a dense copy and frozen, while the
+//! A quantized base under LoRA (QLoRA): the decoder's projections kept as q8, q4, f16 or bf16
+//! blocks on the device ([`hearth_kernels::QuantWeight`]), multiplied without a dense copy and frozen, while the
 //! adapters, the norms, the embedding and the head stay f32.
 //!
 //! The `Linear` of a quantized projection keeps its place in the module tree (its path, its
@@ -32,6 +32,12 @@ pub enum BaseQuant {
     /// A GGUF file's own blocks where the kernel reads them (`Q8_0`, `Q4_0`, `Q4_1`); other
     /// tensors, and every weight of a safetensors file, stay f32.
     Keep,
+    /// IEEE half precision, each weight rounded to nearest-even from f32 (an f16 file's
+    /// weights come back value for value).
+    F16,
+    /// bfloat16, each weight rounded to nearest-even from f32 (a bf16 file's weights come back
+    /// value for value).
+    Bf16,
 }
 
 impl BaseQuant {
@@ -41,6 +47,8 @@ impl BaseQuant {
             BaseQuant::Q8 => "q8",
             BaseQuant::Q4 => "q4",
             BaseQuant::Keep => "keep",
+            BaseQuant::F16 => "f16",
+            BaseQuant::Bf16 => "bf16",
         }
     }
 
@@ -49,6 +57,8 @@ impl BaseQuant {
         match self {
             BaseQuant::Q8 => Some(QuantFormat::Q8),
             BaseQuant::Q4 => Some(QuantFormat::Q4),
+            BaseQuant::F16 => Some(QuantFormat::F16),
+            BaseQuant::Bf16 => Some(QuantFormat::Bf16),
             BaseQuant::Keep => None,
         }
     }
