@@ -317,22 +317,23 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
     use rand::{RngExt, SeedableRng};
     use rand_distr::{Distribution, Normal};
 
-    let named = named_params(&model);
+    // Shapes only: reading a quantized projection's placeholder weight as a tensor would
+    // materialize it in f32 (its zero-stride view made dense), the copy QLoRA exists to avoid.
+    let shapes = crate::host::visit_paths(&model, Shapes::default()).0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let normal = Normal::new(0.0, head_std)
         .map_err(|e| ModelError::UnsupportedConfig(format!("initializer_range: {e}")))?;
     let mut tensors = BTreeMap::new();
     for (path, peft) in peft_names(&model) {
         // PEFT layout: burn's [in, out] matrices transposed.
-        let shape: Vec<usize> = if let Some(t) = named.matrices.get(&path) {
-            let [rows, cols] = t.dims();
-            vec![cols, rows]
-        } else if let Some(t) = named.vectors.get(&path) {
-            t.dims().to_vec()
-        } else {
-            return Err(ModelError::Lora(format!(
-                "the model has no parameter `{path}`"
-            )));
+        let shape: Vec<usize> = match shapes.get(&path).map(Vec::as_slice) {
+            Some(&[rows, cols]) => vec![cols, rows],
+            Some(&[n]) => vec![n],
+            _ => {
+                return Err(ModelError::Lora(format!(
+                    "the model has no parameter `{path}`"
+                )));
+            }
         };
         let n: usize = shape.iter().product();
         let data: Vec<f32> = if peft.ends_with(".lora_A.weight") {
@@ -349,6 +350,16 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
     }
     let bytes = serialize(&tensors, None)?;
     import_adapter(model, &bytes)
+}
+
+/// The shape of every float parameter by burn path, read without touching its values.
+#[derive(Default)]
+struct Shapes(BTreeMap<String, Vec<usize>>);
+
+impl crate::host::PathVisitor for Shapes {
+    fn visit<const D: usize>(&mut self, path: &str, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
+        self.0.insert(path.to_string(), param.lazy_shape().dims::<D>().to_vec());
+    }
 }
 
 /// `adapter_model.safetensors` of a trained model, as PEFT writes it (metadata

@@ -2,9 +2,11 @@
 //! (about 0.5B, Llama-3.2-1B's and Llama-3.2-3B's), built in memory from a seeded generator and
 //! never written anywhere, each trained for ONE LoRA SFT step (batch 1 × 64 tokens, r 8 on
 //! `q_proj`/`v_proj`, AdamW, Flex, one thread) with its base kept as f32, f16, bf16, q8 or q4.
-//! Every row runs in a fresh child process (this binary again) whose peak resident memory
-//! (`VmHWM`, the whole process from start to end) and step time are printed beside the
-//! planner's estimate for the same job ([`hearth_train::plan::estimate_chat`]) and the error.
+//! Every row runs in a fresh child process (this binary again) whose peak resident memory during
+//! the step (`VmHWM`, reset once the model is built: the model, the adapters and everything the
+//! step allocates) and step time are printed beside the planner's estimate for the same job
+//! ([`hearth_train::plan::estimate_chat`]) and the error, with the whole process's peak (the
+//! build included) beside them.
 //!
 //! ```sh
 //! cargo build -p hearth-train --example ladder
@@ -18,7 +20,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::Device;
 use hearth_kernels::QuantBlocks;
 use hearth_models::llama::{LlamaConfig, LlamaForCausalLM};
@@ -91,6 +93,15 @@ fn proc_bytes(key: &str) -> u64 {
         .map_or(0, |kb| kb << 10)
 }
 
+/// Resident and peak memory so far, on stderr.
+fn stage(what: &str) {
+    eprintln!(
+        "{what}: resident {} MiB, peak {} MiB",
+        proc_bytes("VmRSS:") >> 20,
+        proc_bytes("VmHWM:") >> 20
+    );
+}
+
 /// xorshift64*: a seeded stream of uniform values in ±`bound`.
 struct Draw(u64);
 
@@ -128,17 +139,19 @@ fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
     }
+    stage("projections built");
     let settings = LoraSettings {
         r: 8,
         lora_alpha: 16.0,
         lora_dropout: 0.0,
         ..LoraSettings::for_decoder()
     };
-    let model = model
-        .with_lora(&settings)
-        .and_then(|m| m.seeded_lora(7))
-        .map_err(|e| e.to_string())?;
+    let model = model.with_lora(&settings).map_err(|e| e.to_string())?;
+    stage("adapters attached");
+    let model = model.seeded_lora(7).map_err(|e| e.to_string())?;
+    stage("adapters drawn");
     let built = started.elapsed().as_secs_f64();
+    let (built_peak, built_rss) = (proc_bytes("VmHWM:"), proc_bytes("VmRSS:"));
 
     let mut draw = 0x2545_f491_4f6c_dd1du64;
     let ids: Vec<i64> = (0..SEQ)
@@ -157,21 +170,29 @@ fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
         segments: vec![1; SEQ],
     };
     let mut optim = AdamWConfig::new().init();
+    // From here the peak is the step's own (Linux: "5" resets VmHWM to the resident size).
+    let whole_peak = proc_bytes("VmHWM:");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
     let started = Instant::now();
     let loss = batch.loss(&model).map_err(|e| e.to_string())?;
     let value = loss
         .clone()
         .into_data()
         .convert::<f32>()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .map_err(|e| format!("{e:?}"))?[0];
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    stage("forward");
+    let grads = loss.backward();
+    stage("backward");
+    let grads = GradientsParams::from_grads(grads, &model);
     let _model = optim.step(1e-4, model, grads);
     let step = started.elapsed().as_secs_f64();
     println!(
         "{}",
         serde_json::json!({
-            "peak": proc_bytes("VmHWM:"), "build_s": built, "step_s": step, "loss": value
+            "step_peak": proc_bytes("VmHWM:"), "whole_peak": whole_peak.max(proc_bytes("VmHWM:")),
+            "build_peak": built_peak, "built_rss": built_rss,
+            "build_s": built, "step_s": step, "loss": value
         })
     );
     Ok(())
@@ -189,8 +210,8 @@ fn main() -> Result<(), String> {
     let precisions = args.get(1).map_or("f32,f16,q8,q4", String::as_str);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!(
-        "| size | parameters | base | measured peak | planner | error | step | build |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|"
+        "| size | parameters | base | step peak | whole-run peak | planner | error | step | build |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|"
     );
     for size in sizes.split(',') {
         let config = config(size).ok_or_else(|| format!("size `{size}`: 0.5b, 1b or 3b"))?;
@@ -204,33 +225,40 @@ fn main() -> Result<(), String> {
             let out = Command::new(&exe)
                 .args(["--child", size, p])
                 .env("RAYON_NUM_THREADS", "1")
+                // glibc otherwise keeps the build's freed buffers resident (its mmap threshold
+                // grows with every large block freed), and they would count as the step's.
+                .env("MALLOC_MMAP_THRESHOLD_", "65536")
                 .output()
                 .map_err(|e| e.to_string())?;
             let stdout = String::from_utf8_lossy(&out.stdout);
             let line = stdout.lines().last().unwrap_or_default();
             let Ok(row) = serde_json::from_str::<serde_json::Value>(line) else {
                 println!(
-                    "| {size} | | {p} | failed ({}): {} | {} | | | |",
+                    "| {size} | | {p} | failed ({}): {} | | {} | | | |",
                     out.status,
                     String::from_utf8_lossy(&out.stderr).trim(),
                     mib(estimate.total_bytes())
                 );
                 continue;
             };
-            let peak = row["peak"].as_u64().unwrap_or(0);
+            let peak = row["step_peak"].as_u64().unwrap_or(0);
+            let whole = row["whole_peak"].as_u64().unwrap_or(0);
             let predicted = estimate.total_bytes();
             let error = (predicted as f64 - peak as f64) / peak as f64 * 100.0;
             println!(
-                "| {size} | {:.2}B | {p} | {} | {} | {error:+.1}% | {:.1} s | {:.1} s |",
+                "| {size} | {:.2}B | {p} | {} | {} | {} | {error:+.1}% | {:.1} s | {:.1} s |",
                 estimate.total_params as f64 / 1e9,
                 mib(peak),
+                mib(whole),
                 mib(predicted),
                 row["step_s"].as_f64().unwrap_or(f64::NAN),
                 row["build_s"].as_f64().unwrap_or(f64::NAN),
             );
             eprintln!(
-                "{size} {p}: loss {}, parts {:?}",
+                "{size} {p}: loss {}, peak {} MiB while building, {} MiB resident when built, parts {:?}",
                 row["loss"],
+                row["build_peak"].as_u64().unwrap_or(0) >> 20,
+                row["built_rss"].as_u64().unwrap_or(0) >> 20,
                 estimate
                     .parts
                     .iter()
