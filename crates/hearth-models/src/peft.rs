@@ -357,8 +357,13 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
 struct Shapes(BTreeMap<String, Vec<usize>>);
 
 impl crate::host::PathVisitor for Shapes {
-    fn visit<const D: usize>(&mut self, path: &str, param: &burn::module::Param<burn::tensor::Tensor<D>>) {
-        self.0.insert(path.to_string(), param.lazy_shape().dims::<D>().to_vec());
+    fn visit<const D: usize>(
+        &mut self,
+        path: &str,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        self.0
+            .insert(path.to_string(), param.lazy_shape().dims::<D>().to_vec());
     }
 }
 

@@ -547,7 +547,12 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
     let ids: Vec<i64> = (0..16).map(|i| (i * 37 + 5) % 128).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 8]), &device);
     let mask = Tensor::<2, Int>::ones([2, 8], &device);
-    for mode in [BaseQuant::Q8, BaseQuant::Q4, BaseQuant::F16, BaseQuant::Bf16] {
+    for mode in [
+        BaseQuant::Q8,
+        BaseQuant::Q4,
+        BaseQuant::F16,
+        BaseQuant::Bf16,
+    ] {
         // The reference: an f32 model with the blocks' values as its projection weights.
         let mut tensors = read_f32_tensors(&weights).expect("tensors");
         let blocks = quantize_host(&mut tensors, mode).expect("blocks");
@@ -662,7 +667,11 @@ fn a_sixteen_bit_file_keeps_its_weights_bit_for_bit() {
 
         let mut tensors = read_f32_tensors(&file).expect("reads");
         let blocks = quantize_host(&mut tensors, mode).expect("blocks");
-        assert_eq!(blocks.len(), 14, "{mode:?}: two layers of seven projections");
+        assert_eq!(
+            blocks.len(),
+            14,
+            "{mode:?}: two layers of seven projections"
+        );
         for (name, q) in &blocks {
             let stored: Vec<u16> = q
                 .words
@@ -684,7 +693,13 @@ fn a_sixteen_bit_file_keeps_its_weights_bit_for_bit() {
         let a = common::read_vec(sixteen.forward(ids.clone(), mask.clone()).reshape([1, n]));
         let b = common::read_vec(wide.forward(ids.clone(), mask.clone()).reshape([1, n]));
         let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(scale > 0.0 && worst <= 1e-5 * scale, "{mode:?}: {worst} vs {scale}");
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            scale > 0.0 && worst <= 1e-5 * scale,
+            "{mode:?}: {worst} vs {scale}"
+        );
     }
 }

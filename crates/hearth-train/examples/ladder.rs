@@ -11,6 +11,7 @@
 //! ```sh
 //! cargo build -p hearth-train --example ladder
 //! target/debug/examples/ladder 0.5b,1b f32,f16,q8,q4
+//! target/debug/examples/ladder browser   # what the planner accepts for the page
 //! ```
 //!
 //! The projections of a 16-bit or quantized base are drawn one matrix at a time and turned into
@@ -27,7 +28,7 @@ use hearth_models::llama::{LlamaConfig, LlamaForCausalLM};
 use hearth_models::lora::LoraSettings;
 use hearth_models::quant::BaseQuant;
 use hearth_train::JobSpec;
-use hearth_train::plan::{Context, estimate_chat, mib};
+use hearth_train::plan::{Context, Limits, estimate_chat, mib, plan_chat};
 use hearth_train::sft::Batch;
 
 /// Tokens in the step's one row.
@@ -89,7 +90,13 @@ fn proc_bytes(key: &str) -> u64 {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kb| kb << 10)
 }
 
@@ -112,7 +119,8 @@ impl Draw {
                 self.0 ^= self.0 >> 12;
                 self.0 ^= self.0 << 25;
                 self.0 ^= self.0 >> 27;
-                let u = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32;
+                let u =
+                    (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32 / (1u64 << 24) as f32;
                 (2.0 * u - 1.0) * bound
             })
             .collect()
@@ -124,8 +132,7 @@ fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
     let config = config(size).ok_or_else(|| format!("size `{size}`"))?;
     let device = Device::flex().autodiff();
     let started = Instant::now();
-    let mut model =
-        LlamaForCausalLM::init(&config, 0.0, &device).map_err(|e| e.to_string())?;
+    let mut model = LlamaForCausalLM::init(&config, 0.0, &device).map_err(|e| e.to_string())?;
     if let Some(mode) = quantize {
         let format = mode.format().ok_or("keep needs a GGUF file's blocks")?;
         let mut draw = Draw(0x9e37_79b9_7f4a_7c15);
@@ -198,6 +205,65 @@ fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
     Ok(())
 }
 
+/// What the planner says of each size and precision in the page ([`plan_chat`] against
+/// [`Limits::browser`]): at WebGPU's default limits (256 MiB buffers, 128 MiB storage
+/// bindings) and at an adapter offering 2 GiB for both, with the base's bytes as the model
+/// file the wasm heap holds. Nothing is built or run.
+fn browser() -> Result<(), String> {
+    let limits = [
+        (
+            "WebGPU defaults",
+            Limits::browser(Some(256 << 20), Some(128 << 20)),
+        ),
+        (
+            "2 GiB adapter",
+            Limits::browser(Some(2 << 30), Some(2 << 30)),
+        ),
+    ];
+    println!("| size | base | model file | largest tensor | WebGPU defaults | 2 GiB adapter |");
+    println!("|---|---|---:|---|---|---|");
+    for (size, ..) in SIZES {
+        let config = config(size).ok_or("size")?;
+        for p in ["f32", "f16", "q8", "q4"] {
+            let job = job(precision(p)?);
+            let bare = Context {
+                num_outputs: 1,
+                ..Context::default()
+            };
+            let file = estimate_chat(&job, &config, &bare).part("weights");
+            let ctx = Context {
+                model_file_bytes: file,
+                ..bare
+            };
+            let verdicts: Vec<String> = limits
+                .iter()
+                .map(|(_, l)| {
+                    let plan = plan_chat(&job, &config, l, &ctx);
+                    if plan.fits {
+                        "fits".to_string()
+                    } else {
+                        plan.violations
+                            .iter()
+                            .map(|v| format!("{} > {}", v.what, v.limit))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }
+                })
+                .collect();
+            let e = &plan_chat(&job, &config, &limits[0].1, &ctx).estimate;
+            println!(
+                "| {size} | {p} | {} | {} ({}) | {} | {} |",
+                mib(file),
+                e.largest_buffer.0,
+                mib(e.largest_buffer.1),
+                verdicts[0],
+                verdicts[1]
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
@@ -205,6 +271,9 @@ fn main() -> Result<(), String> {
             return Err("--child SIZE PRECISION".into());
         };
         return child(size, precision(q)?);
+    }
+    if args.first().map(String::as_str) == Some("browser") {
+        return browser();
     }
     let sizes = args.first().map_or("0.5b,1b,3b", String::as_str);
     let precisions = args.get(1).map_or("f32,f16,q8,q4", String::as_str);

@@ -90,7 +90,9 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
     let heads = c.num_attention_heads as u64;
     let qw = heads * c.head_dim() as u64;
     let layers = c.num_hidden_layers as u64;
-    let seq = ctx.longest_row.map_or(t.max_length, |l| l.clamp(2, t.max_length.max(2)));
+    let seq = ctx
+        .longest_row
+        .map_or(t.max_length, |l| l.clamp(2, t.max_length.max(2)));
     let seq = c.max_position_embeddings.map_or(seq, |m| seq.min(m));
     let (b, l) = (t.batch_size as u64, seq as u64);
     let tokens = b * l;
@@ -136,8 +138,7 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
 
     // Activations: layers before the first adapted one are not recorded.
     let tracked_layers = adapted_layers.first().map_or(0, |&f| layers - f as u64);
-    let per_layer = tokens
-        * (kept::HIDDEN * h + kept::ATTENTION * qw + kept::INTERMEDIATE * inter)
+    let per_layer = tokens * (kept::HIDDEN * h + kept::ATTENTION * qw + kept::INTERMEDIATE * inter)
         + kept::SCORES * b * heads * l * l;
     let lora_kept: u64 = adapted.iter().map(|_| tokens * r).sum();
     let logits = tokens * vocab;

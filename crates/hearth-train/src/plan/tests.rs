@@ -217,7 +217,11 @@ fn the_base_is_counted_at_the_precision_the_job_keeps_it() {
     // q8: 32 bytes and an f32 scale per 32 weights; q4: 16 bytes, scale and offset.
     assert_eq!(weights(Some("q8")), LLAMA_1B_PROJECTIONS * 5 / 4 + f32_rest);
     assert_eq!(weights(Some("q4")), LLAMA_1B_PROJECTIONS * 3 / 4 + f32_rest);
-    assert_eq!(weights(Some("keep")), weights(Some("q8")), "keep: at most q8's");
+    assert_eq!(
+        weights(Some("keep")),
+        weights(Some("q8")),
+        "keep: at most q8's"
+    );
     assert_eq!(
         projection_bytes_per_weight(Some(hearth_models::quant::BaseQuant::Q4), 40),
         4.0,
@@ -265,5 +269,9 @@ fn a_chat_plan_checks_the_browsers_buffers() {
     };
     let plan = plan_chat(&chat_job(None), &c, &large, &f32_file);
     assert!(!plan.fits);
-    assert!(plan.violations.iter().any(|v| v.limit.contains("wasm heap")));
+    assert!(
+        plan.violations
+            .iter()
+            .any(|v| v.limit.contains("wasm heap"))
+    );
 }
