@@ -246,13 +246,14 @@ impl<T> OneOrMany<T> {
 /// and the family's `modules_to_save` (a classifier's head). Only parameters the model actually
 /// carries are listed.
 pub fn peft_names<M: PeftModel>(model: &M) -> Vec<(String, String)> {
-    let named = named_params(model);
+    // Shapes, not values: a quantized projection's placeholder must not be made dense.
+    let shapes = crate::host::visit_paths(model, Shapes::default()).0;
     let mut out = Vec::new();
     let prefix = M::FAMILY.module_prefix;
     for module in model.adaptable_modules() {
         for (factor, peft) in [('a', "lora_A"), ('b', "lora_B")] {
             let path = factor_path(&format!("{prefix}{}", module.weight_path), factor);
-            if named.matrices.contains_key(&path) {
+            if shapes.get(&path).is_some_and(|s| s.len() == 2) {
                 out.push((
                     path,
                     format!("{PREFIX}{prefix}{}.{peft}.weight", module.hf_name),
@@ -261,7 +262,7 @@ pub fn peft_names<M: PeftModel>(model: &M) -> Vec<(String, String)> {
         }
     }
     for (path, peft) in saved_names(&M::FAMILY) {
-        if named.ids.contains_key(&path) {
+        if shapes.contains_key(&path) {
             out.push((path, peft));
         }
     }
