@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::error::first_errors;
-use crate::host::{HostTensor, load_host, named_params, pytorch_metadata, serialize, to_host};
+use crate::host::{
+    HostTensor, NamedParams, PathVisitor, load_host, pytorch_metadata, serialize, to_host,
+};
 use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
 
 /// The prefix PEFT puts before HF module names of a `PeftModel` (any task type).
@@ -285,8 +287,11 @@ pub fn factor_path(weight_path: &str, factor: char) -> String {
 
 /// The PEFT tensors of a model's adapters (and head), by PEFT name, in PEFT's layout.
 async fn peft_tensors<M: PeftModel>(model: &M) -> Result<BTreeMap<String, HostTensor>, ModelError> {
-    let mut named = named_params(model);
     let names = peft_names(model);
+    // Only the adapters' (and head's) values: reading every parameter would make a quantized
+    // projection's placeholder dense.
+    let wanted = names.iter().map(|(path, _)| path.clone()).collect();
+    let mut named = crate::host::visit_paths(model, Wanted(wanted, NamedParams::default())).1;
     if !names.iter().any(|(path, _)| path.contains(".lora.")) {
         return Err(ModelError::Lora(
             "the model has no LoRA adapters to save".into(),
@@ -353,11 +358,26 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
     import_adapter(model, &bytes)
 }
 
+/// [`NamedParams`] of the parameters whose paths are in the set, the others left untouched.
+struct Wanted(std::collections::BTreeSet<String>, NamedParams);
+
+impl PathVisitor for Wanted {
+    fn visit<const D: usize>(
+        &mut self,
+        path: &str,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        if self.0.contains(path) {
+            self.1.visit(path, param);
+        }
+    }
+}
+
 /// The shape of every float parameter by burn path, read without touching its values.
 #[derive(Default)]
 struct Shapes(BTreeMap<String, Vec<usize>>);
 
-impl crate::host::PathVisitor for Shapes {
+impl PathVisitor for Shapes {
     fn visit<const D: usize>(
         &mut self,
         path: &str,
