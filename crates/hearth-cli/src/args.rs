@@ -285,7 +285,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub init_adapter: Option<String>,
     /// Keep a chat model's projections quantized under f32 adapters (QLoRA, docs/QLORA.md): q8,
-    /// q4, or keep (a GGUF file's own blocks); an f32 base without it. CPU backend only.
+    /// q4, f16, bf16, or keep (a GGUF file's own blocks); an f32 base without it. CPU backend
+    /// only.
     #[arg(long, value_parser = setting::<hearth_models::quant::BaseQuant>)]
     pub quantize: Option<hearth_models::quant::BaseQuant>,
     /// Sequence pooling for the head: cls (HF's pooler over [CLS]) or mean.

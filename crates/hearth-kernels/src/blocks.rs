@@ -11,11 +11,16 @@
 //!   holding value `j` in its low nibble and value `j + 16` in its high nibble, weight `q·d + m`
 //!   (llama.cpp's `Q4_1`; a `Q4_0` block is the same with `m = −8·d`).
 //!
+//! - [`QuantFormat::F16`] and [`QuantFormat::Bf16`]: no scale or offset, 16 words holding the
+//!   32 values as IEEE half or bfloat16 bits, value `2k` in the low and `2k + 1` in the high
+//!   half of word `k` (a 16-bit base, rounded to nearest-even from f32 by the `half` crate).
+//!
 //! So a GGUF file's `Q8_0`, `Q4_0` and `Q4_1` blocks carry over value for value (the f16 scales
 //! widen exactly), and any f32 matrix can be quantized to either format. A row of blocks is
 //! `cols / 32 · words_per_block` words; the whole matrix is one `[rows, that]` `u32` tensor.
+//! The kernels learn the format from [`QuantFormat::code`], one number per format.
 
-use half::f16;
+use half::{bf16, f16};
 
 /// Values per block.
 pub const BLOCK: usize = 32;
@@ -27,29 +32,54 @@ pub enum QuantFormat {
     Q8,
     /// 4-bit values with an f32 scale and offset per block (`Q4_1`-like): 0.75 bytes per weight.
     Q4,
+    /// IEEE half-precision values, no scale: 2 bytes per weight.
+    F16,
+    /// bfloat16 values (f32's exponent, 8 bits of mantissa), no scale: 2 bytes per weight.
+    Bf16,
 }
 
 impl QuantFormat {
-    /// Bits per quantized value.
+    /// Every format, in [`Self::code`] order.
+    pub const ALL: [QuantFormat; 4] = [
+        QuantFormat::Q4,
+        QuantFormat::Q8,
+        QuantFormat::F16,
+        QuantFormat::Bf16,
+    ];
+
+    /// Bits per stored value (16 for both 16-bit formats: use [`Self::code`] to tell formats
+    /// apart).
     pub fn bits(self) -> u32 {
         match self {
             QuantFormat::Q8 => 8,
             QuantFormat::Q4 => 4,
+            QuantFormat::F16 | QuantFormat::Bf16 => 16,
         }
     }
 
-    /// The format with `bits` bits per value.
-    pub fn from_bits(bits: u32) -> Option<Self> {
-        match bits {
-            8 => Some(QuantFormat::Q8),
-            4 => Some(QuantFormat::Q4),
-            _ => None,
+    /// The number the kernels receive for this format, one per format: the bits per value for
+    /// q4, q8 and f16, and 17 for bf16 (which has 16 bits too).
+    pub fn code(self) -> u32 {
+        match self {
+            QuantFormat::Q8 => 8,
+            QuantFormat::Q4 => 4,
+            QuantFormat::F16 => 16,
+            QuantFormat::Bf16 => 17,
         }
     }
 
-    /// `u32` words in one block: scale, offset and the packed values.
+    /// The format whose [`Self::code`] is `code`.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    /// `u32` words in one block: scale, offset and the packed values (16-bit formats: the
+    /// values alone).
     pub fn words_per_block(self) -> usize {
-        2 + BLOCK * self.bits() as usize / 32
+        match self {
+            QuantFormat::Q8 | QuantFormat::Q4 => 2 + BLOCK * self.bits() as usize / 32,
+            QuantFormat::F16 | QuantFormat::Bf16 => BLOCK / 2,
+        }
     }
 
     /// Bytes one weight takes, scales and offsets included.
@@ -115,7 +145,8 @@ fn check_shape(rows: usize, cols: usize, found: usize, per_row: usize) -> Result
 impl QuantBlocks {
     /// `data` (`rows × cols` f32 values, row-major) quantized to `format`, block by block:
     /// q8 with `d = max|w| / 127` (as llama.cpp's `Q8_0`), q4 with `d = (max − min) / 15`,
-    /// `m = min` (as `Q4_1`), each value rounded to the nearest step.
+    /// `m = min` (as `Q4_1`), each value rounded to the nearest step; f16 and bf16 each value
+    /// rounded to the nearest (ties to even) 16-bit value, as `half` converts.
     pub fn quantize(
         format: QuantFormat,
         data: &[f32],
@@ -148,6 +179,14 @@ impl QuantBlocks {
                     }
                     push_block(&mut words, d, min, &bytes);
                 }
+                QuantFormat::F16 => push_halves(
+                    &mut words,
+                    block.iter().map(|&w| f16::from_f32(w).to_bits()),
+                ),
+                QuantFormat::Bf16 => push_halves(
+                    &mut words,
+                    block.iter().map(|&w| bf16::from_f32(w).to_bits()),
+                ),
             }
         }
         Ok(Self {
@@ -283,6 +322,17 @@ fn scale_min_k4(scales: &[u8], j: usize) -> (u8, u8) {
     }
 }
 
+/// Appends one 16-bit block: the values' bits two to a word, the even value in the low half.
+fn push_halves(words: &mut Vec<u32>, bits: impl Iterator<Item = u16>) {
+    let mut low = None;
+    for b in bits {
+        match low.take() {
+            None => low = Some(b),
+            Some(lo) => words.push(u32::from(lo) | (u32::from(b) << 16)),
+        }
+    }
+}
+
 fn le_f16(lo: u8, hi: u8) -> f32 {
     f16::from_le_bytes([lo, hi]).to_f32()
 }
@@ -292,6 +342,23 @@ fn le_f16(lo: u8, hi: u8) -> f32 {
 pub fn dequantize_rows(format: QuantFormat, words: &[u32], cols: usize, out: &mut [f32]) {
     let wpb = format.words_per_block();
     for (block, values) in words.chunks_exact(wpb).zip(out.chunks_exact_mut(BLOCK)) {
+        match format {
+            QuantFormat::F16 => {
+                for (pair, &w) in values.chunks_exact_mut(2).zip(block) {
+                    pair[0] = f16::from_bits(w as u16).to_f32();
+                    pair[1] = f16::from_bits((w >> 16) as u16).to_f32();
+                }
+                continue;
+            }
+            QuantFormat::Bf16 => {
+                for (pair, &w) in values.chunks_exact_mut(2).zip(block) {
+                    pair[0] = bf16::from_bits(w as u16).to_f32();
+                    pair[1] = bf16::from_bits((w >> 16) as u16).to_f32();
+                }
+                continue;
+            }
+            QuantFormat::Q8 | QuantFormat::Q4 => {}
+        }
         let d = f32::from_bits(block[0]);
         let m = f32::from_bits(block[1]);
         match format {
@@ -311,6 +378,7 @@ pub fn dequantize_rows(format: QuantFormat, words: &[u32], cols: usize, out: &mu
                     }
                 }
             }
+            QuantFormat::F16 | QuantFormat::Bf16 => unreachable!("handled above"),
         }
     }
     debug_assert_eq!(out.len() % cols.max(1), 0);
@@ -371,6 +439,69 @@ mod tests {
             .dequantize();
         assert_eq!(w[0], -32.0);
         assert_eq!(w[31], 30.0);
+    }
+
+    #[test]
+    fn sixteen_bit_blocks_round_as_half_does_and_come_back_bit_exact() {
+        // Values that need rounding (ties included), the extremes, subnormals and signed zero.
+        let mut data = ramp(3 * 32);
+        data[0] = 1.0 + f32::EPSILON * 3.0;
+        data[1] = 65504.0;
+        data[2] = 1.0e-7;
+        data[3] = -0.0;
+        data[4] = 1.0 + 2f32.powi(-11); // f16 tie: rounds to even (1.0)
+        data[5] = 1.0 + 2f32.powi(-8); // bf16 tie: rounds to even (1.0)
+        data[6] = 3.0e38;
+        data[7] = -1.0e-40;
+        for format in [QuantFormat::F16, QuantFormat::Bf16] {
+            let q = QuantBlocks::quantize(format, &data, 3, 32).expect("blocks");
+            assert_eq!(format.words_per_block(), 16);
+            assert_eq!(format.bytes_per_weight(), 2.0);
+            assert_eq!(q.words.len(), 3 * 16);
+            let back = q.dequantize();
+            for (j, (&w, &got)) in data.iter().zip(&back).enumerate() {
+                let (bits, want) = match format {
+                    QuantFormat::F16 => (f16::from_f32(w).to_bits(), f16::from_f32(w).to_f32()),
+                    _ => (bf16::from_f32(w).to_bits(), bf16::from_f32(w).to_f32()),
+                };
+                let word = q.words[j / 2];
+                let stored = if j % 2 == 0 {
+                    word as u16
+                } else {
+                    (word >> 16) as u16
+                };
+                assert_eq!(stored, bits, "{format:?} value {j}");
+                assert_eq!(got.to_bits(), want.to_bits(), "{format:?} value {j}");
+            }
+            // Values already representable come back as they are.
+            let again = QuantBlocks::quantize(format, &back, 3, 32).expect("blocks");
+            assert_eq!(again, q, "{format:?}");
+        }
+        assert_eq!(back_of(QuantFormat::F16, 1.0 + 2f32.powi(-11)), 1.0);
+        assert_eq!(back_of(QuantFormat::Bf16, 1.0 + 2f32.powi(-8)), 1.0);
+        assert_eq!(
+            back_of(QuantFormat::F16, 1.0 + 3.0 * 2f32.powi(-11)),
+            1.0 + 2f32.powi(-9)
+        );
+    }
+
+    fn back_of(format: QuantFormat, w: f32) -> f32 {
+        let mut data = [0.0; 32];
+        data[0] = w;
+        QuantBlocks::quantize(format, &data, 1, 32)
+            .expect("blocks")
+            .dequantize()[0]
+    }
+
+    #[test]
+    fn every_format_has_its_own_code() {
+        for format in QuantFormat::ALL {
+            assert_eq!(QuantFormat::from_code(format.code()), Some(format));
+        }
+        let codes: std::collections::BTreeSet<u32> =
+            QuantFormat::ALL.iter().map(|f| f.code()).collect();
+        assert_eq!(codes.len(), QuantFormat::ALL.len());
+        assert_eq!(QuantFormat::from_code(0), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::blocks::{BLOCK, QuantBlocks, QuantFormat};
 /// A backend that multiplies by a frozen block-quantized matrix without materializing it.
 ///
 /// `blocks` is a `[rows, cols / 32 · words_per_block]` `u32` tensor in the layout of
-/// [`crate::blocks`], standing for `W [rows, cols]`; `bits` names its [`QuantFormat`].
+/// [`crate::blocks`], standing for `W [rows, cols]`; `bits` is its [`QuantFormat::code`].
 #[backend_extension(Autodiff, Flex: cfg(feature = "flex"))]
 pub trait QuantLinearBackend: burn::backend::Backend {
     /// `x [n, cols] · Wᵀ → [n, rows]` (a linear layer with `W` as `[out, in]`).
@@ -128,7 +128,7 @@ impl QuantWeight {
         let out = <Dispatch as QuantLinearBackend>::quant_linear(
             x.into_dispatch(),
             self.blocks.clone().into_dispatch(),
-            self.format.bits(),
+            self.format.code(),
         );
         Tensor::from_dispatch(out)
     }
@@ -144,7 +144,7 @@ impl QuantWeight {
         let picked = self.blocks.clone().select(0, ids);
         let out = <Dispatch as QuantLinearBackend>::quant_dequantize(
             picked.into_dispatch(),
-            self.format.bits(),
+            self.format.code(),
         );
         Tensor::from_dispatch(out)
     }
@@ -154,7 +154,7 @@ impl QuantWeight {
         let out = <Dispatch as QuantLinearBackend>::quant_linear_transposed(
             grad.into_dispatch(),
             self.blocks.clone().into_dispatch(),
-            self.format.bits(),
+            self.format.code(),
         );
         Tensor::from_dispatch(out)
     }

@@ -23,7 +23,7 @@ fn with_words<R>(
     bits: u32,
     f: impl FnOnce(&[u32], QuantFormat, usize, usize) -> R,
 ) -> R {
-    let format = QuantFormat::from_bits(bits).expect("quantized linear: a known block format");
+    let format = QuantFormat::from_code(bits).expect("quantized linear: a block format's code");
     let shape = blocks.shape();
     let (rows, words_per_row) = (shape[0], shape[1]);
     let cols = words_per_row / format.words_per_block() * BLOCK;

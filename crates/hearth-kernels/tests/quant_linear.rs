@@ -73,7 +73,7 @@ fn check(format: QuantFormat, device: &Device) {
 fn quantized_linear_matches_the_dequantized_matmul_and_its_gradient() {
     let flex = Device::flex();
     assert!(supports(&flex) && supports(&flex.clone().autodiff()));
-    for format in [QuantFormat::Q8, QuantFormat::Q4] {
+    for format in QuantFormat::ALL {
         check(format, &flex);
         check(format, &flex.clone().autodiff());
     }

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use crate::error::first_errors;
-use crate::host::{HostTensor, load_host, named_params, pytorch_metadata, serialize, to_host};
+use crate::host::{
+    HostTensor, NamedParams, PathVisitor, load_host, pytorch_metadata, serialize, to_host,
+};
 use crate::lora::{LAYER_STACKS, LinearModule, LoraSettings};
 
 /// The prefix PEFT puts before HF module names of a `PeftModel` (any task type).
@@ -246,13 +248,14 @@ impl<T> OneOrMany<T> {
 /// and the family's `modules_to_save` (a classifier's head). Only parameters the model actually
 /// carries are listed.
 pub fn peft_names<M: PeftModel>(model: &M) -> Vec<(String, String)> {
-    let named = named_params(model);
+    // Shapes, not values: a quantized projection's placeholder must not be made dense.
+    let shapes = crate::host::visit_paths(model, Shapes::default()).0;
     let mut out = Vec::new();
     let prefix = M::FAMILY.module_prefix;
     for module in model.adaptable_modules() {
         for (factor, peft) in [('a', "lora_A"), ('b', "lora_B")] {
             let path = factor_path(&format!("{prefix}{}", module.weight_path), factor);
-            if named.matrices.contains_key(&path) {
+            if shapes.get(&path).is_some_and(|s| s.len() == 2) {
                 out.push((
                     path,
                     format!("{PREFIX}{prefix}{}.{peft}.weight", module.hf_name),
@@ -261,7 +264,7 @@ pub fn peft_names<M: PeftModel>(model: &M) -> Vec<(String, String)> {
         }
     }
     for (path, peft) in saved_names(&M::FAMILY) {
-        if named.ids.contains_key(&path) {
+        if shapes.contains_key(&path) {
             out.push((path, peft));
         }
     }
@@ -284,8 +287,11 @@ pub fn factor_path(weight_path: &str, factor: char) -> String {
 
 /// The PEFT tensors of a model's adapters (and head), by PEFT name, in PEFT's layout.
 async fn peft_tensors<M: PeftModel>(model: &M) -> Result<BTreeMap<String, HostTensor>, ModelError> {
-    let mut named = named_params(model);
     let names = peft_names(model);
+    // Only the adapters' (and head's) values: reading every parameter would make a quantized
+    // projection's placeholder dense.
+    let wanted = names.iter().map(|(path, _)| path.clone()).collect();
+    let mut named = crate::host::visit_paths(model, Wanted(wanted, NamedParams::default())).1;
     if !names.iter().any(|(path, _)| path.contains(".lora.")) {
         return Err(ModelError::Lora(
             "the model has no LoRA adapters to save".into(),
@@ -317,22 +323,23 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
     use rand::{RngExt, SeedableRng};
     use rand_distr::{Distribution, Normal};
 
-    let named = named_params(&model);
+    // Shapes only: reading a quantized projection's placeholder weight as a tensor would
+    // materialize it in f32 (its zero-stride view made dense), the copy QLoRA exists to avoid.
+    let shapes = crate::host::visit_paths(&model, Shapes::default()).0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let normal = Normal::new(0.0, head_std)
         .map_err(|e| ModelError::UnsupportedConfig(format!("initializer_range: {e}")))?;
     let mut tensors = BTreeMap::new();
     for (path, peft) in peft_names(&model) {
         // PEFT layout: burn's [in, out] matrices transposed.
-        let shape: Vec<usize> = if let Some(t) = named.matrices.get(&path) {
-            let [rows, cols] = t.dims();
-            vec![cols, rows]
-        } else if let Some(t) = named.vectors.get(&path) {
-            t.dims().to_vec()
-        } else {
-            return Err(ModelError::Lora(format!(
-                "the model has no parameter `{path}`"
-            )));
+        let shape: Vec<usize> = match shapes.get(&path).map(Vec::as_slice) {
+            Some(&[rows, cols]) => vec![cols, rows],
+            Some(&[n]) => vec![n],
+            _ => {
+                return Err(ModelError::Lora(format!(
+                    "the model has no parameter `{path}`"
+                )));
+            }
         };
         let n: usize = shape.iter().product();
         let data: Vec<f32> = if peft.ends_with(".lora_A.weight") {
@@ -349,6 +356,36 @@ pub fn seeded_init<M: PeftModel>(model: M, seed: u64, head_std: f64) -> Result<M
     }
     let bytes = serialize(&tensors, None)?;
     import_adapter(model, &bytes)
+}
+
+/// [`NamedParams`] of the parameters whose paths are in the set, the others left untouched.
+struct Wanted(std::collections::BTreeSet<String>, NamedParams);
+
+impl PathVisitor for Wanted {
+    fn visit<const D: usize>(
+        &mut self,
+        path: &str,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        if self.0.contains(path) {
+            self.1.visit(path, param);
+        }
+    }
+}
+
+/// The shape of every float parameter by burn path, read without touching its values.
+#[derive(Default)]
+struct Shapes(BTreeMap<String, Vec<usize>>);
+
+impl PathVisitor for Shapes {
+    fn visit<const D: usize>(
+        &mut self,
+        path: &str,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        self.0
+            .insert(path.to_string(), param.lazy_shape().dims::<D>().to_vec());
+    }
 }
 
 /// `adapter_model.safetensors` of a trained model, as PEFT writes it (metadata

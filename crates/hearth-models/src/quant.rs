@@ -1,7 +1,7 @@
 //! A quantized base under LoRA (QLoRA): the decoder's projections, the token embedding (and
-//! with it a tied output head) and an untied output head kept as q8 or q4 blocks on the device
-//! ([`hearth_kernels::QuantWeight`]), multiplied or gathered without a dense copy and frozen,
-//! while the adapters and the norms stay f32.
+//! with it a tied output head) and an untied output head kept as q8, q4, f16 or bf16 blocks on
+//! the device ([`hearth_kernels::QuantWeight`]), multiplied or gathered without a dense copy and
+//! frozen, while the adapters and the norms stay f32.
 //!
 //! A quantized module keeps its place in the module tree (its path, its shape and the adapter
 //! burn's `apply_lora` attaches to a `Linear`), but its weight is a zero-stride placeholder of the
@@ -35,6 +35,12 @@ pub enum BaseQuant {
     /// value for value, 5- and 6-bit types (`Q5_0`, `Q5_1`, `Q5_K`, `Q6_K`) as q8 blocks;
     /// other tensors, and every weight of a safetensors file, stay f32.
     Keep,
+    /// IEEE half precision, each weight rounded to nearest-even from f32 (an f16 file's
+    /// weights come back value for value).
+    F16,
+    /// bfloat16, each weight rounded to nearest-even from f32 (a bf16 file's weights come back
+    /// value for value).
+    Bf16,
 }
 
 impl BaseQuant {
@@ -44,6 +50,8 @@ impl BaseQuant {
             BaseQuant::Q8 => "q8",
             BaseQuant::Q4 => "q4",
             BaseQuant::Keep => "keep",
+            BaseQuant::F16 => "f16",
+            BaseQuant::Bf16 => "bf16",
         }
     }
 
@@ -52,21 +60,37 @@ impl BaseQuant {
         match self {
             BaseQuant::Q8 => Some(QuantFormat::Q8),
             BaseQuant::Q4 => Some(QuantFormat::Q4),
+            BaseQuant::F16 => Some(QuantFormat::F16),
+            BaseQuant::Bf16 => Some(QuantFormat::Bf16),
             BaseQuant::Keep => None,
         }
     }
 
-    /// The block format a requantizing mode gives `hf_weight`: the token embedding and the
-    /// output head get q8 even under `q4` (as llama.cpp's `Q4_K_M` keeps `token_embd` at 6 bits
-    /// or more: 4-bit rows move SmolLM2's loss by 0.3 before any training), the projections
-    /// the mode's own format.
+    /// The block format a requantizing mode gives `hf_weight`: the mode's own, except that the
+    /// token embedding and the output head get q8 under `q4` (as llama.cpp's `Q4_K_M` keeps
+    /// `token_embd` at 6 bits or more: 4-bit rows move SmolLM2's loss by 0.3 before any
+    /// training).
     pub fn format_for(self, hf_weight: &str) -> Option<QuantFormat> {
         let format = self.format()?;
-        Some(if hf_weight == EMBEDDING || hf_weight == HEAD {
-            QuantFormat::Q8
-        } else {
-            format
-        })
+        Some(
+            if format == QuantFormat::Q4 && (hf_weight == EMBEDDING || hf_weight == HEAD) {
+                QuantFormat::Q8
+            } else {
+                format
+            },
+        )
+    }
+
+    /// Bytes per weight of the token embedding (and of an untied head) under this mode: f32's 4
+    /// without one, q8's under `q4` and `keep` (at most; a file's own 4-bit embedding is less).
+    pub fn embedding_bytes_per_weight(mode: Option<Self>) -> f64 {
+        match mode {
+            None => 4.0,
+            Some(m) => m
+                .format_for(EMBEDDING)
+                .unwrap_or(QuantFormat::Q8)
+                .bytes_per_weight(),
+        }
     }
 
     /// Bytes per weight of a requantized projection (`keep`: at most a q8 block's).

@@ -533,9 +533,10 @@ fn adapted_tiny(
     map_paths(model, FillB)
 }
 
-/// QLoRA's gradients are LoRA's: with q8 and q4 bases, the factors' gradients equal (within
-/// 1e-4 relative) those of the f32 model whose projections hold the dequantized blocks, and the
-/// logits agree too, with and without autodiff. Only the factors train; the blocks get none.
+/// QLoRA's gradients are LoRA's: with q8, q4, f16 and bf16 bases, the factors' gradients equal
+/// (within 1e-4 relative) those of the f32 model whose projections hold the dequantized blocks
+/// (for f16 and bf16: the weights rounded to 16 bits), and the logits agree too, with and
+/// without autodiff. Only the factors train; the blocks get none.
 #[test]
 fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
     use hearth_models::host::{HostTensor, read_f32_tensors, serialize};
@@ -546,7 +547,12 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
     let ids: Vec<i64> = (0..16).map(|i| (i * 37 + 5) % 128).collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 8]), &device);
     let mask = Tensor::<2, Int>::ones([2, 8], &device);
-    for mode in [BaseQuant::Q8, BaseQuant::Q4] {
+    for mode in [
+        BaseQuant::Q8,
+        BaseQuant::Q4,
+        BaseQuant::F16,
+        BaseQuant::Bf16,
+    ] {
         // The reference: an f32 model with the blocks' values as its projection weights.
         let mut tensors = read_f32_tensors(&weights).expect("tensors");
         let blocks = quantize_host(&mut tensors, mode).expect("blocks");
@@ -619,5 +625,85 @@ fn lora_gradients_on_a_quantized_base_equal_the_dequantized_f32_path() {
         for (path, g) in &q.2 {
             close(g, &d.2[path], path);
         }
+    }
+}
+
+/// A 16-bit source file's weights come back value for value: the tiny Llama written as f16 (and
+/// as bf16) safetensors, loaded with `quantize = "f16"` (`"bf16"`), keeps every projection's
+/// stored bits in its blocks, and its logits are those of the f32 model loaded from the same
+/// file (which widens the same values).
+#[test]
+fn a_sixteen_bit_file_keeps_its_weights_bit_for_bit() {
+    use burn::tensor::{bf16, f16};
+    use hearth_models::host::read_f32_tensors;
+    use hearth_models::quant::{BaseQuant, quantize_host};
+    use safetensors::{Dtype, tensor::TensorView};
+
+    let device = Device::flex();
+    let f32_tensors = read_f32_tensors(&tiny_llama_files().weights).expect("tensors");
+    let ids: Vec<i64> = (0..16).map(|i| (i * 29 + 3) % 128).collect();
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [2, 8]), &device);
+    let mask = Tensor::<2, Int>::ones([2, 8], &device);
+    for (mode, dtype) in [(BaseQuant::F16, Dtype::F16), (BaseQuant::Bf16, Dtype::BF16)] {
+        // The file: every tensor as 16-bit values (little-endian), and those values' bits.
+        let bits: BTreeMap<&String, Vec<u16>> = f32_tensors
+            .iter()
+            .map(|(name, t)| {
+                let b = t.data.iter().map(|&w| match mode {
+                    BaseQuant::F16 => f16::from_f32(w).to_bits(),
+                    _ => bf16::from_f32(w).to_bits(),
+                });
+                (name, b.collect())
+            })
+            .collect();
+        let bytes: BTreeMap<&String, Vec<u8>> = bits
+            .iter()
+            .map(|(name, b)| (*name, b.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = f32_tensors
+            .iter()
+            .map(|(name, t)| {
+                let view = TensorView::new(dtype, t.shape.clone(), &bytes[name]).expect("view");
+                (name.clone(), view)
+            })
+            .collect();
+        let file = safetensors::serialize(views, None).expect("file");
+
+        let mut tensors = read_f32_tensors(&file).expect("reads");
+        let blocks = quantize_host(&mut tensors, mode).expect("blocks");
+        assert_eq!(
+            blocks.len(),
+            15,
+            "{mode:?}: two layers of seven projections and the embedding"
+        );
+        for (name, q) in &blocks {
+            let stored: Vec<u16> = q
+                .words
+                .iter()
+                .flat_map(|w| [*w as u16, (*w >> 16) as u16])
+                .collect();
+            assert_eq!(&stored, &bits[name], "{mode:?} {name}");
+        }
+
+        let config = hearth_models::llama::LlamaConfig::from_json(&tiny_llama_files().config)
+            .expect("config");
+        let init = || LlamaForCausalLM::init(&config, 0.0, &device).expect("builds");
+        let sixteen = init()
+            .load_safetensors_quantized(&file, mode, &device)
+            .expect("loads 16-bit");
+        assert!(sixteen.is_quantized());
+        let wide = init().load_safetensors(file.clone()).expect("loads f32");
+        let n = 2 * 8 * config.vocab_size;
+        let a = common::read_vec(sixteen.forward(ids.clone(), mask.clone()).reshape([1, n]));
+        let b = common::read_vec(wide.forward(ids.clone(), mask.clone()).reshape([1, n]));
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            scale > 0.0 && worst <= 1e-5 * scale,
+            "{mode:?}: {worst} vs {scale}"
+        );
     }
 }

@@ -152,7 +152,8 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_adapter: Option<String>,
     /// Keep the chat model's projection weights quantized under f32 adapters (QLoRA,
-    /// docs/QLORA.md): `q8`, `q4`, or `keep` (a GGUF file's own `Q8_0`/`Q4_0`/`Q4_1` blocks);
+    /// docs/QLORA.md): `q8`, `q4`, `f16`, `bf16` (16-bit values, no scale), or `keep` (a GGUF
+    /// file's own `Q8_0`/`Q4_0`/`Q4_1` blocks);
     /// an f32 base when absent. SFT only, on the CPU (Flex) backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantize: Option<hearth_models::quant::BaseQuant>,

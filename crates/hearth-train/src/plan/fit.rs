@@ -11,7 +11,7 @@ use super::{
 use crate::{JobSpec, TrainError, TrainSettings};
 
 /// Checks an estimate against `limits`.
-fn violations(e: &MemoryEstimate, limits: &Limits) -> (u64, Vec<Violation>) {
+pub(super) fn violations(e: &MemoryEstimate, limits: &Limits) -> (u64, Vec<Violation>) {
     let mut out = Vec::new();
     let checked = match limits.runtime {
         Runtime::NativeCpu => e.total_bytes(),

@@ -11,6 +11,10 @@
 //! accumulation, and shorter `max_length` only when that is not enough. [`plan`] is what both
 //! front ends call. docs/PLANNER.md has the derivation and the measurements that calibrate it.
 //!
+//! [`estimate_chat`] does the same for a chat model's (Llama-family) LoRA SFT step, counting
+//! the base at the precision `model.quantize` keeps it in; [`plan_chat`] checks it against the
+//! limits.
+//!
 //! Nothing here touches a backend: the inputs are the job, the model's `config.json` and a few
 //! sizes the caller knows.
 
@@ -19,12 +23,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{JobSpec, TrainError};
 
+mod chat;
 mod estimate;
 mod fit;
 mod render;
 #[cfg(test)]
 mod tests;
 
+pub use chat::{decoder_modules, estimate_chat, plan_chat, projection_bytes_per_weight};
 pub use estimate::{estimate, optimizer_slots};
 pub use fit::{CHECKPOINTING, fit, settle};
 pub use render::{mib, render};

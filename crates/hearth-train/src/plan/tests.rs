@@ -161,3 +161,130 @@ fn bad_input_is_an_error_not_a_panic() {
     let p = plan(&job(""), config, &limits, &ctx()).unwrap();
     assert!(p.fits && p.notes.iter().any(|n| n.contains("unknown")));
 }
+
+/// Llama-3.2-1B's shape (hidden 2048, 16 layers, 32/8 heads, vocab 128256, tied).
+fn llama_1b() -> hearth_models::llama::LlamaConfig {
+    hearth_models::llama::LlamaConfig::from_json(
+        br#"{"vocab_size": 128256, "hidden_size": 2048, "num_hidden_layers": 16,
+             "intermediate_size": 8192, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true,
+             "hidden_act": "silu", "model_type": "llama"}"#,
+    )
+    .unwrap()
+}
+
+/// An SFT job at batch 1 × 64 tokens, LoRA r 8 on q/v, with `quantize` as `model.quantize`.
+fn chat_job(quantize: Option<&str>) -> JobSpec {
+    let mut model = serde_json::json!({"path": "m"});
+    if let Some(q) = quantize {
+        model["quantize"] = q.into();
+    }
+    let job = serde_json::json!({
+        "model": model, "data": {"path": "d.jsonl"}, "task": {"kind": "sft"},
+        "lora": {"r": 8, "target_modules": ["q_proj", "v_proj"]},
+        "train": {"batch_size": 1, "max_length": 64}
+    });
+    JobSpec::parse(&job.to_string()).unwrap()
+}
+
+/// Llama-3.2-1B: 973,078,528 projection weights, 262,668,288 in the (tied) embedding and
+/// 67,584 in the norms (1.24B, its published size), and PEFT's 851,968 trainable parameters
+/// for r 8 on q_proj/v_proj.
+const LLAMA_1B_PROJECTIONS: u64 = 973_078_528;
+const LLAMA_1B_F32: u64 = 262_668_288 + 67_584;
+
+#[test]
+fn a_chat_estimate_counts_the_models_parameters() {
+    let e = estimate_chat(&chat_job(None), &llama_1b(), &ctx());
+    assert_eq!(e.trainable_params, 851_968);
+    assert_eq!(
+        e.total_params,
+        LLAMA_1B_PROJECTIONS + LLAMA_1B_F32 + 851_968
+    );
+    assert_eq!(e.part("adapters"), 851_968 * 4);
+    assert_eq!(e.part("optimizer state"), 2 * 851_968 * 4);
+    assert_eq!(e.seq_len, 64);
+}
+
+#[test]
+fn the_base_is_counted_at_the_precision_the_job_keeps_it() {
+    let c = llama_1b();
+    let weights = |q: Option<&str>| estimate_chat(&chat_job(q), &c, &ctx()).part("weights");
+    // The tied embedding at the mode's format (q8 under q4), the norms in f32.
+    let (embedding, norms) = (262_668_288, 67_584 * 4);
+    assert_eq!(
+        weights(None),
+        (LLAMA_1B_PROJECTIONS + embedding) * 4 + norms
+    );
+    assert_eq!(
+        weights(Some("f16")),
+        (LLAMA_1B_PROJECTIONS + embedding) * 2 + norms
+    );
+    assert_eq!(weights(Some("bf16")), weights(Some("f16")));
+    // q8: 32 bytes and an f32 scale per 32 weights; q4: 16 bytes, scale and offset.
+    assert_eq!(
+        weights(Some("q8")),
+        (LLAMA_1B_PROJECTIONS + embedding) * 5 / 4 + norms
+    );
+    assert_eq!(
+        weights(Some("q4")),
+        LLAMA_1B_PROJECTIONS * 3 / 4 + embedding * 5 / 4 + norms
+    );
+    assert_eq!(
+        weights(Some("keep")),
+        weights(Some("q8")),
+        "keep: at most q8's"
+    );
+    assert_eq!(
+        projection_bytes_per_weight(Some(hearth_models::quant::BaseQuant::Q4), 40),
+        4.0,
+        "rows that do not split into blocks stay f32"
+    );
+}
+
+#[test]
+fn a_quantized_base_adds_the_kernels_transient_buffers() {
+    let c = llama_1b();
+    let workspace = |q: Option<&str>| estimate_chat(&chat_job(q), &c, &ctx()).part("workspace");
+    // The largest projection (gate/up/down, 2048 × 8192) as q4 blocks, and two 1 MiB ranges.
+    assert_eq!(
+        workspace(Some("q4")) - workspace(None),
+        2048 * 8192 * 3 / 4 + (2 << 20)
+    );
+    assert_eq!(
+        workspace(Some("f16")) - workspace(None),
+        2048 * 8192 * 2 + (2 << 20)
+    );
+    // Activations do not depend on the base's precision; they grow with the tokens.
+    let act = |j: &JobSpec| estimate_chat(j, &c, &ctx()).part("activations");
+    assert_eq!(act(&chat_job(Some("q4"))), act(&chat_job(None)));
+    let mut longer = chat_job(None);
+    longer.train.max_length = 128;
+    assert!(act(&longer) > 2 * act(&chat_job(None)) - act(&chat_job(None)) / 10);
+}
+
+#[test]
+fn a_chat_plan_checks_the_browsers_buffers() {
+    let c = llama_1b();
+    // The embedding [128256, 2048] f32 (1 GiB) is past WebGPU's default 128 MiB binding,
+    // whatever the projections' precision.
+    let defaults = Limits::browser(Some(256 << 20), Some(128 << 20));
+    let plan = plan_chat(&chat_job(Some("q4")), &c, &defaults, &ctx());
+    assert!(!plan.fits);
+    assert!(plan.violations[0].what.contains("embedding"), "{plan:?}");
+    let large = Limits::browser(Some(2 << 30), Some(2 << 30));
+    let plan = plan_chat(&chat_job(Some("q4")), &c, &large, &ctx());
+    assert!(plan.fits, "{}", render(&plan));
+    // The wasm heap holds the model file: an f32 1B file (4.9 GB) is past 4 GiB.
+    let f32_file = Context {
+        model_file_bytes: (LLAMA_1B_PROJECTIONS + LLAMA_1B_F32) * 4,
+        ..ctx()
+    };
+    let plan = plan_chat(&chat_job(None), &c, &large, &f32_file);
+    assert!(!plan.fits);
+    assert!(
+        plan.violations
+            .iter()
+            .any(|v| v.limit.contains("wasm heap"))
+    );
+}
