@@ -21,7 +21,7 @@ use crate::extension::QuantLinearBackend;
 
 /// The weight `W[row, col]` of a row of blocks starting at word `row_start`, as f32.
 ///
-/// `q4` selects the format (q4 when true, q8 otherwise); `wpb` is its words per block.
+/// `q4` selects the format (q4 when true, q8 otherwise).
 #[cube]
 fn weight(blocks: &Tensor<u32>, row_start: usize, col: usize, #[comptime] q4: bool) -> f32 {
     let wpb = if q4 { 6usize } else { 10usize };

@@ -131,9 +131,24 @@ fn on_wgpu_the_kernels_equal_flex_and_the_dequantized_matmul() {
             let gx_dense = read(tensor(c.clone(), [n, out], &flex).matmul(w));
             let what = format!("{format:?}, n = {n}");
             assert_within(&y_gpu, &y_flex, 1e-4, &format!("y on wgpu vs Flex, {what}"));
-            assert_within(&y_gpu, &y_dense, 1e-4, &format!("y on wgpu vs dense, {what}"));
-            assert_within(&gx_gpu, &gx_flex, 1e-4, &format!("dx on wgpu vs Flex, {what}"));
-            assert_within(&gx_gpu, &gx_dense, 1e-4, &format!("dx on wgpu vs dense, {what}"));
+            assert_within(
+                &y_gpu,
+                &y_dense,
+                1e-4,
+                &format!("y on wgpu vs dense, {what}"),
+            );
+            assert_within(
+                &gx_gpu,
+                &gx_flex,
+                1e-4,
+                &format!("dx on wgpu vs Flex, {what}"),
+            );
+            assert_within(
+                &gx_gpu,
+                &gx_dense,
+                1e-4,
+                &format!("dx on wgpu vs dense, {what}"),
+            );
         }
     }
 }
