@@ -1,5 +1,6 @@
 //! The quantized linear against plain tensor ops on the dequantized matrix: its output, and the
-//! gradient it passes to its input (the only one it gives), on Flex with and without autodiff.
+//! gradient it passes to its input (the only one it gives), on Flex with and without autodiff,
+//! and (feature `wgpu`) the CubeCL kernels on wgpu against Flex and the dense matmul.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use hearth_kernels::{QuantBlocks, QuantFormat, QuantWeight, supports};
