@@ -41,6 +41,8 @@ const FIELDS = [
   ["regression-loss", "task.loss", "select", taskIs("regression")],
   ["packing", "task.packing", "check", taskIs("sft")],
   ["truncation", "task.truncation", "select", taskIs("sft")],
+  // A select whose blank option leaves the key out (an f32 base): read as text.
+  ["quantize", "model.quantize", "text", taskIs("sft")],
   ["r", "lora.r", "number"],
   ["alpha", "lora.lora_alpha", "number"],
   ["lora-dropout", "lora.lora_dropout", "number"],
@@ -124,6 +126,7 @@ const NOT_SFT = (task) => task !== "sft";
 const SHOWN_FOR = {
   packing: (task) => task === "sft",
   truncation: (task) => task === "sft",
+  quantize: (task) => task === "sft",
   separator: (task) => task === "multi_label",
   "regression-loss": (task) => task === "regression",
   "text-column": NOT_SFT,

@@ -6,7 +6,7 @@
 //! `W` no gradient. burn's own quantized matmul under autodiff keeps the whole dequantized
 //! weight from the forward to the backward pass (docs/QLORA.md); this one keeps only the blocks.
 //!
-//! This crate may name backends, behind features (`flex`); every other library crate stays
+//! This crate may name backends, behind features (`flex`, and `wgpu` for the CubeCL kernels); every other library crate stays
 //! backend-free and asks [`supports`] before it builds a [`QuantWeight`].
 
 pub mod blocks;
@@ -14,6 +14,9 @@ pub mod extension;
 
 #[cfg(feature = "flex")]
 mod flex;
+
+#[cfg(feature = "wgpu")]
+mod cube;
 
 mod backward;
 

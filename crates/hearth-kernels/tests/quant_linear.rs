@@ -1,5 +1,6 @@
 //! The quantized linear against plain tensor ops on the dequantized matrix: its output, and the
-//! gradient it passes to its input (the only one it gives), on Flex with and without autodiff.
+//! gradient it passes to its input (the only one it gives), on Flex with and without autodiff,
+//! and (feature `wgpu`) the CubeCL kernels on wgpu against Flex and the dense matmul.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use hearth_kernels::{QuantBlocks, QuantFormat, QuantWeight, supports};
@@ -125,5 +126,89 @@ fn rows_are_the_dequantized_rows_of_the_ids() {
             ));
             assert_eq!(read(picked), expected, "{format:?}, ids without autodiff");
         }
+    }
+}
+
+/// The CubeCL kernels on wgpu (natively; Mesa's lavapipe on a machine without a GPU, where
+/// `WGPU_BACKEND=vulkan` picks it): the output and the input's gradient under autodiff equal
+/// Flex's and a dense matmul of the dequantized blocks, for both formats, on shapes that are
+/// not multiples of anything a kernel might tile by (67 rows, one row of input and 37).
+#[cfg(feature = "wgpu")]
+#[test]
+fn on_wgpu_the_kernels_equal_flex_and_the_dequantized_matmul() {
+    let wgpu = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    assert!(
+        supports(&wgpu) && supports(&wgpu.clone().autodiff()),
+        "the quantized linear runs on wgpu"
+    );
+    let (out, inp) = (67, 96);
+    for format in QuantFormat::ALL {
+        let blocks =
+            QuantBlocks::quantize(format, &values(out * inp, 6), out, inp).expect("blocks");
+        let dense = blocks.dequantize();
+        for n in [1, 37] {
+            let x = values(n * inp, 7);
+            let c = values(n * out, 8);
+            let run = |device: &Device| {
+                let weight = QuantWeight::new(&blocks, device).expect("supported");
+                let x = tensor(x.clone(), [n, inp], device).require_grad();
+                let y = weight.forward(x.clone());
+                let grads = (y.clone() * tensor(c.clone(), [n, out], device))
+                    .sum()
+                    .backward();
+                let gx = x.grad(&grads).expect("x gets a gradient");
+                (read(y.inner()), read(gx))
+            };
+            let (y_gpu, gx_gpu) = run(&wgpu.clone().autodiff());
+            let (y_flex, gx_flex) = run(&Device::flex().autodiff());
+            let flex = Device::flex();
+            let w = tensor(dense.clone(), [out, inp], &flex);
+            let y_dense = read(tensor(x.clone(), [n, inp], &flex).matmul(w.clone().transpose()));
+            let gx_dense = read(tensor(c.clone(), [n, out], &flex).matmul(w));
+            let what = format!("{format:?}, n = {n}");
+            assert_within(&y_gpu, &y_flex, 1e-4, &format!("y on wgpu vs Flex, {what}"));
+            assert_within(
+                &y_gpu,
+                &y_dense,
+                1e-4,
+                &format!("y on wgpu vs dense, {what}"),
+            );
+            assert_within(
+                &gx_gpu,
+                &gx_flex,
+                1e-4,
+                &format!("dx on wgpu vs Flex, {what}"),
+            );
+            assert_within(
+                &gx_gpu,
+                &gx_dense,
+                1e-4,
+                &format!("dx on wgpu vs dense, {what}"),
+            );
+        }
+        // The embedding's lookup: rows of the dequantized matrix, bit for bit.
+        let ids = [66i64, 0, 3, 3];
+        let picked = QuantWeight::new(&blocks, &wgpu.clone().autodiff())
+            .expect("supported")
+            .rows(Tensor::<1, burn::tensor::Int>::from_data(
+                TensorData::new(ids.to_vec(), [ids.len()]),
+                &wgpu.clone().autodiff(),
+            ));
+        let expected: Vec<f32> = ids
+            .iter()
+            .flat_map(|&i| dense[i as usize * inp..(i as usize + 1) * inp].to_vec())
+            .collect();
+        assert_eq!(read(picked), expected, "rows on wgpu, {format:?}");
+    }
+}
+
+/// Every value within `rel` of the reference's largest magnitude.
+#[cfg(feature = "wgpu")]
+fn assert_within(ours: &[f32], reference: &[f32], rel: f32, what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}");
+    let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+    assert!(scale > 0.0, "{what}: a zero reference proves nothing");
+    for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
+        assert!((a - b).abs() <= rel * scale, "{what}[{i}]: {a} vs {b}");
     }
 }
