@@ -205,7 +205,7 @@ fn q3_k(b: &[u8], out: &mut Vec<f32>) {
 /// The scale and minimum of sub-block `j` (0..8) of a `Q4_K`/`Q5_K` block from its 12 packed
 /// bytes (ggml's `get_scale_min_k4`): for j < 4 the low six bits of bytes `j` and `j + 4`; for
 /// j ≥ 4 a nibble of byte `j + 4` with the top two bits of bytes `j − 4` and `j`.
-fn scale_min_k4(scales: &[u8], j: usize) -> (u8, u8) {
+pub fn scale_min_k4(scales: &[u8], j: usize) -> (u8, u8) {
     if j < 4 {
         (scales[j] & 0x3F, scales[j + 4] & 0x3F)
     } else {

@@ -23,7 +23,7 @@ mod ggml;
 mod llama;
 mod value;
 
-pub use dequant::{can_dequantize, dequantize};
+pub use dequant::{can_dequantize, dequantize, scale_min_k4};
 pub use error::{GgufError, Result};
 pub use file::{DEFAULT_ALIGNMENT, Gguf, MAX_ARRAY_DEPTH, MAX_DIMS, TensorInfo};
 pub use ggml::GgmlType;

@@ -264,7 +264,7 @@ impl QuantBlocks {
             let (d, dmin) = (le_f16(b[0], b[1]), le_f16(b[2], b[3]));
             let (scales, qs) = (&b[4..16], &b[16..144]);
             for j in 0..8 {
-                let (sc, m) = scale_min_k4(scales, j);
+                let (sc, m) = hearth_gguf::scale_min_k4(scales, j);
                 // Sub-block j: the low (even j) or high (odd j) nibbles of 32 bytes.
                 let (bytes, shift) = (&qs[(j / 2) * 32..(j / 2) * 32 + 32], 4 * (j % 2));
                 let q = |i: usize| (bytes[i] >> shift) & 0x0F;
@@ -307,19 +307,6 @@ fn push_block(words: &mut Vec<u32>, d: f32, m: f32, bytes: &[u8]) {
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
     );
-}
-
-/// The scale and minimum of sub-block `j` (0..8) of a `Q4_K` block from its 12 packed bytes
-/// (ggml's `get_scale_min_k4`).
-fn scale_min_k4(scales: &[u8], j: usize) -> (u8, u8) {
-    if j < 4 {
-        (scales[j] & 0x3F, scales[j + 4] & 0x3F)
-    } else {
-        (
-            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 2) & 0x30),
-            (scales[j + 4] >> 4) | ((scales[j] >> 2) & 0x30),
-        )
-    }
 }
 
 /// Appends one 16-bit block: the values' bits two to a word, the even value in the low half.
