@@ -112,32 +112,30 @@ fn projection_blocks(
     let bad =
         |e: hearth_kernels::BlockError| ModelError::Weights(format!("GGUF {}: {e}", info.name));
     let data = gguf.tensor_data(info);
-    let mut blocks = match (mode.format_for(hf), info.ggml_type) {
-        (Some(format), _) => {
-            let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
-            if let Some(h) = heads {
-                values = unpermute(&values, h, rows, cols);
-            }
-            return QuantBlocks::quantize(format, &values, rows, cols)
-                .map(Some)
-                .map_err(bad);
-        }
-        (None, GgmlType::Q8_0) => QuantBlocks::from_q8_0(data, rows, cols).map_err(bad)?,
-        (None, GgmlType::Q4_0) => QuantBlocks::from_q4_0(data, rows, cols).map_err(bad)?,
-        (None, GgmlType::Q4_1) => QuantBlocks::from_q4_1(data, rows, cols).map_err(bad)?,
-        (None, GgmlType::Q4_K) => QuantBlocks::from_q4_k(data, rows, cols).map_err(bad)?,
-        // Five and six bits (Q4_K_M's attn_v, half its ffn_down, its token embedding) in 8-bit
+    let requantize = match (mode.format_for(hf), info.ggml_type) {
+        (Some(format), _) => Some(format),
+        // Five and six bits (`keep` on a K-quant file's higher-precision tensors) in 8-bit
         // blocks: at most a half step of the 8-bit grid from the file's values.
         (None, GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q5_K | GgmlType::Q6_K) => {
-            let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
-            if let Some(h) = heads {
-                values = unpermute(&values, h, rows, cols);
-            }
-            return QuantBlocks::quantize(QuantFormat::Q8, &values, rows, cols)
-                .map(Some)
-                .map_err(bad);
+            Some(QuantFormat::Q8)
         }
-        (None, _) => return Ok(None),
+        (None, _) => None,
+    };
+    if let Some(format) = requantize {
+        let mut values = gguf.dequantize(&info.name).map_err(gguf_error)?;
+        if let Some(h) = heads {
+            values = unpermute(&values, h, rows, cols);
+        }
+        return QuantBlocks::quantize(format, &values, rows, cols)
+            .map(Some)
+            .map_err(bad);
+    }
+    let mut blocks = match info.ggml_type {
+        GgmlType::Q8_0 => QuantBlocks::from_q8_0(data, rows, cols).map_err(bad)?,
+        GgmlType::Q4_0 => QuantBlocks::from_q4_0(data, rows, cols).map_err(bad)?,
+        GgmlType::Q4_1 => QuantBlocks::from_q4_1(data, rows, cols).map_err(bad)?,
+        GgmlType::Q4_K => QuantBlocks::from_q4_k(data, rows, cols).map_err(bad)?,
+        _ => return Ok(None),
     };
     if let Some(h) = heads {
         let per_row = blocks.words_per_row();
