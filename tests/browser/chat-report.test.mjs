@@ -2,33 +2,20 @@
 // conversations of tests/fixtures/chat_report.jsonl with the tiny chat model's tokenizer and
 // template, in the page and from the CLI, give the same JSON. Its own page and server, so it
 // runs alone in seconds.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { bin, launch, root, serve } from "./harness.mjs";
+import { bin, ownPage, root } from "./harness.mjs";
 
 const chatDir = join(root, "tests/fixtures/tiny-chat");
 const dataPath = join(root, "tests/fixtures/chat_report.jsonl");
 
-let server, context, page;
-const consoleLines = [];
-
-before(async () => {
-  server = await serve();
-  context = await launch();
-  page = context.pages()[0] ?? await context.newPage();
-  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-});
-
-after(async () => {
-  await context?.close();
-  server?.stop();
-  if (process.exitCode) console.error(consoleLines.join("\n"));
-});
+const session = ownPage();
+const { consoleLines } = session;
 
 test("the page's chat report equals hearth inspect's for the same file", { timeout: 120_000 }, async () => {
+  const { server, page } = session;
   await page.goto(`${server.origin}/`);
   await page.waitForFunction(() => document.getElementById("gpu").dataset.adapter !== undefined, null,
     { timeout: 120_000 });

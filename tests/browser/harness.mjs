@@ -1,10 +1,12 @@
 // Shared pieces of the browser tests: the repo's paths, the page server (`xtask serve`), and
 // Debian's Chromium started with real WebGPU (SwiftShader on a GPU-less machine).
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -72,4 +74,37 @@ export async function axeViolations(p) {
     const result = await globalThis.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } });
     return result.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
   });
+}
+
+/** Waits for `predicate` (called with `arg`) in the page `p`, failing early with the page's own
+ * error message; a failure carries `log`, the page's console lines. */
+export async function waitUntil(p, predicate, timeout, what, log, arg = undefined) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await p.evaluate(predicate, arg)) return;
+    const error = await p.locator(".error").allTextContents();
+    if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${log.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.fail(`${what}: timed out after ${timeout} ms\n${log.join("\n")}`);
+}
+
+/** A test file's own server, Chromium and page: started before the file's tests, closed after
+ * them. The page's console lines are kept in `consoleLines` and printed when a test failed.
+ * Returns the object whose `server`, `context` and `page` the hooks fill in. */
+export function ownPage() {
+  const session = { consoleLines: [] };
+  before(async () => {
+    session.server = await serve();
+    session.context = await launch();
+    session.page = session.context.pages()[0] ?? await session.context.newPage();
+    session.page.on("console", (m) => session.consoleLines.push(`${m.type()}: ${m.text()}`));
+    session.page.on("pageerror", (e) => session.consoleLines.push(`pageerror: ${e.message}`));
+  });
+  after(async () => {
+    await session.context?.close();
+    session.server?.stop();
+    if (process.exitCode) console.error(session.consoleLines.join("\n"));
+  });
+  return session;
 }

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
-import { bin, launch, openAdvanced, root, safetensorsHeader, serve } from "./harness.mjs";
+import { bin, launch, openAdvanced, root, safetensorsHeader, serve, waitUntil } from "./harness.mjs";
 
 const tiny = join(root, "assets/tiny-bert");
 const csvPath = join(root, "tests/browser/tiny.csv");
@@ -74,14 +74,7 @@ async function waitFor(predicate, timeout, what, arg = undefined) {
 
 /** `waitFor` on the page `p`. */
 async function waitOn(p, predicate, timeout, what, arg = undefined) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await p.evaluate(predicate, arg)) return;
-    const error = await p.locator(".error").allTextContents();
-    if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${consoleLines.join("\n")}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`${what}: timed out after ${timeout} ms\n${consoleLines.join("\n")}`);
+  return waitUntil(p, predicate, timeout, what, consoleLines, arg);
 }
 
 test("the page trains a tiny BERT on WebGPU from files the user picks", { timeout: 900_000 }, async () => {

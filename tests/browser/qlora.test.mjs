@@ -2,48 +2,25 @@
 // blocks (`model.quantize = "q4"`, the quantized linear's CubeCL kernels under fusion), two
 // steps, and the same exported job run by the CLI on the CPU (the Flex kernel) giving the same
 // losses. Its own page and server, and a job kept tiny: SwiftShader is slow.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, launch, openAdvanced, root, serve } from "./harness.mjs";
+import { bin, openAdvanced, ownPage, root, waitUntil } from "./harness.mjs";
 
 const chatDir = join(root, "tests/fixtures/tiny-chat");
 const dataPath = join(root, "tests/fixtures/capitals_sft.jsonl");
 const work = mkdtempSync(join(tmpdir(), "hearth-qlora-"));
 
-let server, context, page;
-const consoleLines = [];
-
-before(async () => {
-  server = await serve();
-  context = await launch();
-  page = context.pages()[0] ?? await context.newPage();
-  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-});
-
-after(async () => {
-  await context?.close();
-  server?.stop();
-  if (process.exitCode) console.error(consoleLines.join("\n"));
-});
-
-/** Waits for `predicate` in the page, failing early with the page's own error message. */
-async function waitFor(predicate, timeout, what) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    if (await page.evaluate(predicate)) return;
-    const error = await page.locator(".error").allTextContents();
-    if (error.length) assert.fail(`${what}: the page reports ${error.join(" | ")}\n${consoleLines.join("\n")}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  assert.fail(`${what}: timed out after ${timeout} ms\n${consoleLines.join("\n")}`);
-}
+const session = ownPage();
+const { consoleLines } = session;
+const waitFor = (predicate, timeout, what) =>
+  waitUntil(session.page, predicate, timeout, what, consoleLines);
 
 test("a q4 base trains in the page on WebGPU with the CLI's losses on the CPU", { timeout: 600_000 }, async () => {
+  const { server, page } = session;
   await page.goto(`${server.origin}/`, { timeout: 120_000 });
   await waitFor(() => document.getElementById("gpu").dataset.adapter !== undefined, 120_000, "WebGPU start");
   await page.selectOption("#task", "sft");
