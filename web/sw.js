@@ -5,15 +5,22 @@
 //
 // The page's files are answered from the cache and, while the browser is online, fetched again
 // in the background for the next visit (a new version shows on the visit after it is served).
-// The demo model and data never change: the cache answers them once they are in it.
+// The demo model and data never change: the cache answers them once they are in it (the demo's
+// config.json from the first visit on).
 const PAGE_CACHE = "hearth-page-v1";
 const DEMO_CACHE = "hearth-demo-v1";
 const PAGE = ["./", "style.css", "app.js", "chart.js", "form.js", "inputs.js", "plan.js", "propose.js",
   "remember.js", "report.js", "run.js", "tryit.js", "ui.js", "worker.js", "manifest.json", "icon.svg",
   "pkg/hearth_web.js", "pkg/hearth_web_bg.wasm"];
+const DEMO_CONFIG = "models/demo/config.json";
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(PAGE_CACHE).then((cache) => cache.addAll(PAGE)).then(() => self.skipWaiting()));
+  event.waitUntil(Promise.all([
+    caches.open(PAGE_CACHE).then((cache) => cache.addAll(PAGE)),
+    // The demo model's config (a few hundred bytes) lets the page plan the demo job offline even
+    // when the first visit never asked for it; a server without the demo model is no error here.
+    caches.open(DEMO_CACHE).then((cache) => cache.add(DEMO_CONFIG)).catch(() => {}),
+  ]).then(() => self.skipWaiting()));
 });
 
 self.addEventListener("activate", (event) => {

@@ -193,6 +193,9 @@ test("once visited, the page trains with the network off, the user's model remem
     p = await openPage(ctx, "offline, after forgetting", p);
     assert.doesNotMatch(await p.locator("#model-status").textContent(), /remembered/);
     assert.equal(await p.locator('input[name="model-source"][value="demo"]').isChecked(), true);
+    // The demo job is planned offline too (its config was kept at the first visit).
+    await waitOn(p, () => !document.getElementById("plan-panel").hidden, 30_000, "the demo's plan");
+    assert.doesNotMatch(await p.locator("#plan-text").textContent(), /could not be made/);
 
     assert.deepEqual(failed, []);
     const http = served.filter((r) => r.url.startsWith("http"));
