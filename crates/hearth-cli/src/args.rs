@@ -246,8 +246,9 @@ pub struct TrainArgs {
     /// --batch-size × this.
     #[arg(long, value_name = "N")]
     pub accumulate: Option<usize>,
-    /// burn's gradient checkpointing: recompute element-wise activations in the backward pass
-    /// instead of keeping them (less memory, more time).
+    /// Gradient checkpointing: less memory, more time. A chat model recomputes each decoder
+    /// layer in the backward pass and computes its logits in chunks; a classifier recomputes
+    /// element-wise activations (burn's strategy).
     #[arg(long)]
     pub gradient_checkpointing: bool,
     /// L1 penalty on the trained weight matrices.
@@ -285,8 +286,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub init_adapter: Option<String>,
     /// Keep a chat model's projections quantized under f32 adapters (QLoRA, docs/QLORA.md): q8,
-    /// q4, f16, bf16, or keep (a GGUF file's own blocks); an f32 base without it. CPU backend
-    /// only.
+    /// q4, f16, bf16, or keep (a GGUF file's own blocks); an f32 base without it.
     #[arg(long, value_parser = setting::<hearth_models::quant::BaseQuant>)]
     pub quantize: Option<hearth_models::quant::BaseQuant>,
     /// Sequence pooling for the head: cls (HF's pooler over [CLS]) or mean.

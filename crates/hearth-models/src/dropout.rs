@@ -31,6 +31,18 @@ pub fn reseed(seed: u64) {
     STREAM.set((seed, 0));
 }
 
+/// Where the current step's stream stands: the masks the next calls draw. Gradient
+/// checkpointing keeps it before each layer and returns to it ([`set_position`]) to draw the
+/// layer's masks again when it recomputes the layer.
+pub fn position() -> (u64, u64) {
+    STREAM.get()
+}
+
+/// Returns the stream to a [`position`] taken earlier.
+pub fn set_position(at: (u64, u64)) {
+    STREAM.set(at);
+}
+
 /// The rows of the tensors computed from now on, by their places in the step's global batch
 /// (the first dimension of every tensor dropout sees). Without it, or when a tensor has
 /// another number of rows, row `i` is place `i`.

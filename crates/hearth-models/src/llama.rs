@@ -21,7 +21,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::store::KeyRemapper;
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use hearth_kernels::QuantWeight;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -617,38 +617,13 @@ impl LlamaForCausalLM {
     pub fn forward_packed(&self, input_ids: Tensor<2, Int>, segments: &[u32]) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
-        // Where each position's sequence starts.
-        let mut starts = Vec::with_capacity(batch * seq);
-        for b in 0..batch {
-            let row = &segments[b * seq..(b + 1) * seq];
-            let mut start = 0;
-            for q in 0..seq {
-                if q == 0 || row[q] != row[q - 1] {
-                    start = q;
-                }
-                starts.push(start);
-            }
-        }
-        let positions: Vec<usize> = starts
-            .iter()
-            .enumerate()
-            .map(|(i, s)| i % seq - s)
-            .collect();
-        let bias = |window: Option<usize>| {
-            let mut bias = vec![-1e9f32; batch * seq * seq];
-            for (i, &start) in starts.iter().enumerate() {
-                let q = i % seq;
-                if segments[i] == 0 {
-                    continue;
-                }
-                let first = window.map_or(start, |w| start.max((q + 1).saturating_sub(w)));
-                for k in first..=q {
-                    bias[i * seq + k] = 0.0;
-                }
-            }
-            Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, seq, seq]), &device)
-        };
-        self.run(input_ids, bias, &positions, None)
+        let packed = Packed::new(segments, batch, seq);
+        self.run(
+            input_ids,
+            |w| packed.bias(w, &device),
+            &packed.positions,
+            None,
+        )
     }
 
     /// Logits `[batch, seq, vocab]` of `input_ids` continuing the sequence `cache` holds (no
@@ -684,9 +659,31 @@ impl LlamaForCausalLM {
         positions: &[usize],
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
+        let [_, seq] = input_ids.dims();
+        let mut x = self.embed(input_ids);
+        let mut shared = LayerInputs::new(bias, positions, seq, &x.device());
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.layers.resize_with(self.model.layers.len(), || None);
+        }
+        for (i, layer) in self.model.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, shared.get(&layer.self_attn), slot);
+        }
+        self.head(x)
+    }
+
+    /// Tokens in the vocabulary (the logits of a position).
+    pub fn vocab_size(&self) -> usize {
+        match &self.model.embed_quant {
+            Some(q) => q.dims()[0],
+            None => self.model.embed_tokens.weight.dims()[0],
+        }
+    }
+
+    /// The scaled token embeddings `[batch, seq, hidden]` of `input_ids`.
+    fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         let [batch, seq] = input_ids.dims();
-        let device = input_ids.device();
-        let mut x = match &self.model.embed_quant {
+        let x = match &self.model.embed_quant {
             Some(q) => {
                 let [_, hidden] = q.dims();
                 q.rows(input_ids.reshape([batch * seq]))
@@ -694,54 +691,17 @@ impl LlamaForCausalLM {
             }
             None => self.model.embed_tokens.forward(input_ids),
         };
-        if let Some(scale) = self.embed_scale {
-            x = x.mul_scalar(scale);
+        match self.embed_scale {
+            Some(scale) => x.mul_scalar(scale),
+            None => x,
         }
-        // The biases and rotations the layers share, made once per window and rotary base.
-        let mut biases: Vec<(Option<usize>, Tensor<4>)> = Vec::new();
-        let mut rotations: Vec<(f64, (Tensor<4>, Tensor<4>))> = Vec::new();
-        if let Some(cache) = cache.as_deref_mut() {
-            cache.layers.resize_with(self.model.layers.len(), || None);
-        }
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let attn = &layer.self_attn;
-            let b = match biases.iter().position(|(w, _)| *w == attn.window) {
-                Some(b) => b,
-                None => {
-                    biases.push((attn.window, bias(attn.window)));
-                    biases.len() - 1
-                }
-            };
-            let r = match rotations.iter().position(|(t, _)| *t == attn.rope_theta) {
-                Some(r) => r,
-                None => {
-                    let cs = rotary(positions, seq, attn.head_dim, attn.rope_theta, &device);
-                    rotations.push((attn.rope_theta, cs));
-                    rotations.len() - 1
-                }
-            };
-            let (bias, (cos, sin)) = (&biases[b].1, &rotations[r].1);
-            let h = layer.input_layernorm.forward(x.clone());
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let a = attn.forward(h, cos, sin, bias.clone(), slot);
-            match (
-                &layer.pre_feedforward_layernorm,
-                &layer.post_feedforward_layernorm,
-            ) {
-                (Some(pre), Some(post)) => {
-                    x = x + layer.post_attention_layernorm.forward(a);
-                    let m = layer.mlp.forward(pre.forward(x.clone()));
-                    x = x + post.forward(m);
-                }
-                _ => {
-                    x = x + a;
-                    let h = layer.post_attention_layernorm.forward(x.clone());
-                    x = x + layer.mlp.forward(h);
-                }
-            }
-        }
+    }
+
+    /// The logits `[batch, seq, vocab]` of the last layer's output: the final norm, the output
+    /// head (tied or not, quantized or not) and Gemma's soft-capping, all per position.
+    fn head(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, hidden] = x.dims();
         let x = self.model.norm.forward(x);
-        let [_, _, hidden] = x.dims();
         let logits = match (&self.lm_head, &self.model.embed_quant) {
             (Some(head), _) => quant::linear(
                 head,
@@ -766,6 +726,236 @@ impl LlamaForCausalLM {
             // tanh is ±1 in f32 well before the clamp's ±10.
             Some(cap) => crate::activation::safe_tanh(logits.div_scalar(cap)).mul_scalar(cap),
             None => logits,
+        }
+    }
+
+    /// One training pass of packed rows (as [`Self::forward_packed`]) with gradient
+    /// checkpointing, as transformers' `gradient_checkpointing` does it: the forward pass keeps
+    /// only each decoder layer's input, and the backward pass recomputes one layer at a time
+    /// (its dropout masks drawn again, the same) and backpropagates through it alone. The
+    /// logits are never whole either: the head and `loss` run on `chunk` positions at a time.
+    ///
+    /// `loss(logits, positions)` is the loss's share of the flattened positions `positions`
+    /// (`[n, vocab]` logits, row-major over `[batch, seq]`); the shares add up to the loss.
+    /// Each backward pass's gradients go to `sink` (the parameters of one layer, or of the
+    /// head); they add up to what `loss(forward_packed(…)).backward()` gives. Returns the loss,
+    /// untracked.
+    pub fn backward_packed_checkpointed(
+        &self,
+        input_ids: Tensor<2, Int>,
+        segments: &[u32],
+        chunk: usize,
+        loss: &dyn Fn(Tensor<2>, std::ops::Range<usize>) -> Tensor<1>,
+        sink: &mut dyn FnMut(Gradients),
+    ) -> Tensor<1> {
+        let [batch, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let packed = Packed::new(segments, batch, seq);
+        let x0 = self.embed(input_ids);
+        let embedding_trained = x0.is_tracked();
+        let mut shared =
+            LayerInputs::new(|w| packed.bias(w, &device), &packed.positions, seq, &device);
+        // Forward: each layer with its parameters frozen, so nothing is kept for backward
+        // but the layer inputs; where each layer's dropout masks start in the step's stream.
+        let mut inputs = Vec::with_capacity(self.model.layers.len());
+        let mut x = x0.clone().detach();
+        for layer in &self.model.layers {
+            let at = crate::dropout::position();
+            let frozen = layer.clone().no_grad();
+            let next = frozen.forward(x.clone(), shared.get(&layer.self_attn), None);
+            inputs.push((x, at));
+            x = next;
+        }
+        let after = crate::dropout::position();
+        // The head and the loss, `chunk` positions at a time.
+        let [_, _, hidden] = x.dims();
+        let n = batch * seq;
+        let flat = x.reshape([n, hidden]);
+        let mut total: Option<Tensor<1>> = None;
+        let mut upstream = Vec::new();
+        for from in (0..n).step_by(chunk.max(1)) {
+            let to = (from + chunk.max(1)).min(n);
+            let part = flat
+                .clone()
+                .slice([from..to, 0..hidden])
+                .detach()
+                .require_grad();
+            let logits = self.head(part.clone().reshape([1, to - from, hidden]));
+            let [_, _, vocab] = logits.dims();
+            let share = loss(logits.reshape([to - from, vocab]), from..to);
+            let grads = share.backward();
+            upstream.push(part.grad(&grads).unwrap_or_else(|| part.zeros_like()));
+            sink(grads);
+            let share = share.detach();
+            total = Some(match total {
+                Some(t) => t + share,
+                None => share,
+            });
+        }
+        let mut upstream =
+            Tensor::from_inner(Tensor::cat(upstream, 0)).reshape([batch, seq, hidden]);
+        // Backward: the layers again, last first, each from its kept input.
+        for (i, (layer, (input, at))) in self.model.layers.iter().zip(inputs).enumerate().rev() {
+            crate::dropout::set_position(at);
+            let wanted = i > 0 || embedding_trained;
+            let input = if wanted { input.require_grad() } else { input };
+            let out = layer.forward(input.clone(), shared.get(&layer.self_attn), None);
+            if !out.is_tracked() {
+                // Nothing below needs a gradient: a frozen first layer over a frozen embedding.
+                break;
+            }
+            let grads = (out * upstream).sum().backward();
+            if wanted {
+                upstream =
+                    Tensor::from_inner(input.grad(&grads).unwrap_or_else(|| input.zeros_like()));
+            } else {
+                upstream = Tensor::zeros([batch, seq, hidden], &device);
+            }
+            sink(grads);
+        }
+        if embedding_trained {
+            sink((x0 * upstream).sum().backward());
+        }
+        crate::dropout::set_position(after);
+        total.unwrap_or_else(|| Tensor::zeros([1], &device))
+    }
+}
+
+/// Where each position of packed rows sits: its rotary position (restarting at each
+/// sequence's start) and which earlier positions it may attend to.
+struct Packed<'a> {
+    segments: &'a [u32],
+    starts: Vec<usize>,
+    positions: Vec<usize>,
+    batch: usize,
+    seq: usize,
+}
+
+impl<'a> Packed<'a> {
+    fn new(segments: &'a [u32], batch: usize, seq: usize) -> Self {
+        let mut starts = Vec::with_capacity(batch * seq);
+        for b in 0..batch {
+            let row = &segments[b * seq..(b + 1) * seq];
+            let mut start = 0;
+            for q in 0..seq {
+                if q == 0 || row[q] != row[q - 1] {
+                    start = q;
+                }
+                starts.push(start);
+            }
+        }
+        let positions = starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| i % seq - s)
+            .collect();
+        Self {
+            segments,
+            starts,
+            positions,
+            batch,
+            seq,
+        }
+    }
+
+    /// The attention bias `[batch, 1, seq, seq]`: 0 where a position may attend (an earlier
+    /// position of its own sequence, within `window` when given), −1e9 elsewhere.
+    fn bias(&self, window: Option<usize>, device: &Device) -> Tensor<4> {
+        let (batch, seq) = (self.batch, self.seq);
+        let mut bias = vec![-1e9f32; batch * seq * seq];
+        for (i, &start) in self.starts.iter().enumerate() {
+            let q = i % seq;
+            if self.segments[i] == 0 {
+                continue;
+            }
+            let first = window.map_or(start, |w| start.max((q + 1).saturating_sub(w)));
+            for k in first..=q {
+                bias[i * seq + k] = 0.0;
+            }
+        }
+        Tensor::<4>::from_data(TensorData::new(bias, [batch, 1, seq, seq]), device)
+    }
+}
+
+/// The attention biases and rotary tables the layers share, made once per sliding window and
+/// rotary base, on first use.
+struct LayerInputs<'a, F> {
+    bias: F,
+    positions: &'a [usize],
+    seq: usize,
+    device: Device,
+    biases: Vec<(Option<usize>, Tensor<4>)>,
+    rotations: Vec<(f64, (Tensor<4>, Tensor<4>))>,
+}
+
+impl<'a, F: Fn(Option<usize>) -> Tensor<4>> LayerInputs<'a, F> {
+    fn new(bias: F, positions: &'a [usize], seq: usize, device: &Device) -> Self {
+        Self {
+            bias,
+            positions,
+            seq,
+            device: device.clone(),
+            biases: Vec::new(),
+            rotations: Vec::new(),
+        }
+    }
+
+    /// The bias and the rotary `(cos, sin)` of a layer with attention `attn`.
+    fn get(&mut self, attn: &LlamaAttention) -> (Tensor<4>, &(Tensor<4>, Tensor<4>)) {
+        let b = match self.biases.iter().position(|(w, _)| *w == attn.window) {
+            Some(b) => b,
+            None => {
+                self.biases.push((attn.window, (self.bias)(attn.window)));
+                self.biases.len() - 1
+            }
+        };
+        let r = match self
+            .rotations
+            .iter()
+            .position(|(t, _)| *t == attn.rope_theta)
+        {
+            Some(r) => r,
+            None => {
+                let cs = rotary(
+                    self.positions,
+                    self.seq,
+                    attn.head_dim,
+                    attn.rope_theta,
+                    &self.device,
+                );
+                self.rotations.push((attn.rope_theta, cs));
+                self.rotations.len() - 1
+            }
+        };
+        (self.biases[b].1.clone(), &self.rotations[r].1)
+    }
+}
+
+impl LlamaLayer {
+    /// The layer over `x` `[batch, seq, hidden]` with its attention `bias` and rotary
+    /// `(cos, sin)`, reading and extending `slot` (its keys and values so far) when given.
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        (bias, (cos, sin)): (Tensor<4>, &(Tensor<4>, Tensor<4>)),
+        slot: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let h = self.input_layernorm.forward(x.clone());
+        let a = self.self_attn.forward(h, cos, sin, bias, slot);
+        match (
+            &self.pre_feedforward_layernorm,
+            &self.post_feedforward_layernorm,
+        ) {
+            (Some(pre), Some(post)) => {
+                let x = x + self.post_attention_layernorm.forward(a);
+                let m = self.mlp.forward(pre.forward(x.clone()));
+                x + post.forward(m)
+            }
+            _ => {
+                let x = x + a;
+                let h = self.post_attention_layernorm.forward(x.clone());
+                x + self.mlp.forward(h)
+            }
         }
     }
 }

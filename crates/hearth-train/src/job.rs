@@ -251,8 +251,11 @@ pub struct TrainSettings {
     /// planner's micro-batch, accumulation and, if needed, max_length) or `off` (warn only).
     #[serde(default, skip_serializing_if = "is_default")]
     pub fit: FitMode,
-    /// burn's gradient checkpointing (its "balanced" strategy): element-wise activations are
-    /// recomputed in the backward pass instead of kept, trading time for memory.
+    /// Gradient checkpointing, trading time for memory. A chat model (task `sft`) keeps only
+    /// each decoder layer's input and recomputes the layer in the backward pass, as
+    /// transformers' `gradient_checkpointing` does, and computes the logits a few positions at
+    /// a time (about a third more compute). A classifier uses burn's "balanced" strategy:
+    /// element-wise activations are recomputed instead of kept.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gradient_checkpointing: bool,
     /// Truncation length in tokens; each batch is padded to its longest row (rounded up by

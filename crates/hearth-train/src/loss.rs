@@ -174,34 +174,52 @@ pub fn l1_penalty(weights: &[Tensor<2>], l1: f64) -> Option<Tensor<1>> {
 /// `gather`, so memory stays `batch · seq`, not `batch · seq · vocab`.
 pub fn causal_lm_loss(logits: Tensor<3>, labels: &[Option<usize>]) -> Tensor<1> {
     let [batch, seq, vocab] = logits.dims();
-    let device = logits.device();
-    let rows = batch * seq.saturating_sub(1);
-    let mut index = Vec::with_capacity(rows);
-    let mut weight = Vec::with_capacity(rows);
-    for b in 0..batch {
-        for t in 1..seq {
-            match labels.get(b * seq + t).copied().flatten() {
-                Some(y) if y < vocab => {
-                    index.push(y as i64);
-                    weight.push(1f32);
-                }
-                _ => {
-                    index.push(0);
-                    weight.push(0.0);
-                }
-            }
-        }
-    }
-    let scored: f32 = weight.iter().sum();
+    let targets = next_token_targets(labels, batch, seq);
+    // The last position of each row predicts nothing: left out of the log-softmax.
+    let targets: Vec<Option<usize>> = targets
+        .chunks(seq.max(1))
+        .flat_map(|row| row[..row.len().saturating_sub(1)].iter().copied())
+        .collect();
+    let scored = targets.iter().flatten().filter(|&&y| y < vocab).count();
     let shifted = logits
         .slice([0..batch, 0..seq.saturating_sub(1), 0..vocab])
-        .reshape([rows, vocab]);
-    let lp = log_softmax(shifted, 1);
+        .reshape([batch * seq.saturating_sub(1), vocab]);
+    token_loss(shifted, &targets, scored)
+}
+
+/// What each position of `[batch, seq]` rows is trained to predict: the next position's label
+/// in its row (`None` for the last position of a row and for unscored labels).
+pub fn next_token_targets(
+    labels: &[Option<usize>],
+    batch: usize,
+    seq: usize,
+) -> Vec<Option<usize>> {
+    (0..batch * seq)
+        .map(|i| match i % seq + 1 < seq {
+            true => labels.get(i + 1).copied().flatten(),
+            false => None,
+        })
+        .collect()
+}
+
+/// `−Σ log_softmax(logits)[i, targets[i]] / scored` over the rows of `logits` `[rows, vocab]`
+/// whose target is a token of the vocabulary: one share of a mean cross-entropy over `scored`
+/// tokens (the whole loss when every scored row is here).
+pub fn token_loss(logits: Tensor<2>, targets: &[Option<usize>], scored: usize) -> Tensor<1> {
+    let [rows, vocab] = logits.dims();
+    let device = logits.device();
+    let (index, weight): (Vec<i64>, Vec<f32>) = (0..rows)
+        .map(|i| match targets.get(i).copied().flatten() {
+            Some(y) if y < vocab => (y as i64, 1.0),
+            _ => (0, 0.0),
+        })
+        .unzip();
+    let lp = log_softmax(logits, 1);
     let index =
         Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(index, [rows, 1]), &device);
     let weight = Tensor::<2>::from_data(TensorData::new(weight, [rows, 1]), &device);
     (lp.gather(1, index) * weight)
         .sum()
         .neg()
-        .div_scalar(f64::from(scored.max(1.0)))
+        .div_scalar(scored.max(1) as f64)
 }

@@ -129,8 +129,10 @@ pub async fn start(
             "model.init_adapter names an adapter whose files were not given".into(),
         ));
     }
-    // Gradient checkpointing is a property of the autodiff device the model lives on.
-    let device = &if job.train.gradient_checkpointing && device.is_autodiff() {
+    // A classifier's gradient checkpointing is burn's, a property of the autodiff device the
+    // model lives on; a chat model recomputes whole decoder layers itself (`sft`).
+    let device = &if job.train.gradient_checkpointing && device.is_autodiff() && !job.task.is_sft()
+    {
         device.clone().gradient_checkpointing()
     } else {
         device.clone()

@@ -16,7 +16,7 @@
 //!   [`objective`] builds it for a job.
 
 use burn::module::Module;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Gradients, Int, Tensor, TensorData};
 use hearth_data::chat::{Cut, Truncation, Turn};
 use hearth_data::quality::ChatFit;
 use hearth_models::chat::Message;
@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::batching::Padding;
 use crate::collective::Collective;
 use crate::job::EarlyStopping;
-use crate::loss::causal_lm_loss;
+use crate::loss::{causal_lm_loss, next_token_targets, token_loss};
 use crate::metrics::{LanguageModelMetrics, Metrics};
 use crate::split::{Assignment, Conversations, SplitData};
 use crate::trainer::{BatchLoss, Objective};
@@ -464,21 +464,29 @@ impl Batch {
             .sum()
     }
 
-    /// The mean loss over the scored tokens of `model` on this batch.
-    pub fn loss(&self, model: &LlamaForCausalLM) -> Result<Tensor<1>, TrainError> {
+    /// The token ids `[batch, seq]` on `model`'s device.
+    fn ids_tensor(&self, model: &LlamaForCausalLM) -> Result<Tensor<2, Int>, TrainError> {
         let device = model
             .devices()
             .into_iter()
             .next()
             .ok_or_else(|| TrainError::Job("the model has no parameters".into()))?;
-        let ids = Tensor::<2, Int>::from_data(
+        Ok(Tensor::<2, Int>::from_data(
             TensorData::new(self.ids.clone(), [self.batch, self.seq]),
             &device,
-        );
-        let logits = model.forward_packed(ids, &self.segments);
+        ))
+    }
+
+    /// The mean loss over the scored tokens of `model` on this batch.
+    pub fn loss(&self, model: &LlamaForCausalLM) -> Result<Tensor<1>, TrainError> {
+        let logits = model.forward_packed(self.ids_tensor(model)?, &self.segments);
         Ok(causal_lm_loss(logits, &self.labels))
     }
 }
+
+/// The most bytes of logits a checkpointed step holds at once: the head and the loss run on
+/// as many positions as fit (one at least). SmolLM2's 49,152 logits a position: 85 positions.
+const LOGITS_CHUNK_BYTES: usize = 16 << 20;
 
 /// The SFT objective: the training and held-out rows of tokenized conversations.
 #[derive(Debug)]
@@ -499,6 +507,10 @@ pub struct Sft {
     pub padding: Padding,
     /// What the max length did to the conversations, for the `started` event.
     pub cuts: Option<SftCuts>,
+    /// Gradient checkpointing (`train.gradient_checkpointing`): each decoder layer recomputed
+    /// in the backward pass, the logits computed a few positions at a time
+    /// ([`LlamaForCausalLM::backward_packed_checkpointed`]).
+    pub checkpointing: bool,
 }
 
 impl Sft {
@@ -520,6 +532,7 @@ impl Sft {
             eval_batch: eval_batch.max(1),
             padding: Padding::LONGEST,
             cuts: None,
+            checkpointing: false,
         }
     }
 
@@ -600,6 +613,44 @@ impl Objective for Sft {
         let batch = self.train_batch(rows);
         Ok(BatchLoss {
             loss: batch.loss(model)?,
+            real_tokens: batch.real_tokens(),
+            padded_tokens: batch.batch * batch.seq,
+        })
+    }
+
+    fn batch_gradients(
+        &self,
+        model: &Self::Model,
+        rows: &[usize],
+        scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
+        sink: &mut dyn FnMut(Gradients),
+    ) -> Result<BatchLoss, TrainError> {
+        if !self.checkpointing {
+            let out = self.batch_loss(model, rows)?;
+            sink(scale(out.loss.clone()).backward());
+            return Ok(out);
+        }
+        let batch = self.train_batch(rows);
+        let ids = batch.ids_tensor(model)?;
+        let targets = next_token_targets(&batch.labels, batch.batch, batch.seq);
+        let scored = batch.scored_tokens();
+        let chunk = (LOGITS_CHUNK_BYTES / (4 * model.vocab_size().max(1))).max(1);
+        // The micro-batch's own loss, for the step's report; its scaled shares are
+        // backpropagated.
+        let loss = std::cell::RefCell::new(Tensor::<1>::zeros([1], &ids.device()));
+        model.backward_packed_checkpointed(
+            ids,
+            &batch.segments,
+            chunk,
+            &|logits, at| {
+                let share = token_loss(logits, &targets[at], scored);
+                loss.replace_with(|sum| sum.clone() + share.clone().detach());
+                scale(share)
+            },
+            sink,
+        );
+        Ok(BatchLoss {
+            loss: loss.into_inner(),
             real_tokens: batch.real_tokens(),
             padded_tokens: batch.batch * batch.seq,
         })
@@ -762,6 +813,7 @@ pub fn objective(
         job.train.batch_size,
     );
     sft.cuts = Some(cuts.clone());
+    sft.checkpointing = job.train.gradient_checkpointing;
     Ok((sft, cuts))
 }
 

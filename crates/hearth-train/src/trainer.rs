@@ -180,6 +180,20 @@ pub trait Objective {
     fn eval_rows(&self) -> usize;
     /// The loss of the training rows `rows`, with dropout on.
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError>;
+    /// The loss of `rows` ([`Self::batch_loss`], its `loss` untracked or not) with the
+    /// gradients of `scale(loss)` handed to `sink`, whole or in parts that add up to them
+    /// (gradient checkpointing backpropagates one layer at a time).
+    fn batch_gradients(
+        &self,
+        model: &Self::Model,
+        rows: &[usize],
+        scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
+        sink: &mut dyn FnMut(burn::tensor::Gradients),
+    ) -> Result<BatchLoss, TrainError> {
+        let out = self.batch_loss(model, rows)?;
+        sink(scale(out.loss.clone()).backward());
+        Ok(out)
+    }
     /// What [`Self::batch_loss`] of `rows` is a mean over, from the data alone: rows for a
     /// classifier, scored tokens for a language model. Every rank counts it for each rank's
     /// share of a micro-batch, so ranks weigh their losses to the mean of the whole
@@ -358,25 +372,31 @@ pub async fn train_with<O: Objective>(
                 };
                 rows = mine;
             }
+            // The micro-batch's share of the step's mean (and of the ranks' mean).
+            let scale = |loss: Tensor<1>| {
+                let total = loss.div_scalar(micro_batches as f64);
+                match ranks > 1 {
+                    true => total.mul_scalar(share),
+                    false => total,
+                }
+            };
             let BatchLoss {
                 loss,
                 real_tokens,
                 padded_tokens,
-            } = objective.batch_loss(&model, &rows)?;
-            let mut total = loss.clone().div_scalar(micro_batches as f64);
-            if ranks > 1 {
-                total = total.mul_scalar(share);
-            }
+            } = objective.batch_gradients(&model, &rows, &scale, &mut |grads| {
+                accumulated.accumulate(&model, GradientsParams::from_grads(grads, &model));
+            })?;
             if settings.l1 > 0.0
                 && let Some(penalty) =
                     crate::loss::l1_penalty(&crate::loss::trained_matrices(&model), settings.l1)
             {
-                total = total + penalty.div_scalar(micro_batches as f64);
+                let penalty = penalty.div_scalar(micro_batches as f64);
+                accumulated.accumulate(
+                    &model,
+                    GradientsParams::from_grads(penalty.backward(), &model),
+                );
             }
-            accumulated.accumulate(
-                &model,
-                GradientsParams::from_grads(total.backward(), &model),
-            );
             let value = read_f32(loss).await?.first().copied().unwrap_or(f32::NAN);
             loss_sum += value;
             shared[0] += f64::from(value) * share;

@@ -196,64 +196,108 @@ fn packed_and_unpacked_rows_give_the_same_validation_loss() {
     );
 }
 
+/// `job` run on the tiny chat model over the capitals conversations: every step's loss and
+/// every evaluation's `(step, loss)`.
+fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
+    let device = Device::flex().autodiff();
+    let model: Vec<(String, Vec<u8>)> = [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ]
+    .iter()
+    .map(|n| {
+        (
+            n.to_string(),
+            std::fs::read(dir().join(n)).expect("fixture file"),
+        )
+    })
+    .collect();
+    let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
+    let (mut losses, mut evals) = (Vec::new(), Vec::new());
+    let out = pollster::block_on(hearth_train::start(
+        job,
+        hearth_train::RunInputs {
+            model,
+            data,
+            init_adapter: None,
+        },
+        &device,
+        &hearth_train::plan::Limits::native_cpu(None, "not checked"),
+        None,
+        hearth_train::RunHooks {
+            on_event: &mut |e| {
+                match e {
+                    Event::Step { loss, .. } => losses.push(*loss),
+                    Event::Evaluated {
+                        step,
+                        metrics: Metrics::LanguageModel(m),
+                    } => evals.push((*step, m.loss)),
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            },
+            on_checkpoint: &mut |_| Ok(()),
+            collective: &hearth_train::Single,
+            stop: None,
+        },
+    ))
+    .expect("trains");
+    assert_eq!(out.summary.steps, losses.len());
+    (losses, evals)
+}
+
 /// The SFT loop: an evaluation of the base model at step 0, then training that lowers the
 /// validation loss, with and without packing.
 #[test]
 fn the_sft_loop_lowers_validation_loss() {
     for packing in [false, true] {
-        let device = Device::flex().autodiff();
-        let job = job(packing);
-        let model: Vec<(String, Vec<u8>)> = [
-            "config.json",
-            "model.safetensors",
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "chat_template.jinja",
-        ]
-        .iter()
-        .map(|n| {
-            (
-                n.to_string(),
-                std::fs::read(dir().join(n)).expect("fixture file"),
-            )
-        })
-        .collect();
-        let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
-        let mut evals = Vec::new();
-        let out = pollster::block_on(hearth_train::start(
-            &job,
-            hearth_train::RunInputs {
-                model,
-                data,
-                init_adapter: None,
-            },
-            &device,
-            &hearth_train::plan::Limits::native_cpu(None, "not checked"),
-            None,
-            hearth_train::RunHooks {
-                on_event: &mut |e| {
-                    if let Event::Evaluated {
-                        step,
-                        metrics: Metrics::LanguageModel(m),
-                    } = e
-                    {
-                        evals.push((*step, m.loss));
-                    }
-                    ControlFlow::Continue(())
-                },
-                on_checkpoint: &mut |_| Ok(()),
-                collective: &hearth_train::Single,
-                stop: None,
-            },
-        ))
-        .expect("trains");
-        assert_eq!(out.summary.steps, 40);
+        let (losses, evals) = run(&job(packing));
+        assert_eq!(losses.len(), 40);
         assert_eq!(evals.first().map(|e| e.0), Some(0));
         assert_eq!(evals.last().map(|e| e.0), Some(40));
         let (before, after) = (evals[0].1, evals[evals.len() - 1].1);
         assert!(
             after < before - 0.1,
             "packing {packing}: validation loss {before} -> {after}"
+        );
+    }
+}
+
+/// `train.gradient_checkpointing` changes memory, not training: with LoRA dropout, packing, two
+/// micro-batches a step, and an f32 or a q4 base, every step's loss and the validation loss
+/// after six steps equal a run without it (within float rounding: the checkpointed pass sums
+/// its gradients in another order).
+#[test]
+fn gradient_checkpointing_trains_as_a_run_without_it() {
+    for quantize in [None, Some(hearth_models::quant::BaseQuant::Q4)] {
+        let mut job = job(true);
+        job.lora.lora_dropout = 0.1;
+        job.train.steps = Some(6);
+        job.train.batch_size = 2;
+        job.train.gradient_accumulation = 2;
+        job.train.eval_every = 6;
+        job.model.quantize = quantize;
+        let (plain_losses, plain_evals) = run(&job);
+        job.train.gradient_checkpointing = true;
+        let (losses, evals) = run(&job);
+        assert_eq!(losses.len(), 6);
+        for (a, b) in losses.iter().zip(&plain_losses) {
+            assert!(
+                (a - b).abs() <= 1e-5 * b.abs(),
+                "{quantize:?}: {losses:?} vs {plain_losses:?}"
+            );
+        }
+        assert_eq!(evals.len(), plain_evals.len());
+        let (a, b) = (
+            evals.last().expect("evaluated").1,
+            plain_evals.last().expect("evaluated").1,
+        );
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs(),
+            "{quantize:?}: validation loss {a} vs {b}"
         );
     }
 }
