@@ -186,6 +186,7 @@ function fitNote(e) {
   const changes = [["batch_size", "batch"], ["gradient_accumulation", "accumulation"], ["max_length", "max length"]]
     .filter(([key]) => e[key] !== undefined && e[key] !== jobSetting(key))
     .map(([key, name]) => `${name} ${jobSetting(key) ?? "?"} → ${e[key]}`);
+  if (e.gradient_checkpointing && !jobSetting("gradient_checkpointing")) changes.push("gradient checkpointing on");
   // The event carries the plan of the job as given (`plan.fits`, `plan.checked_bytes`).
   const bytes = e.plan?.checked_bytes;
   const estimate = bytes ? ` (estimate ${(bytes / 2 ** 20).toFixed(0)} MiB)` : "";

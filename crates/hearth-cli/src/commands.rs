@@ -98,7 +98,12 @@ fn label(name: &str) -> String {
     hearth_data::shown(name, LABEL_CHARS)
 }
 
-fn describe_plan(plan: &hearth_train::plan::Plan, changed: bool, settled: [usize; 3]) {
+fn describe_plan(
+    plan: &hearth_train::plan::Plan,
+    changed: bool,
+    settled: [usize; 3],
+    checkpointing: bool,
+) {
     use hearth_train::plan;
     let e = &plan.estimate;
     eprintln!(
@@ -119,7 +124,12 @@ fn describe_plan(plan: &hearth_train::plan::Plan, changed: bool, settled: [usize
         let [batch, accumulation, max_length] = settled;
         eprintln!(
             "train.fit = \"auto\": batch_size {batch}, gradient_accumulation {accumulation}, \
-             max_length {max_length}"
+             max_length {max_length}{}",
+            if checkpointing {
+                ", gradient_checkpointing"
+            } else {
+                ""
+            }
         );
     } else if !plan.fits {
         crate::ranks::warn("train.fit = \"off\": running a job the planner expects not to fit");
@@ -160,10 +170,12 @@ impl EventPrinter {
                 batch_size,
                 gradient_accumulation,
                 max_length,
+                gradient_checkpointing,
             } => describe_plan(
                 plan,
                 *changed,
                 [*batch_size, *gradient_accumulation, *max_length],
+                *gradient_checkpointing,
             ),
             _ => {}
         }

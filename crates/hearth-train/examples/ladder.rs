@@ -11,6 +11,7 @@
 //! ```sh
 //! cargo build -p hearth-train --example ladder
 //! target/debug/examples/ladder 0.5b,1b f32,f16,q8,q4
+//! target/debug/examples/ladder 0.5b f32+ckpt,q4+ckpt   # with gradient checkpointing
 //! target/debug/examples/ladder browser   # what the planner accepts for the page
 //! ```
 //!
@@ -22,13 +23,14 @@
 use std::process::Command;
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Device;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use hearth_kernels::QuantBlocks;
 use hearth_models::llama::{LlamaConfig, LlamaForCausalLM};
 use hearth_models::lora::LoraSettings;
 use hearth_models::quant::BaseQuant;
 use hearth_train::JobSpec;
+use hearth_train::loss::{next_token_targets, token_loss};
 use hearth_train::plan::{Context, Limits, estimate_chat, mib, plan_chat};
 use hearth_train::sft::Batch;
 
@@ -57,8 +59,17 @@ fn config(size: &str) -> Option<LlamaConfig> {
     LlamaConfig::from_json(json.to_string().as_bytes()).ok()
 }
 
-/// `None` for an f32 base.
-fn precision(name: &str) -> Result<Option<BaseQuant>, String> {
+/// `None` for an f32 base; a `+ckpt` suffix (`q4+ckpt`) asks for gradient checkpointing,
+/// the second value.
+fn precision(name: &str) -> Result<(Option<BaseQuant>, bool), String> {
+    let (name, checkpointing) = match name.strip_suffix("+ckpt") {
+        Some(name) => (name, true),
+        None => (name, false),
+    };
+    Ok((base(name)?, checkpointing))
+}
+
+fn base(name: &str) -> Result<Option<BaseQuant>, String> {
     match name {
         "f32" => Ok(None),
         other => serde_json::from_value(serde_json::Value::String(other.into()))
@@ -68,7 +79,7 @@ fn precision(name: &str) -> Result<Option<BaseQuant>, String> {
 }
 
 /// The job the step stands for (what the planner is asked about).
-fn job(quantize: Option<BaseQuant>) -> JobSpec {
+fn job((quantize, checkpointing): (Option<BaseQuant>, bool)) -> JobSpec {
     let mut model = serde_json::json!({"path": "ladder"});
     if let Some(q) = quantize {
         model["quantize"] = serde_json::Value::String(q.name().into());
@@ -80,7 +91,7 @@ fn job(quantize: Option<BaseQuant>) -> JobSpec {
         "lora": {"r": 8, "lora_alpha": 16.0, "lora_dropout": 0.0,
                  "target_modules": ["q_proj", "v_proj"]},
         "train": {"steps": 1, "batch_size": 1, "max_length": SEQ, "warmup_steps": 0,
-                  "checkpoint_every": 0}
+                  "checkpoint_every": 0, "gradient_checkpointing": checkpointing}
     });
     JobSpec::parse(&job.to_string()).expect("the ladder's job is valid")
 }
@@ -129,7 +140,7 @@ impl Draw {
 }
 
 /// One row, in this (child) process: build, one step, print the numbers as one JSON line.
-fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
+fn child(size: &str, (quantize, checkpointing): (Option<BaseQuant>, bool)) -> Result<(), String> {
     let config = config(size).ok_or_else(|| format!("size `{size}`"))?;
     let device = Device::flex().autodiff();
     let started = Instant::now();
@@ -204,17 +215,35 @@ fn child(size: &str, quantize: Option<BaseQuant>) -> Result<(), String> {
     let whole_peak = proc_bytes("VmHWM:");
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let started = Instant::now();
-    let loss = batch.loss(&model).map_err(|e| e.to_string())?;
+    let (loss, grads) = if checkpointing {
+        // What the SFT objective does with train.gradient_checkpointing.
+        let ids =
+            Tensor::<2, Int>::from_data(TensorData::new(batch.ids.clone(), [1, SEQ]), &device);
+        let targets = next_token_targets(&batch.labels, 1, SEQ);
+        let scored = batch.scored_tokens();
+        let chunk = ((16 << 20) / (4 * config.vocab_size)).max(1);
+        let mut accumulated = GradientsAccumulator::new();
+        let loss = model.backward_packed_checkpointed(
+            ids,
+            &batch.segments,
+            chunk,
+            &|logits, at| token_loss(logits, &targets[at], scored),
+            &mut |g| accumulated.accumulate(&model, GradientsParams::from_grads(g, &model)),
+        );
+        stage("forward and backward");
+        (loss, accumulated.grads())
+    } else {
+        let loss = batch.loss(&model).map_err(|e| e.to_string())?;
+        stage("forward");
+        let grads = loss.backward();
+        stage("backward");
+        (loss, GradientsParams::from_grads(grads, &model))
+    };
     let value = loss
-        .clone()
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| format!("{e:?}"))?[0];
-    stage("forward");
-    let grads = loss.backward();
-    stage("backward");
-    let grads = GradientsParams::from_grads(grads, &model);
     let _model = optim.step(1e-4, model, grads);
     let step = started.elapsed().as_secs_f64();
     println!(

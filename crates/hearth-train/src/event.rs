@@ -15,8 +15,8 @@ use crate::split::Assignment;
 pub enum Event {
     /// The data was read and split, before the model is built.
     Data(DataSummary),
-    /// The memory planner checked the job against the machine's limits (classifier jobs;
-    /// not on resume): the plan, and the settings the run uses after `train.fit`.
+    /// The memory planner checked the job against the machine's limits (not on resume): the
+    /// plan, and the settings the run uses after `train.fit`.
     Planned {
         /// The plan of the job as given.
         plan: Box<Plan>,
@@ -28,6 +28,9 @@ pub enum Event {
         gradient_accumulation: usize,
         /// Tokens per row the run uses.
         max_length: usize,
+        /// Whether the run uses gradient checkpointing.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gradient_checkpointing: bool,
     },
     /// Training is about to start.
     Started {

@@ -147,6 +147,7 @@ pub async fn start(
         let on = On {
             device,
             padding: job.train.padding(limits.runtime),
+            limits,
         };
         return run_chat(job, model, split, init_adapter, on, resume, hooks).await;
     }
@@ -180,6 +181,7 @@ pub async fn start(
                 batch_size: t.batch_size,
                 gradient_accumulation: t.gradient_accumulation,
                 max_length: t.max_length,
+                gradient_checkpointing: t.gradient_checkpointing,
                 plan: Box::new(plan),
             });
             settled
@@ -188,6 +190,7 @@ pub async fn start(
     let on = On {
         device,
         padding: job.train.padding(limits.runtime),
+        limits,
     };
     run_classifier(&job, files, split, init_adapter, on, resume, hooks).await
 }
@@ -198,6 +201,8 @@ pub async fn start(
 struct On<'a> {
     device: &'a Device,
     padding: Padding,
+    /// The machine's limits, for a chat run's plan (a classifier's is made before).
+    limits: &'a Limits,
 }
 
 fn summarize<P: Part>(
@@ -340,7 +345,9 @@ async fn run_classifier(
     mut files: ModelFiles,
     split: SplitData<Rows>,
     init_adapter: Option<NamedFiles>,
-    On { device, padding }: On<'_>,
+    On {
+        device, padding, ..
+    }: On<'_>,
     resume: Option<&Checkpoint>,
     mut hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
@@ -422,7 +429,11 @@ async fn run_chat(
     files: NamedFiles,
     split: SplitData<crate::split::Conversations>,
     init_adapter: Option<NamedFiles>,
-    On { device, padding }: On<'_>,
+    On {
+        device,
+        padding,
+        limits,
+    }: On<'_>,
     resume: Option<&Checkpoint>,
     mut hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
@@ -441,6 +452,32 @@ async fn run_chat(
     let report = cuts.train.clone();
     objective.cuts = Some(cuts);
     objective.padding = padding;
+    // The step against the machine's limits, once the model's shape and the rows' lengths
+    // are known; a resumed run keeps its job.
+    let job = &match resume {
+        Some(_) => job.clone(),
+        None => {
+            let ctx = crate::plan::Context {
+                num_outputs: 1,
+                data_rows: split.train.len() as u64,
+                longest_row: objective.row_lengths().and_then(|l| l.into_iter().max()),
+                ..Default::default()
+            };
+            let plan = crate::plan::plan_chat(job, &chat.config, limits, &ctx);
+            let settled = crate::plan::settle(job, &plan)?;
+            let t = &settled.train;
+            let _ = (hooks.on_event)(&Event::Planned {
+                changed: settled != *job,
+                batch_size: t.batch_size,
+                gradient_accumulation: t.gradient_accumulation,
+                max_length: t.max_length,
+                gradient_checkpointing: t.gradient_checkpointing,
+                plan: Box::new(plan),
+            });
+            settled
+        }
+    };
+    objective.checkpointing = job.train.gradient_checkpointing;
     let fingerprint = split.fingerprint();
     let (model, summary, before) = fit(
         job,

@@ -486,7 +486,7 @@ impl Batch {
 
 /// The most bytes of logits a checkpointed step holds at once: the head and the loss run on
 /// as many positions as fit (one at least). SmolLM2's 49,152 logits a position: 85 positions.
-const LOGITS_CHUNK_BYTES: usize = 16 << 20;
+pub(crate) const LOGITS_CHUNK_BYTES: usize = 16 << 20;
 
 /// The SFT objective: the training and held-out rows of tokenized conversations.
 #[derive(Debug)]

@@ -196,9 +196,17 @@ fn packed_and_unpacked_rows_give_the_same_validation_loss() {
     );
 }
 
-/// `job` run on the tiny chat model over the capitals conversations: every step's loss and
-/// every evaluation's `(step, loss)`.
-fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
+/// What a run of [`run_on`] saw: every step's loss, every evaluation's `(step, loss)`, and the
+/// planner's event: the bytes it checked, whether `train.fit` changed the job, and whether the
+/// run checkpoints.
+struct Seen {
+    losses: Vec<f32>,
+    evals: Vec<(usize, f64)>,
+    planned: Option<(u64, bool, bool)>,
+}
+
+/// `job` run on the tiny chat model over the capitals conversations against `limits`.
+fn run_on(job: &JobSpec, limits: &hearth_train::plan::Limits) -> Result<Seen, String> {
     let device = Device::flex().autodiff();
     let model: Vec<(String, Vec<u8>)> = [
         "config.json",
@@ -216,7 +224,11 @@ fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
     })
     .collect();
     let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
-    let (mut losses, mut evals) = (Vec::new(), Vec::new());
+    let mut seen = Seen {
+        losses: Vec::new(),
+        evals: Vec::new(),
+        planned: None,
+    };
     let out = pollster::block_on(hearth_train::start(
         job,
         hearth_train::RunInputs {
@@ -225,16 +237,24 @@ fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
             init_adapter: None,
         },
         &device,
-        &hearth_train::plan::Limits::native_cpu(None, "not checked"),
+        limits,
         None,
         hearth_train::RunHooks {
             on_event: &mut |e| {
                 match e {
-                    Event::Step { loss, .. } => losses.push(*loss),
+                    Event::Step { loss, .. } => seen.losses.push(*loss),
                     Event::Evaluated {
                         step,
                         metrics: Metrics::LanguageModel(m),
-                    } => evals.push((*step, m.loss)),
+                    } => seen.evals.push((*step, m.loss)),
+                    Event::Planned {
+                        plan,
+                        changed,
+                        gradient_checkpointing,
+                        ..
+                    } => {
+                        seen.planned = Some((plan.checked_bytes, *changed, *gradient_checkpointing))
+                    }
                     _ => {}
                 }
                 ControlFlow::Continue(())
@@ -244,9 +264,19 @@ fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
             stop: None,
         },
     ))
+    .map_err(|e| e.to_string())?;
+    assert_eq!(out.summary.steps, seen.losses.len());
+    Ok(seen)
+}
+
+/// [`run_on`] without a memory budget: every step's loss and every evaluation.
+fn run(job: &JobSpec) -> (Vec<f32>, Vec<(usize, f64)>) {
+    let seen = run_on(
+        job,
+        &hearth_train::plan::Limits::native_cpu(None, "not checked"),
+    )
     .expect("trains");
-    assert_eq!(out.summary.steps, losses.len());
-    (losses, evals)
+    (seen.losses, seen.evals)
 }
 
 /// The SFT loop: an evaluation of the base model at step 0, then training that lowers the
@@ -397,4 +427,44 @@ fn long_prompts_are_cut_and_every_answer_is_kept() {
         !scored.is_empty() && scored.iter().all(|&n| n == 16),
         "{scored:?}"
     );
+}
+
+/// The planner checks a chat job too: with a memory budget between the estimates of the job
+/// with and without gradient checkpointing, `train.fit = "check"` refuses the job and names
+/// the setting, and `"auto"` turns checkpointing on and trains exactly as the job that asked
+/// for it.
+#[test]
+fn the_planner_turns_on_gradient_checkpointing_when_a_chat_job_does_not_fit() {
+    use hearth_train::plan::Limits;
+    let mut job = job(true);
+    job.train.steps = Some(2);
+    job.train.eval_every = 2;
+    job.train.fit = hearth_train::job::FitMode::Off;
+    let unlimited = Limits::native_cpu(None, "not checked");
+    let plain = run_on(&job, &unlimited)
+        .expect("trains")
+        .planned
+        .expect("planned")
+        .0;
+    let mut checkpointed_job = job.clone();
+    checkpointed_job.train.gradient_checkpointing = true;
+    let checkpointed = run_on(&checkpointed_job, &unlimited).expect("trains");
+    let lower = checkpointed.planned.expect("planned").0;
+    assert!(
+        lower < plain,
+        "checkpointing estimated {lower} vs {plain} bytes"
+    );
+
+    let budget = Limits::native_cpu(Some((lower + plain) / 2), "the test's budget");
+    job.train.fit = hearth_train::job::FitMode::Check;
+    let refused = run_on(&job, &budget).err().expect("refused");
+    assert!(
+        refused.contains("does not fit") && refused.contains("train.gradient_checkpointing = true"),
+        "{refused}"
+    );
+    job.train.fit = hearth_train::job::FitMode::Auto;
+    let auto = run_on(&job, &budget).expect("trains");
+    assert_eq!(auto.planned.map(|p| (p.1, p.2)), Some((true, true)));
+    assert_eq!(auto.losses, checkpointed.losses);
+    assert_eq!(auto.evals, checkpointed.evals);
 }

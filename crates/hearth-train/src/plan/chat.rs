@@ -11,7 +11,10 @@ use hearth_models::llama::LlamaConfig;
 use hearth_models::lora::{self, LinearModule};
 use hearth_models::quant::BaseQuant;
 
-use super::{Context, F32, Limits, MemoryEstimate, NATIVE_RUNTIME_BYTES, Part, Place, Plan};
+use super::{
+    Context, F32, Limits, MemoryEstimate, NATIVE_RUNTIME_BYTES, Part, Place, Plan, Suggestion,
+};
+use crate::job::FitMode;
 use crate::{JobSpec, Strategy};
 
 /// Values the quantized linear's Flex kernel dequantizes at once (`hearth-kernels`' `CHUNK`).
@@ -151,8 +154,40 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
     let per_layer = tokens * (kept::HIDDEN * h + kept::ATTENTION * qw + kept::INTERMEDIATE * inter)
         + kept::SCORES * b * heads * l * l;
     let lora_kept: u64 = adapted.iter().map(|_| tokens * r).sum();
-    let logits = tokens * vocab;
-    let activations = (tracked_layers * per_layer + lora_kept + kept::LOGITS * logits) * F32;
+    // With gradient checkpointing: every layer's input, one layer recorded at a time (its
+    // adapters' share of the LoRA activations), and the logits a chunk of positions at a time
+    // with the gradient of the last layer's output gathered from the chunks.
+    let chunk =
+        (crate::sft::LOGITS_CHUNK_BYTES as u64 / (F32 * vocab).max(1)).clamp(1, tokens.max(1));
+    let logits = if t.gradient_checkpointing {
+        chunk * vocab
+    } else {
+        tokens * vocab
+    };
+    let (activations, kept_detail) = if t.gradient_checkpointing {
+        let one_layer_lora = lora_kept / adapted_layers.len().max(1) as u64;
+        (
+            (layers * tokens * h
+                + per_layer
+                + one_layer_lora
+                + 2 * tokens * h
+                + kept::LOGITS * logits)
+                * F32,
+            format!(
+                "gradient checkpointing: the {layers} layers' inputs and one layer recomputed \
+                 at a time, batch {b} × {l} tokens, and the logits [{chunk}, {vocab}] of one \
+                 chunk of positions with their loss"
+            ),
+        )
+    } else {
+        (
+            (tracked_layers * per_layer + lora_kept + kept::LOGITS * logits) * F32,
+            format!(
+                "kept for backward: {tracked_layers} of {layers} layers recorded, batch {b} × \
+                 {l} tokens, and the logits [{tokens}, {vocab}] with their loss"
+            ),
+        )
+    };
 
     // Transients: one layer's backward (the gradients of the feed-forward expansion and of the
     // scores), and with a quantized base the Flex kernel's copy of one projection's blocks and
@@ -208,10 +243,7 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
             name: "activations".into(),
             bytes: activations,
             place: Place::Device,
-            detail: format!(
-                "kept for backward: {tracked_layers} of {layers} layers recorded, batch {b} × \
-                 {l} tokens, and the logits [{tokens}, {vocab}] with their loss"
-            ),
+            detail: kept_detail,
         },
         Part {
             name: "workspace".into(),
@@ -247,7 +279,10 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
             format!("embedding [{vocab}, {h}]"),
             ends_bytes * vocab * h / (vocab * h + head).max(1),
         ),
-        (format!("logits [{tokens}, {vocab}]"), logits * F32),
+        (
+            format!("logits [{}, {vocab}]", logits / vocab.max(1)),
+            logits * F32,
+        ),
         (
             format!("projection {}", largest_projection.0),
             largest_projection.1,
@@ -271,8 +306,11 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
     }
 }
 
-/// The plan of a chat-model SFT job on a model of `config` against `limits`: the estimate and
-/// what it exceeds. No smaller settings are proposed yet (the classifier's [`super::fit`] does).
+/// The plan of a chat-model SFT job on a model of `config` against `limits`: the estimate,
+/// what it exceeds, and when it does not fit, up to two settings that do, least costly first:
+/// gradient checkpointing at the same micro-batch, then smaller micro-batches (with more
+/// accumulation, the same effective batch), without and then with checkpointing. `train.fit =
+/// "auto"` takes the first.
 pub fn plan_chat(job: &JobSpec, config: &LlamaConfig, limits: &Limits, ctx: &Context) -> Plan {
     let estimate = estimate_chat(job, config, ctx);
     let (checked_bytes, violations) = super::fit::violations(&estimate, limits);
@@ -280,14 +318,86 @@ pub fn plan_chat(job: &JobSpec, config: &LlamaConfig, limits: &Limits, ctx: &Con
     if limits.memory_bytes.is_none() {
         notes.push("the memory budget is unknown; only buffer limits were checked".into());
     }
+    let t = &job.train;
+    let mut suggestions = Vec::new();
+    if !violations.is_empty() {
+        let mut micro = Vec::new();
+        let mut b = t.batch_size;
+        while b >= 1 {
+            if t.batch_size.is_multiple_of(b) {
+                micro.push(b);
+            }
+            if b == 1 {
+                break;
+            }
+            b /= 2;
+        }
+        let mut candidates = Vec::new();
+        if !t.gradient_checkpointing {
+            candidates.push((t.batch_size, true));
+        }
+        candidates.extend(micro.iter().skip(1).map(|&b| (b, t.gradient_checkpointing)));
+        if !t.gradient_checkpointing {
+            candidates.extend(micro.iter().skip(1).map(|&b| (b, true)));
+        }
+        for (batch_size, checkpointing) in candidates {
+            let accumulation = t.gradient_accumulation * (t.batch_size / batch_size);
+            let mut tried = job.clone();
+            tried.train.batch_size = batch_size;
+            tried.train.gradient_accumulation = accumulation;
+            tried.train.gradient_checkpointing = checkpointing;
+            let e = estimate_chat(&tried, config, ctx);
+            let (bytes, v) = super::fit::violations(&e, limits);
+            if !v.is_empty() {
+                continue;
+            }
+            let mut cost = Vec::new();
+            if checkpointing && !t.gradient_checkpointing {
+                cost.push(
+                    "gradient checkpointing recomputes each layer in the backward pass: about a \
+                     third more compute per step"
+                        .to_string(),
+                );
+            }
+            if batch_size != t.batch_size {
+                cost.push(format!(
+                    "micro-batches of {batch_size} with {accumulation} accumulation steps keep \
+                     the effective batch of {}; each step runs {accumulation} smaller passes",
+                    batch_size * accumulation
+                ));
+            }
+            suggestions.push(Suggestion {
+                batch_size,
+                gradient_accumulation: accumulation,
+                max_length: t.max_length,
+                gradient_checkpointing: checkpointing,
+                estimate_bytes: bytes,
+                cost: cost.join("; "),
+            });
+            if suggestions.len() == 2 {
+                break;
+            }
+        }
+    }
+    let chosen = (t.fit == FitMode::Auto)
+        .then(|| suggestions.first().cloned())
+        .flatten();
     Plan {
         fits: violations.is_empty(),
         checked_bytes,
         violations,
-        suggestions: Vec::new(),
-        chosen: None,
-        job_max_length: job.train.max_length,
-        checkpointing: "not used".into(),
+        suggestions,
+        chosen,
+        job_max_length: t.max_length,
+        checkpointing: if t.gradient_checkpointing {
+            "on: each decoder layer is recomputed in the backward pass and the logits are \
+             computed a chunk of positions at a time; the estimate counts that"
+                .into()
+        } else {
+            "off: train.gradient_checkpointing keeps only each decoder layer's input and \
+             recomputes the layer in the backward pass (about a third more compute)"
+                .into()
+        },
         notes,
         estimate,
         limits: limits.clone(),

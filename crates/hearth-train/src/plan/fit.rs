@@ -143,6 +143,7 @@ pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -
                         batch_size,
                         gradient_accumulation: accumulation,
                         max_length,
+                        gradient_checkpointing: job.train.gradient_checkpointing,
                         estimate_bytes: bytes,
                         cost: cost.join("; "),
                     });
@@ -176,8 +177,8 @@ pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -
 pub const CHECKPOINTING: &str = "burn 0.22.1 offers gradient checkpointing on an autodiff \
 device ('balanced': memory-bound element-wise ops are recomputed in the backward pass while \
 matrix products keep their inputs); train.gradient_checkpointing turns it on. It saved 3.5% of \
-the peak on MiniLM (batch 16 x 128), so the estimate does not subtract it; a per-layer \
-checkpoint (recomputing whole encoder layers) is not available in burn.";
+the peak on MiniLM (batch 16 x 128), so the estimate does not subtract it. Whole layers are \
+recomputed only for chat models (SFT), not yet for a classifier's encoder layers.";
 
 /// The job a run should use: unchanged when it fits or `train.fit = "off"`, adapted with
 /// `"auto"`, refused with `"check"` (the error names the settings to change).

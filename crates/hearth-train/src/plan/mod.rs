@@ -252,6 +252,9 @@ pub struct Suggestion {
     pub gradient_accumulation: usize,
     /// `train.max_length`.
     pub max_length: usize,
+    /// `train.gradient_checkpointing` (a chat model's suggestions may turn it on).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gradient_checkpointing: bool,
     /// The estimate with them, in bytes (what is checked against the budget).
     pub estimate_bytes: u64,
     /// What the change costs, in words.
@@ -265,6 +268,7 @@ impl Suggestion {
         job.train.batch_size = self.batch_size;
         job.train.gradient_accumulation = self.gradient_accumulation;
         job.train.max_length = self.max_length;
+        job.train.gradient_checkpointing |= self.gradient_checkpointing;
         job
     }
 }

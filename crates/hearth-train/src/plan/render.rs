@@ -23,7 +23,7 @@ impl Plan {
         msg.push_str(&parts.join("; "));
         match self.suggestions.first() {
             Some(s) => msg.push_str(&format!(
-                ". Set train.batch_size = {}, train.gradient_accumulation = {}{} (about {}), \
+                ". Set train.batch_size = {}, train.gradient_accumulation = {}{}{} (about {}), \
                  or train.fit = \"auto\" to let the planner choose",
                 s.batch_size,
                 s.gradient_accumulation,
@@ -32,14 +32,24 @@ impl Plan {
                 } else {
                     String::new()
                 },
+                checkpointing(s),
                 mib(s.estimate_bytes),
             )),
             None => msg.push_str(
                 ". No micro-batch or max_length fits: use a smaller model, the `head` \
-                 strategy, or a machine with more memory",
+                 strategy (a classifier) or a quantized base (a chat model, model.quantize), or \
+                 a machine with more memory",
             ),
         }
         msg
+    }
+}
+
+/// ", train.gradient_checkpointing = true" when a suggestion turns it on.
+fn checkpointing(s: &super::Suggestion) -> &'static str {
+    match s.gradient_checkpointing {
+        true => ", train.gradient_checkpointing = true",
+        false => "",
     }
 }
 
@@ -110,18 +120,22 @@ pub fn render(plan: &Plan) -> String {
     ));
     for s in &plan.suggestions {
         out.push_str(&format!(
-            "suggest: batch_size {} × gradient_accumulation {}, max_length {} → {}: {}\n",
+            "suggest: batch_size {} × gradient_accumulation {}, max_length {}{} → {}: {}\n",
             s.batch_size,
             s.gradient_accumulation,
             s.max_length,
+            checkpointing(s),
             mib(s.estimate_bytes),
             s.cost
         ));
     }
     if let Some(s) = &plan.chosen {
         out.push_str(&format!(
-            "auto: running with batch_size {}, gradient_accumulation {}, max_length {}\n",
-            s.batch_size, s.gradient_accumulation, s.max_length
+            "auto: running with batch_size {}, gradient_accumulation {}, max_length {}{}\n",
+            s.batch_size,
+            s.gradient_accumulation,
+            s.max_length,
+            checkpointing(s)
         ));
     }
     for n in &plan.notes {
