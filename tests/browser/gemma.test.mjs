@@ -1,5 +1,6 @@
-// Gemma 3 SFT in the page: the tiny Gemma 3 GGUF (sliding-window and global layers, q/k norms,
-// soft-capped logits) with Gemma's chat template picked beside it, its base as q8 blocks,
+// Gemma 3 SFT in the page: a tiny random Gemma 3 GGUF with a SentencePiece vocabulary
+// (tiny-gemma-chat.gguf: sliding-window and global layers, q/k norms, GeGLU, `1 + w` norms around
+// both blocks) with Gemma's chat template picked beside it, its base as q8 blocks,
 // LoRA dropout on and gradient checkpointing (each layer recomputed in the backward pass, its
 // dropout masks drawn again), two steps on WebGPU; the same exported job run by the CLI on the
 // CPU gives the same losses. Its own page and server, and a job kept tiny: SwiftShader is slow.
@@ -11,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bin, openAdvanced, ownPage, root, waitUntil } from "./harness.mjs";
 
-const gguf = join(root, "tests/fixtures/tiny-gemma.gguf");
+const gguf = join(root, "tests/fixtures/tiny-gemma-chat.gguf");
 const dataPath = join(root, "tests/fixtures/capitals_sft.jsonl");
 const work = mkdtempSync(join(tmpdir(), "hearth-gemma-"));
 // The page takes a GGUF's template from a chat_template.jinja picked with it.
@@ -33,7 +34,7 @@ test("Gemma 3 trains in the page, checkpointed on a q8 base, with the CLI's loss
   await page.setInputFiles("#data-file", dataPath);
   await waitFor(() => document.getElementById("data-status").textContent.includes("columns"), 10_000, "data");
   await openAdvanced(page);
-  const settings = { "#model-path": "tiny-gemma.gguf", "#eval-fraction": "0.1", "#r": "4", "#alpha": "8",
+  const settings = { "#model-path": "tiny-gemma-chat.gguf", "#eval-fraction": "0.1", "#r": "4", "#alpha": "8",
     "#lora-dropout": "0.1", "#lr": "0.05", "#steps": "2", "#batch-size": "2", "#max-length": "32",
     "#warmup": "0", "#eval-every": "0", "#checkpoint-every": "0", "#seed": "5",
     "#targets": "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" };
