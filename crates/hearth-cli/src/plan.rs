@@ -43,8 +43,20 @@ pub fn limits(device: DeviceChoice, memory_mib: Option<u64>) -> Limits {
 }
 
 /// The plan of `job` on `device`: the model's config and tokenizer, the sizes of its weights
-/// and data files, and the data itself.
+/// and data files, and the data itself (for a chat model, its conversations tokenized).
 pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) -> Result<Plan> {
+    if job.task.is_sft() {
+        // A chat model: one .gguf file or a model directory; its config and tokenizer only.
+        let files = crate::files::read_model(&job.model.path)?;
+        let data = std::fs::read(&job.data.path)
+            .with_context(|| format!("cannot read {}", job.data.path))?;
+        return Ok(hearth_train::run::plan_chat_files(
+            job,
+            &files,
+            &data,
+            &limits(device, memory_mib),
+        )?);
+    }
     let model = Path::new(&job.model.path);
     let read = |name: &str| {
         let path = model.join(name);

@@ -133,3 +133,38 @@ fn plan_refuses_a_job_over_the_budget_and_names_the_settings() {
     let out = hearth(&[&["train", "--steps", "1"][..], &args].concat());
     assert_user_error(&out, "train.batch_size");
 }
+
+/// A chat job is planned from its GGUF file (config from the metadata, conversations through
+/// its tokenizer and template): SmolLM2 with a q4 base at batch 4 × 64 does not fit 400 MiB
+/// without gradient checkpointing, and the plan says to turn it on; `train` refuses the same
+/// job, naming the setting, before its first step.
+#[test]
+fn a_chat_job_over_the_budget_is_told_to_checkpoint() {
+    let args = [
+        "--task",
+        "sft",
+        "--model",
+        "assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "--data",
+        "tests/fixtures/capitals_sft.jsonl",
+        "--quantize",
+        "q4",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "64",
+        "--memory-limit",
+        "400",
+    ];
+    let out = hearth(&[&["plan"][..], &args].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("134975808 parameters"), "{text}");
+    assert!(text.contains("does not fit"), "{text}");
+    assert!(
+        text.contains("suggest: batch_size 4 × gradient_accumulation 1, max_length 64, train.gradient_checkpointing = true"),
+        "{text}"
+    );
+    let out = hearth(&[&["train", "--steps", "1"][..], &args].concat());
+    assert_user_error(&out, "train.gradient_checkpointing = true");
+}

@@ -179,15 +179,19 @@ fn hf_tokenizer(
 /// Only the tokenizer and chat template of a chat model's files by name (as
 /// [`LmFiles::from_named`] takes them, weights not needed), for the data report.
 pub fn tokenizer_from_named(files: &[(String, Vec<u8>)]) -> Result<LmTokenizer, ModelError> {
-    if let Some((_, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
-        return LmTokenizer::from_gguf_bytes(bytes);
-    }
     let get = |name: &str| {
         files
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.as_slice())
     };
+    if let Some((_, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
+        let tokenizer = LmTokenizer::from_gguf_bytes(bytes)?;
+        return match get("chat_template.jinja") {
+            Some(template) => tokenizer.with_chat_template(template_text(template)?),
+            None => Ok(tokenizer),
+        };
+    }
     let tokenizer = get("tokenizer.json").ok_or_else(|| {
         ModelError::Weights(
             "a chat model is one .gguf file, or a directory with tokenizer.json: \
@@ -200,4 +204,23 @@ pub fn tokenizer_from_named(files: &[(String, Vec<u8>)]) -> Result<LmTokenizer, 
         get("tokenizer_config.json"),
         get("chat_template.jinja"),
     )
+}
+
+/// Only the config of a chat model's files by name (the `.gguf` file's metadata, or
+/// `config.json`), weights not read: for the memory planner.
+pub fn config_from_named(files: &[(String, Vec<u8>)]) -> Result<LlamaConfig, ModelError> {
+    if let Some((_, bytes)) = files.iter().find(|(n, _)| n.ends_with(".gguf")) {
+        return crate::gguf::gguf_config(bytes);
+    }
+    let (_, config) = files
+        .iter()
+        .find(|(n, _)| n == "config.json")
+        .ok_or_else(|| {
+            ModelError::Weights(
+                "a chat model is one .gguf file, or a directory with config.json: config.json is \
+             missing"
+                    .into(),
+            )
+        })?;
+    LlamaConfig::from_json(config)
 }

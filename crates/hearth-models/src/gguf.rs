@@ -156,48 +156,8 @@ pub fn load_llama_gguf_as(
         crate::quant::check_device(device)?;
     }
     let gguf = Gguf::parse(bytes).map_err(gguf_error)?;
-    let meta = hearth_gguf::LlamaConfig::from_gguf(&gguf).map_err(gguf_error)?;
-    let gemma = match meta.architecture.as_str() {
-        "llama" => false,
-        "gemma3" => true,
-        other => {
-            return Err(ModelError::UnsupportedConfig(format!(
-                "the GGUF file holds a `{other}` model; Hearth reads the llama and gemma3 \
-                 architectures"
-            )));
-        }
-    };
-    let tied = gguf.tensor("output.weight").is_err();
-    let mut config = LlamaConfig {
-        vocab_size: meta.vocab_size as usize,
-        hidden_size: meta.hidden_size as usize,
-        intermediate_size: meta.intermediate_size as usize,
-        num_hidden_layers: meta.num_hidden_layers as usize,
-        num_attention_heads: meta.num_attention_heads as usize,
-        num_key_value_heads: Some(meta.num_key_value_heads as usize),
-        head_dim: None,
-        rms_norm_eps: f64::from(meta.rms_norm_eps),
-        rope_theta: Some(f64::from(meta.rope_theta)),
-        rope_parameters: None,
-        tie_word_embeddings: tied,
-        hidden_act: "silu".into(),
-        attention_bias: false,
-        mlp_bias: false,
-        model_type: Some("llama".into()),
-        max_position_embeddings: Some(meta.max_position_embeddings as usize),
-        hidden_activation: None,
-        query_pre_attn_scalar: None,
-        sliding_window: None,
-        layer_types: None,
-        sliding_window_pattern: None,
-        rope_local_base_freq: None,
-        final_logit_softcapping: None,
-        attn_logit_softcapping: None,
-        use_bidirectional_attention: None,
-    };
-    if gemma {
-        gemma3_settings(&gguf, &mut config)?;
-    }
+    let config = config_of(&gguf)?;
+    let gemma = config.is_gemma3();
     let (heads, kv) = (config.num_attention_heads, config.kv_heads());
     let mut model = LlamaForCausalLM::init(&config, lora_dropout, device)?;
     let names: Vec<String> = gguf
@@ -261,6 +221,59 @@ pub fn load_llama_gguf_as(
         "is num_hidden_layers or tie_word_embeddings right?",
     )?;
     Ok((model, config))
+}
+
+/// The model config a GGUF file's metadata describes (a `llama` or `gemma3` file), without
+/// reading its tensors' data: for the memory planner, which needs the shapes only.
+pub fn gguf_config(bytes: &[u8]) -> Result<LlamaConfig, ModelError> {
+    config_of(&Gguf::parse(bytes).map_err(gguf_error)?)
+}
+
+/// [`gguf_config`] of a parsed file.
+fn config_of(gguf: &Gguf<'_>) -> Result<LlamaConfig, ModelError> {
+    let meta = hearth_gguf::LlamaConfig::from_gguf(gguf).map_err(gguf_error)?;
+    let gemma = match meta.architecture.as_str() {
+        "llama" => false,
+        "gemma3" => true,
+        other => {
+            return Err(ModelError::UnsupportedConfig(format!(
+                "the GGUF file holds a `{other}` model; Hearth reads the llama and gemma3 \
+                 architectures"
+            )));
+        }
+    };
+    let tied = gguf.tensor("output.weight").is_err();
+    let mut config = LlamaConfig {
+        vocab_size: meta.vocab_size as usize,
+        hidden_size: meta.hidden_size as usize,
+        intermediate_size: meta.intermediate_size as usize,
+        num_hidden_layers: meta.num_hidden_layers as usize,
+        num_attention_heads: meta.num_attention_heads as usize,
+        num_key_value_heads: Some(meta.num_key_value_heads as usize),
+        head_dim: None,
+        rms_norm_eps: f64::from(meta.rms_norm_eps),
+        rope_theta: Some(f64::from(meta.rope_theta)),
+        rope_parameters: None,
+        tie_word_embeddings: tied,
+        hidden_act: "silu".into(),
+        attention_bias: false,
+        mlp_bias: false,
+        model_type: Some("llama".into()),
+        max_position_embeddings: Some(meta.max_position_embeddings as usize),
+        hidden_activation: None,
+        query_pre_attn_scalar: None,
+        sliding_window: None,
+        layer_types: None,
+        sliding_window_pattern: None,
+        rope_local_base_freq: None,
+        final_logit_softcapping: None,
+        attn_logit_softcapping: None,
+        use_bidirectional_attention: None,
+    };
+    if gemma {
+        gemma3_settings(gguf, &mut config)?;
+    }
+    Ok(config)
 }
 
 /// The results of loading a model's tensors one by one, as one load of them all.

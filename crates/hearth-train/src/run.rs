@@ -116,7 +116,7 @@ pub async fn start(
     device: &Device,
     limits: &Limits,
     resume: Option<&Checkpoint>,
-    hooks: RunHooks<'_>,
+    mut hooks: RunHooks<'_>,
 ) -> Result<RunOutput, TrainError> {
     job.validate()?;
     let RunInputs {
@@ -174,17 +174,7 @@ pub async fn start(
                 data: data_bytes,
             };
             let plan = plan_split(job, &files.config, &files.tokenizer, sizes, &split, limits)?;
-            let settled = crate::plan::settle(job, &plan)?;
-            let t = &settled.train;
-            let _ = (hooks.on_event)(&Event::Planned {
-                changed: settled != *job,
-                batch_size: t.batch_size,
-                gradient_accumulation: t.gradient_accumulation,
-                max_length: t.max_length,
-                gradient_checkpointing: t.gradient_checkpointing,
-                plan: Box::new(plan),
-            });
-            settled
+            settle(job, plan, &mut hooks)?
         }
     };
     let on = On {
@@ -193,6 +183,22 @@ pub async fn start(
         limits,
     };
     run_classifier(&job, files, split, init_adapter, on, resume, hooks).await
+}
+
+/// The job `train.fit` makes of `job` under `plan` (refused with `"check"` when it does not
+/// fit), reported as the `planned` event.
+fn settle(job: &JobSpec, plan: Plan, hooks: &mut RunHooks<'_>) -> Result<JobSpec, TrainError> {
+    let settled = crate::plan::settle(job, &plan)?;
+    let t = &settled.train;
+    let _ = (hooks.on_event)(&Event::Planned {
+        changed: settled != *job,
+        batch_size: t.batch_size,
+        gradient_accumulation: t.gradient_accumulation,
+        max_length: t.max_length,
+        gradient_checkpointing: t.gradient_checkpointing,
+        plan: Box::new(plan),
+    });
+    Ok(settled)
 }
 
 /// Where a run computes: its device, and how far its batches are padded there
@@ -246,14 +252,48 @@ pub fn plan(
 ) -> Result<Plan, TrainError> {
     if job.task.is_sft() {
         return Err(TrainError::Job(
-            "the memory planner models BERT-family classifiers; it has no estimate for \
-             chat-model (SFT) jobs yet (docs/BENCHMARKS.md lists the peak memory measured \
-             for SmolLM2-135M)"
-                .into(),
+            "a chat-model (SFT) job is planned from its model's files: plan_chat_files".into(),
         ));
     }
     let split = crate::classify::split(job, crate::classify::load_dataset(job, data)?)?;
     plan_split(job, config, tokenizer, sizes, &split, limits)
+}
+
+/// The plan of a chat-model (SFT) job for `hearth plan`: the model's config from its `files` by
+/// name (a `.gguf` file's metadata or `config.json`; no weights are read), the conversations of
+/// `data` tokenized with its chat template, as the run plans itself once the model is loaded.
+pub fn plan_chat_files(
+    job: &JobSpec,
+    files: &[(String, Vec<u8>)],
+    data: &[u8],
+    limits: &Limits,
+) -> Result<Plan, TrainError> {
+    let crate::Task::Sft { chat_template, .. } = &job.task else {
+        return Err(TrainError::Job("the job's task is not sft".into()));
+    };
+    let config = hearth_models::chat_model::config_from_named(files)?;
+    let mut tokenizer = hearth_models::chat_model::tokenizer_from_named(files)?;
+    if let Some(template) = chat_template {
+        tokenizer = tokenizer.with_chat_template(template)?;
+    }
+    let split = crate::sft::load_conversations(job, data)?;
+    let (objective, _) = crate::sft::objective(job, &tokenizer, &split)?;
+    Ok(crate::plan::plan_chat(
+        job,
+        &config,
+        limits,
+        &chat_context(&objective),
+    ))
+}
+
+/// What the chat planner is told besides the job: the training rows and the longest of them.
+fn chat_context(objective: &crate::sft::Sft) -> crate::plan::Context {
+    crate::plan::Context {
+        num_outputs: 1,
+        data_rows: objective.train_rows.len() as u64,
+        longest_row: objective.row_lengths().and_then(|l| l.into_iter().max()),
+        ..Default::default()
+    }
 }
 
 fn plan_split(
@@ -457,24 +497,8 @@ async fn run_chat(
     let job = &match resume {
         Some(_) => job.clone(),
         None => {
-            let ctx = crate::plan::Context {
-                num_outputs: 1,
-                data_rows: split.train.len() as u64,
-                longest_row: objective.row_lengths().and_then(|l| l.into_iter().max()),
-                ..Default::default()
-            };
-            let plan = crate::plan::plan_chat(job, &chat.config, limits, &ctx);
-            let settled = crate::plan::settle(job, &plan)?;
-            let t = &settled.train;
-            let _ = (hooks.on_event)(&Event::Planned {
-                changed: settled != *job,
-                batch_size: t.batch_size,
-                gradient_accumulation: t.gradient_accumulation,
-                max_length: t.max_length,
-                gradient_checkpointing: t.gradient_checkpointing,
-                plan: Box::new(plan),
-            });
-            settled
+            let plan = crate::plan::plan_chat(job, &chat.config, limits, &chat_context(&objective));
+            settle(job, plan, &mut hooks)?
         }
     };
     objective.checkpointing = job.train.gradient_checkpointing;

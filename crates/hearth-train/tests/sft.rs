@@ -31,6 +31,25 @@ fn files() -> LmFiles {
     }
 }
 
+/// The tiny chat model's files by name, as a run takes them.
+fn named_files() -> Vec<(String, Vec<u8>)> {
+    [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ]
+    .iter()
+    .map(|n| {
+        (
+            n.to_string(),
+            std::fs::read(dir().join(n)).expect("fixture file"),
+        )
+    })
+    .collect()
+}
+
 fn turns(v: &serde_json::Value) -> Vec<Turn> {
     serde_json::from_value(v.clone()).expect("turns")
 }
@@ -208,21 +227,7 @@ struct Seen {
 /// `job` run on the tiny chat model over the capitals conversations against `limits`.
 fn run_on(job: &JobSpec, limits: &hearth_train::plan::Limits) -> Result<Seen, String> {
     let device = Device::flex().autodiff();
-    let model: Vec<(String, Vec<u8>)> = [
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-    ]
-    .iter()
-    .map(|n| {
-        (
-            n.to_string(),
-            std::fs::read(dir().join(n)).expect("fixture file"),
-        )
-    })
-    .collect();
+    let model = named_files();
     let data = std::fs::read(dir().join("../capitals_sft.jsonl")).expect("data");
     let mut seen = Seen {
         losses: Vec::new(),
@@ -348,16 +353,7 @@ fn long_prompts_are_cut_and_every_answer_is_kept() {
                   "eval_every": 1, "checkpoint_every": 0}
     });
     let job = JobSpec::parse(&job.to_string()).expect("job");
-    let model: Vec<(String, Vec<u8>)> = [
-        "config.json",
-        "model.safetensors",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-    ]
-    .iter()
-    .map(|n| (n.to_string(), std::fs::read(dir().join(n)).expect("file")))
-    .collect();
+    let model = named_files();
     let data = std::fs::read(dir().join("../long_emails_sft.jsonl")).expect("data");
     let mut events = Vec::new();
     pollster::block_on(hearth_train::start(
