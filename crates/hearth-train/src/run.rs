@@ -282,14 +282,21 @@ pub fn plan_chat_files(
         job,
         &config,
         limits,
-        &chat_context(&objective),
+        &chat_context(file_bytes(files), &objective),
     ))
 }
 
-/// What the chat planner is told besides the job: the training rows and the longest of them.
-fn chat_context(objective: &crate::sft::Sft) -> crate::plan::Context {
+/// The bytes of a model's files by name.
+fn file_bytes(files: &[(String, Vec<u8>)]) -> u64 {
+    files.iter().map(|(_, b)| b.len() as u64).sum()
+}
+
+/// What the chat planner is told besides the job: the model's files' bytes (held while the base
+/// loads), the training rows and the longest of them.
+fn chat_context(model_file_bytes: u64, objective: &crate::sft::Sft) -> crate::plan::Context {
     crate::plan::Context {
         num_outputs: 1,
+        model_file_bytes,
         data_rows: objective.train_rows.len() as u64,
         longest_row: objective.row_lengths().and_then(|l| l.into_iter().max()),
         ..Default::default()
@@ -486,6 +493,7 @@ async fn run_chat(
         (None, Some((config, weights))) => Some((config.as_str(), weights.as_slice())),
         (None, None) => None,
     };
+    let model_file_bytes = file_bytes(&files);
     let chat = load_chat(job, files, adapter, device)?;
     let (mut objective, mut cuts) = crate::sft::objective(job, &chat.tokenizer, &split)?;
     cuts.suggestion = crate::sft::suggestion(&cuts, &chat.config, job.train.batch_size);
@@ -497,7 +505,12 @@ async fn run_chat(
     let job = &match resume {
         Some(_) => job.clone(),
         None => {
-            let plan = crate::plan::plan_chat(job, &chat.config, limits, &chat_context(&objective));
+            let plan = crate::plan::plan_chat(
+                job,
+                &chat.config,
+                limits,
+                &chat_context(model_file_bytes, &objective),
+            );
             settle(job, plan, &mut hooks)?
         }
     };

@@ -265,7 +265,7 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
         name: "model file + data".into(),
         bytes: ctx.model_file_bytes + data_bytes,
         place: Place::Host,
-        detail: "the model file kept for the run; the conversations".into(),
+        detail: "the model's files, held while the base loads; the conversations".into(),
     });
     parts.push(Part {
         name: "runtime".into(),
