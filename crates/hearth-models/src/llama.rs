@@ -773,8 +773,9 @@ impl LlamaForCausalLM {
         let flat = x.reshape([n, hidden]);
         let mut total: Option<Tensor<1>> = None;
         let mut upstream = Vec::new();
-        for from in (0..n).step_by(chunk.max(1)) {
-            let to = (from + chunk.max(1)).min(n);
+        let chunk = chunk.max(1);
+        for from in (0..n).step_by(chunk) {
+            let to = (from + chunk).min(n);
             let part = flat
                 .clone()
                 .slice([from..to, 0..hidden])
@@ -804,12 +805,11 @@ impl LlamaForCausalLM {
                 // Nothing below needs a gradient: a frozen first layer over a frozen embedding.
                 break;
             }
-            let grads = (out * upstream).sum().backward();
-            if wanted {
-                upstream =
-                    Tensor::from_inner(input.grad(&grads).unwrap_or_else(|| input.zeros_like()));
-            } else {
-                upstream = Tensor::zeros([batch, seq, hidden], &device);
+            let grads = (out * upstream.clone()).sum().backward();
+            // The gradient of this layer's input, the one below's output (none for the first
+            // layer over a frozen embedding: nothing uses it).
+            if let Some(g) = input.grad(&grads) {
+                upstream = Tensor::from_inner(g);
             }
             sink(grads);
         }

@@ -24,13 +24,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use hearth_kernels::QuantBlocks;
 use hearth_models::llama::{LlamaConfig, LlamaForCausalLM};
 use hearth_models::lora::LoraSettings;
 use hearth_models::quant::BaseQuant;
 use hearth_train::JobSpec;
-use hearth_train::loss::{next_token_targets, token_loss};
 use hearth_train::plan::{Context, Limits, estimate_chat, mib, plan_chat};
 use hearth_train::sft::Batch;
 
@@ -217,19 +216,12 @@ fn child(size: &str, (quantize, checkpointing): (Option<BaseQuant>, bool)) -> Re
     let started = Instant::now();
     let (loss, grads) = if checkpointing {
         // What the SFT objective does with train.gradient_checkpointing.
-        let ids =
-            Tensor::<2, Int>::from_data(TensorData::new(batch.ids.clone(), [1, SEQ]), &device);
-        let targets = next_token_targets(&batch.labels, 1, SEQ);
-        let scored = batch.scored_tokens();
-        let chunk = ((16 << 20) / (4 * config.vocab_size)).max(1);
         let mut accumulated = GradientsAccumulator::new();
-        let loss = model.backward_packed_checkpointed(
-            ids,
-            &batch.segments,
-            chunk,
-            &|logits, at| token_loss(logits, &targets[at], scored),
-            &mut |g| accumulated.accumulate(&model, GradientsParams::from_grads(g, &model)),
-        );
+        let loss = batch
+            .checkpointed_gradients(&model, &|loss| loss, &mut |g| {
+                accumulated.accumulate(&model, GradientsParams::from_grads(g, &model))
+            })
+            .map_err(|e| e.to_string())?;
         stage("forward and backward");
         (loss, accumulated.grads())
     } else {

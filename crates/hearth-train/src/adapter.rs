@@ -322,6 +322,17 @@ pub fn check_checkpoint_finite(
         .map_err(|e| TrainError::Checkpoint(e.to_string()))
 }
 
+/// `tokenizer` with the job's `task.chat_template`, when it sets one (it wins over the model's).
+pub(crate) fn with_job_template(
+    tokenizer: hearth_models::lm_tokenizer::LmTokenizer,
+    chat_template: Option<&str>,
+) -> Result<hearth_models::lm_tokenizer::LmTokenizer, TrainError> {
+    Ok(match chat_template {
+        Some(template) => tokenizer.with_chat_template(template)?,
+        None => tokenizer,
+    })
+}
+
 /// The job's chat model from its files on `device`, its tokenizer with the job's chat
 /// template, LoRA adapters attached: from `adapter` (`adapter_config.json` text and
 /// `adapter_model.safetensors` bytes) when given, else fresh from the job's seed.
@@ -350,9 +361,7 @@ pub fn load_chat(
         )
         .map_err(hearth_models::ModelError::from)?;
     }
-    if let Some(template) = chat_template {
-        chat.tokenizer = chat.tokenizer.with_chat_template(template)?;
-    }
+    chat.tokenizer = with_job_template(chat.tokenizer, chat_template.as_deref())?;
     chat.model = match adapter {
         Some((config, weights)) => {
             hearth_models::peft::load_adapter(chat.model, config.as_bytes(), weights)?

@@ -272,10 +272,10 @@ pub fn plan_chat_files(
         return Err(TrainError::Job("the job's task is not sft".into()));
     };
     let config = hearth_models::chat_model::config_from_named(files)?;
-    let mut tokenizer = hearth_models::chat_model::tokenizer_from_named(files)?;
-    if let Some(template) = chat_template {
-        tokenizer = tokenizer.with_chat_template(template)?;
-    }
+    let tokenizer = crate::adapter::with_job_template(
+        hearth_models::chat_model::tokenizer_from_named(files)?,
+        chat_template.as_deref(),
+    )?;
     let split = crate::sft::load_conversations(job, data)?;
     let (objective, _) = crate::sft::objective(job, &tokenizer, &split)?;
     Ok(crate::plan::plan_chat(

@@ -482,11 +482,44 @@ impl Batch {
         let logits = model.forward_packed(self.ids_tensor(model)?, &self.segments);
         Ok(causal_lm_loss(logits, &self.labels))
     }
+
+    /// [`Self::loss`] with gradient checkpointing
+    /// ([`LlamaForCausalLM::backward_packed_checkpointed`]): the gradients of `scale(loss)`
+    /// go to `sink` in parts, and the loss comes back untracked.
+    pub fn checkpointed_gradients(
+        &self,
+        model: &LlamaForCausalLM,
+        scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
+        sink: &mut dyn FnMut(Gradients),
+    ) -> Result<Tensor<1>, TrainError> {
+        let ids = self.ids_tensor(model)?;
+        let targets = next_token_targets(&self.labels, self.batch, self.seq);
+        let scored = self.scored_tokens();
+        // The loss itself, for the step's report; its scaled shares are backpropagated.
+        let loss = std::cell::RefCell::new(Tensor::<1>::zeros([1], &ids.device()));
+        model.backward_packed_checkpointed(
+            ids,
+            &self.segments,
+            logits_chunk(model.vocab_size()),
+            &|logits, at| {
+                let share = token_loss(logits, &targets[at], scored);
+                loss.replace_with(|sum| sum.clone() + share.clone().detach());
+                scale(share)
+            },
+            sink,
+        );
+        Ok(loss.into_inner())
+    }
 }
 
-/// The most bytes of logits a checkpointed step holds at once: the head and the loss run on
-/// as many positions as fit (one at least). SmolLM2's 49,152 logits a position: 85 positions.
-pub(crate) const LOGITS_CHUNK_BYTES: usize = 16 << 20;
+/// The most bytes of logits a checkpointed step holds at once.
+const LOGITS_CHUNK_BYTES: usize = 16 << 20;
+
+/// Positions whose f32 logits over `vocab` tokens fit [`LOGITS_CHUNK_BYTES`] (one at least): the
+/// chunk a checkpointed step runs the head and the loss on. SmolLM2's 49,152 tokens: 85.
+pub fn logits_chunk(vocab: usize) -> usize {
+    (LOGITS_CHUNK_BYTES / (4 * vocab.max(1))).max(1)
+}
 
 /// The SFT objective: the training and held-out rows of tokenized conversations.
 #[derive(Debug)]
@@ -626,31 +659,11 @@ impl Objective for Sft {
         sink: &mut dyn FnMut(Gradients),
     ) -> Result<BatchLoss, TrainError> {
         if !self.checkpointing {
-            let out = self.batch_loss(model, rows)?;
-            sink(scale(out.loss.clone()).backward());
-            return Ok(out);
+            return crate::trainer::whole_batch_gradients(self, model, rows, scale, sink);
         }
         let batch = self.train_batch(rows);
-        let ids = batch.ids_tensor(model)?;
-        let targets = next_token_targets(&batch.labels, batch.batch, batch.seq);
-        let scored = batch.scored_tokens();
-        let chunk = (LOGITS_CHUNK_BYTES / (4 * model.vocab_size().max(1))).max(1);
-        // The micro-batch's own loss, for the step's report; its scaled shares are
-        // backpropagated.
-        let loss = std::cell::RefCell::new(Tensor::<1>::zeros([1], &ids.device()));
-        model.backward_packed_checkpointed(
-            ids,
-            &batch.segments,
-            chunk,
-            &|logits, at| {
-                let share = token_loss(logits, &targets[at], scored);
-                loss.replace_with(|sum| sum.clone() + share.clone().detach());
-                scale(share)
-            },
-            sink,
-        );
         Ok(BatchLoss {
-            loss: loss.into_inner(),
+            loss: batch.checkpointed_gradients(model, scale, sink)?,
             real_tokens: batch.real_tokens(),
             padded_tokens: batch.batch * batch.seq,
         })

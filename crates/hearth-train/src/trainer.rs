@@ -159,6 +159,20 @@ pub struct BatchLoss {
     pub padded_tokens: usize,
 }
 
+/// [`Objective::batch_gradients`] in one backward pass: [`Objective::batch_loss`], then the
+/// gradients of `scale(loss)` to `sink` whole.
+pub(crate) fn whole_batch_gradients<O: Objective + ?Sized>(
+    objective: &O,
+    model: &O::Model,
+    rows: &[usize],
+    scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
+    sink: &mut dyn FnMut(burn::tensor::Gradients),
+) -> Result<BatchLoss, TrainError> {
+    let out = objective.batch_loss(model, rows)?;
+    sink(scale(out.loss.clone()).backward());
+    Ok(out)
+}
+
 /// What the loop optimizes: a model's loss on micro-batches of training rows, its evaluation
 /// on held-out rows, and what of it a checkpoint keeps. [`crate::classify`] has a classifier's
 /// objective and [`crate::sft`] a language model's.
@@ -190,9 +204,7 @@ pub trait Objective {
         scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
         sink: &mut dyn FnMut(burn::tensor::Gradients),
     ) -> Result<BatchLoss, TrainError> {
-        let out = self.batch_loss(model, rows)?;
-        sink(scale(out.loss.clone()).backward());
-        Ok(out)
+        whole_batch_gradients(self, model, rows, scale, sink)
     }
     /// What [`Self::batch_loss`] of `rows` is a mean over, from the data alone: rows for a
     /// classifier, scored tokens for a language model. Every rank counts it for each rank's

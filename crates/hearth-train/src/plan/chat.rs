@@ -157,8 +157,7 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
     // With gradient checkpointing: every layer's input, one layer recorded at a time (its
     // adapters' share of the LoRA activations), and the logits a chunk of positions at a time
     // with the gradient of the last layer's output gathered from the chunks.
-    let chunk =
-        (crate::sft::LOGITS_CHUNK_BYTES as u64 / (F32 * vocab).max(1)).clamp(1, tokens.max(1));
+    let chunk = (crate::sft::logits_chunk(vocab as usize) as u64).min(tokens.max(1));
     let logits = if t.gradient_checkpointing {
         chunk * vocab
     } else {
