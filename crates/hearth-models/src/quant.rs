@@ -219,22 +219,19 @@ pub fn quantize_host(
     tensors: &mut BTreeMap<String, crate::host::HostTensor>,
     mode: BaseQuant,
 ) -> Result<BTreeMap<String, QuantBlocks>, ModelError> {
-    if mode.format().is_none() {
-        return Ok(BTreeMap::new());
-    }
-    let names: Vec<String> = tensors
+    // `keep` requantizes nothing: it has no format of its own.
+    let names: Vec<(String, QuantFormat)> = tensors
         .iter()
         .filter(|(name, t)| {
             is_projection(name) && t.shape.len() == 2 && t.shape[1] % hearth_kernels::BLOCK == 0
         })
-        .map(|(name, _)| name.clone())
+        .filter_map(|(name, _)| Some((name.clone(), mode.format_for(name)?)))
         .collect();
     let mut blocks = BTreeMap::new();
-    for name in names {
+    for (name, format) in names {
         let Some(t) = tensors.remove(&name) else {
             continue;
         };
-        let format = mode.format_for(&name).expect("a requantizing mode");
         let q = QuantBlocks::quantize(format, &t.data, t.shape[0], t.shape[1])
             .map_err(|e| ModelError::Weights(format!("{name}: {e}")))?;
         blocks.insert(name, q);
