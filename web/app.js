@@ -144,13 +144,42 @@ function onWorkerMessage(msg) {
 }
 
 /** The service worker (sw.js) that keeps the page, its module and the demo files for offline
- * use. A page opened from a file or a browser without service workers works as before. */
-function registerServiceWorker() {
+ * use. A page opened from a file or a browser without service workers works as before. An
+ * install that fails (a file that could not be fetched: the worker is then discarded) is tried
+ * again, twice, a few seconds apart; `data-offline` on the page says "ready" once the offline
+ * copy is kept, or why it is not. */
+async function registerServiceWorker() {
   if (!("serviceWorker" in navigator)) return;
-  navigator.serviceWorker.register("sw.js").then(() => navigator.serviceWorker.ready).then(() => {
-    document.documentElement.dataset.offline = "ready";
-  }, (e) => {
-    document.documentElement.dataset.offline = `unavailable: ${e.message}`;
+  const root = document.documentElement;
+  let reason = "";
+  navigator.serviceWorker.addEventListener("message", (e) => {
+    if (e.data?.installFailed) reason = e.data.installFailed;
+  });
+  try {
+    for (let attempt = 1; ; attempt++) {
+      root.dataset.offline = attempt === 1 ? "installing" : `installing (try ${attempt})`;
+      const registration = await navigator.serviceWorker.register("sw.js");
+      const worker = registration.active ?? registration.waiting ?? registration.installing;
+      if (worker && await activated(worker)) break;
+      if (attempt === 3) throw new Error(`the offline copy failed 3 times${reason ? `: ${reason}` : ""}`);
+      await new Promise((r) => setTimeout(r, 2000 * attempt));
+    }
+    await navigator.serviceWorker.ready;
+    root.dataset.offline = "ready";
+  } catch (e) {
+    root.dataset.offline = `unavailable: ${e.message}`;
+  }
+}
+
+/** Resolves to true once `worker` is activated, false if it is discarded (a failed install). */
+function activated(worker) {
+  return new Promise((resolve) => {
+    const settle = () => {
+      if (worker.state === "activated") resolve(true);
+      else if (worker.state === "redundant") resolve(false);
+    };
+    worker.addEventListener("statechange", settle);
+    settle();
   });
 }
 

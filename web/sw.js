@@ -20,7 +20,12 @@ self.addEventListener("install", (event) => {
     // The demo model's config (a few hundred bytes) lets the page plan the demo job offline even
     // when the first visit never asked for it; a server without the demo model is no error here.
     caches.open(DEMO_CACHE).then((cache) => cache.add(DEMO_CONFIG)).catch(() => {}),
-  ]).then(() => self.skipWaiting()));
+  ]).then(() => self.skipWaiting(), async (e) => {
+    // The page tries again; it is told why, so that it can say so if every try fails.
+    const pages = await self.clients.matchAll({ includeUncontrolled: true, type: "window" });
+    for (const page of pages) page.postMessage({ installFailed: `${e.name}: ${e.message}` });
+    throw e;
+  }));
 });
 
 self.addEventListener("activate", (event) => {
