@@ -6,7 +6,7 @@
 // never proposed over.
 import { $, post, state } from "./ui.js";
 import { buildJob, defaultJob, modelReady, modelSource, taskKind } from "./form.js";
-import { planContext } from "./plan.js";
+import { planContext, planFiles } from "./plan.js";
 
 /** The controls the page proposes a value for. */
 const PROPOSED = ["task", "steps", "lr", "batch-size", "max-length", "warmup"];
@@ -109,9 +109,7 @@ export function onBatch(msg) {
 function plannedBatch(job, candidates) {
   return new Promise((resolve) => {
     batchReply = resolve;
-    const demo = modelSource() === "demo";
-    post({ type: "propose-batch", job, candidates, context: planContext(),
-      config: demo ? null : new TextDecoder().decode(state.modelFiles["config.json"]) });
+    post({ type: "propose-batch", job, candidates, context: planContext(), files: planFiles() });
   });
 }
 
@@ -143,15 +141,14 @@ export async function proposeSettings(r, requestReport) {
   }
   const lengthChanged = propose("max-length", maxLength);
 
-  // Batch: the largest the memory planner says this GPU holds (chat models are not planned yet),
-  // never more than the training rows.
+  // Batch: the largest the memory planner says this GPU holds (at most 4 for a chat model, whose
+  // rows are long), never more than the training rows.
   let batch = Number($("batch-size").value) || job.train.batch_size;
   if (!touched.has("batch-size")) {
-    const candidates = [16, 8, 4, 2, 1].filter((b) => b <= Math.max(1, trainRows));
-    if (chat || !modelReady()) {
-      batch = candidates.find((b) => b <= (chat ? 4 : job.train.batch_size));
-      why.batch = chat ? `${batch}: a small batch for a chat model (the memory planner does not model chat models yet)`
-        : `${batch} (planned once the model's files are all chosen)`;
+    const candidates = [16, 8, 4, 2, 1].filter((b) => b <= Math.max(1, trainRows) && (!chat || b <= 4));
+    if (!modelReady()) {
+      batch = candidates.find((b) => b <= job.train.batch_size);
+      why.batch = `${batch} (planned once the model's files are all chosen)`;
     } else {
       const planJob = buildJob();
       planJob.train.max_length = maxLength;

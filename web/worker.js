@@ -7,9 +7,11 @@
 //   {type: "init"}
 //   {type: "columns", name, bytes: ArrayBuffer}
 //   {type: "job", job}                           validate a job for export
-//   {type: "plan", job, config: string | null, context: {num_outputs, model_file_bytes,
-//                  data_file_bytes}}             the memory plan (config null: the demo model's)
-//   {type: "propose-batch", job, config, context, candidates: [batch, …]}  the largest batch whose
+//   {type: "plan", job, files: [[name, ArrayBuffer], …] | null, context: {num_outputs,
+//                  model_file_bytes, data_file_bytes}}  the memory plan from the model's
+//                                                config.json or a .gguf's first bytes (files null:
+//                                                the demo model's config)
+//   {type: "propose-batch", job, files, context, candidates: [batch, …]}  the largest batch whose
 //                                                plan fits, for the page's proposed settings
 //   {type: "train", job, model: {demo: true} | {files: [[name, ArrayBuffer], …]}, data: ArrayBuffer}
 //                                                the demo model is fetched here as its three files;
@@ -359,12 +361,17 @@ let gpuLimits = {};
 
 /** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`);
  * the page says how many outputs the head has (it knows the labels from the data report). */
+/** `planJob` of `job` on the model's small files (`files`, or the demo model's config). */
+async function plan(job, files, context) {
+  files ??= [["config.json", await fetchBytes("models/demo/config.json")]];
+  return JSON.parse(planJob(JSON.stringify(job), files.map(([name]) => name),
+    files.map(([, bytes]) => new Uint8Array(bytes)), JSON.stringify(gpuLimits), JSON.stringify(context)));
+}
+
 async function planFor(msg) {
-  const config = msg.config ?? text(await fetchBytes("models/demo/config.json"));
   try {
-    const { plan, text: table } = JSON.parse(planJob(JSON.stringify(msg.job), config,
-      JSON.stringify(gpuLimits), JSON.stringify(msg.context)));
-    return { text: table, fits: plan.fits };
+    const { plan: planned, text: table } = await plan(msg.job, msg.files, msg.context);
+    return { text: table, fits: planned.fits };
   } catch (e) {
     return { error: errorText(e) };
   }
@@ -374,13 +381,10 @@ async function planFor(msg) {
  * adapter, for the page's proposed settings: `{batch, fits}`, the smallest with `fits: false`
  * when none does, or `{error}`. */
 async function proposeBatch(msg) {
-  const config = msg.config ?? text(await fetchBytes("models/demo/config.json"));
   try {
     for (const batch of msg.candidates) {
       const job = { ...msg.job, train: { ...msg.job.train, batch_size: batch, gradient_accumulation: 1 } };
-      const { plan } = JSON.parse(planJob(JSON.stringify(job), config, JSON.stringify(gpuLimits),
-        JSON.stringify(msg.context)));
-      if (plan.fits) return { batch, fits: true };
+      if ((await plan(job, msg.files, msg.context)).plan.fits) return { batch, fits: true };
     }
     return { batch: msg.candidates.at(-1), fits: false };
   } catch (e) {

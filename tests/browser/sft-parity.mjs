@@ -1,8 +1,8 @@
 // The page-vs-CLI check the chat-model browser tests share: in a test file's own page (from
 // `ownPage`), the SFT task with the given model files, the capitals conversations, a tiny job
 // (adapters on all seven projections, two steps) plus the test's own settings; the job exported,
-// trained in the page on WebGPU, and the same exported job trained by the CLI on the CPU. Returns
-// the largest step-loss difference.
+// planned before Start as `hearth plan` plans it, trained in the page on WebGPU, and the same
+// exported job trained by the CLI on the CPU.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -41,6 +41,20 @@ export async function pageVersusCli(session, { name, files, loaded, settings, co
   const jobPath = join(work, "job.json");
   await download.saveAs(jobPath);
   expect(JSON.parse(readFileSync(jobPath, "utf8")));
+
+  // Before Start the page plans the chat job (from config.json or the .gguf's first bytes): its
+  // estimate is the one `hearth plan` makes of the exported job (the limits differ: the GPU's).
+  const cliPlan = execFileSync(bin("hearth"), ["plan", "--job", jobPath, ...cliModel, "--data", dataPath],
+    { cwd: root, encoding: "utf8" });
+  const estimate = cliPlan.slice(0, cliPlan.indexOf("\nlimits:"));
+  assert.match(estimate, /^memory plan: micro-batch 2 × 32 tokens/);
+  try {
+    await waitFor((want) => document.getElementById("plan-text").textContent.startsWith(`${want}\n`), 30_000,
+      "the page's plan", estimate);
+  } catch (e) {
+    throw new Error(`${e.message}\npage: ${await page.locator("#plan-text").textContent()}\ncli: ${cliPlan}`);
+  }
+  assert.equal(await page.locator("#plan-panel").getAttribute("data-fits"), "true");
 
   const clicked = Date.now();
   await page.click("#start");

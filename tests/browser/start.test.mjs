@@ -146,6 +146,11 @@ test("three clicks train the tiny chat model on a JSONL file of conversations", 
     // 16 conversations, 10% held out → 14 to train on; three passes in batches of 4.
     assert.deepEqual({ task: proposed.task, batch: proposed.batch, steps: proposed.steps },
       { task: "sft", batch: "4", steps: String(Math.ceil(3 * 14 / 4)) });
+    // The batch is the memory planner's, and the chat job is planned before Start.
+    assert.match(await p.locator("#proposal").textContent(), /batch: 4: the largest of 4, 2, 1 the memory plan fits/);
+    await waitOn(p, () => document.getElementById("plan-text").textContent.startsWith("memory plan: micro-batch 4 ×"),
+      30_000, "the chat job's plan");
+    assert.equal(await p.locator("#plan-panel").getAttribute("data-fits"), "true");
     // Only the chat task's settings are shown: no label column, no pooling.
     assert.equal(await p.locator("#label-column").isVisible(), false);
     await p.click("#start");

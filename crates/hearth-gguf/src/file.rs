@@ -70,6 +70,19 @@ impl<'a> Gguf<'a> {
     /// Reads a whole GGUF file. Every tensor's range is checked to lie inside the data section,
     /// so [`Gguf::tensor_data`] cannot fail afterwards.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        Self::parse_with(bytes, true)
+    }
+
+    /// Reads the header, metadata and tensor infos of a GGUF file from its first bytes: the data
+    /// section may be cut short or absent (a page planning a job from a multi-GB file reads only
+    /// its start). Each tensor's size is checked as [`Gguf::parse`] checks it, but not whether
+    /// its data is there: [`Gguf::tensor_data`] of a tensor past the bytes given is empty (and
+    /// dequantizing it an error). The header itself must be whole.
+    pub fn parse_metadata(bytes: &'a [u8]) -> Result<Self> {
+        Self::parse_with(bytes, false)
+    }
+
+    fn parse_with(bytes: &'a [u8], whole: bool) -> Result<Self> {
         let mut c = Cursor { bytes, pos: 0 };
         let magic: [u8; 4] = c.array("the magic")?;
         if &magic != b"GGUF" {
@@ -152,6 +165,7 @@ impl<'a> Gguf<'a> {
         let data = usize::try_from(data_offset)
             .ok()
             .and_then(|start| bytes.get(start..))
+            .or((!whole).then_some(&[][..]))
             .ok_or(GgufError::Truncated {
                 what: "the padding before the data section".into(),
                 offset: c.pos as u64,
@@ -170,9 +184,8 @@ impl<'a> Gguf<'a> {
                     alignment,
                 });
             }
-            let fits = offset
-                .checked_add(size)
-                .is_some_and(|end| end <= data.len() as u64);
+            let end = offset.checked_add(size);
+            let fits = end.is_some_and(|end| !whole || end <= data.len() as u64);
             if !fits {
                 return Err(GgufError::TensorOutOfBounds {
                     tensor: name,
@@ -230,8 +243,9 @@ impl<'a> Gguf<'a> {
 
     /// The raw bytes of a tensor of this file (as ggml stores them).
     pub fn tensor_data(&self, info: &TensorInfo) -> &'a [u8] {
-        // `parse` checked the range of every tensor it returned; a `TensorInfo` from elsewhere
-        // that does not fit yields an empty slice (and dequantizing it a length error).
+        // `parse` checked the range of every tensor it returned; a tensor whose data is past the
+        // bytes `parse_metadata` was given, or a `TensorInfo` from elsewhere that does not fit,
+        // yields an empty slice (and dequantizing it a length error).
         let range = usize::try_from(info.offset)
             .ok()
             .zip(usize::try_from(info.size).ok())

@@ -361,6 +361,49 @@ fn every_truncation_is_an_error() {
 }
 
 #[test]
+fn the_metadata_reads_from_any_prefix_that_holds_the_header() {
+    let bytes = every_type().u32("general.alignment", 16).build();
+    let whole = Gguf::parse(&bytes).expect("the whole file parses");
+    let header = usize::try_from(whole.data_offset).expect("small");
+    for len in 0..=bytes.len() {
+        let prefix = &bytes[..len];
+        if len < header {
+            // The header cut short is an error (the padding before the data may be missing).
+            if let Ok(gguf) = Gguf::parse_metadata(prefix) {
+                assert!(
+                    len >= header - 16,
+                    "cut at {len} in the header of {header} bytes"
+                );
+                assert_eq!(gguf.tensors(), whole.tensors(), "cut at {len}");
+            }
+            continue;
+        }
+        let gguf = Gguf::parse_metadata(prefix).expect("the header is whole");
+        assert_eq!(gguf.metadata(), whole.metadata(), "cut at {len}");
+        assert_eq!(gguf.tensors(), whole.tensors(), "cut at {len}");
+        for info in whole.tensors() {
+            let end = header + (info.offset + info.size) as usize;
+            let data = gguf.tensor_data(info);
+            if end <= len {
+                assert_eq!(data, whole.tensor_data(info), "{} cut at {len}", info.name);
+            } else {
+                assert!(data.is_empty(), "{} cut at {len}", info.name);
+                assert!(
+                    gguf.dequantize(&info.name).is_err(),
+                    "{} cut at {len}",
+                    info.name
+                );
+            }
+        }
+    }
+    // What the header itself must get right is still checked.
+    assert!(matches!(
+        Gguf::parse_metadata(&bytes[..10]),
+        Err(GgufError::Truncated { .. })
+    ));
+}
+
+#[test]
 fn version_2_parses_and_others_are_refused() {
     let mut b = every_type();
     b.version = 2;

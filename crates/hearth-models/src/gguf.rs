@@ -224,9 +224,10 @@ pub fn load_llama_gguf_as(
 }
 
 /// The model config a GGUF file's metadata describes (a `llama` or `gemma3` file), without
-/// reading its tensors' data: for the memory planner, which needs the shapes only.
+/// reading its tensors' data: for the memory planner, which needs the shapes only. `bytes` may
+/// be the file's first bytes only, as long as they hold its header (metadata and tensor infos).
 pub fn gguf_config(bytes: &[u8]) -> Result<LlamaConfig, ModelError> {
-    config_of(&Gguf::parse(bytes).map_err(gguf_error)?)
+    config_of(&Gguf::parse_metadata(bytes).map_err(gguf_error)?)
 }
 
 /// [`gguf_config`] of a parsed file.

@@ -464,3 +464,50 @@ fn the_planner_turns_on_gradient_checkpointing_when_a_chat_job_does_not_fit() {
     assert_eq!(auto.losses, checkpointed.losses);
     assert_eq!(auto.evals, checkpointed.evals);
 }
+
+/// The page plans a chat job before Start from the model's small files: a GGUF file's first
+/// bytes (its header) plan as the whole file does and as the run's own plan of the loaded
+/// model; a prefix that cuts the header is a clear error; a safetensors chat model plans from
+/// its `config.json`.
+#[test]
+fn a_chat_job_is_planned_from_a_gguf_files_first_bytes() {
+    use hearth_train::plan::{Context, Limits, plan_chat, plan_named};
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-gemma-chat.gguf");
+    let bytes = std::fs::read(path).expect("fixture");
+    let header = hearth_gguf::Gguf::parse(&bytes)
+        .expect("parses")
+        .data_offset as usize;
+    assert!(header < bytes.len() / 2, "{header} of {}", bytes.len());
+    let mut job = job(true);
+    job.model.path = "tiny-gemma-chat.gguf".into();
+    let limits = Limits::browser(Some(1 << 30), Some(1 << 30));
+    let ctx = Context {
+        num_outputs: 1,
+        model_file_bytes: bytes.len() as u64,
+        data_file_bytes: 4000,
+        longest_row: Some(40),
+        ..Default::default()
+    };
+    let named = |len: usize| vec![("tiny-gemma-chat.gguf".to_string(), bytes[..len].to_vec())];
+    let whole = plan_named(&job, &named(bytes.len()), &limits, &ctx).expect("plans");
+    let config = hearth_models::chat_model::config_from_named(&named(bytes.len())).expect("config");
+    assert_eq!(whole, plan_chat(&job, &config, &limits, &ctx));
+    assert!(whole.fits && whole.estimate.total_bytes() > 0);
+    assert_eq!(
+        plan_named(&job, &named(header), &limits, &ctx).expect("plans"),
+        whole
+    );
+    let cut = plan_named(&job, &named(header / 2), &limits, &ctx).expect_err("cut header");
+    assert!(cut.to_string().contains("truncated"), "{cut}");
+
+    let mut hf = job.clone();
+    hf.model.path = "tests/fixtures/tiny-chat".into();
+    let config_json = named_files()
+        .into_iter()
+        .filter(|(n, _)| n == "config.json")
+        .collect::<Vec<_>>();
+    let planned = plan_named(&hf, &config_json, &limits, &ctx).expect("plans");
+    let config = hearth_models::chat_model::config_from_named(&named_files()).expect("config");
+    assert_eq!(planned, plan_chat(&hf, &config, &limits, &ctx));
+}

@@ -119,15 +119,17 @@ pub fn check_job(json: &str) -> Result<String, JsError> {
     Ok(JobSpec::parse(json).map_err(js_error)?.to_json())
 }
 
-/// The memory plan of a job before Start: `job_json` (the form's job), the model's
-/// `config.json` text, the limits as JSON `{max_buffer_size, max_storage_binding}` (the WebGPU
-/// adapter's; the 4 GiB wasm heap is added here) and the context as JSON `{num_outputs,
-/// model_file_bytes, data_file_bytes, data_rows}`. Returns `{plan, text}`: the plan and the
-/// table `hearth plan` prints.
+/// The memory plan of a job before Start: `job_json` (the form's job), the model's small files
+/// by name (`names[i]` is the file name of `contents[i]`: `config.json`, or a chat model's
+/// `.gguf` file, of which its first bytes, holding its header, are enough), the limits as JSON
+/// `{max_buffer_size, max_storage_binding}` (the WebGPU adapter's; the 4 GiB wasm heap is added
+/// here) and the context as JSON `{num_outputs, model_file_bytes, data_file_bytes, data_rows,
+/// longest_row}`. Returns `{plan, text}`: the plan and the table `hearth plan` prints.
 #[wasm_bindgen(js_name = planJob)]
 pub fn plan_job(
     job_json: &str,
-    config_json: &str,
+    names: Vec<String>,
+    contents: js_sys::Array,
     limits_json: &str,
     context_json: &str,
 ) -> Result<String, JsError> {
@@ -142,13 +144,13 @@ pub fn plan_job(
         text: String,
     }
     let job = JobSpec::parse(job_json).map_err(js_error)?;
+    let files = crate::run::named_files(names, &contents)?;
     let gpu: GpuLimits =
         serde_json::from_str(limits_json).map_err(|e| js_error(format!("plan limits: {e}")))?;
     let ctx: hearth_train::plan::Context =
         serde_json::from_str(context_json).map_err(|e| js_error(format!("plan context: {e}")))?;
     let limits = Limits::browser(gpu.max_buffer_size, gpu.max_storage_binding);
-    let plan =
-        hearth_train::plan::plan(&job, config_json.as_bytes(), &limits, &ctx).map_err(js_error)?;
+    let plan = hearth_train::plan::plan_named(&job, &files, &limits, &ctx).map_err(js_error)?;
     let text = hearth_train::plan::render(&plan);
     to_json(&Planned { plan, text })
 }

@@ -299,6 +299,28 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// The plan for `job` from its model's small files by name, as the page plans before Start:
+/// `config.json` (a BERT-family classifier, or a chat model in safetensors) or, for a chat
+/// model, a `.gguf` file of which the first bytes are enough (its header). Neither the weights
+/// nor the data are read: `ctx` gives their sizes.
+pub fn plan_named(
+    job: &JobSpec,
+    files: &[(String, Vec<u8>)],
+    limits: &Limits,
+    ctx: &Context,
+) -> Result<Plan, TrainError> {
+    if job.task.is_sft() {
+        job.validate()?;
+        let config = hearth_models::chat_model::config_from_named(files)?;
+        return Ok(plan_chat(job, &config, limits, ctx));
+    }
+    let (_, config) = files
+        .iter()
+        .find(|(name, _)| name == "config.json")
+        .ok_or_else(|| TrainError::Job("the model's config.json is missing".into()))?;
+    plan(job, config, limits, ctx)
+}
+
 /// The plan for `job` on a model whose `config.json` is `config_json`: what both front ends
 /// call before a run.
 pub fn plan(
