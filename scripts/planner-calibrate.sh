@@ -31,6 +31,7 @@ run() {
   local est
   est=$("$HEARTH" plan "${args[@]}" --json | python3 -c \
     'import json,sys; p=json.load(sys.stdin); e=p["estimate"]; print(sum(x["bytes"] for x in e["parts"]))')
+  rm -rf "$DIR/out-$name" # this script's own output from an earlier run
   /usr/bin/time -v "$HEARTH" train "${args[@]}" --fit off --out "$DIR/out-$name" \
     2> "$DIR/$name.log" > /dev/null
   local kib
@@ -42,3 +43,6 @@ run b16-l128 --batch-size 16 --max-length 128
 run b32-l256 --batch-size 32 --max-length 256
 run b16-l128-all --batch-size 16 --max-length 128 \
   --targets query,key,value,attention.output.dense,intermediate.dense,output.dense
+# Gradient checkpointing: each encoder layer's input kept, the layer recomputed in the backward pass.
+run b16-l128-ckpt --batch-size 16 --max-length 128 --gradient-checkpointing
+run b32-l256-ckpt --batch-size 32 --max-length 256 --gradient-checkpointing

@@ -246,9 +246,9 @@ pub struct TrainArgs {
     /// --batch-size × this.
     #[arg(long, value_name = "N")]
     pub accumulate: Option<usize>,
-    /// Gradient checkpointing: less memory, more time. A chat model recomputes each decoder
-    /// layer in the backward pass and computes its logits in chunks; a classifier recomputes
-    /// element-wise activations (burn's strategy).
+    /// Gradient checkpointing: less memory, more time. Each layer (a classifier's encoder
+    /// layers, a chat model's decoder layers) is recomputed in the backward pass from its
+    /// input; a chat model also computes its logits in chunks.
     #[arg(long)]
     pub gradient_checkpointing: bool,
     /// L1 penalty on the trained weight matrices.

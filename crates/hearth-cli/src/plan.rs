@@ -42,9 +42,15 @@ pub fn limits(device: DeviceChoice, memory_mib: Option<u64>) -> Limits {
     }
 }
 
-/// The plan of `job` on `device`: the model's config and tokenizer, the sizes of its weights
-/// and data files, and the data itself (for a chat model, its conversations tokenized).
-pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) -> Result<Plan> {
+/// The plan of `job` on `device`, trained by `replicas` models in this process: the model's
+/// config and tokenizer, the sizes of its weights and data files, and the data itself (for a
+/// chat model, its conversations tokenized).
+pub fn plan_job(
+    job: &JobSpec,
+    device: DeviceChoice,
+    memory_mib: Option<u64>,
+    replicas: usize,
+) -> Result<Plan> {
     if job.task.is_sft() {
         // A chat model: one .gguf file or a model directory; its config and tokenizer only.
         let files = crate::files::read_model(&job.model.path)?;
@@ -55,6 +61,7 @@ pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) ->
             &files,
             &data,
             &limits(device, memory_mib),
+            replicas,
         )?);
     }
     let model = Path::new(&job.model.path);
@@ -80,13 +87,26 @@ pub fn plan_job(job: &JobSpec, device: DeviceChoice, memory_mib: Option<u64>) ->
         sizes,
         &data,
         &limits(device, memory_mib),
+        replicas,
     )?)
 }
 
 /// `hearth plan`.
 pub fn run(args: &PlanArgs) -> Result<()> {
     let job = args.train.job()?;
-    let plan = plan_job(&job, args.train.run.device, args.train.memory_limit)?;
+    // The replicas `hearth train` would start with the same flags (one process).
+    let replicas = crate::device::replicas(
+        &args.train.run,
+        args.train.replicas,
+        job.train.batch_size,
+        false,
+    );
+    let plan = plan_job(
+        &job,
+        args.train.run.device,
+        args.train.memory_limit,
+        replicas.count,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {

@@ -401,3 +401,101 @@ fn mismatched_strategies_and_files_are_errors() {
     )
     .expect("a linear probe ignores the LoRA settings");
 }
+
+/// Gradient checkpointing (`backward_checkpointed`: each encoder layer run frozen, then
+/// recomputed from its input in the backward pass) gives the gradients of one backward pass:
+/// LoRA on layers 1 and 3 (layer 0 is neither kept nor recomputed) and full fine-tuning (the
+/// embeddings train too), CLS and mean pooling, with BERT's own dropout, LoRA dropout and the
+/// head's dropout all on (the recomputed layers must draw the same masks); the loss is the
+/// same, and the dropout stream ends where the plain pass leaves it.
+#[test]
+fn checkpointed_gradients_equal_one_backward_pass() {
+    use burn::optim::GradientsAccumulator;
+    use hearth_models::dropout;
+
+    let device = Device::flex().autodiff();
+    let mut files = tiny_files();
+    let mut config: serde_json::Value = serde_json::from_slice(&files.config).expect("json");
+    config["hidden_dropout_prob"] = 0.1.into();
+    config["attention_probs_dropout_prob"] = 0.1.into();
+    files.config = serde_json::to_vec(&config).expect("json");
+    let settings = LoraSettings {
+        lora_dropout: 0.1,
+        ..lora()
+    };
+    let input = BertInput::new(&tiny_batch(), &device);
+    for (strategy, pooling) in [
+        (Strategy::Lora, Pooling::Cls),
+        (Strategy::Lora, Pooling::Mean),
+        (Strategy::Full, Pooling::Cls),
+    ] {
+        let name = format!("{strategy:?} {pooling:?}");
+        let model = build_for_strategy(&files, OUTPUTS, pooling, &settings, strategy, 3, &device)
+            .expect("builds")
+            .with_head_dropout(0.1);
+        // A loss whose gradient differs for every logit.
+        let weights = Tensor::<1, Int>::arange(0..(3 * OUTPUTS) as i64, &device)
+            .float()
+            .mul_scalar(0.7)
+            .cos()
+            .reshape([3, OUTPUTS]);
+        let loss = |logits: Tensor<2>| (logits * weights.clone()).sum();
+
+        dropout::reseed(42);
+        let plain_loss = loss(model.forward(&input));
+        let plain = GradientsParams::from_grads(plain_loss.backward(), &model);
+        let plain_end = dropout::position();
+
+        dropout::reseed(42);
+        let mut accumulated = GradientsAccumulator::new();
+        let checkpointed_loss = model.backward_checkpointed(&input, &loss, &mut |g| {
+            accumulated.accumulate(&model, GradientsParams::from_grads(g, &model));
+        });
+        let checkpointed = accumulated.grads();
+        assert_eq!(dropout::position(), plain_end, "{name}: the dropout stream");
+        let (a, b) = (
+            read_vec(checkpointed_loss.reshape([1, 1])),
+            read_vec(plain_loss.reshape([1, 1])),
+        );
+        assert!(
+            (a[0] - b[0]).abs() <= 1e-5 * b[0].abs().max(1.0),
+            "{name}: {a:?} vs {b:?}"
+        );
+
+        let named = named_params(&model);
+        let vectors = named.vectors.iter().map(|(p, t)| {
+            let n = t.dims()[0];
+            (p, named.ids[p], t.clone().reshape([1, n]), true)
+        });
+        let matrices = named
+            .matrices
+            .iter()
+            .map(|(p, t)| (p, named.ids[p], t.clone(), false));
+        let mut compared = 0;
+        for (path, id, _, vector) in matrices.chain(vectors) {
+            let (c, p) = if vector {
+                let (c, p) = (checkpointed.get::<1>(id), plain.get::<1>(id));
+                (c.map(|t| t.unsqueeze::<2>()), p.map(|t| t.unsqueeze::<2>()))
+            } else {
+                (checkpointed.get::<2>(id), plain.get::<2>(id))
+            };
+            assert_eq!(c.is_some(), p.is_some(), "{name} {path}");
+            let (Some(c), Some(p)) = (c, p) else { continue };
+            let (c, p) = (read_vec(c), read_vec(p));
+            let scale = p.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let worst = c
+                .iter()
+                .zip(&p)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                worst <= 1e-5 * scale.max(1e-6),
+                "{name} {path}: {worst:e} vs scale {scale:e}"
+            );
+            compared += 1;
+        }
+        // LoRA: A and B of query and value in two layers, and the head; full: every tensor
+        // (5 of the embeddings, 16 in each of 4 layers, the pooler's 2 and the head's 2).
+        let expected = if strategy == Strategy::Full { 73 } else { 10 };
+        assert_eq!(compared, expected, "{name}: gradients compared");
+    }
+}

@@ -4,7 +4,7 @@
 //! evaluation with a trained model.
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Gradients, Tensor};
 use hearth_data::LoadReport;
 use hearth_models::ModelFiles;
 use hearth_models::bert::{BertForSequenceClassification, BertInput};
@@ -278,6 +278,8 @@ pub struct Classify<'a> {
     class_weights: Option<Vec<f64>>,
     label_smoothing: f64,
     batch_size: usize,
+    /// `train.gradient_checkpointing`: each encoder layer recomputed in the backward pass.
+    checkpointing: bool,
 }
 
 impl<'a> Classify<'a> {
@@ -305,7 +307,55 @@ impl<'a> Classify<'a> {
             class_weights,
             label_smoothing: settings.label_smoothing,
             batch_size: settings.batch_size,
+            checkpointing: settings.gradient_checkpointing,
         })
+    }
+}
+
+/// A micro-batch's token counts, for its [`BatchLoss`].
+struct Tokens {
+    real: usize,
+    padded: usize,
+}
+
+impl Tokens {
+    fn with(self, loss: Tensor<1>) -> BatchLoss {
+        BatchLoss {
+            loss,
+            real_tokens: self.real,
+            padded_tokens: self.padded,
+        }
+    }
+}
+
+impl Classify<'_> {
+    /// The training rows `rows`, tokenized, on the model's device.
+    fn input(
+        &self,
+        model: &BertForSequenceClassification,
+        rows: &[usize],
+    ) -> Result<(BertInput, Tokens), TrainError> {
+        let texts: Vec<&str> = rows.iter().map(|&i| self.train.texts[i].as_str()).collect();
+        let encoded = self.tokenizer.encode_batch(&texts)?;
+        let tokens = Tokens {
+            real: encoded.real_tokens(),
+            padded: encoded.batch_size * encoded.seq_len,
+        };
+        Ok((
+            BertInput::new(&encoded, &model.classifier.weight.device()),
+            tokens,
+        ))
+    }
+
+    /// The task's loss of the training rows `rows` from their logits.
+    fn loss(&self, logits: Tensor<2>, rows: &[usize]) -> Tensor<1> {
+        self.train.targets.loss(
+            self.task,
+            logits,
+            rows,
+            self.class_weights.as_deref(),
+            self.label_smoothing,
+        )
     }
 }
 
@@ -337,21 +387,33 @@ impl Objective for Classify<'_> {
     }
 
     fn batch_loss(&self, model: &Self::Model, rows: &[usize]) -> Result<BatchLoss, TrainError> {
-        let texts: Vec<&str> = rows.iter().map(|&i| self.train.texts[i].as_str()).collect();
-        let encoded = self.tokenizer.encode_batch(&texts)?;
-        let input = BertInput::new(&encoded, &model.classifier.weight.device());
-        let loss = self.train.targets.loss(
-            self.task,
-            model.forward(&input),
-            rows,
-            self.class_weights.as_deref(),
-            self.label_smoothing,
+        let (input, tokens) = self.input(model, rows)?;
+        Ok(tokens.with(self.loss(model.forward(&input), rows)))
+    }
+
+    fn batch_gradients(
+        &self,
+        model: &Self::Model,
+        rows: &[usize],
+        scale: &dyn Fn(Tensor<1>) -> Tensor<1>,
+        sink: &mut dyn FnMut(Gradients),
+    ) -> Result<BatchLoss, TrainError> {
+        if !self.checkpointing {
+            return crate::trainer::whole_batch_gradients(self, model, rows, scale, sink);
+        }
+        let (input, tokens) = self.input(model, rows)?;
+        // The loss itself, for the step's report; its scaled value is backpropagated.
+        let loss = std::cell::RefCell::new(Tensor::<1>::zeros([1], &input.input_ids.device()));
+        model.backward_checkpointed(
+            &input,
+            &|logits| {
+                let value = self.loss(logits, rows);
+                loss.replace(value.clone().detach());
+                scale(value)
+            },
+            sink,
         );
-        Ok(BatchLoss {
-            loss,
-            real_tokens: encoded.real_tokens(),
-            padded_tokens: encoded.batch_size * encoded.seq_len,
-        })
+        Ok(tokens.with(loss.into_inner()))
     }
 
     async fn evaluate(

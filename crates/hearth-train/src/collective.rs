@@ -48,6 +48,12 @@ pub trait Collective {
     fn is_leader(&self) -> bool {
         self.rank() == 0
     }
+
+    /// How many ranks hold their own model in this process's memory: 1, or every rank for
+    /// replicas on threads ([`ThreadGroup`]). The memory plan counts each one's copy.
+    fn models_in_memory(&self) -> usize {
+        1
+    }
 }
 
 /// One process: nothing to share.
@@ -411,6 +417,9 @@ impl Collective for ThreadRank<'_> {
         self.rank
     }
     fn size(&self) -> usize {
+        self.group.size
+    }
+    fn models_in_memory(&self) -> usize {
         self.group.size
     }
     fn sum_f32(&self, values: &mut [f32]) -> Result<(), TrainError> {

@@ -251,12 +251,11 @@ pub struct TrainSettings {
     /// planner's micro-batch, accumulation and, if needed, max_length) or `off` (warn only).
     #[serde(default, skip_serializing_if = "is_default")]
     pub fit: FitMode,
-    /// Gradient checkpointing, trading time for memory. A chat model (task `sft`) keeps only
-    /// each decoder layer's input and recomputes the layer in the backward pass, as
-    /// transformers' `gradient_checkpointing` does, and computes the logits a few positions at
-    /// a time (one more forward pass of the layers: 1.5× the step time measured on SmolLM2). A
-    /// classifier uses burn's "balanced" strategy:
-    /// element-wise activations are recomputed instead of kept.
+    /// Gradient checkpointing, trading time for memory, as transformers'
+    /// `gradient_checkpointing` does: only each layer's input is kept (a chat model's decoder
+    /// layers, a classifier's encoder layers) and the layer is recomputed in the backward pass;
+    /// a chat model also computes its logits a few positions at a time. One more forward pass
+    /// of the layers: 1.5× the step time measured on SmolLM2.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gradient_checkpointing: bool,
     /// Truncation length in tokens; each batch is padded to its longest row (rounded up by

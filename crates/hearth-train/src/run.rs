@@ -129,14 +129,6 @@ pub async fn start(
             "model.init_adapter names an adapter whose files were not given".into(),
         ));
     }
-    // A classifier's gradient checkpointing is burn's, a property of the autodiff device the
-    // model lives on; a chat model recomputes whole decoder layers itself (`sft`).
-    let device = &if job.train.gradient_checkpointing && device.is_autodiff() && !job.task.is_sft()
-    {
-        device.clone().gradient_checkpointing()
-    } else {
-        device.clone()
-    };
     if job.task.is_sft() {
         let split = crate::sft::load_conversations(job, &data)?;
         drop(data);
@@ -173,7 +165,16 @@ pub async fn start(
                 model: files.weights.len() as u64,
                 data: data_bytes,
             };
-            let plan = plan_split(job, &files.config, &files.tokenizer, sizes, &split, limits)?;
+            let replicas = hooks.collective.models_in_memory();
+            let plan = plan_split(
+                job,
+                &files.config,
+                &files.tokenizer,
+                sizes,
+                &split,
+                limits,
+                replicas,
+            )?;
             settle(job, plan, &mut hooks)?
         }
     };
@@ -240,8 +241,9 @@ pub struct FileSizes {
 }
 
 /// The memory plan of a classifier job on its model (`config.json`, `tokenizer.json` and the
-/// sizes of the weights and data files) and data (the dataset file's bytes), against `limits`:
-/// `hearth plan`, and what [`start`] checks before a run.
+/// sizes of the weights and data files) and data (the dataset file's bytes), against `limits`,
+/// trained by `replicas` models in one process: `hearth plan`, and what [`start`] checks
+/// before a run.
 pub fn plan(
     job: &JobSpec,
     config: &[u8],
@@ -249,6 +251,7 @@ pub fn plan(
     sizes: FileSizes,
     data: &[u8],
     limits: &Limits,
+    replicas: usize,
 ) -> Result<Plan, TrainError> {
     if job.task.is_sft() {
         return Err(TrainError::Job(
@@ -256,17 +259,19 @@ pub fn plan(
         ));
     }
     let split = crate::classify::split(job, crate::classify::load_dataset(job, data)?)?;
-    plan_split(job, config, tokenizer, sizes, &split, limits)
+    plan_split(job, config, tokenizer, sizes, &split, limits, replicas)
 }
 
 /// The plan of a chat-model (SFT) job for `hearth plan`: the model's config from its `files` by
 /// name (a `.gguf` file's metadata or `config.json`; no weights are read), the conversations of
-/// `data` tokenized with its chat template, as the run plans itself once the model is loaded.
+/// `data` tokenized with its chat template, as the run plans itself once the model is loaded,
+/// trained by `replicas` models in one process.
 pub fn plan_chat_files(
     job: &JobSpec,
     files: &[(String, Vec<u8>)],
     data: &[u8],
     limits: &Limits,
+    replicas: usize,
 ) -> Result<Plan, TrainError> {
     let crate::Task::Sft { chat_template, .. } = &job.task else {
         return Err(TrainError::Job("the job's task is not sft".into()));
@@ -282,7 +287,7 @@ pub fn plan_chat_files(
         job,
         &config,
         limits,
-        &chat_context(file_bytes(files), &objective),
+        &chat_context(file_bytes(files), &objective, replicas),
     ))
 }
 
@@ -292,13 +297,18 @@ fn file_bytes(files: &[(String, Vec<u8>)]) -> u64 {
 }
 
 /// What the chat planner is told besides the job: the model's files' bytes (held while the base
-/// loads), the training rows and the longest of them.
-fn chat_context(model_file_bytes: u64, objective: &crate::sft::Sft) -> crate::plan::Context {
+/// loads), the training rows and the longest of them, and the models trained in the process.
+fn chat_context(
+    model_file_bytes: u64,
+    objective: &crate::sft::Sft,
+    replicas: usize,
+) -> crate::plan::Context {
     crate::plan::Context {
         num_outputs: 1,
         model_file_bytes,
         data_rows: objective.train_rows.len() as u64,
         longest_row: objective.row_lengths().and_then(|l| l.into_iter().max()),
+        replicas,
         ..Default::default()
     }
 }
@@ -310,6 +320,7 @@ fn plan_split(
     sizes: FileSizes,
     split: &SplitData<Rows>,
     limits: &Limits,
+    replicas: usize,
 ) -> Result<Plan, TrainError> {
     let counter = TokenCounter::from_bytes(tokenizer)?;
     let row_lengths: Vec<usize> = split
@@ -326,6 +337,7 @@ fn plan_split(
         longest_row: row_lengths.iter().copied().max(),
         row_lengths,
         has_pooler: None,
+        replicas,
     };
     crate::plan::plan(job, config, limits, &ctx)
 }
@@ -509,7 +521,11 @@ async fn run_chat(
                 job,
                 &chat.config,
                 limits,
-                &chat_context(model_file_bytes, &objective),
+                &chat_context(
+                    model_file_bytes,
+                    &objective,
+                    hooks.collective.models_in_memory(),
+                ),
             );
             settle(job, plan, &mut hooks)?
         }

@@ -42,7 +42,7 @@ fn job(fit: FitMode) -> JobSpec {
     let mut job = JobSpec::parse(
         r#"{"model": {"path": "assets/all-MiniLM-L6-v2"}, "data": {"path": "d.csv", "eval_rows": 8},
             "train": {"steps": 1, "batch_size": 32, "max_length": 32, "eval_every": 0,
-                      "checkpoint_every": 0}}"#,
+                      "checkpoint_every": 0, "gradient_checkpointing": true}}"#,
     )
     .expect("job");
     job.train.fit = fit;
@@ -73,7 +73,8 @@ fn start(job: &JobSpec, limits: &Limits, events: &mut Vec<Event>) -> Result<RunO
     ))
 }
 
-/// Limits a little under what the job needs as given, so that only a smaller micro-batch fits.
+/// Limits a little under what the job needs as given, so that only a smaller micro-batch fits
+/// (the job already checkpoints, the first thing the planner would turn on).
 fn tight_limits() -> Limits {
     let files = minilm();
     let file = |n: &str| &files.iter().find(|(name, _)| name == n).expect("file").1;
@@ -89,6 +90,7 @@ fn tight_limits() -> Limits {
         sizes,
         &data(),
         &unlimited,
+        1,
     )
     .expect("plan");
     let needed = plan.checked_bytes;
@@ -165,11 +167,19 @@ fn lengths_data() -> Vec<u8> {
     csv.into_bytes()
 }
 
-/// A tiny-BERT run over texts of many lengths under `limits`, with `train` settings added:
-/// the loss of every step and the share of computed tokens that were padding. Dropout is on
-/// (0.2 on the adapters' inputs and before the head): its masks follow rows and positions, not
-/// the padded shape.
-fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
+/// What a tiny-BERT run showed: every step's loss, the share of computed tokens that were
+/// padding, and its plan (the bytes checked, whether `train.fit` changed the job, whether the
+/// run checkpoints).
+struct TinyRun {
+    losses: Vec<f32>,
+    padding: f64,
+    planned: Option<(u64, bool, bool)>,
+}
+
+/// A tiny-BERT run over texts of many lengths under `limits`, with `train` settings added.
+/// Dropout is on (0.2 on the adapters' inputs and before the head): its masks follow rows and
+/// positions, not the padded shape.
+fn tiny_start(train: serde_json::Value, limits: &Limits) -> Result<TinyRun, TrainError> {
     let mut job = serde_json::json!({
         "model": {"path": "assets/tiny-bert"}, "data": {"path": "d.csv", "eval_rows": 8},
         "lora": {"lora_dropout": 0.2},
@@ -181,6 +191,7 @@ fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
     }
     let job = JobSpec::parse(&job.to_string()).expect("job");
     let mut losses = Vec::new();
+    let mut planned = None;
     let out = pollster::block_on(hearth_train::start(
         &job,
         RunInputs {
@@ -193,8 +204,15 @@ fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
         None,
         RunHooks {
             on_event: &mut |e| {
-                if let Event::Step { loss, .. } = e {
-                    losses.push(*loss);
+                match e {
+                    Event::Step { loss, .. } => losses.push(*loss),
+                    Event::Planned {
+                        plan,
+                        changed,
+                        gradient_checkpointing,
+                        ..
+                    } => planned = Some((plan.checked_bytes, *changed, *gradient_checkpointing)),
+                    _ => {}
                 }
                 ControlFlow::Continue(())
             },
@@ -202,10 +220,71 @@ fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
             collective: &hearth_train::Single,
             stop: None,
         },
-    ))
-    .expect("runs");
+    ))?;
     let s = &out.summary;
-    (losses, 1.0 - s.real_tokens_per_s / s.padded_tokens_per_s)
+    Ok(TinyRun {
+        losses,
+        padding: 1.0 - s.real_tokens_per_s / s.padded_tokens_per_s,
+        planned,
+    })
+}
+
+/// [`tiny_start`]'s losses and padding share, the run required to succeed.
+fn tiny_run(train: serde_json::Value, limits: &Limits) -> (Vec<f32>, f64) {
+    let run = tiny_start(train, limits).expect("runs");
+    (run.losses, run.padding)
+}
+
+/// `train.gradient_checkpointing` on a classifier recomputes each encoder layer in the backward
+/// pass: the same losses as a run without it (dropout on, gradient accumulation, LoRA and full
+/// fine-tuning), a smaller plan; and a budget between the two plans makes `train.fit = "check"`
+/// refuse the job naming the setting, and `"auto"` turn it on and train as the job that asked.
+#[test]
+fn gradient_checkpointing_trains_a_classifier_as_a_run_without_it() {
+    let cpu = Limits::native_cpu(None, "not checked");
+    let mut plans = Vec::new();
+    for strategy in ["lora", "full"] {
+        let settings = |checkpointing: bool| {
+            serde_json::json!({"strategy": strategy, "gradient_accumulation": 2,
+                               "gradient_checkpointing": checkpointing, "fit": "off"})
+        };
+        let plain = tiny_start(settings(false), &cpu).expect("runs");
+        let checkpointed = tiny_start(settings(true), &cpu).expect("runs");
+        assert_eq!(plain.losses.len(), 6);
+        for (step, (a, b)) in plain.losses.iter().zip(&checkpointed.losses).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                "{strategy}, step {}: {a} without checkpointing, {b} with it",
+                step + 1
+            );
+        }
+        let (plain_bytes, _, false) = plain.planned.expect("planned") else {
+            panic!("{strategy}: checkpointing on without being asked");
+        };
+        let (checkpointed_bytes, _, true) = checkpointed.planned.expect("planned") else {
+            panic!("{strategy}: checkpointing off");
+        };
+        assert!(
+            checkpointed_bytes < plain_bytes,
+            "{strategy}: {checkpointed_bytes} vs {plain_bytes} bytes"
+        );
+        plans.push((plain_bytes, checkpointed_bytes, checkpointed.losses));
+    }
+
+    let (plain, checkpointed, losses) = plans.swap_remove(0);
+    let budget = Limits::native_cpu(Some((plain + checkpointed) / 2), "the test's budget");
+    let fit = |mode: &str| serde_json::json!({"gradient_accumulation": 2, "fit": mode});
+    let refused = tiny_start(fit("check"), &budget)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        refused.contains("does not fit") && refused.contains("train.gradient_checkpointing = true"),
+        "{refused}"
+    );
+    let auto = tiny_start(fit("auto"), &budget).expect("runs");
+    assert_eq!(auto.planned.map(|p| (p.1, p.2)), Some((true, true)));
+    assert_eq!(auto.losses, losses);
 }
 
 /// `train.pad_to_multiple_of` pads batches further and changes no loss, dropout included:

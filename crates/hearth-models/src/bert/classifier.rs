@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use serde::Deserialize;
 
 use super::{BertConfig, BertInput, BertModel};
@@ -152,12 +152,91 @@ impl BertForSequenceClassification {
 
     /// Classification logits `[batch, num_labels]`.
     pub fn forward(&self, input: &BertInput) -> Tensor<2> {
+        self.head(self.bert.forward(input), input)
+    }
+
+    /// The logits from the encoder's last hidden state: pooling, dropout, the classifier.
+    fn head(&self, hidden: Tensor<3>, input: &BertInput) -> Tensor<2> {
         let pooled = match self.pooling {
-            Pooling::Mean => self.bert.mean_pooled(input),
-            Pooling::Cls => self.bert.cls_pooled(self.bert.forward(input)),
+            Pooling::Mean => super::mean_pool(hidden, input.attention_mask.clone()),
+            Pooling::Cls => self.bert.cls_pooled(hidden),
         };
         self.classifier
             .forward(crate::dropout::apply(&self.dropout, pooled))
+    }
+
+    /// `loss` of the logits of `input` with gradient checkpointing, as transformers'
+    /// `gradient_checkpointing` does it: the gradients of the loss go to `sink` in parts that
+    /// add up to those of one backward pass, and the loss comes back untracked.
+    ///
+    /// The forward pass runs each encoder layer with its parameters frozen (nothing is
+    /// recorded for backward) and keeps only the layer's input and where its dropout masks
+    /// start in the step's stream. The head and the loss are backpropagated from the last
+    /// hidden state; then each layer, last first, is run again from its input with the same
+    /// masks and backpropagated alone, its input's gradient flowing to the layer below. Layers
+    /// below the first one with a trained parameter are neither kept nor recomputed (their
+    /// inputs need no gradient), as autodiff does not record them in one pass.
+    pub fn backward_checkpointed(
+        &self,
+        input: &BertInput,
+        loss: &dyn Fn(Tensor<2>) -> Tensor<1>,
+        sink: &mut dyn FnMut(Gradients),
+    ) -> Tensor<1> {
+        let layers = self.bert.layers();
+        let mask_bias = super::mask_bias(input);
+        let x0 = self.bert.embed(input);
+        // Whether anything at or below each layer trains: the layers recomputed.
+        let mut below = x0.is_tracked();
+        let wanted: Vec<bool> = layers
+            .iter()
+            .map(|layer| {
+                below |= lora::trainable_params(layer) > 0;
+                below
+            })
+            .collect();
+        let mut kept = Vec::with_capacity(layers.len());
+        let mut x = x0.clone().detach();
+        for (layer, &wanted) in layers.iter().zip(&wanted) {
+            let at = crate::dropout::position();
+            let next = layer
+                .clone()
+                .no_grad()
+                .forward(x.clone(), mask_bias.clone());
+            kept.push(wanted.then_some((x, at)));
+            x = next;
+        }
+        let last = if wanted.last() == Some(&true) {
+            x.require_grad()
+        } else {
+            x
+        };
+        let value = loss(self.head(last.clone(), input));
+        let grads = value.backward();
+        let mut upstream = last.grad(&grads).map(Tensor::<3>::from_inner);
+        sink(grads);
+        let end = crate::dropout::position();
+        for (i, (layer, kept)) in layers.iter().zip(kept).enumerate().rev() {
+            let (Some((input, at)), Some(up)) = (kept, upstream.take()) else {
+                break;
+            };
+            crate::dropout::set_position(at);
+            // The input's gradient is needed when a layer below, or the embeddings, train.
+            let below = if i > 0 {
+                wanted[i - 1]
+            } else {
+                x0.is_tracked()
+            };
+            let input = if below { input.require_grad() } else { input };
+            let out = layer.forward(input.clone(), mask_bias.clone());
+            let grads = (out * up).sum().backward();
+            upstream = input.grad(&grads).map(Tensor::<3>::from_inner);
+            sink(grads);
+        }
+        if let Some(up) = upstream.filter(|_| x0.is_tracked()) {
+            sink((x0 * up).sum().backward());
+        }
+        crate::dropout::set_position(end);
+        value.detach()
     }
 }
 

@@ -343,19 +343,23 @@ impl BertModel {
 
     /// The last hidden state `[batch, seq, hidden]`.
     pub fn forward(&self, input: &BertInput) -> Tensor<3> {
-        let mask = input.attention_mask.clone().float();
-        let [batch, seq] = mask.dims();
-        // HF adds the dtype's minimum to masked scores; any large negative gives the same softmax.
-        let mask_bias = (mask.neg() + 1.0)
-            .mul_scalar(-1e9)
-            .reshape([batch, 1, 1, seq]);
-        let mut x = self
-            .embeddings
-            .forward(input.input_ids.clone(), input.token_type_ids.clone());
+        let mask_bias = mask_bias(input);
+        let mut x = self.embed(input);
         for layer in &self.encoder.layer {
             x = layer.forward(x, mask_bias.clone());
         }
         x
+    }
+
+    /// The embeddings' output, the first layer's input `[batch, seq, hidden]`.
+    fn embed(&self, input: &BertInput) -> Tensor<3> {
+        self.embeddings
+            .forward(input.input_ids.clone(), input.token_type_ids.clone())
+    }
+
+    /// The encoder layers, first to last.
+    fn layers(&self) -> &[BertLayer] {
+        &self.encoder.layer
     }
 
     /// Attention-mask weighted mean of the last hidden state `[batch, hidden]`
@@ -383,6 +387,16 @@ impl BertModel {
             None => first_token(hidden),
         }
     }
+}
+
+/// The attention scores' bias `[batch, 1, 1, seq]`: 0 on real tokens, a large negative on
+/// padding (HF adds the dtype's minimum; any large negative gives the same softmax).
+fn mask_bias(input: &BertInput) -> Tensor<4> {
+    let mask = input.attention_mask.clone().float();
+    let [batch, seq] = mask.dims();
+    (mask.neg() + 1.0)
+        .mul_scalar(-1e9)
+        .reshape([batch, 1, 1, seq])
 }
 
 /// The hidden state of the first ([CLS]) token: `[batch, seq, hidden]` → `[batch, hidden]`.

@@ -272,6 +272,7 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
         place: Place::Host,
         detail: "binary, allocator, threads, tokenizer".into(),
     });
+    super::per_replica(&mut parts, ctx);
 
     let candidates = [
         (

@@ -123,7 +123,16 @@ pub fn estimate(job: &JobSpec, config: &BertConfig, ctx: &Context) -> MemoryEsti
     // The embeddings' output and LayerNorm when the embeddings train; the pooled vector and
     // the head's input always.
     let embed_kept = if full { 3 * tokens * h } else { 0 };
-    let activations = (tracked_layers * per_layer_kept + lora_kept + embed_kept + 2 * b * h) * F32;
+    let checkpointed = t.gradient_checkpointing && tracked_layers > 0;
+    let recorded = if checkpointed {
+        // Every recomputed layer's input and the last hidden state; one layer recorded at a
+        // time, with its adapters' inputs.
+        let adapted_per_layer = lora_kept / (adapted_layers.len() as u64).max(1);
+        (tracked_layers + 1) * tokens * h + per_layer_kept + adapted_per_layer
+    } else {
+        tracked_layers * per_layer_kept + lora_kept
+    };
+    let activations = (recorded + embed_kept + 2 * b * h) * F32;
     // The backward of one layer: the gradient of the scores and of softmax's input, and of
     // the feed-forward expansion, alive at once; or, without any tracked layer, the forward of
     // one layer (the same tensors, freed as soon as they are used).
@@ -171,10 +180,17 @@ pub fn estimate(job: &JobSpec, config: &BertConfig, ctx: &Context) -> MemoryEsti
             name: "activations".into(),
             bytes: activations,
             place: Place::Device,
-            detail: format!(
-                "kept for backward: {tracked_layers} of {layers} layers recorded, \
-                 batch {b} × {l} tokens"
-            ),
+            detail: if checkpointed {
+                format!(
+                    "kept for backward: the inputs of {tracked_layers} of {layers} layers, \
+                     one recorded at a time (checkpointing), batch {b} × {l} tokens"
+                )
+            } else {
+                format!(
+                    "kept for backward: {tracked_layers} of {layers} layers recorded, \
+                     batch {b} × {l} tokens"
+                )
+            },
         },
         Part {
             name: "workspace".into(),
@@ -196,6 +212,7 @@ pub fn estimate(job: &JobSpec, config: &BertConfig, ctx: &Context) -> MemoryEsti
         place: Place::Host,
         detail: "binary, allocator, threads, tokenizer".into(),
     });
+    super::per_replica(&mut parts, ctx);
 
     let candidates = [
         (

@@ -1,7 +1,7 @@
 //! Fitting a job to the limits: the estimate checked against them, and when it does not fit,
-//! smaller micro-batches with more gradient accumulation (keeping the effective batch), then
-//! shorter `max_length`s only if no micro-batch is enough; [`settle`] turns the answer into the
-//! job a run uses, as `train.fit` asks.
+//! gradient checkpointing, smaller micro-batches with more gradient accumulation (keeping the
+//! effective batch), then shorter `max_length`s only if no micro-batch is enough; [`settle`]
+//! turns the answer into the job a run uses, as `train.fit` asks.
 
 use hearth_models::bert::BertConfig;
 
@@ -64,9 +64,11 @@ fn smaller_batches(batch: usize) -> Vec<usize> {
     out
 }
 
-/// Checks `job` against `limits` and, when it does not fit, proposes settings that do: the
-/// largest micro-batch (keeping the effective batch through accumulation), then shorter
-/// `max_length`s only if no micro-batch is enough. With `train.fit = "auto"`, picks the first.
+/// Checks `job` against `limits` and, when it does not fit, proposes settings that do, least
+/// costly first: gradient checkpointing at the job's settings, then the largest micro-batch
+/// (keeping the effective batch through accumulation) and shorter `max_length`s only if no
+/// micro-batch is enough, without and then with checkpointing. With `train.fit = "auto"`,
+/// picks the first.
 pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -> Plan {
     let estimate = estimate(job, config, ctx);
     let (checked_bytes, violations) = violations(&estimate, limits);
@@ -91,68 +93,94 @@ pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -
     }
     let mut suggestions = Vec::new();
     if !violations.is_empty() {
-        let effective = job.train.effective_batch();
-        let mut lengths = vec![job.train.max_length];
-        let mut len = job.train.max_length / 2;
+        let t = &job.train;
+        let effective = t.effective_batch();
+        let mut lengths = vec![t.max_length];
+        let mut len = t.max_length / 2;
         while len >= 16 {
             lengths.push(len);
             len /= 2;
         }
-        'search: for &max_length in &lengths {
-            let mut batches = Vec::new();
-            if max_length != job.train.max_length {
-                batches.push(job.train.batch_size);
-            }
-            batches.extend(smaller_batches(job.train.batch_size));
-            for batch_size in batches {
-                let accumulation = effective.div_ceil(batch_size);
-                let trial = JobSpec {
-                    train: TrainSettings {
-                        batch_size,
-                        gradient_accumulation: accumulation,
-                        max_length,
-                        ..job.train.clone()
-                    },
-                    ..job.clone()
-                };
-                let e = self::estimate(&trial, config, ctx);
-                let (bytes, v) = self::violations(&e, limits);
-                if v.is_empty() {
-                    let mut cost = Vec::new();
-                    if batch_size != job.train.batch_size {
-                        cost.push(format!(
-                            "micro-batches of {batch_size} with {accumulation} accumulation \
-                             steps keep the effective batch of {}; each step runs \
-                             {accumulation} smaller passes, which use the device less fully",
-                            batch_size * accumulation
-                        ));
+        // Checkpointing first (the same batches and texts, more time), where there is a
+        // trained encoder layer to recompute; then the largest micro-batch of each length,
+        // without and then with checkpointing.
+        let recomputes = !t.gradient_checkpointing && t.strategy != crate::Strategy::Head;
+        let mut candidates = Vec::new();
+        if recomputes {
+            candidates.push((t.max_length, t.batch_size, true));
+        }
+        for checkpointing in [t.gradient_checkpointing, true] {
+            if checkpointing == t.gradient_checkpointing || recomputes {
+                for &max_length in &lengths {
+                    if max_length != t.max_length {
+                        candidates.push((max_length, t.batch_size, checkpointing));
                     }
-                    if max_length != job.train.max_length {
-                        cost.push(match ctx.share_longer_than(max_length) {
-                            Some(share) => format!(
-                                "texts are cut at {max_length} tokens: {:.1}% of rows are longer",
-                                100.0 * share
-                            ),
-                            None => format!(
-                                "texts longer than {max_length} tokens are cut, which can \
-                                 lose what decides their label"
-                            ),
-                        });
+                    for batch_size in smaller_batches(t.batch_size) {
+                        candidates.push((max_length, batch_size, checkpointing));
                     }
-                    suggestions.push(Suggestion {
-                        batch_size,
-                        gradient_accumulation: accumulation,
-                        max_length,
-                        gradient_checkpointing: job.train.gradient_checkpointing,
-                        estimate_bytes: bytes,
-                        cost: cost.join("; "),
-                    });
-                    if suggestions.len() == 2 {
-                        break 'search;
-                    }
-                    // The largest micro-batch of each length is the one worth showing.
-                    continue 'search;
                 }
+            }
+        }
+        let mut found = std::collections::BTreeSet::new();
+        for (max_length, batch_size, checkpointing) in candidates {
+            // The largest micro-batch of each length and checkpointing is the one worth showing.
+            if found.contains(&(max_length, checkpointing)) {
+                continue;
+            }
+            let accumulation = effective.div_ceil(batch_size);
+            let trial = JobSpec {
+                train: TrainSettings {
+                    batch_size,
+                    gradient_accumulation: accumulation,
+                    max_length,
+                    gradient_checkpointing: checkpointing,
+                    ..t.clone()
+                },
+                ..job.clone()
+            };
+            let (bytes, v) = self::violations(&self::estimate(&trial, config, ctx), limits);
+            if !v.is_empty() {
+                continue;
+            }
+            found.insert((max_length, checkpointing));
+            let mut cost = Vec::new();
+            if checkpointing && !t.gradient_checkpointing {
+                cost.push(
+                    "gradient checkpointing recomputes each encoder layer in the backward pass: \
+                     one more forward pass per step"
+                        .to_string(),
+                );
+            }
+            if batch_size != t.batch_size {
+                cost.push(format!(
+                    "micro-batches of {batch_size} with {accumulation} accumulation steps keep \
+                     the effective batch of {}; each step runs {accumulation} smaller passes, \
+                     which use the device less fully",
+                    batch_size * accumulation
+                ));
+            }
+            if max_length != t.max_length {
+                cost.push(match ctx.share_longer_than(max_length) {
+                    Some(share) => format!(
+                        "texts are cut at {max_length} tokens: {:.1}% of rows are longer",
+                        100.0 * share
+                    ),
+                    None => format!(
+                        "texts longer than {max_length} tokens are cut, which can lose what \
+                         decides their label"
+                    ),
+                });
+            }
+            suggestions.push(Suggestion {
+                batch_size,
+                gradient_accumulation: accumulation,
+                max_length,
+                gradient_checkpointing: checkpointing,
+                estimate_bytes: bytes,
+                cost: cost.join("; "),
+            });
+            if suggestions.len() == 2 {
+                break;
             }
         }
     }
@@ -168,17 +196,23 @@ pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -
         suggestions,
         chosen,
         job_max_length: job.train.max_length,
-        checkpointing: CHECKPOINTING.into(),
+        checkpointing: checkpointing_note(job),
         notes,
     }
 }
 
 /// What the plan says about activation checkpointing (docs/PLANNER.md has the details).
-pub const CHECKPOINTING: &str = "burn 0.22.1 offers gradient checkpointing on an autodiff \
-device ('balanced': memory-bound element-wise ops are recomputed in the backward pass while \
-matrix products keep their inputs); train.gradient_checkpointing turns it on. It saved 3.5% of \
-the peak on MiniLM (batch 16 x 128), so the estimate does not subtract it. Whole layers are \
-recomputed only for chat models (SFT), not yet for a classifier's encoder layers.";
+fn checkpointing_note(job: &JobSpec) -> String {
+    if job.train.gradient_checkpointing {
+        "on: each encoder layer is recomputed in the backward pass from its input, the only \
+         activation kept per layer; the estimate counts that"
+            .into()
+    } else {
+        "off: train.gradient_checkpointing keeps only each encoder layer's input and recomputes \
+         the layer in the backward pass (one more forward pass per step)"
+            .into()
+    }
+}
 
 /// The job a run should use: unchanged when it fits or `train.fit = "off"`, adapted with
 /// `"auto"`, refused with `"check"` (the error names the settings to change).

@@ -32,7 +32,7 @@ mod tests;
 
 pub use chat::{decoder_modules, estimate_chat, plan_chat, projection_bytes_per_weight};
 pub use estimate::{estimate, optimizer_slots};
-pub use fit::{CHECKPOINTING, fit, settle};
+pub use fit::{fit, settle};
 pub use render::{mib, render};
 
 pub use crate::job::FitMode;
@@ -144,6 +144,12 @@ pub struct Context {
     /// unknown.
     #[serde(default)]
     pub has_pooler: Option<bool>,
+    /// Models the process holds, each training a share of every batch (`hearth train
+    /// --replicas`, automatic on the CPU); 0 counts as 1. Each has its own weights, adapters,
+    /// gradients, optimizer state and copy of the files; the activations of their shares add up
+    /// to one batch's.
+    #[serde(default)]
+    pub replicas: usize,
 }
 
 impl Context {
@@ -167,6 +173,27 @@ pub struct Part {
     pub place: Place,
     /// How it was counted.
     pub detail: String,
+}
+
+/// The parts of an estimate that every replica holds its own copy of ([`Context::replicas`]),
+/// multiplied by their number; the activations and the workspace are per row and stay.
+fn per_replica(parts: &mut [Part], ctx: &Context) {
+    const OWN: [&str; 6] = [
+        "weights",
+        "adapters",
+        "adapters + head",
+        "gradients",
+        "optimizer state",
+        "model file + data",
+    ];
+    let n = ctx.replicas.max(1);
+    if n == 1 {
+        return;
+    }
+    for part in parts.iter_mut().filter(|p| OWN.contains(&p.name.as_str())) {
+        part.bytes *= n as u64;
+        part.detail.push_str(&format!("; × {n} replicas"));
+    }
 }
 
 /// Where a part of the estimate lives.

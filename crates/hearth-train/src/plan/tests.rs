@@ -288,3 +288,77 @@ fn a_chat_plan_checks_the_browsers_buffers() {
             .any(|v| v.limit.contains("wasm heap"))
     );
 }
+
+/// Replicas on threads each hold their own model, gradients, optimizer state and files; their
+/// shares of a batch keep one batch's activations between them.
+#[test]
+fn each_replica_holds_its_own_model() {
+    let c = minilm();
+    let j = job("strategy = 'full'");
+    let one = estimate(&j, &c, &ctx());
+    let two = estimate(
+        &j,
+        &c,
+        &Context {
+            replicas: 2,
+            ..ctx()
+        },
+    );
+    for part in [
+        "weights",
+        "adapters + head",
+        "gradients",
+        "optimizer state",
+        "model file + data",
+    ] {
+        assert_eq!(two.part(part), 2 * one.part(part), "{part}");
+    }
+    for part in ["activations", "workspace", "runtime"] {
+        assert_eq!(two.part(part), one.part(part), "{part}");
+    }
+    assert_eq!(
+        estimate(
+            &j,
+            &c,
+            &Context {
+                replicas: 1,
+                ..ctx()
+            }
+        ),
+        one
+    );
+}
+
+/// Gradient checkpointing keeps each encoder layer's input instead of its graph: far less at a
+/// long length, and the planner offers it first when a job does not fit.
+#[test]
+fn checkpointing_keeps_layer_inputs_and_is_suggested_first() {
+    let c = minilm();
+    let plain = job("batch_size = 32\nmax_length = 256");
+    let checkpointed = job("batch_size = 32\nmax_length = 256\ngradient_checkpointing = true");
+    let (a, b) = (
+        estimate(&plain, &c, &ctx()).part("activations"),
+        estimate(&checkpointed, &c, &ctx()).part("activations"),
+    );
+    assert!(4 * b < a, "{b} vs {a}");
+    let budget = estimate(&checkpointed, &c, &ctx()).total_bytes() + (1 << 20);
+    let p = fit(
+        &plain,
+        &c,
+        &Limits::native_cpu(Some(budget), "test"),
+        &ctx(),
+    );
+    assert!(!p.fits);
+    let first = &p.suggestions[0];
+    assert!(first.gradient_checkpointing, "{first:?}");
+    assert_eq!((first.batch_size, first.max_length), (32, 256));
+    // A head-only job has no encoder layer to recompute: nothing to checkpoint.
+    let head = job("batch_size = 32\nmax_length = 256\nstrategy = 'head'");
+    let p = fit(
+        &head,
+        &c,
+        &Limits::native_cpu(Some(1 << 20), "test"),
+        &ctx(),
+    );
+    assert!(p.suggestions.iter().all(|s| !s.gradient_checkpointing));
+}
