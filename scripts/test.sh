@@ -9,9 +9,15 @@
 #   4. the fuzz targets of the dataset loaders, quality code and GGUF reader, 45 s each (nightly, libFuzzer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Every test's scratch files (CLI runs, Chromium profiles) in one folder, removed at the end: a
+# disk left full by earlier runs makes Chromium refuse the service worker's cache.
+TMPDIR="$(mktemp -d -t hearth-tests-XXXXXX)"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 scripts/fetch-assets.sh
 cargo xtask tiny-bert
 cargo test --workspace --locked --features hearth-cli/mpi
 cargo xtask web
+df -h "$TMPDIR" # Chromium stores the page's offline copy only with enough free disk
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && npm test)
 scripts/fuzz.sh 45

@@ -14,16 +14,28 @@ const PAGE = ["./", "style.css", "app.js", "chart.js", "form.js", "inputs.js", "
   "pkg/hearth_web.js", "pkg/hearth_web_bg.wasm"];
 const DEMO_CONFIG = "models/demo/config.json";
 
+/** `url` fetched and put in `cache`; an error names the file (a failed fetch, an HTTP error, or
+ * the browser refusing to store it, as it does when the disk is nearly full). */
+async function keep(cache, url) {
+  try {
+    const response = await fetch(url, { cache: "no-cache" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    await cache.put(url, response);
+  } catch (e) {
+    throw new Error(`${url}: ${e.name}: ${e.message}`);
+  }
+}
+
 self.addEventListener("install", (event) => {
   event.waitUntil(Promise.all([
-    caches.open(PAGE_CACHE).then((cache) => cache.addAll(PAGE)),
+    caches.open(PAGE_CACHE).then((cache) => Promise.all(PAGE.map((url) => keep(cache, url)))),
     // The demo model's config (a few hundred bytes) lets the page plan the demo job offline even
     // when the first visit never asked for it; a server without the demo model is no error here.
     caches.open(DEMO_CACHE).then((cache) => cache.add(DEMO_CONFIG)).catch(() => {}),
   ]).then(() => self.skipWaiting(), async (e) => {
     // The page tries again; it is told why, so that it can say so if every try fails.
     const pages = await self.clients.matchAll({ includeUncontrolled: true, type: "window" });
-    for (const page of pages) page.postMessage({ installFailed: `${e.name}: ${e.message}` });
+    for (const page of pages) page.postMessage({ installFailed: e.message });
     throw e;
   }));
 });

@@ -2,7 +2,7 @@
 // Debian's Chromium started with real WebGPU (SwiftShader on a GPU-less machine).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,9 +33,12 @@ export function serve({ tinyDemo = false } = {}) {
   });
 }
 
-/** Chromium with WebGPU on (unless `webgpu` is false), background networking off, a fresh profile. */
+/** Chromium with WebGPU on (unless `webgpu` is false), background networking off, a fresh
+ * profile, deleted when the context is closed: each holds the page's cached module and stored
+ * files (tens of MB), and a disk near full makes Chromium refuse the service worker's cache. */
 export async function launch({ webgpu = true } = {}) {
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "hearth-chromium-")), {
+  const profile = mkdtempSync(join(tmpdir(), "hearth-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     headless: true,
     acceptDownloads: true,
@@ -49,6 +52,12 @@ export async function launch({ webgpu = true } = {}) {
       "--no-first-run", "--disable-quic",
     ],
   });
+  const close = context.close.bind(context);
+  context.close = async (...args) => {
+    await close(...args);
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return context;
 }
 
 /** Reads a safetensors file's header: {name: {dtype, shape, data_offsets}}. */

@@ -100,8 +100,12 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
     "#warmup": "2", "#eval-every": "8", "#seed": "3" };
   for (const [sel, value] of Object.entries(settings)) await page.fill(sel, value);
   await page.selectOption("#pooling", "mean");
+  // Gradient checkpointing: each encoder layer recomputed in the backward pass on WebGPU, its
+  // dropout masks drawn again; the CLI's run of the exported job checks the losses.
+  await page.check("#grad-checkpointing");
 
   run.jobPath = (await exportJob(page, "hearth-job.json")).path;
+  assert.equal(JSON.parse(readFileSync(run.jobPath, "utf8")).train.gradient_checkpointing, true);
 
   // The memory plan is shown before Start, checked against this adapter's buffer limits, with
   // the head's three outputs as the data report counts the labels.
@@ -111,7 +115,7 @@ test("the page trains a tiny BERT on WebGPU from files the user picks", { timeou
   assert.match(await page.locator("#plan-outputs").textContent(), /^Head outputs: 3 \(the data report/);
   const plan = await page.locator("#plan-text").textContent();
   assert.equal(await page.locator("#plan-panel").getAttribute("data-fits"), "true", plan);
-  assert.match(plan, /activations/);
+  assert.match(plan, /kept for backward: the inputs of 2 of 2 layers, one recorded at a time/);
   assert.match(plan, /maxStorageBufferBindingSize|storage binding/i);
   console.log(`# plan before Start:\n# ${plan.split("\n").join("\n# ")}`);
 
@@ -543,7 +547,7 @@ test("no request leaves the origin or carries the dataset", () => {
   assert.ok(!requests.some((r) => r.url.includes("tiny.csv")));
 });
 
-test("the CLI on the CPU gives the browser's losses for the exported job, LoRA dropout 0.1 included", () => {
+test("the CLI on the CPU gives the browser's losses for the exported job, LoRA dropout 0.1 and checkpointing included", () => {
   assert.ok(run.losses && run.jobPath, "the browser run must have finished");
   const out = execFileSync(bin("hearth"), ["train", "--job", run.jobPath, "--model", tiny, "--data", csvPath,
     "--device", "cpu", "--jsonl", "--out", join(work, "cli-adapter")], { cwd: root, encoding: "utf8" });

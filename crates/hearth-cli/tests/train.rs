@@ -427,4 +427,6 @@ fn head_only_and_full_runs_train_save_resume_and_predict() {
         let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert!(line["label"].is_string(), "{line}");
     }
+    // Four full models and their checkpoints: over a GB.
+    let _ = std::fs::remove_dir_all(&dir);
 }
