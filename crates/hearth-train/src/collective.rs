@@ -49,10 +49,71 @@ pub trait Collective {
         self.rank() == 0
     }
 
-    /// How many ranks hold their own model in this process's memory: 1, or every rank for
-    /// replicas on threads ([`ThreadGroup`]). The memory plan counts each one's copy.
+    /// How many ranks train a model in this process's memory: 1, or every rank for replicas
+    /// on threads ([`ThreadGroup`]). The memory plan counts what each holds of its own.
     fn models_in_memory(&self) -> usize {
         1
+    }
+
+    /// Where replicas in one process share the model they build ([`ModelSlot`]); none for
+    /// ranks in separate processes.
+    fn model_slot(&self) -> Option<&ModelSlot> {
+        None
+    }
+}
+
+/// A model built by one replica and cloned by the others of its [`ThreadGroup`]: a clone
+/// shares the tensors, so the frozen base is one copy in memory whatever the number of
+/// replicas (what each replica trains becomes its own at its first update).
+#[derive(Default)]
+pub struct ModelSlot(std::sync::Mutex<Option<(Box<dyn std::any::Any + Send>, usize)>>);
+
+impl std::fmt::Debug for ModelSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModelSlot")
+    }
+}
+
+impl ModelSlot {
+    /// `build()` on the first replica that asks; a clone of that model for each of the
+    /// `others` that ask after it (they wait while it is built), after which the slot is empty.
+    /// If the build fails, the next replica builds for itself.
+    pub fn build_once<T: Clone + Send + 'static>(
+        &self,
+        others: usize,
+        build: impl FnOnce() -> Result<T, TrainError>,
+    ) -> Result<T, TrainError> {
+        let mut slot = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((model, left)) = slot.as_mut()
+            && let Some(model) = model.downcast_ref::<T>()
+        {
+            let model = model.clone();
+            *left -= 1;
+            if *left == 0 {
+                *slot = None;
+            }
+            return Ok(model);
+        }
+        let model = build()?;
+        if others > 0 {
+            *slot = Some((Box::new(model.clone()), others));
+        }
+        Ok(model)
+    }
+}
+
+/// `build()`, or, for replicas on threads, one replica's build cloned by the others
+/// ([`ModelSlot`]).
+pub(crate) fn built_once<T: Clone + Send + 'static>(
+    collective: &dyn Collective,
+    build: impl FnOnce() -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
+    match collective.model_slot() {
+        Some(slot) => slot.build_once(collective.models_in_memory().saturating_sub(1), build),
+        None => build(),
     }
 }
 
@@ -263,6 +324,7 @@ pub struct ThreadGroup {
     size: usize,
     state: std::sync::Mutex<GroupState>,
     turn: std::sync::Condvar,
+    model: ModelSlot,
 }
 
 #[derive(Debug, Default)]
@@ -289,6 +351,7 @@ impl ThreadGroup {
                 ..GroupState::default()
             }),
             turn: std::sync::Condvar::new(),
+            model: ModelSlot::default(),
         }
     }
 
@@ -422,6 +485,9 @@ impl Collective for ThreadRank<'_> {
     fn models_in_memory(&self) -> usize {
         self.group.size
     }
+    fn model_slot(&self) -> Option<&ModelSlot> {
+        Some(&self.group.model)
+    }
     fn sum_f32(&self, values: &mut [f32]) -> Result<(), TrainError> {
         self.sum(values, |s| &mut s.f32s)
     }
@@ -445,6 +511,8 @@ impl Collective for ThreadRank<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -490,5 +558,35 @@ mod tests {
         });
         let err = waited.unwrap_err().to_string();
         assert!(err.contains("replica 0 ended with an error"), "{err}");
+    }
+
+    /// One build for a group: the others get clones of it (the same allocation), and the slot
+    /// is empty once they all have; a failed build leaves it to the next replica.
+    #[test]
+    fn a_model_slot_builds_once_and_hands_out_clones() {
+        let slot = ModelSlot::default();
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let build = || {
+            builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Arc::new(vec![1u8; 1000]))
+        };
+        let failed: Result<Arc<Vec<u8>>, _> =
+            slot.build_once(2, || Err(TrainError::Job("no".into())));
+        assert!(failed.is_err());
+        let group = ThreadGroup::new(3);
+        let models: Vec<Arc<Vec<u8>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| group.model.build_once(2, build).expect("built")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("joins"))
+                .collect()
+        });
+        assert_eq!(builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(models.iter().all(|m| Arc::ptr_eq(m, &models[0])));
+        assert!(group.model.0.lock().expect("lock").is_none(), "emptied");
+        // The slot kept nothing: the three clones are the only owners.
+        assert_eq!(Arc::strong_count(&models[0]), 3);
     }
 }

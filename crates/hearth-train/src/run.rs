@@ -418,7 +418,10 @@ async fn run_classifier(
         (None, Some(adapter)) => Some(check_init_adapter(adapter, job, &labels)?.1),
         (None, None) => None,
     };
-    let (mut model, tokenizer) = crate::classify::build_model(job, &files, labels.len(), device)?;
+    // Replicas on threads build the model once and share its tensors.
+    let (mut model, tokenizer) = crate::collective::built_once(hooks.collective, || {
+        crate::classify::build_model(job, &files, labels.len(), device)
+    })?;
     // The weights file is in the model now; only its config and tokenizer are exported later.
     files.weights = Vec::new();
     // Training, evaluation and the trained model's predictions all pad to the run's buckets.
@@ -506,7 +509,9 @@ async fn run_chat(
         (None, None) => None,
     };
     let model_file_bytes = file_bytes(&files);
-    let chat = load_chat(job, files, adapter, device)?;
+    // Replicas on threads load the model once and share its tensors.
+    let chat =
+        crate::collective::built_once(hooks.collective, || load_chat(job, files, adapter, device))?;
     let (mut objective, mut cuts) = crate::sft::objective(job, &chat.tokenizer, &split)?;
     cuts.suggestion = crate::sft::suggestion(&cuts, &chat.config, job.train.batch_size);
     let report = cuts.train.clone();

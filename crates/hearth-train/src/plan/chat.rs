@@ -272,7 +272,8 @@ pub fn estimate_chat(job: &JobSpec, config: &LlamaConfig, ctx: &Context) -> Memo
         place: Place::Host,
         detail: "binary, allocator, threads, tokenizer".into(),
     });
-    super::per_replica(&mut parts, ctx);
+    // A chat run's peak is often the load, when every replica holds its files.
+    super::per_replica(&mut parts, ctx, false, true);
 
     let candidates = [
         (

@@ -212,7 +212,8 @@ pub fn estimate(job: &JobSpec, config: &BertConfig, ctx: &Context) -> MemoryEsti
         place: Place::Host,
         detail: "binary, allocator, threads, tokenizer".into(),
     });
-    super::per_replica(&mut parts, ctx);
+    // Each replica's weights file is freed once the model is built, before the training peak.
+    super::per_replica(&mut parts, ctx, full, false);
 
     let candidates = [
         (

@@ -144,10 +144,10 @@ pub struct Context {
     /// unknown.
     #[serde(default)]
     pub has_pooler: Option<bool>,
-    /// Models the process holds, each training a share of every batch (`hearth train
-    /// --replicas`, automatic on the CPU); 0 counts as 1. Each has its own weights, adapters,
-    /// gradients, optimizer state and copy of the files; the activations of their shares add up
-    /// to one batch's.
+    /// Models the process trains, each on a share of every batch (`hearth train --replicas`,
+    /// automatic on the CPU); 0 counts as 1. They share the frozen base; each has its own
+    /// adapters, gradients, optimizer state and copy of the files (its own weights too when
+    /// the base trains); the activations of their shares add up to one batch's.
     #[serde(default)]
     pub replicas: usize,
 }
@@ -176,21 +176,27 @@ pub struct Part {
 }
 
 /// The parts of an estimate that every replica holds its own copy of ([`Context::replicas`]),
-/// multiplied by their number; the activations and the workspace are per row and stay.
-fn per_replica(parts: &mut [Part], ctx: &Context) {
-    const OWN: [&str; 6] = [
-        "weights",
+/// multiplied by their number: what it trains (the weights too when `base_trained`: a clone
+/// shares the frozen base, `hearth_train::collective::ModelSlot`) and the state of its
+/// training, and, when `files_held` (they are held through the peak), the files each reads;
+/// the activations and the workspace are per row and stay.
+fn per_replica(parts: &mut [Part], ctx: &Context, base_trained: bool, files_held: bool) {
+    const OWN: [&str; 4] = [
         "adapters",
         "adapters + head",
         "gradients",
         "optimizer state",
-        "model file + data",
     ];
     let n = ctx.replicas.max(1);
     if n == 1 {
         return;
     }
-    for part in parts.iter_mut().filter(|p| OWN.contains(&p.name.as_str())) {
+    let own = |name: &str| {
+        OWN.contains(&name)
+            || (base_trained && name == "weights")
+            || (files_held && name == "model file + data")
+    };
+    for part in parts.iter_mut().filter(|p| own(&p.name)) {
         part.bytes *= n as u64;
         part.detail.push_str(&format!("; × {n} replicas"));
     }

@@ -289,44 +289,48 @@ fn a_chat_plan_checks_the_browsers_buffers() {
     );
 }
 
-/// Replicas on threads each hold their own model, gradients, optimizer state and files; their
-/// shares of a batch keep one batch's activations between them.
+/// Replicas on threads each hold what they train, its gradients and optimizer state; they
+/// share a frozen base (a trained one becomes each replica's own); their shares of
+/// a batch keep one batch's activations between them.
 #[test]
-fn each_replica_holds_its_own_model() {
+fn each_replica_holds_what_it_trains() {
     let c = minilm();
-    let j = job("strategy = 'full'");
-    let one = estimate(&j, &c, &ctx());
-    let two = estimate(
-        &j,
-        &c,
-        &Context {
-            replicas: 2,
-            ..ctx()
-        },
-    );
-    for part in [
-        "weights",
-        "adapters + head",
-        "gradients",
-        "optimizer state",
-        "model file + data",
-    ] {
-        assert_eq!(two.part(part), 2 * one.part(part), "{part}");
-    }
-    for part in ["activations", "workspace", "runtime"] {
-        assert_eq!(two.part(part), one.part(part), "{part}");
-    }
-    assert_eq!(
-        estimate(
+    for (strategy, base_trained) in [("full", true), ("lora", false)] {
+        let j = job(&format!("strategy = '{strategy}'"));
+        let one = estimate(&j, &c, &ctx());
+        let two = estimate(
             &j,
             &c,
             &Context {
-                replicas: 1,
+                replicas: 2,
                 ..ctx()
-            }
-        ),
-        one
-    );
+            },
+        );
+        for part in ["adapters + head", "gradients", "optimizer state"] {
+            assert_eq!(two.part(part), 2 * one.part(part), "{strategy} {part}");
+        }
+        let weights = if base_trained { 2 } else { 1 };
+        assert_eq!(
+            two.part("weights"),
+            weights * one.part("weights"),
+            "{strategy}"
+        );
+        // The weights file is freed once the model is built, before the training peak.
+        for part in ["activations", "workspace", "runtime", "model file + data"] {
+            assert_eq!(two.part(part), one.part(part), "{strategy} {part}");
+        }
+        assert_eq!(
+            estimate(
+                &j,
+                &c,
+                &Context {
+                    replicas: 1,
+                    ..ctx()
+                }
+            ),
+            one
+        );
+    }
 }
 
 /// Gradient checkpointing keeps each encoder layer's input instead of its graph: far less at a
