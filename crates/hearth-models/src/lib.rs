@@ -30,6 +30,7 @@ pub mod quant;
 pub mod strategy;
 pub mod tokenizer;
 
+mod checkpoint;
 mod error;
 
 pub use error::ModelError;

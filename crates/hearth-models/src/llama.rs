@@ -751,22 +751,12 @@ impl LlamaForCausalLM {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         let packed = Packed::new(segments, batch, seq);
-        let x0 = self.embed(input_ids);
-        let embedding_trained = x0.is_tracked();
         let mut shared =
             LayerInputs::new(|w| packed.bias(w, &device), &packed.positions, seq, &device);
-        // Forward: each layer with its parameters frozen, so nothing is kept for backward
-        // but the layer inputs; where each layer's dropout masks start in the step's stream.
-        let mut inputs = Vec::with_capacity(self.model.layers.len());
-        let mut x = x0.clone().detach();
-        for layer in &self.model.layers {
-            let at = crate::dropout::position();
-            let frozen = layer.clone().no_grad();
-            let next = frozen.forward(x.clone(), shared.get(&layer.self_attn), None);
-            inputs.push((x, at));
-            x = next;
-        }
-        let after = crate::dropout::position();
+        let mut forward =
+            |layer: &LlamaLayer, x: Tensor<3>| layer.forward(x, shared.get(&layer.self_attn), None);
+        let layers = &self.model.layers;
+        let (x, kept) = crate::checkpoint::forward(layers, self.embed(input_ids), &mut forward);
         // The head and the loss, `chunk` positions at a time.
         let [_, _, hidden] = x.dims();
         let n = batch * seq;
@@ -793,30 +783,8 @@ impl LlamaForCausalLM {
                 None => share,
             });
         }
-        let mut upstream =
-            Tensor::from_inner(Tensor::cat(upstream, 0)).reshape([batch, seq, hidden]);
-        // Backward: the layers again, last first, each from its kept input.
-        for (i, (layer, (input, at))) in self.model.layers.iter().zip(inputs).enumerate().rev() {
-            crate::dropout::set_position(at);
-            let wanted = i > 0 || embedding_trained;
-            let input = if wanted { input.require_grad() } else { input };
-            let out = layer.forward(input.clone(), shared.get(&layer.self_attn), None);
-            if !out.is_tracked() {
-                // Nothing below needs a gradient: a frozen first layer over a frozen embedding.
-                break;
-            }
-            let grads = (out * upstream.clone()).sum().backward();
-            // The gradient of this layer's input, the one below's output (none for the first
-            // layer over a frozen embedding: nothing uses it).
-            if let Some(g) = input.grad(&grads) {
-                upstream = Tensor::from_inner(g);
-            }
-            sink(grads);
-        }
-        if embedding_trained {
-            sink((x0 * upstream).sum().backward());
-        }
-        crate::dropout::set_position(after);
+        let upstream = Tensor::from_inner(Tensor::cat(upstream, 0)).reshape([batch, seq, hidden]);
+        kept.backward(layers, Some(upstream), &mut forward, sink);
         total.unwrap_or_else(|| Tensor::zeros([1], &device))
     }
 }

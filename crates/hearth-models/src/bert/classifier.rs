@@ -165,17 +165,10 @@ impl BertForSequenceClassification {
             .forward(crate::dropout::apply(&self.dropout, pooled))
     }
 
-    /// `loss` of the logits of `input` with gradient checkpointing, as transformers'
-    /// `gradient_checkpointing` does it: the gradients of the loss go to `sink` in parts that
-    /// add up to those of one backward pass, and the loss comes back untracked.
-    ///
-    /// The forward pass runs each encoder layer with its parameters frozen (nothing is
-    /// recorded for backward) and keeps only the layer's input and where its dropout masks
-    /// start in the step's stream. The head and the loss are backpropagated from the last
-    /// hidden state; then each layer, last first, is run again from its input with the same
-    /// masks and backpropagated alone, its input's gradient flowing to the layer below. Layers
-    /// below the first one with a trained parameter are neither kept nor recomputed (their
-    /// inputs need no gradient), as autodiff does not record them in one pass.
+    /// `loss` of the logits of `input` with gradient checkpointing ([`crate::checkpoint`]): the
+    /// gradients of the loss go to `sink` in parts that add up to those of one backward pass
+    /// (the head's and the loss's first, from the last hidden state, then each encoder layer's,
+    /// last first), and the loss comes back untracked.
     pub fn backward_checkpointed(
         &self,
         input: &BertInput,
@@ -184,58 +177,14 @@ impl BertForSequenceClassification {
     ) -> Tensor<1> {
         let layers = self.bert.layers();
         let mask_bias = super::mask_bias(input);
-        let x0 = self.bert.embed(input);
-        // Whether anything at or below each layer trains: the layers recomputed.
-        let mut below = x0.is_tracked();
-        let wanted: Vec<bool> = layers
-            .iter()
-            .map(|layer| {
-                below |= lora::trainable_params(layer) > 0;
-                below
-            })
-            .collect();
-        let mut kept = Vec::with_capacity(layers.len());
-        let mut x = x0.clone().detach();
-        for (layer, &wanted) in layers.iter().zip(&wanted) {
-            let at = crate::dropout::position();
-            let next = layer
-                .clone()
-                .no_grad()
-                .forward(x.clone(), mask_bias.clone());
-            kept.push(wanted.then_some((x, at)));
-            x = next;
-        }
-        let last = if wanted.last() == Some(&true) {
-            x.require_grad()
-        } else {
-            x
-        };
+        let mut forward =
+            |layer: &super::BertLayer, x: Tensor<3>| layer.forward(x, mask_bias.clone());
+        let (last, kept) = crate::checkpoint::forward(layers, self.bert.embed(input), &mut forward);
         let value = loss(self.head(last.clone(), input));
         let grads = value.backward();
-        let mut upstream = last.grad(&grads).map(Tensor::<3>::from_inner);
+        let upstream = last.grad(&grads).map(Tensor::<3>::from_inner);
         sink(grads);
-        let end = crate::dropout::position();
-        for (i, (layer, kept)) in layers.iter().zip(kept).enumerate().rev() {
-            let (Some((input, at)), Some(up)) = (kept, upstream.take()) else {
-                break;
-            };
-            crate::dropout::set_position(at);
-            // The input's gradient is needed when a layer below, or the embeddings, train.
-            let below = if i > 0 {
-                wanted[i - 1]
-            } else {
-                x0.is_tracked()
-            };
-            let input = if below { input.require_grad() } else { input };
-            let out = layer.forward(input.clone(), mask_bias.clone());
-            let grads = (out * up).sum().backward();
-            upstream = input.grad(&grads).map(Tensor::<3>::from_inner);
-            sink(grads);
-        }
-        if let Some(up) = upstream.filter(|_| x0.is_tracked()) {
-            sink((x0 * up).sum().backward());
-        }
-        crate::dropout::set_position(end);
+        kept.backward(layers, upstream, &mut forward, sink);
         value.detach()
     }
 }

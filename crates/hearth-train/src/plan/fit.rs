@@ -109,15 +109,18 @@ pub fn fit(job: &JobSpec, config: &BertConfig, limits: &Limits, ctx: &Context) -
         if recomputes {
             candidates.push((t.max_length, t.batch_size, true));
         }
-        for checkpointing in [t.gradient_checkpointing, true] {
-            if checkpointing == t.gradient_checkpointing || recomputes {
-                for &max_length in &lengths {
-                    if max_length != t.max_length {
-                        candidates.push((max_length, t.batch_size, checkpointing));
-                    }
-                    for batch_size in smaller_batches(t.batch_size) {
-                        candidates.push((max_length, batch_size, checkpointing));
-                    }
+        let modes: &[bool] = if recomputes {
+            &[false, true]
+        } else {
+            &[t.gradient_checkpointing]
+        };
+        for &checkpointing in modes {
+            for &max_length in &lengths {
+                if max_length != t.max_length {
+                    candidates.push((max_length, t.batch_size, checkpointing));
+                }
+                for batch_size in smaller_batches(t.batch_size) {
+                    candidates.push((max_length, batch_size, checkpointing));
                 }
             }
         }
