@@ -38,15 +38,18 @@ let ggufHead = 16 << 20;
  * model's `.gguf` file's first bytes. Copies: the page keeps its own. */
 export function planFiles() {
   if (modelSource() === "demo") return null;
-  const gguf = Object.entries(state.modelFiles).find(([name]) => name.endsWith(".gguf"));
+  const gguf = ggufFile();
   if (gguf) return [[gguf[0], gguf[1].slice(0, Math.min(gguf[1].byteLength, ggufHead))]];
   const config = state.modelFiles["config.json"];
   return config ? [["config.json", config.slice(0)]] : [];
 }
 
+/** The chosen model's `.gguf` file as `[name, bytes]`, if it is one. */
+const ggufFile = () => Object.entries(state.modelFiles).find(([name]) => name.endsWith(".gguf"));
+
 /** Whether a plan's `error` says the GGUF header was cut; then the next plan sends more of it. */
 function grewHead(error) {
-  const gguf = Object.entries(state.modelFiles).find(([name]) => name.endsWith(".gguf"));
+  const gguf = ggufFile();
   if (!gguf || !/truncated GGUF/.test(error) || ggufHead >= gguf[1].byteLength) return false;
   ggufHead *= 4;
   return true;

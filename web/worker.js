@@ -359,8 +359,6 @@ async function boot() {
 
 let gpuLimits = {};
 
-/** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`);
- * the page says how many outputs the head has (it knows the labels from the data report). */
 /** `planJob` of `job` on the model's small files (`files`, or the demo model's config). */
 async function plan(job, files, context) {
   files ??= [["config.json", await fetchBytes("models/demo/config.json")]];
@@ -368,6 +366,8 @@ async function plan(job, files, context) {
     files.map(([, bytes]) => new Uint8Array(bytes)), JSON.stringify(gpuLimits), JSON.stringify(context)));
 }
 
+/** The memory plan of the form's job on this adapter (hearth_train::plan, as `hearth plan`);
+ * the page says how many outputs the head has (it knows the labels from the data report). */
 async function planFor(msg) {
   try {
     const { plan: planned, text: table } = await plan(msg.job, msg.files, msg.context);
